@@ -1,0 +1,20 @@
+//! medtap: a passive network sensor for hospital networks.
+//!
+//! The packet path, one stage per module, data flowing one way:
+//! `capture -> decode -> flow -> reassembly -> protocols -> (fingerprint -> detect) -> output / metrics`.
+//! `pipeline` wires the stages onto threads; `server` serves `/metrics` and `/healthz`.
+#![deny(unsafe_code)]
+
+pub mod capture;
+pub mod config;
+pub mod decode;
+pub mod flow;
+pub mod limits;
+pub mod metrics;
+pub mod output;
+pub mod pipeline;
+pub mod protocols;
+pub mod reassembly;
+pub mod server;
+pub mod stats;
+pub mod time;

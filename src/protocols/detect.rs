@@ -1,0 +1,1 @@
+//! Protocol detection by content first, port second (stub; being written).

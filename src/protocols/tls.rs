@@ -1,0 +1,1 @@
+//! TLS handshake metadata (stub; being written).
