@@ -30,7 +30,7 @@ cleanup() {
     for ns in "${NS_LIST[@]:-}"; do
         [ -n "$ns" ] && ip netns del "$ns" 2>/dev/null || true
     done
-    [ -n "${WORKDIR:-}" ] && rm -rf "$WORKDIR"
+    [ -n "${WORKDIR:-}" ] && [ -z "${KEEP_WORKDIR:-}" ] && rm -rf "$WORKDIR"
     return 0
 }
 
@@ -96,7 +96,7 @@ cap_start() {
     local ns=$1 out=$2; shift 2
     local log="$WORKDIR/tcpdump.$RANDOM.log"
     rm -f "$out"
-    ip netns exec "$ns" tcpdump -n -U -s 0 -Z root -w "$out" "$@" 2>"$log" &
+    ip netns exec "$ns" tcpdump -n -U --immediate-mode -s 0 -Z root -w "$out" "$@" 2>"$log" &
     CAP_PID=$!
     BG_PIDS+=("$CAP_PID")
     wait_until "tcpdump listening ($*)" 100 grep -q "listening on" "$log"
@@ -104,7 +104,7 @@ cap_start() {
 
 # cap_stop : let the last packets drain, then stop tcpdump cleanly (SIGINT flushes the file)
 cap_stop() {
-    sleep 0.5
+    sleep 1
     kill -INT "$CAP_PID" 2>/dev/null || true
     wait "$CAP_PID" 2>/dev/null || true
 }
