@@ -1,1 +1,245 @@
-//! config (being written)
+//! Command line and `--config` TOML. Flags override the file; the file overrides defaults.
+//! Every problem is a [`ConfigError`], which `main` turns into exit code 2 with a message naming
+//! the file, the line where known, and the problem.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::limits::{parse_duration_value, parse_size, Limits, Timeouts};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "medtap",
+    version,
+    about = "Passive network sensor for hospital networks"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay pcap/pcapng files or folders of them through the sensor.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Capture files, or folders walked recursively in sorted order.
+    #[arg(required = true)]
+    pub pcaps: Vec<PathBuf>,
+    /// Keep serving --listen for this long after the replay ends (e.g. 30s), so a scraper
+    /// can collect the final figures.
+    #[arg(long)]
+    pub linger: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct CommonArgs {
+    /// NDJSON event log ('-' = standard output). Appended to if it exists.
+    #[arg(long)]
+    pub events: Option<PathBuf>,
+    /// Prometheus text exposition written at the end.
+    #[arg(long = "metrics-out")]
+    pub metrics_out: Option<PathBuf>,
+    /// HTTP endpoint for /metrics and /healthz (replay: off unless given).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Worker threads (default: available cores - 1, at least 1).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// A BPF filter applied to the capture.
+    #[arg(long)]
+    pub bpf: Option<String>,
+    /// TOML configuration file; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Show a progress bar (default: only when standard error is a terminal).
+    #[arg(long, overrides_with = "no_progress")]
+    pub progress: bool,
+    /// Never show a progress bar.
+    #[arg(long = "no-progress")]
+    pub no_progress: bool,
+    /// Print the summary as JSON on standard error instead of text.
+    #[arg(long = "summary-json")]
+    pub summary_json: bool,
+}
+
+/// A problem with flags or configuration: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// The `--config` file. Unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    events: Option<PathBuf>,
+    metrics_out: Option<PathBuf>,
+    listen: Option<String>,
+    workers: Option<usize>,
+    bpf: Option<String>,
+    limits: Option<toml::Table>,
+    timeouts: Option<toml::Table>,
+}
+
+/// Everything a run needs, merged and validated.
+#[derive(Debug)]
+pub struct Settings {
+    pub events: Option<PathBuf>,
+    pub metrics_out: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub workers: usize,
+    pub bpf: Option<String>,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    pub progress: bool,
+    pub summary_json: bool,
+}
+
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .saturating_sub(1)
+        .max(1)
+}
+
+/// Line (1-based) of a byte offset in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map(|t| t.lines().count().max(1))
+        .unwrap_or(1)
+}
+
+fn load_file(path: &Path) -> Result<(FileConfig, String), ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+    match toml::from_str::<FileConfig>(&text) {
+        Ok(c) => Ok((c, text)),
+        Err(e) => {
+            let line = e.span().map(|s| line_of(&text, s.start)).unwrap_or(1);
+            Err(ConfigError(format!(
+                "{}:{line}: {}",
+                path.display(),
+                e.message()
+            )))
+        }
+    }
+}
+
+impl Settings {
+    pub fn from_args(a: &CommonArgs, stderr_is_terminal: bool) -> Result<Settings, ConfigError> {
+        let (file, text, path) = match &a.config {
+            Some(p) => {
+                let (c, t) = load_file(p)?;
+                (c, t, p.display().to_string())
+            }
+            None => (FileConfig::default(), String::new(), String::new()),
+        };
+        let find_line = |key: &str| {
+            text.lines()
+                .position(|l| l.trim_start().starts_with(key))
+                .map(|i| i + 1)
+                .unwrap_or(1)
+        };
+        let mut limits = Limits::default();
+        if let Some(t) = &file.limits {
+            limits.apply(t, "limits", parse_size).map_err(|e| {
+                let key = e
+                    .split([' ', ':'])
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("limits.");
+                ConfigError(format!("{path}:{}: {e}", find_line(key)))
+            })?;
+        }
+        let mut timeouts = Timeouts::default();
+        if let Some(t) = &file.timeouts {
+            timeouts
+                .apply(t, "timeouts", parse_duration_value)
+                .map_err(|e| {
+                    let key = e
+                        .split([' ', ':'])
+                        .next()
+                        .unwrap_or("")
+                        .trim_start_matches("timeouts.");
+                    ConfigError(format!("{path}:{}: {e}", find_line(key)))
+                })?;
+        }
+        let workers = a.workers.or(file.workers).unwrap_or_else(default_workers);
+        if !(1..=256).contains(&workers) {
+            return Err(ConfigError(format!(
+                "--workers {workers}: must be between 1 and 256"
+            )));
+        }
+        let listen = match a.listen.clone().or(file.listen) {
+            Some(s) => Some(s.parse::<SocketAddr>().map_err(|_| {
+                ConfigError(format!(
+                    "--listen '{s}': not an address:port (e.g. 127.0.0.1:9860)"
+                ))
+            })?),
+            None => None,
+        };
+        let progress = if a.no_progress {
+            false
+        } else {
+            a.progress || stderr_is_terminal
+        };
+        Ok(Settings {
+            events: a.events.clone().or(file.events),
+            metrics_out: a.metrics_out.clone().or(file.metrics_out),
+            listen,
+            workers,
+            bpf: a.bpf.clone().or(file.bpf),
+            limits,
+            timeouts,
+            progress,
+            summary_json: a.summary_json,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args_with_config(text: &str) -> (CommonArgs, tempfile::NamedTempFile) {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+        let a = CommonArgs {
+            config: Some(f.path().to_path_buf()),
+            ..CommonArgs::default()
+        };
+        (a, f)
+    }
+
+    #[test]
+    fn config_file_values_and_flag_override() {
+        let (mut a, _f) =
+            args_with_config("workers = 3\n[limits]\nmax_flows = 2048\n[timeouts]\nudp = \"5m\"\n");
+        let s = Settings::from_args(&a, false).unwrap();
+        assert_eq!(s.workers, 3);
+        assert_eq!(s.limits.max_flows, 2048);
+        assert_eq!(s.timeouts.udp, 300);
+        a.workers = Some(1);
+        assert_eq!(Settings::from_args(&a, false).unwrap().workers, 1);
+    }
+
+    #[test]
+    fn config_errors_name_file_and_line() {
+        let (a, f) = args_with_config("workers = 2\n\n[limits]\nmax_flows = 3\n");
+        let e = Settings::from_args(&a, false).unwrap_err().0;
+        assert!(e.starts_with(&format!("{}:4:", f.path().display())), "{e}");
+        let (a, f) = args_with_config("workers = 2\nbogus = 1\n");
+        let e = Settings::from_args(&a, false).unwrap_err().0;
+        assert!(e.starts_with(&format!("{}:2:", f.path().display())), "{e}");
+        assert!(e.contains("bogus"), "{e}");
+    }
+}

@@ -1,1 +1,445 @@
-//! decode (being written)
+//! Link, network and transport decoding with `etherparse`'s lax slicing.
+//!
+//! Input: one captured frame and its link type. Output: a [`Decoded`] packet that borrows the
+//! frame, or the reason it has no IP layer. Truncated frames still yield what they carry (lax
+//! slicing); each error is counted by layer and kind in [`WorkerStats`], never a panic: every
+//! accessor here reads through `etherparse`'s checked slices or `get()`.
+//!
+//! IP fragments are counted, not reassembled: a first fragment (offset 0) still yields its
+//! transport ports and joins its flow; later fragments carry no ports and count only as
+//! `medtap_decode_ipv4_fragments_total` (and as IPv6 fragments likewise).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use etherparse::err::Layer;
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+
+use crate::stats::{Counter, WorkerStats};
+
+/// Link types medtap reads (libpcap's LINKTYPE_* numbers).
+pub mod linktype {
+    pub const NULL: i32 = 0;
+    pub const ETHERNET: i32 = 1;
+    pub const RAW_OPENBSD: i32 = 12;
+    pub const RAW_BSDOS: i32 = 14;
+    pub const RAW: i32 = 101;
+    pub const LOOP: i32 = 108;
+    pub const LINUX_SLL: i32 = 113;
+    pub const IPV4: i32 = 228;
+    pub const IPV6: i32 = 229;
+    pub const LINUX_SLL2: i32 = 276;
+
+    pub fn supported(lt: i32) -> bool {
+        matches!(
+            lt,
+            NULL | ETHERNET
+                | RAW_OPENBSD
+                | RAW_BSDOS
+                | RAW
+                | LOOP
+                | LINUX_SLL
+                | IPV4
+                | IPV6
+                | LINUX_SLL2
+        )
+    }
+}
+
+/// TCP header fields the flow, reassembly and fingerprint stages use.
+#[derive(Debug, Clone, Copy)]
+pub struct Tcp<'a> {
+    pub seq: u32,
+    pub ack: u32,
+    pub syn: bool,
+    pub ack_flag: bool,
+    pub fin: bool,
+    pub rst: bool,
+    pub window: u16,
+    /// Raw options bytes, for stack fingerprints.
+    pub options: &'a [u8],
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum L4<'a> {
+    Tcp(Tcp<'a>),
+    Udp,
+    Icmp {
+        icmp_type: u8,
+        code: u8,
+    },
+    /// A non-first IP fragment, or a protocol medtap does not decode.
+    Other,
+}
+
+/// One decoded packet, borrowing the frame.
+#[derive(Debug, Clone, Copy)]
+pub struct Decoded<'a> {
+    pub src_mac: [u8; 6],
+    pub dst_mac: [u8; 6],
+    /// Outer, inner VLAN id; 0 = none.
+    pub vlan: [u16; 2],
+    pub src_ip: IpAddr,
+    pub dst_ip: IpAddr,
+    pub ttl: u8,
+    /// IP protocol number of the transport.
+    pub proto: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub l4: L4<'a>,
+    /// Transport payload (TCP/UDP data; empty for others).
+    pub payload: &'a [u8],
+}
+
+/// Decode one frame. `None` when the frame has no usable IP layer (counted).
+pub fn decode<'a>(linktype: i32, frame: &'a [u8], stats: &mut WorkerStats) -> Option<Decoded<'a>> {
+    let mut src_mac = [0u8; 6];
+    let dst_mac = [0u8; 6];
+    let sliced = match linktype {
+        linktype::ETHERNET => match LaxSlicedPacket::from_ethernet(frame) {
+            Ok(p) => p,
+            Err(_) => {
+                stats.inc(Counter::DecodeLinkTruncated);
+                return None;
+            }
+        },
+        linktype::LINUX_SLL => {
+            // SLL header (16 bytes): packet type(2) ARPHRD(2) addr len(2) addr(8) protocol(2).
+            let Some(hdr) = frame.get(..16) else {
+                stats.inc(Counter::DecodeLinkTruncated);
+                return None;
+            };
+            if u16::from_be_bytes([hdr[4], hdr[5]]) == 6 {
+                src_mac.copy_from_slice(&hdr[6..12]);
+            }
+            let et = u16::from_be_bytes([hdr[14], hdr[15]]);
+            LaxSlicedPacket::from_ether_type(EtherType(et), &frame[16..])
+        }
+        linktype::LINUX_SLL2 => {
+            // SLL2 header (20 bytes): protocol(2) reserved(2) ifindex(4) ARPHRD(2) packet type(1)
+            // addr len(1) addr(8).
+            let Some(hdr) = frame.get(..20) else {
+                stats.inc(Counter::DecodeLinkTruncated);
+                return None;
+            };
+            if hdr[11] == 6 {
+                src_mac.copy_from_slice(&hdr[12..18]);
+            }
+            let et = u16::from_be_bytes([hdr[0], hdr[1]]);
+            LaxSlicedPacket::from_ether_type(EtherType(et), &frame[20..])
+        }
+        linktype::NULL | linktype::LOOP => {
+            // 4-byte address family; host byte order of the capturing machine for NULL,
+            // network order for LOOP. AF_INET is 2 everywhere; AF_INET6 is 10, 24, 28 or 30.
+            let Some(hdr) = frame.get(..4) else {
+                stats.inc(Counter::DecodeLinkTruncated);
+                return None;
+            };
+            let le = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
+            let be = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
+            let af = if le < 256 { le } else { be };
+            if !matches!(af, 2 | 10 | 24 | 28 | 30) {
+                stats.inc(Counter::DecodeNotIp);
+                return None;
+            }
+            from_ip(&frame[4..], stats)?
+        }
+        linktype::RAW
+        | linktype::RAW_OPENBSD
+        | linktype::RAW_BSDOS
+        | linktype::IPV4
+        | linktype::IPV6 => from_ip(frame, stats)?,
+        _ => {
+            stats.inc(Counter::DecodeLinkUnsupported);
+            return None;
+        }
+    };
+    let mut d = from_sliced(&sliced, stats)?;
+    if let Some(etherparse::LinkSlice::Ethernet2(eth)) = &sliced.link {
+        d.src_mac = eth.source();
+        d.dst_mac = eth.destination();
+    } else {
+        d.src_mac = src_mac;
+        d.dst_mac = dst_mac;
+    }
+    Some(d)
+}
+
+fn from_ip<'a>(data: &'a [u8], stats: &mut WorkerStats) -> Option<LaxSlicedPacket<'a>> {
+    match LaxSlicedPacket::from_ip(data) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            use etherparse::err::ip::LaxHeaderSliceError as E;
+            let v6 = data.first().is_some_and(|b| b >> 4 == 6);
+            let c = match (e, v6) {
+                (E::Len(_), false) => Counter::DecodeIpv4Truncated,
+                (E::Len(_), true) => Counter::DecodeIpv6Truncated,
+                (E::Content(_), false) => Counter::DecodeIpv4Invalid,
+                (E::Content(_), true) => Counter::DecodeIpv6Invalid,
+            };
+            stats.inc(c);
+            None
+        }
+    }
+}
+
+fn count_stop(layer: Layer, is_len: bool, stats: &mut WorkerStats) {
+    let c = match layer {
+        Layer::VlanHeader | Layer::MacsecHeader | Layer::MacsecPacket | Layer::EtherPayload => {
+            Counter::DecodeVlanTruncated
+        }
+        Layer::LinuxSllHeader | Layer::Ethernet2Header => Counter::DecodeLinkTruncated,
+        Layer::IpHeader | Layer::Ipv4Header | Layer::Ipv4Packet | Layer::IpAuthHeader => {
+            if is_len {
+                Counter::DecodeIpv4Truncated
+            } else {
+                Counter::DecodeIpv4Invalid
+            }
+        }
+        Layer::Ipv6Header | Layer::Ipv6Packet => {
+            if is_len {
+                Counter::DecodeIpv6Truncated
+            } else {
+                Counter::DecodeIpv6Invalid
+            }
+        }
+        Layer::Ipv6ExtHeader
+        | Layer::Ipv6HopByHopHeader
+        | Layer::Ipv6DestOptionsHeader
+        | Layer::Ipv6RouteHeader
+        | Layer::Ipv6FragHeader => Counter::DecodeIpv6ExtTruncated,
+        Layer::UdpHeader | Layer::UdpPayload => Counter::DecodeUdpTruncated,
+        Layer::TcpHeader => {
+            if is_len {
+                Counter::DecodeTcpTruncated
+            } else {
+                Counter::DecodeTcpInvalid
+            }
+        }
+        Layer::Icmpv4 | Layer::Icmpv6 | Layer::Icmpv4Timestamp | Layer::Icmpv4TimestampReply => {
+            Counter::DecodeIcmpTruncated
+        }
+        _ => Counter::DecodeLinkTruncated,
+    };
+    stats.inc(c);
+}
+
+fn from_sliced<'a>(p: &LaxSlicedPacket<'a>, stats: &mut WorkerStats) -> Option<Decoded<'a>> {
+    if let Some((err, layer)) = &p.stop_err {
+        let is_len = matches!(err, etherparse::err::packet::SliceError::Len(_));
+        count_stop(*layer, is_len, stats);
+    }
+    let mut vlan = [0u16; 2];
+    for (i, id) in p.vlan_ids().iter().take(2).enumerate() {
+        vlan[i] = id.value();
+    }
+    let (src_ip, dst_ip, ttl, ip_payload, first_fragment) = match &p.net {
+        Some(LaxNetSlice::Ipv4(v4)) => {
+            let h = v4.header();
+            let pl = v4.payload();
+            let mut first = true;
+            if pl.fragmented {
+                stats.inc(Counter::Ipv4Fragments);
+                first = h.fragments_offset().value() == 0;
+            }
+            (
+                IpAddr::V4(Ipv4Addr::from(h.source())),
+                IpAddr::V4(Ipv4Addr::from(h.destination())),
+                h.ttl(),
+                pl,
+                first,
+            )
+        }
+        Some(LaxNetSlice::Ipv6(v6)) => {
+            let h = v6.header();
+            let pl = v6.payload();
+            let mut first = true;
+            if pl.fragmented {
+                stats.inc(Counter::Ipv4Fragments);
+                first =
+                    ipv6_first_fragment(v6.extensions().first_header(), v6.extensions().slice());
+            }
+            (
+                IpAddr::V6(Ipv6Addr::from(h.source())),
+                IpAddr::V6(Ipv6Addr::from(h.destination())),
+                h.hop_limit(),
+                pl,
+                first,
+            )
+        }
+        Some(LaxNetSlice::Arp(_)) | None => {
+            if p.stop_err.is_none() {
+                stats.inc(Counter::DecodeNotIp);
+            }
+            return None;
+        }
+    };
+    let proto = ip_payload.ip_number.0;
+    let mut d = Decoded {
+        src_mac: [0; 6],
+        dst_mac: [0; 6],
+        vlan,
+        src_ip,
+        dst_ip,
+        ttl,
+        proto,
+        src_port: 0,
+        dst_port: 0,
+        l4: L4::Other,
+        payload: &[],
+    };
+    match &p.transport {
+        Some(TransportSlice::Tcp(t)) => fill_tcp(&mut d, t),
+        Some(TransportSlice::Udp(u)) => fill_udp(&mut d, u),
+        Some(TransportSlice::Icmpv4(i)) => {
+            d.l4 = L4::Icmp {
+                icmp_type: i.type_u8(),
+                code: i.code_u8(),
+            };
+        }
+        Some(TransportSlice::Icmpv6(i)) => {
+            d.l4 = L4::Icmp {
+                icmp_type: i.type_u8(),
+                code: i.code_u8(),
+            };
+        }
+        Some(TransportSlice::Igmp(_)) | None => {
+            // etherparse leaves the transport of a fragmented payload alone: the first
+            // fragment still carries the transport header, so read its ports.
+            if ip_payload.fragmented && first_fragment {
+                match proto {
+                    6 => {
+                        if let Ok(t) = etherparse::TcpSlice::from_slice(ip_payload.payload) {
+                            fill_tcp(&mut d, &t);
+                        }
+                    }
+                    17 => {
+                        if let Ok(u) = etherparse::UdpSlice::from_slice_lax(ip_payload.payload) {
+                            fill_udp(&mut d, &u);
+                            // the datagram continues in later fragments: what is here is partial
+                        }
+                    }
+                    1 | 58 => {
+                        if let [t, c, ..] = ip_payload.payload {
+                            d.l4 = L4::Icmp {
+                                icmp_type: *t,
+                                code: *c,
+                            };
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    if ip_payload.fragmented && !first_fragment {
+        d.l4 = L4::Other;
+        d.payload = &[];
+    }
+    Some(d)
+}
+
+fn fill_tcp<'a>(d: &mut Decoded<'a>, t: &etherparse::TcpSlice<'a>) {
+    d.src_port = t.source_port();
+    d.dst_port = t.destination_port();
+    d.payload = t.payload();
+    d.l4 = L4::Tcp(Tcp {
+        seq: t.sequence_number(),
+        ack: t.acknowledgment_number(),
+        syn: t.syn(),
+        ack_flag: t.ack(),
+        fin: t.fin(),
+        rst: t.rst(),
+        window: t.window_size(),
+        options: t.header_slice().get(20..).unwrap_or(&[]),
+    });
+}
+
+fn fill_udp<'a>(d: &mut Decoded<'a>, u: &etherparse::UdpSlice<'a>) {
+    d.src_port = u.source_port();
+    d.dst_port = u.destination_port();
+    d.payload = u.payload();
+    d.l4 = L4::Udp;
+}
+
+/// Walk IPv6 extension headers (at most 8) to the Fragment header; true if its offset is 0.
+fn ipv6_first_fragment(first: Option<etherparse::IpNumber>, mut exts: &[u8]) -> bool {
+    let Some(mut next) = first else { return true };
+    for _ in 0..8 {
+        match next.0 {
+            44 => {
+                // Fragment header (RFC 8200 4.5): next(1) reserved(1) offset(13 bits)|res|M.
+                return match exts.get(2..4) {
+                    Some(o) => (u16::from_be_bytes([o[0], o[1]]) >> 3) == 0,
+                    None => false,
+                };
+            }
+            51 => {
+                // AH: length in 4-octet units minus 2.
+                let (Some(&n), Some(&l)) = (exts.first(), exts.get(1)) else {
+                    return false;
+                };
+                let len = (usize::from(l) + 2) * 4;
+                next = etherparse::IpNumber(n);
+                exts = exts.get(len..).unwrap_or(&[]);
+            }
+            _ => {
+                let (Some(&n), Some(&l)) = (exts.first(), exts.get(1)) else {
+                    return false;
+                };
+                let len = (usize::from(l) + 1) * 8;
+                next = etherparse::IpNumber(n);
+                exts = exts.get(len..).unwrap_or(&[]);
+            }
+        }
+    }
+    false
+}
+
+/// A direction-independent hash of the flow a frame belongs to, for sharding packets onto
+/// workers. Frames with no IP layer hash to 0. Uses the same decoder, without counting.
+pub fn shard_hash(linktype: i32, frame: &[u8]) -> u64 {
+    let mut scratch = WorkerStats::default();
+    match decode(linktype, frame, &mut scratch) {
+        Some(d) => {
+            let (a, b) = ((d.src_ip, d.src_port), (d.dst_ip, d.dst_port));
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            let mut h =
+                ahash::RandomState::with_seeds(1, 2, 3, 4).hash_one((lo, hi, d.proto, d.vlan));
+            h ^= h >> 29;
+            h
+        }
+        None => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_garbage_frames_are_counted_not_panics() {
+        let mut s = WorkerStats::default();
+        for lt in [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 9999] {
+            for len in 0..80 {
+                let junk: Vec<u8> = (0..len).map(|i| (i * 37 + lt as usize) as u8).collect();
+                let _ = decode(lt, &junk, &mut s);
+            }
+        }
+    }
+
+    #[test]
+    fn ipv6_fragment_walk_handles_truncation() {
+        assert!(!ipv6_first_fragment(
+            Some(etherparse::IpNumber(0)),
+            &[44, 200]
+        ));
+        assert!(ipv6_first_fragment(
+            Some(etherparse::IpNumber(44)),
+            &[17, 0, 0, 1, 0, 0, 0, 1]
+        ));
+        assert!(!ipv6_first_fragment(
+            Some(etherparse::IpNumber(44)),
+            &[17, 0, 0, 9, 0, 0, 0, 1]
+        ));
+    }
+}

@@ -1,8 +1,29 @@
-//! The flow table: a bounded map from the direction-independent 5-tuple (+VLAN) to flow state.
+//! The flow table: a bounded map from the direction-independent 5-tuple (+VLAN) to flow state,
+//! owned by one worker (workers own disjoint flows, so nothing here is shared or locked).
+//!
+//! Per packet: find or create the flow (client = SYN sender, else guessed from ports), count
+//! packets and bytes each way, run TCP through [`crate::reassembly`], hand in-order bytes and
+//! gaps to protocol detection and then to the protocol's streaming parser.
+//!
+//! Flows end on TCP close (after `tcp_closed` seconds, so late ACKs still join), on idle timeout,
+//! when a new SYN reuses a closed tuple, when the table is full (the least recently active
+//! eighth goes, counted as `table_full`), and at the end of the capture. Every end emits one
+//! `flow` event. Timeouts run on packet time, checked on lookup and by a sweep once per second
+//! of packet time, so one worker and many workers end the same flows with the same counts.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::protocols::AppProto;
+use serde::Serialize;
+
+use crate::decode::{Decoded, L4};
+use crate::limits::{Limits, Timeouts};
+use crate::output::EventSink;
+use crate::protocols::detect::{self, Probe};
+use crate::protocols::{AppContext, AppParser, AppProto, Direction};
+use crate::reassembly::{Chunk, GlobalBudget, Stream};
+use crate::stats::{Counter, WorkerStats};
+use crate::time::Ts;
 
 /// What a flow is, oriented: `client` opened the connection (SYN sender, or guessed by port).
 #[derive(Debug, Clone)]
@@ -46,5 +67,759 @@ pub fn proto_name(p: u8) -> &'static str {
         58 => "IPv6-ICMP",
         132 => "SCTP",
         _ => "other",
+    }
+}
+
+/// Direction-independent flow key: the lower (address, port) endpoint first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    lo: (IpAddr, u16),
+    hi: (IpAddr, u16),
+    proto: u8,
+    vlan: [u16; 2],
+}
+
+impl FlowKey {
+    pub fn of(d: &Decoded<'_>) -> FlowKey {
+        let a = (d.src_ip, d.src_port);
+        let b = (d.dst_ip, d.dst_port);
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        FlowKey {
+            lo,
+            hi,
+            proto: d.proto,
+            vlan: d.vlan,
+        }
+    }
+}
+
+/// Why a flow ended (the `reason` of its `flow` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    TcpClose,
+    IdleTimeout,
+    ActiveTimeout,
+    TableFull,
+    Shutdown,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::TcpClose => "tcp_close",
+            EndReason::IdleTimeout => "timeout",
+            EndReason::ActiveTimeout => "active_timeout",
+            EndReason::TableFull => "table_full",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+    fn counter(self) -> Counter {
+        match self {
+            EndReason::TcpClose => Counter::FlowsEndedTcpClose,
+            EndReason::IdleTimeout => Counter::FlowsEndedIdleTimeout,
+            EndReason::ActiveTimeout => Counter::FlowsEndedActiveTimeout,
+            EndReason::TableFull => Counter::FlowsEndedTableFull,
+            EndReason::Shutdown => Counter::FlowsEndedShutdown,
+        }
+    }
+}
+
+/// TCP connection state of one flow.
+struct TcpFlow {
+    streams: [Stream; 2],
+    syn: [bool; 2],
+    synack: bool,
+    fin: [bool; 2],
+    rst: bool,
+    /// Reassembly was stopped: nobody needs the bytes.
+    stopped: bool,
+    gaps: u32,
+    gap_bytes: u64,
+}
+
+impl TcpFlow {
+    fn closed(&self) -> bool {
+        self.rst || (self.fin[0] && self.fin[1])
+    }
+}
+
+/// Bytes buffered while a probe needs more than one chunk to decide.
+const PROBE_BUF: usize = 512;
+
+enum App {
+    Detecting {
+        result: [Option<Probe>; 2],
+        buf: [Vec<u8>; 2],
+        seen: [usize; 2],
+    },
+    Parsing(Box<dyn AppParser>),
+    Done,
+}
+
+pub struct Flow {
+    pub meta: FlowMeta,
+    pub first: Ts,
+    pub last: Ts,
+    /// Start of the current reporting period (active timeout).
+    period_start: Ts,
+    pkts: [u64; 2],
+    bytes: [u64; 2],
+    tcp: Option<Box<TcpFlow>>,
+    app: App,
+}
+
+#[derive(Serialize)]
+struct FlowRecord<'a> {
+    pkts_toserver: u64,
+    pkts_toclient: u64,
+    bytes_toserver: u64,
+    bytes_toclient: u64,
+    start: String,
+    end: String,
+    age: i64,
+    state: &'a str,
+    reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcp: Option<TcpRecord>,
+}
+
+#[derive(Serialize)]
+struct TcpRecord {
+    syn: bool,
+    synack: bool,
+    fin: bool,
+    rst: bool,
+    #[serde(skip_serializing_if = "is_zero32")]
+    gaps: u32,
+    #[serde(skip_serializing_if = "is_zero64")]
+    gap_bytes: u64,
+}
+
+fn is_zero32(v: &u32) -> bool {
+    *v == 0
+}
+fn is_zero64(v: &u64) -> bool {
+    *v == 0
+}
+
+/// Ports that name a server even above 1024 (a hint for midstream pickups only).
+fn is_service_port(p: u16) -> bool {
+    p < 1024
+        || matches!(
+            p,
+            1433 | 1521
+                | 2575
+                | 2762
+                | 3306
+                | 3389
+                | 4242
+                | 5432
+                | 5900
+                | 6661
+                | 8080
+                | 8443
+                | 11112
+        )
+}
+
+/// Outputs and counters one worker's flow table writes to.
+pub struct Sinks {
+    pub events: EventSink,
+    /// Counters of the flow and reassembly layers.
+    pub stats: WorkerStats,
+    /// Counters of the protocol layer (kept apart so that reassembly callbacks can borrow both).
+    pub app_stats: WorkerStats,
+}
+
+pub struct FlowTable {
+    map: HashMap<FlowKey, Flow, ahash::RandomState>,
+    cap: usize,
+    reasm_flow_cap: usize,
+    detect_bytes: usize,
+    timeouts: Timeouts,
+    budget: GlobalBudget,
+    next_sweep: Ts,
+    hasher: ahash::RandomState,
+}
+
+impl FlowTable {
+    /// A table with this worker's share of the caps.
+    pub fn new(limits: &Limits, timeouts: &Timeouts, workers: usize) -> FlowTable {
+        FlowTable {
+            map: HashMap::with_hasher(ahash::RandomState::new()),
+            cap: Limits::per_worker(limits.max_flows, workers),
+            reasm_flow_cap: limits.reassembly_flow_bytes,
+            detect_bytes: limits.detect_bytes,
+            timeouts: timeouts.clone(),
+            budget: GlobalBudget::new(Limits::per_worker(limits.reassembly_global_bytes, workers)),
+            next_sweep: Ts::ZERO,
+            hasher: ahash::RandomState::with_seeds(0x6d65, 0x6474, 0x6170, 0x0001),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn reassembly_bytes(&self) -> usize {
+        self.budget.used
+    }
+
+    fn expired(&self, f: &Flow, now: Ts) -> bool {
+        now.0.saturating_sub(f.last.0)
+            > (idle_timeout_of(&self.timeouts, f) as i64).saturating_mul(1_000_000)
+    }
+
+    /// One decoded packet. `wire_len` is the frame's original length (what `bytes` count).
+    pub fn packet(&mut self, ts: Ts, d: &Decoded<'_>, wire_len: u32, out: &mut Sinks) {
+        self.sweep_if_due(ts, out);
+        if matches!(d.l4, L4::Other) && matches!(d.proto, 6 | 17) {
+            // A later IP fragment or a transport header too short to read: no ports, no flow.
+            return;
+        }
+        let key = FlowKey::of(d);
+        let tcp = match d.l4 {
+            L4::Tcp(t) => Some(t),
+            _ => None,
+        };
+
+        // End a flow that timed out, or a closed TCP flow whose tuple a new SYN reuses.
+        if let Some(f) = self.map.get(&key) {
+            let reuse = tcp.is_some_and(|t| t.syn && !t.ack_flag)
+                && f.tcp
+                    .as_ref()
+                    .is_some_and(|tf| tf.closed() || (tf.syn[0] && f.pkts[1] == 0 && f.last != ts));
+            let reason = if self.expired(f, ts) {
+                Some(EndReason::IdleTimeout)
+            } else if reuse {
+                Some(EndReason::TcpClose)
+            } else {
+                None
+            };
+            if let Some(r) = reason {
+                if let Some(f) = self.map.remove(&key) {
+                    self.end(f, r, out);
+                }
+            }
+        }
+
+        if !self.map.contains_key(&key) {
+            if self.map.len() >= self.cap {
+                self.make_room(ts, out);
+            }
+            let flow = self.new_flow(ts, d, out);
+            self.map.insert(key, flow);
+        }
+        let Some(flow) = self.map.get_mut(&key) else {
+            return;
+        };
+        let dir = if (d.src_ip, d.src_port) == flow.meta.client {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        };
+        let i = dir.index();
+        flow.last = ts;
+        flow.pkts[i] += 1;
+        flow.bytes[i] += u64::from(wire_len);
+        if dir == Direction::ToServer && flow.meta.client_mac == [0; 6] {
+            flow.meta.client_mac = d.src_mac;
+        } else if dir == Direction::ToClient && flow.meta.server_mac == [0; 6] {
+            flow.meta.server_mac = d.src_mac;
+        }
+
+        match tcp {
+            Some(t) => {
+                let Some(tf) = flow.tcp.as_mut() else { return };
+                if t.syn {
+                    tf.syn[i] = true;
+                    if t.ack_flag {
+                        tf.synack = true;
+                    }
+                }
+                if t.fin {
+                    tf.fin[i] = true;
+                }
+                if t.rst {
+                    tf.rst = true;
+                }
+                let Flow { tcp, app, meta, .. } = flow;
+                let Some(tf) = tcp.as_mut() else { return };
+                if tf.stopped {
+                    return;
+                }
+                let Sinks {
+                    events,
+                    stats,
+                    app_stats,
+                } = out;
+                let mut gaps = (0u32, 0u64);
+                let detect_bytes = self.detect_bytes;
+                {
+                    let [s0, s1] = &mut tf.streams;
+                    let (this, other) = if i == 0 { (s0, s1) } else { (s1, s0) };
+                    let mut deliver = |c: Chunk<'_>| {
+                        if let Chunk::Gap(n) = c {
+                            gaps.0 += 1;
+                            gaps.1 += n;
+                        }
+                        feed(app, meta, dir, c, ts, detect_bytes, events, app_stats);
+                    };
+                    this.segment(
+                        t.seq,
+                        t.syn,
+                        t.fin,
+                        t.rst,
+                        d.payload,
+                        self.reasm_flow_cap,
+                        &mut self.budget,
+                        stats,
+                        &mut deliver,
+                    );
+                    if t.ack_flag {
+                        let mut deliver_other = |c: Chunk<'_>| {
+                            if let Chunk::Gap(n) = c {
+                                gaps.0 += 1;
+                                gaps.1 += n;
+                            }
+                            feed(
+                                app,
+                                meta,
+                                dir.reverse(),
+                                c,
+                                ts,
+                                detect_bytes,
+                                events,
+                                app_stats,
+                            );
+                        };
+                        other.peer_ack(t.ack, &mut self.budget, stats, &mut deliver_other);
+                    }
+                }
+                tf.gaps = tf.gaps.saturating_add(gaps.0);
+                tf.gap_bytes = tf.gap_bytes.saturating_add(gaps.1);
+                let done = match app {
+                    App::Done => true,
+                    App::Parsing(p) => p.done(),
+                    App::Detecting { .. } => false,
+                };
+                if done {
+                    tf.stopped = true;
+                    tf.streams[0].stop(&mut self.budget);
+                    tf.streams[1].stop(&mut self.budget);
+                }
+            }
+            None => {
+                if d.proto == 17 && !d.payload.is_empty() {
+                    if let App::Detecting { .. } = flow.app {
+                        match detect::identify_udp(d.payload, d.src_port, d.dst_port) {
+                            Some(p) => {
+                                flow.meta.app_proto = Some(p);
+                                out.app_stats.inc(app_counter(p));
+                                flow.app = match detect::parser_for(p) {
+                                    Some(parser) => App::Parsing(parser),
+                                    None => App::Done,
+                                };
+                            }
+                            None => flow.app = App::Done,
+                        }
+                    }
+                    if let App::Parsing(p) = &mut flow.app {
+                        let mut cx = AppContext {
+                            ts,
+                            flow: &flow.meta,
+                            events: &mut out.events,
+                            stats: &mut out.app_stats,
+                        };
+                        p.on_data(dir, d.payload, &mut cx);
+                    }
+                }
+            }
+        }
+
+        // Active timeout: report the period so far and count afresh.
+        if self.timeouts.active > 0 {
+            if let Some(f) = self.map.get_mut(&key) {
+                if ts.0.saturating_sub(f.period_start.0)
+                    > (self.timeouts.active as i64).saturating_mul(1_000_000)
+                {
+                    emit_flow(f, EndReason::ActiveTimeout, out);
+                    out.stats.inc(Counter::FlowsEndedActiveTimeout);
+                    f.period_start = ts;
+                    f.pkts = [0; 2];
+                    f.bytes = [0; 2];
+                }
+            }
+        }
+    }
+
+    fn new_flow(&mut self, ts: Ts, d: &Decoded<'_>, out: &mut Sinks) -> Flow {
+        let src = (d.src_ip, d.src_port);
+        let dst = (d.dst_ip, d.dst_port);
+        let src_is_client = match d.l4 {
+            L4::Tcp(t) if t.syn => !t.ack_flag,
+            _ => {
+                // Midstream or connectionless: the side on a service port is the server.
+                let (ss, ds) = (is_service_port(d.src_port), is_service_port(d.dst_port));
+                if ss != ds {
+                    ds
+                } else if ss && ds {
+                    d.dst_port <= d.src_port
+                } else {
+                    true
+                }
+            }
+        };
+        let (client, server, cmac, smac) = if src_is_client {
+            (src, dst, d.src_mac, [0; 6])
+        } else {
+            (dst, src, [0; 6], d.src_mac)
+        };
+        let key = FlowKey::of(d);
+        let flow_id = self.hasher.hash_one((key, ts.0)) & 0x7fff_ffff_ffff_ffff;
+        let tcp = match d.l4 {
+            L4::Tcp(_) => {
+                out.stats.inc(Counter::FlowsCreatedTcp);
+                Some(Box::new(TcpFlow {
+                    streams: [Stream::new(), Stream::new()],
+                    syn: [false; 2],
+                    synack: false,
+                    fin: [false; 2],
+                    rst: false,
+                    stopped: false,
+                    gaps: 0,
+                    gap_bytes: 0,
+                }))
+            }
+            L4::Udp => {
+                out.stats.inc(Counter::FlowsCreatedUdp);
+                None
+            }
+            L4::Icmp { .. } => {
+                out.stats.inc(Counter::FlowsCreatedIcmp);
+                None
+            }
+            L4::Other => {
+                out.stats.inc(Counter::FlowsCreatedOther);
+                None
+            }
+        };
+        let app = if matches!(d.l4, L4::Tcp(_) | L4::Udp) {
+            App::Detecting {
+                result: [None, None],
+                buf: [Vec::new(), Vec::new()],
+                seen: [0, 0],
+            }
+        } else {
+            App::Done
+        };
+        Flow {
+            meta: FlowMeta {
+                flow_id,
+                proto: d.proto,
+                client,
+                server,
+                vlan: d.vlan,
+                client_mac: cmac,
+                server_mac: smac,
+                app_proto: None,
+            },
+            first: ts,
+            last: ts,
+            period_start: ts,
+            pkts: [0; 2],
+            bytes: [0; 2],
+            tcp,
+            app,
+        }
+    }
+
+    /// Sweep at most once per second of packet time.
+    pub fn sweep_if_due(&mut self, now: Ts, out: &mut Sinks) {
+        if now >= self.next_sweep {
+            self.sweep(now, out);
+            self.next_sweep = now.saturating_add_secs(1);
+        }
+    }
+
+    /// End every flow idle past its timeout, and closed TCP flows past `tcp_closed`.
+    pub fn sweep(&mut self, now: Ts, out: &mut Sinks) {
+        let timeouts = self.timeouts.clone();
+        let expired: Vec<(FlowKey, Flow)> = self
+            .map
+            .extract_if(|_, f| {
+                let t = idle_timeout_of(&timeouts, f);
+                now.0.saturating_sub(f.last.0) > (t as i64).saturating_mul(1_000_000)
+            })
+            .collect();
+        for (_, f) in expired {
+            let reason = if f.tcp.as_ref().is_some_and(|t| t.closed()) {
+                EndReason::TcpClose
+            } else {
+                EndReason::IdleTimeout
+            };
+            self.end(f, reason, out);
+        }
+    }
+
+    /// The table is full: sweep, then end the least recently active eighth.
+    fn make_room(&mut self, now: Ts, out: &mut Sinks) {
+        self.sweep(now, out);
+        if self.map.len() < self.cap {
+            return;
+        }
+        let mut lasts: Vec<Ts> = self.map.values().map(|f| f.last).collect();
+        let k = (lasts.len() / 8).max(1) - 1;
+        let (_, kth, _) = lasts.select_nth_unstable(k);
+        let threshold = *kth;
+        let mut budget = k + 1;
+        let victims: Vec<(FlowKey, Flow)> = self
+            .map
+            .extract_if(|_, f| {
+                if budget > 0 && f.last <= threshold {
+                    budget -= 1;
+                    true
+                } else {
+                    false
+                }
+            })
+            .collect();
+        for (_, f) in victims {
+            self.end(f, EndReason::TableFull, out);
+        }
+    }
+
+    /// End all flows (end of capture, shutdown). Flows idle past their timeout at `now` end as
+    /// timed out, so the result does not depend on how packets were spread over workers.
+    pub fn finish(&mut self, now: Ts, out: &mut Sinks) {
+        let timeouts = self.timeouts.clone();
+        let mut all: Vec<(FlowKey, Flow)> = self.map.drain().collect();
+        // deterministic order of the final events
+        all.sort_by_key(|(_, f)| (f.first, f.meta.flow_id));
+        for (_, f) in all {
+            let t = idle_timeout_of(&timeouts, &f);
+            let reason = if now.0.saturating_sub(f.last.0) > (t as i64).saturating_mul(1_000_000) {
+                if f.tcp.as_ref().is_some_and(|t| t.closed()) {
+                    EndReason::TcpClose
+                } else {
+                    EndReason::IdleTimeout
+                }
+            } else if f.tcp.as_ref().is_some_and(|t| t.closed()) {
+                EndReason::TcpClose
+            } else {
+                EndReason::Shutdown
+            };
+            self.end(f, reason, out);
+        }
+    }
+
+    fn end(&mut self, mut f: Flow, reason: EndReason, out: &mut Sinks) {
+        let ts = f.last;
+        let detect_bytes = self.detect_bytes;
+        let Flow { app, meta, tcp, .. } = &mut f;
+        if let Some(tf) = tcp.as_mut() {
+            let Sinks {
+                events,
+                stats,
+                app_stats,
+            } = out;
+            let mut gaps = (0u32, 0u64);
+            for (i, dir) in [(0, Direction::ToServer), (1, Direction::ToClient)] {
+                let mut deliver = |c: Chunk<'_>| {
+                    if let Chunk::Gap(n) = c {
+                        gaps.0 += 1;
+                        gaps.1 += n;
+                    }
+                    feed(app, meta, dir, c, ts, detect_bytes, events, app_stats);
+                };
+                tf.streams[i].flush(&mut self.budget, stats, &mut deliver);
+            }
+            tf.gaps = tf.gaps.saturating_add(gaps.0);
+            tf.gap_bytes = tf.gap_bytes.saturating_add(gaps.1);
+        }
+        if let App::Parsing(p) = &mut f.app {
+            let mut cx = AppContext {
+                ts,
+                flow: &f.meta,
+                events: &mut out.events,
+                stats: &mut out.app_stats,
+            };
+            p.on_close(&mut cx);
+        }
+        if let App::Detecting { seen, .. } = &f.app {
+            if seen[0] + seen[1] > 0 {
+                f.meta.app_proto = Some(AppProto::Unknown);
+                out.app_stats.inc(Counter::AppUnknown);
+            }
+        }
+        emit_flow(&f, reason, out);
+        out.stats.inc(reason.counter());
+    }
+}
+
+fn idle_timeout_of(t: &Timeouts, f: &Flow) -> u64 {
+    match &f.tcp {
+        Some(tf) if tf.closed() => t.tcp_closed,
+        Some(tf) if tf.synack || (f.pkts[0] > 0 && f.pkts[1] > 0) => t.tcp_established,
+        Some(_) => t.tcp_new,
+        None if f.meta.proto == 17 => t.udp,
+        None => t.other,
+    }
+}
+
+fn emit_flow(f: &Flow, reason: EndReason, out: &mut Sinks) {
+    if !out.events.enabled() {
+        return;
+    }
+    let state = match &f.tcp {
+        Some(t) if t.closed() => "closed",
+        Some(t) if t.synack || (f.pkts[0] > 0 && f.pkts[1] > 0) => "established",
+        Some(_) => "new",
+        None => "established",
+    };
+    let rec = FlowRecord {
+        pkts_toserver: f.pkts[0],
+        pkts_toclient: f.pkts[1],
+        bytes_toserver: f.bytes[0],
+        bytes_toclient: f.bytes[1],
+        start: f.period_start.to_string(),
+        end: f.last.to_string(),
+        age: f.last.secs() - f.period_start.secs(),
+        state,
+        reason: reason.as_str(),
+        tcp: f.tcp.as_ref().map(|t| TcpRecord {
+            syn: t.syn[0] || t.syn[1],
+            synack: t.synack,
+            fin: t.fin[0] || t.fin[1],
+            rst: t.rst,
+            gaps: t.gaps,
+            gap_bytes: t.gap_bytes,
+        }),
+    };
+    out.events
+        .emit(f.period_start, "flow", &f.meta, Direction::ToServer, &rec);
+}
+
+pub fn app_counter(p: AppProto) -> Counter {
+    match p {
+        AppProto::Tls => Counter::AppTls,
+        AppProto::Dicom => Counter::AppDicom,
+        AppProto::Hl7 => Counter::AppHl7,
+        AppProto::Http => Counter::AppHttp,
+        AppProto::Smb => Counter::AppSmb,
+        AppProto::Ftp => Counter::AppFtp,
+        AppProto::Telnet => Counter::AppTelnet,
+        AppProto::Dhcp => Counter::AppDhcp,
+        AppProto::Dns => Counter::AppDns,
+        AppProto::Snmp => Counter::AppSnmp,
+        AppProto::Tftp => Counter::AppTftp,
+        AppProto::Unknown => Counter::AppUnknown,
+    }
+}
+
+/// Hand one chunk of one direction to detection or to the protocol parser.
+#[allow(clippy::too_many_arguments)]
+fn feed(
+    app: &mut App,
+    meta: &mut FlowMeta,
+    dir: Direction,
+    chunk: Chunk<'_>,
+    ts: Ts,
+    detect_bytes: usize,
+    events: &mut EventSink,
+    stats: &mut WorkerStats,
+) {
+    let i = dir.index();
+    if let App::Detecting { result, buf, seen } = app {
+        let data = match chunk {
+            Chunk::Data(d) => d,
+            Chunk::Gap(n) => {
+                // A gap before identification: what follows starts mid-message; give up on
+                // this direction.
+                seen[i] = seen[i].saturating_add(n as usize);
+                result[i] = Some(Probe::No);
+                buf[i] = Vec::new();
+                if result[1 - i] == Some(Probe::No) {
+                    *app = App::Done;
+                    meta.app_proto = Some(AppProto::Unknown);
+                    stats.inc(Counter::AppUnknown);
+                }
+                return;
+            }
+        };
+        if data.is_empty() || result[i] == Some(Probe::No) {
+            return;
+        }
+        seen[i] = seen[i].saturating_add(data.len());
+        let (probe, appended) = if buf[i].is_empty() {
+            (detect::identify_tcp(dir, data, meta.server.1), None)
+        } else {
+            let take = data.len().min(PROBE_BUF.saturating_sub(buf[i].len()));
+            buf[i].extend_from_slice(&data[..take]);
+            (
+                detect::identify_tcp(dir, &buf[i], meta.server.1),
+                Some(take),
+            )
+        };
+        match probe {
+            Probe::Match(p) => {
+                meta.app_proto = Some(p);
+                stats.inc(app_counter(p));
+                let held = std::mem::take(&mut buf[i]);
+                match detect::parser_for(p) {
+                    Some(mut parser) => {
+                        let mut cx = AppContext {
+                            ts,
+                            flow: meta,
+                            events,
+                            stats,
+                        };
+                        match appended {
+                            None => parser.on_data(dir, data, &mut cx),
+                            Some(take) => {
+                                // `held` is the earlier bytes plus the first `take` of `data`.
+                                parser.on_data(dir, &held, &mut cx);
+                                if let Some(rest) = data.get(take..).filter(|r| !r.is_empty()) {
+                                    parser.on_data(dir, rest, &mut cx);
+                                }
+                            }
+                        }
+                        *app = App::Parsing(parser);
+                    }
+                    None => *app = App::Done,
+                }
+            }
+            Probe::NeedMore if seen[i] < detect_bytes.min(PROBE_BUF) => {
+                if buf[i].is_empty() {
+                    buf[i].extend_from_slice(&data[..data.len().min(PROBE_BUF)]);
+                }
+            }
+            Probe::NeedMore | Probe::No => {
+                result[i] = Some(Probe::No);
+                buf[i] = Vec::new();
+                if result[1 - i] == Some(Probe::No) {
+                    *app = App::Done;
+                    meta.app_proto = Some(AppProto::Unknown);
+                    stats.inc(Counter::AppUnknown);
+                }
+            }
+        }
+        return;
+    }
+    if let App::Parsing(p) = app {
+        let mut cx = AppContext {
+            ts,
+            flow: meta,
+            events,
+            stats,
+        };
+        match chunk {
+            Chunk::Data(d) => p.on_data(dir, d, &mut cx),
+            Chunk::Gap(n) => p.on_gap(dir, n, &mut cx),
+        }
     }
 }

@@ -1,1 +1,179 @@
-//! limits (being written)
+//! Every cap and timeout medtap has, in one table: name, default, valid range, and why.
+//!
+//! Nothing read from the wire decides an allocation size; these do. Each cap has a counter when
+//! it is hit (see [`crate::stats::Counter`]). Values can be set in the `[limits]` and
+//! `[timeouts]` tables of the `--config` file; a value outside its range is a configuration
+//! error (exit 2).
+
+macro_rules! table {
+    ($(#[$m:meta])* $name:ident { $( $(#[doc = $doc:literal])* $field:ident : $ty:ty = $default:expr, $min:expr, $max:expr; )* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct $name { $( $(#[doc = $doc])* pub $field: $ty, )* }
+
+        impl Default for $name {
+            fn default() -> Self { $name { $( $field: $default, )* } }
+        }
+
+        impl $name {
+            /// (name, default, min, max, doc) of every entry, for docs and `--help`.
+            pub fn describe() -> Vec<(&'static str, u64, u64, u64, &'static str)> {
+                vec![ $( (stringify!($field), $default as u64, $min as u64, $max as u64, concat!($($doc, " "),*)), )* ]
+            }
+
+            /// Apply overrides from a config table; unknown keys and out-of-range values are errors.
+            pub fn apply(&mut self, table: &toml::Table, section: &str, parse: fn(&toml::Value) -> Result<u64, String>) -> Result<(), String> {
+                for (k, v) in table {
+                    let n = parse(v).map_err(|e| format!("{section}.{k}: {e}"))?;
+                    match k.as_str() {
+                        $( stringify!($field) => {
+                            if n < $min as u64 || n > $max as u64 {
+                                return Err(format!("{section}.{k} = {n} is outside the valid range {}..={}", $min as u64, $max as u64));
+                            }
+                            self.$field = n as $ty;
+                        } )*
+                        _ => return Err(format!("{section}.{k}: unknown key (known: {})", [$(stringify!($field)),*].join(", "))),
+                    }
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+table! {
+    /// Caps on memory. Per-process values; the pipeline splits them evenly across workers.
+    Limits {
+        /// Flows held in the flow tables. When full, the least recently active eighth of a worker's table is ended (reason table_full).
+        max_flows: usize = 262_144, 1_024, 16_777_216;
+        /// Out-of-order bytes one TCP direction may hold while waiting for a hole to fill; over it the hole becomes a gap.
+        reassembly_flow_bytes: usize = 1 << 20, 4 << 10, 64 << 20;
+        /// Out-of-order bytes all TCP streams together may hold.
+        reassembly_global_bytes: usize = 256 << 20, 1 << 20, 16 << 30;
+        /// Bytes of a stream inspected to identify its application protocol before giving up.
+        detect_bytes: usize = 4096, 64, 65_536;
+        /// Packets per batch handed from the capture thread to a worker.
+        batch_packets: usize = 256, 1, 65_536;
+        /// Batches queued per worker; when full, replay waits and live capture drops (counted).
+        queue_batches: usize = 16, 1, 4_096;
+        /// Event buffers (of about 64 KiB) queued for the event writer.
+        event_queue: usize = 256, 1, 65_536;
+    }
+}
+
+table! {
+    /// Flow timeouts in seconds of packet time.
+    Timeouts {
+        /// A TCP flow that has not completed its handshake.
+        tcp_new: u64 = 30, 1, 86_400;
+        /// An established TCP flow with no packets.
+        tcp_established: u64 = 3_600, 1, 604_800;
+        /// A TCP flow after FIN in both directions or RST (late ACKs still join it).
+        tcp_closed: u64 = 10, 0, 3_600;
+        /// A UDP flow with no packets.
+        udp: u64 = 120, 1, 86_400;
+        /// ICMP and other IP protocols.
+        other: u64 = 60, 1, 86_400;
+        /// A flow active longer than this reports a `flow` record (reason active_timeout) and goes on counting afresh; 0 = never.
+        active: u64 = 3_600, 0, 604_800;
+    }
+}
+
+impl Limits {
+    /// The per-worker share of a cap.
+    pub fn per_worker(total: usize, workers: usize) -> usize {
+        (total / workers.max(1)).max(1)
+    }
+}
+
+/// A non-negative integer, or a string with a binary size suffix (`64MiB`, `512KiB`, `1GiB`).
+pub fn parse_size(v: &toml::Value) -> Result<u64, String> {
+    match v {
+        toml::Value::Integer(i) if *i >= 0 => Ok(*i as u64),
+        toml::Value::String(s) => {
+            let s = s.trim();
+            let (num, mult) = if let Some(n) = s.strip_suffix("GiB") {
+                (n, 1u64 << 30)
+            } else if let Some(n) = s.strip_suffix("MiB") {
+                (n, 1 << 20)
+            } else if let Some(n) = s.strip_suffix("KiB") {
+                (n, 1 << 10)
+            } else {
+                (s, 1)
+            };
+            num.trim()
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| n.checked_mul(mult))
+                .ok_or_else(|| format!("'{s}' is not a size (e.g. 1024, 64KiB, 256MiB, 1GiB)"))
+        }
+        _ => Err(format!("{v} is not a non-negative integer or size string")),
+    }
+}
+
+/// A number of seconds, or a duration string (`90s`, `15m`, `2h`, `7d`).
+pub fn parse_duration_value(v: &toml::Value) -> Result<u64, String> {
+    match v {
+        toml::Value::Integer(i) if *i >= 0 => Ok(*i as u64),
+        toml::Value::String(s) => parse_duration(s),
+        _ => Err(format!("{v} is not a duration (e.g. 90s, 15m, 2h, 7d)")),
+    }
+}
+
+/// `90s`, `15m`, `2h`, `7d`, `1w`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 90s, 15m, 2h, 7d)"))?;
+    let mult = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => {
+            return Err(format!(
+                "'{s}': unknown unit '{unit}' (use s, m, h, d or w)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("7d"), Ok(604_800));
+        assert_eq!(parse_duration("15"), Ok(15));
+        assert!(parse_duration("7y").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn limits_apply_checks_range_and_keys() {
+        let mut l = Limits::default();
+        let t: toml::Table =
+            toml::from_str("max_flows = 5000\nreassembly_flow_bytes = \"64KiB\"").unwrap();
+        l.apply(&t, "limits", parse_size).unwrap();
+        assert_eq!(l.max_flows, 5000);
+        assert_eq!(l.reassembly_flow_bytes, 65536);
+        let bad: toml::Table = toml::from_str("max_flows = 5").unwrap();
+        assert!(l
+            .apply(&bad, "limits", parse_size)
+            .unwrap_err()
+            .contains("outside the valid range"));
+        let unknown: toml::Table = toml::from_str("max_flow = 5000").unwrap();
+        assert!(l
+            .apply(&unknown, "limits", parse_size)
+            .unwrap_err()
+            .contains("unknown key"));
+    }
+}

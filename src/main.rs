@@ -1,1 +1,140 @@
-fn main() {}
+//! medtap's binary: parse the command line, build the pipeline, map the outcome to an exit code
+//! (0 ok, 1 runtime failure, 2 bad usage, configuration or input path).
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use medtap::config::{Cli, Command, ConfigError, Settings};
+use medtap::metrics::Metrics;
+use medtap::pipeline::{self, Summary};
+use medtap::protocols::AppProto;
+use medtap::stats::Counter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("medtap: {e:#}");
+            if e.downcast_ref::<ConfigError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Replay(args) => {
+            let settings = Settings::from_args(&args.common, std::io::stderr().is_terminal())?;
+            if let Some(l) = &args.linger {
+                medtap::limits::parse_duration(l)
+                    .map_err(|e| ConfigError(format!("--linger: {e}")))?;
+            }
+            let files =
+                medtap::capture::collect(&args.pcaps).map_err(|e| ConfigError(format!("{e:#}")))?;
+            for (p, why) in &files.skipped {
+                eprintln!("medtap: skipping {}: {why}", p.display());
+            }
+            if let Some(bpf) = &settings.bpf {
+                // Validate the filter once, up front, so a bad one is a usage error.
+                if let Some(first) = files.files.first() {
+                    medtap::capture::FileReader::open(first, Some(bpf))
+                        .map_err(|e| ConfigError(format!("{e:#}")))?;
+                }
+            }
+            let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
+            let _server = match settings.listen {
+                Some(addr) => {
+                    let s = medtap::server::start(addr, metrics.clone())?;
+                    eprintln!("medtap: serving /metrics and /healthz on http://{}", s.addr);
+                    Some(s)
+                }
+                None => None,
+            };
+            let opts = pipeline::Options {
+                workers: settings.workers,
+                limits: settings.limits.clone(),
+                timeouts: settings.timeouts.clone(),
+                events: settings.events.clone(),
+                bpf: settings.bpf.clone(),
+                progress: settings.progress,
+            };
+            let summary = pipeline::replay(&files, &opts, &metrics)?;
+            if let Some(path) = &settings.metrics_out {
+                std::fs::write(path, metrics.render())
+                    .map_err(|e| anyhow::anyhow!("--metrics-out {}: {e}", path.display()))?;
+            }
+            print_summary(&summary, settings.summary_json);
+            if let (Some(l), Some(_)) = (&args.linger, &_server) {
+                let secs = medtap::limits::parse_duration(l)
+                    .map_err(|e| ConfigError(format!("--linger: {e}")))?;
+                std::thread::sleep(std::time::Duration::from_secs(secs));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_summary(s: &Summary, json: bool) {
+    let t = &s.totals;
+    let flows = t.get(Counter::FlowsCreatedTcp)
+        + t.get(Counter::FlowsCreatedUdp)
+        + t.get(Counter::FlowsCreatedIcmp)
+        + t.get(Counter::FlowsCreatedOther);
+    let apps: Vec<(&str, u64)> = AppProto::ALL
+        .iter()
+        .map(|p| (p.as_str(), t.get(medtap::flow::app_counter(*p))))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let decode_errors: u64 = Counter::all()
+        .filter(|c| c.spec().0 == "medtap_decode_errors_total")
+        .map(|c| t.get(c))
+        .sum();
+    let pps = if s.elapsed > 0.0 {
+        s.packets as f64 / s.elapsed
+    } else {
+        0.0
+    };
+    if json {
+        let v = serde_json::json!({
+            "files": {"ok": s.files_ok, "damaged": s.files_damaged, "skipped": s.files_skipped},
+            "packets": s.packets, "bytes": s.bytes, "flows": flows,
+            "app_protocols": apps.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect::<serde_json::Map<_, _>>(),
+            "decode_errors": decode_errors,
+            "duration_s": s.elapsed, "packets_per_s": pps,
+            "events": {"produced": t.get(Counter::EventsProduced), "written": s.events_written},
+        });
+        eprintln!("{v}");
+        return;
+    }
+    for (p, why) in &s.damage {
+        eprintln!("medtap: damaged capture {}: {why}", p.display());
+    }
+    let apps_text = if apps.is_empty() {
+        "none".to_string()
+    } else {
+        apps.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    eprintln!(
+        "medtap: {} files ({} damaged, {} skipped), {} packets, {} bytes, {} flows; app protocols: {}; {} decode errors; {:.2}s, {:.0} packets/s",
+        s.files_ok + s.files_damaged,
+        s.files_damaged,
+        s.files_skipped,
+        s.packets,
+        s.bytes,
+        flows,
+        apps_text,
+        decode_errors,
+        s.elapsed,
+        pps
+    );
+}

@@ -28,7 +28,11 @@ pub struct EventSink {
 
 impl EventSink {
     pub fn new(enabled: bool) -> EventSink {
-        EventSink { enabled, buf: Vec::new(), produced: 0 }
+        EventSink {
+            enabled,
+            buf: Vec::new(),
+            produced: 0,
+        }
     }
 
     pub fn enabled(&self) -> bool {
@@ -59,7 +63,11 @@ impl EventSink {
             Direction::ToClient => (flow.server, flow.client),
         };
         let b = &mut self.buf;
-        let _ = write!(b, "{{\"timestamp\":\"{ts}\",\"event_type\":\"{event_type}\",\"flow_id\":{}", flow.flow_id);
+        let _ = write!(
+            b,
+            "{{\"timestamp\":\"{ts}\",\"event_type\":\"{event_type}\",\"flow_id\":{}",
+            flow.flow_id
+        );
         if let Some(v) = flow.vlan_outer() {
             let _ = write!(b, ",\"vlan\":[{v}");
             if let Some(v2) = flow.vlan_inner() {
@@ -93,7 +101,10 @@ impl EventSink {
         }
         self.produced += 1;
         let b = &mut self.buf;
-        let _ = write!(b, "{{\"timestamp\":\"{ts}\",\"event_type\":\"{event_type}\",\"{event_type}\":");
+        let _ = write!(
+            b,
+            "{{\"timestamp\":\"{ts}\",\"event_type\":\"{event_type}\",\"{event_type}\":"
+        );
         if serde_json::to_writer(&mut *b, body).is_err() {
             b.extend_from_slice(b"null");
         }
@@ -142,7 +153,10 @@ impl EventWriter {
                 written_events: 0,
             });
         }
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         let f2 = f.try_clone()?;
         Ok(EventWriter {
             out: Box::new(io::BufWriter::with_capacity(256 * 1024, f)),

@@ -1,1 +1,422 @@
-//! pipeline (being written)
+//! Threads and queues: one capture thread (the caller) reads packets and shards them by a
+//! symmetric flow hash onto N workers over bounded `crossbeam` channels, in batches; each worker
+//! owns its flow table; one writer thread owns the event log.
+//!
+//! Replay never loses a packet or an event: full queues make the reader wait. Every batch carries
+//! the capture clock (`now`), so a worker's timeouts advance even when its shard is quiet.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+use std::time::Instant;
+
+use anyhow::Result;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use serde::Serialize;
+
+use crate::capture::{FileEnd, FileList, FileReader};
+use crate::decode;
+use crate::flow::{FlowTable, Sinks};
+use crate::limits::{Limits, Timeouts};
+use crate::metrics::Metrics;
+use crate::output::{EventSink, EventWriter, SINK_FLUSH_BYTES};
+use crate::stats::{Counter, WorkerStats};
+use crate::time::Ts;
+
+/// Where one packet sits in a batch.
+#[derive(Clone, Copy)]
+struct PktRef {
+    ts: Ts,
+    off: u32,
+    caplen: u32,
+    wire_len: u32,
+    linktype: i32,
+}
+
+/// Packets copied out of libpcap's buffer, for one worker.
+struct Batch {
+    data: Vec<u8>,
+    pkts: Vec<PktRef>,
+    now: Ts,
+}
+
+impl Batch {
+    fn with_capacity(n: usize) -> Batch {
+        Batch {
+            data: Vec::with_capacity(n * 512),
+            pkts: Vec::with_capacity(n),
+            now: Ts::ZERO,
+        }
+    }
+}
+
+enum Msg {
+    Batch(Batch),
+    Finish(Ts),
+}
+
+pub struct Options {
+    pub workers: usize,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    pub events: Option<PathBuf>,
+    pub bpf: Option<String>,
+    pub progress: bool,
+}
+
+/// What a replay did, for the summary and the `stats` event.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub files_ok: u64,
+    pub files_damaged: u64,
+    pub files_skipped: u64,
+    pub damage: Vec<(PathBuf, String)>,
+    pub packets: u64,
+    pub bytes: u64,
+    pub first_ts: Option<Ts>,
+    pub last_ts: Ts,
+    pub elapsed: f64,
+    pub totals: WorkerStats,
+    pub events_written: u64,
+}
+
+/// Replay `files` through the whole pipeline.
+pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Result<Summary> {
+    let started = Instant::now();
+    let workers = opts.workers.max(1);
+    let mut summary = Summary {
+        files_skipped: files.skipped.len() as u64,
+        ..Summary::default()
+    };
+    for _ in &files.skipped {
+        metrics.capture_files.with_label_values(&["skipped"]).inc();
+    }
+
+    // Event writer.
+    let (ev_tx, ev_rx) = bounded::<Vec<u8>>(opts.limits.event_queue);
+    let writer = match &opts.events {
+        Some(path) => {
+            let mut w = EventWriter::open(path)
+                .map_err(|e| anyhow::anyhow!("--events {}: {e}", path.display()))?;
+            let m = metrics.clone();
+            Some(thread::Builder::new().name("medtap-events".into()).spawn(
+                move || -> std::io::Result<u64> {
+                    for lines in ev_rx {
+                        w.write_lines(&lines)?;
+                        m.events_written
+                            .inc_by(lines.iter().filter(|&&c| c == b'\n').count() as u64);
+                    }
+                    w.finish()?;
+                    Ok(w.written_events)
+                },
+            )?)
+        }
+        None => {
+            drop(ev_rx);
+            None
+        }
+    };
+    let events_on = writer.is_some();
+
+    // Workers.
+    let mut txs: Vec<Sender<Msg>> = Vec::with_capacity(workers);
+    let mut handles = Vec::with_capacity(workers);
+    for w in 0..workers {
+        let (tx, rx) = bounded::<Msg>(opts.limits.queue_batches);
+        txs.push(tx);
+        let table = FlowTable::new(&opts.limits, &opts.timeouts, workers);
+        let m = metrics.clone();
+        let ev = ev_tx.clone();
+        handles.push(
+            thread::Builder::new()
+                .name(format!("medtap-worker-{w}"))
+                .spawn(move || worker(rx, table, m, ev, events_on))?,
+        );
+    }
+    drop(ev_tx);
+
+    let progress = opts.progress.then(|| {
+        let pb = indicatif::ProgressBar::new(files.total_bytes);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    });
+
+    // Capture: read each file, shard, batch.
+    let batch_n = opts.limits.batch_packets;
+    let mut batches: Vec<Batch> = (0..workers)
+        .map(|_| Batch::with_capacity(batch_n))
+        .collect();
+    let mut now = Ts::ZERO;
+    let mut read_bytes: u64 = 0;
+    let mut send_failed = false;
+    for path in &files.files {
+        let mut reader = match FileReader::open(path, opts.bpf.as_deref()) {
+            Ok(r) => r,
+            Err(e) => {
+                summary.files_damaged += 1;
+                metrics.capture_files.with_label_values(&["damaged"]).inc();
+                metrics.capture_damage.with_label_values(&["corrupt"]).inc();
+                summary.damage.push((path.clone(), format!("{e:#}")));
+                continue;
+            }
+        };
+        let lt = reader.linktype;
+        if !decode::linktype::supported(lt) {
+            summary.damage.push((
+                path.clone(),
+                format!("link type {lt} is not supported; its packets are counted only"),
+            ));
+        }
+        let end = reader.for_each(|p| {
+            let ts = Ts::from_timeval(p.ts_sec, p.ts_usec);
+            if ts > now {
+                now = ts;
+            }
+            if summary.first_ts.is_none_or(|f| ts < f) {
+                summary.first_ts = Some(ts);
+            }
+            summary.packets += 1;
+            summary.bytes += u64::from(p.wire_len);
+            read_bytes += p.data.len() as u64 + 16;
+            let w = if workers == 1 {
+                0
+            } else {
+                (decode::shard_hash(lt, p.data) % workers as u64) as usize
+            };
+            let b = &mut batches[w];
+            b.pkts.push(PktRef {
+                ts,
+                off: b.data.len() as u32,
+                caplen: p.data.len() as u32,
+                wire_len: p.wire_len,
+                linktype: lt,
+            });
+            b.data.extend_from_slice(p.data);
+            if b.pkts.len() >= batch_n || b.data.len() >= 4 << 20 {
+                let mut full = std::mem::replace(b, Batch::with_capacity(batch_n));
+                full.now = now;
+                if txs[w].send(Msg::Batch(full)).is_err() {
+                    send_failed = true;
+                }
+                metrics.capture_packets.inc_by(batch_n as u64);
+                if let Some(pb) = &progress {
+                    pb.set_position(read_bytes);
+                }
+                metrics.replay_progress.set(read_bytes as i64);
+            }
+        });
+        match end {
+            FileEnd::Complete => {
+                summary.files_ok += 1;
+                metrics.capture_files.with_label_values(&["ok"]).inc();
+            }
+            FileEnd::Damaged { kind, message } => {
+                summary.files_damaged += 1;
+                metrics.capture_files.with_label_values(&["damaged"]).inc();
+                metrics.capture_damage.with_label_values(&[kind]).inc();
+                summary.damage.push((path.clone(), message));
+            }
+        }
+    }
+    for (w, b) in batches.into_iter().enumerate() {
+        let mut b = b;
+        if !b.pkts.is_empty() {
+            b.now = now;
+            let _ = txs[w].send(Msg::Batch(b));
+        }
+        let _ = txs[w].send(Msg::Finish(now));
+    }
+    drop(txs);
+    let mut totals = WorkerStats::default();
+    for h in handles {
+        match h.join() {
+            Ok(s) => {
+                for i in 0..Counter::COUNT {
+                    totals.c[i] += s.c[i];
+                }
+            }
+            Err(_) => anyhow::bail!("a worker thread panicked"),
+        }
+    }
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    summary.last_ts = now;
+    summary.totals = totals;
+    summary.elapsed = started.elapsed().as_secs_f64();
+    if send_failed {
+        anyhow::bail!("a worker stopped early");
+    }
+    metrics.capture_bytes.inc_by(summary.bytes);
+
+    // The stats event goes last, through the same writer.
+    if let Some(w) = writer {
+        // `writer` ends when every sender is gone; write the stats event ourselves after it.
+        let written = w
+            .join()
+            .map_err(|_| anyhow::anyhow!("the event writer panicked"))??;
+        summary.events_written = written;
+        if let Some(path) = &opts.events {
+            let mut sink = EventSink::new(true);
+            sink.emit_global(now, "stats", &stats_record(&summary));
+            let mut w = EventWriter::open(path)
+                .map_err(|e| anyhow::anyhow!("--events {}: {e}", path.display()))?;
+            w.write_lines(&sink.take())?;
+            w.finish()?;
+        }
+    }
+    Ok(summary)
+}
+
+fn worker(
+    rx: Receiver<Msg>,
+    mut table: FlowTable,
+    metrics: Arc<Metrics>,
+    ev: Sender<Vec<u8>>,
+    events_on: bool,
+) -> WorkerStats {
+    let mut sinks = Sinks {
+        events: EventSink::new(events_on),
+        stats: WorkerStats::default(),
+        app_stats: WorkerStats::default(),
+    };
+    let mut prev = WorkerStats::default();
+    let mut prev_app = WorkerStats::default();
+    let flush = |sinks: &mut Sinks,
+                 prev: &mut WorkerStats,
+                 prev_app: &mut WorkerStats,
+                 table: &FlowTable,
+                 force: bool| {
+        let mut events = std::mem::replace(&mut sinks.events, EventSink::new(false));
+        events.account(&mut sinks.stats);
+        if force || events.pending_bytes() >= SINK_FLUSH_BYTES {
+            let lines = events.take();
+            if !lines.is_empty() {
+                let _ = ev.send(lines);
+            }
+        }
+        sinks.events = events;
+        sinks.stats.flows_active = table.len() as u64;
+        sinks.stats.reasm_bytes = table.reassembly_bytes() as u64;
+        metrics.merge(prev, &sinks.stats);
+        metrics.merge(prev_app, &sinks.app_stats);
+    };
+    for msg in rx {
+        match msg {
+            Msg::Batch(b) => {
+                for p in &b.pkts {
+                    sinks.stats.inc(Counter::Packets);
+                    sinks.stats.add(Counter::Bytes, u64::from(p.wire_len));
+                    let start = p.off as usize;
+                    let Some(frame) = b.data.get(start..start + p.caplen as usize) else {
+                        continue;
+                    };
+                    if let Some(d) = decode::decode(p.linktype, frame, &mut sinks.stats) {
+                        table.packet(p.ts, &d, p.wire_len, &mut sinks);
+                    }
+                }
+                if b.now > Ts::ZERO {
+                    table.sweep_if_due(b.now, &mut sinks);
+                }
+                flush(&mut sinks, &mut prev, &mut prev_app, &table, false);
+            }
+            Msg::Finish(now) => {
+                table.finish(now, &mut sinks);
+                flush(&mut sinks, &mut prev, &mut prev_app, &table, true);
+                break;
+            }
+        }
+    }
+    let mut total = sinks.stats.clone();
+    for i in 0..Counter::COUNT {
+        total.c[i] += sinks.app_stats.c[i];
+    }
+    total
+}
+
+#[derive(Serialize)]
+struct StatsRecord {
+    capture: CaptureStats,
+    decoder: serde_json::Map<String, serde_json::Value>,
+    flow: serde_json::Map<String, serde_json::Value>,
+    tcp: serde_json::Map<String, serde_json::Value>,
+    app_layer: serde_json::Map<String, serde_json::Value>,
+    /// Events before this one: produced by the pipeline and written to the log. Equal unless
+    /// something was lost.
+    events: EventsStats,
+}
+
+#[derive(Serialize)]
+struct CaptureStats {
+    files_ok: u64,
+    files_damaged: u64,
+    files_skipped: u64,
+    packets: u64,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct EventsStats {
+    produced: u64,
+    written: u64,
+}
+
+/// Group the counters by metric family into the `stats` event.
+fn stats_record(s: &Summary) -> StatsRecord {
+    use serde_json::{Map, Value};
+    let mut decoder = Map::new();
+    let mut flow = Map::new();
+    let mut tcp = Map::new();
+    let mut app = Map::new();
+    for c in Counter::all() {
+        let (name, _, labels) = c.spec();
+        let v = s.totals.get(c);
+        let label = labels.iter().map(|(_, v)| *v).collect::<Vec<_>>().join("_");
+        let short = name
+            .trim_start_matches("medtap_")
+            .trim_end_matches("_total");
+        let key = if label.is_empty() {
+            short.to_string()
+        } else {
+            format!("{short}_{label}")
+        };
+        let target = if short.starts_with("decode") {
+            &mut decoder
+        } else if short.starts_with("flows") {
+            &mut flow
+        } else if short.starts_with("reassembly") {
+            &mut tcp
+        } else if short.starts_with("app_flows") {
+            let key = label.clone();
+            app.insert(key, Value::from(v));
+            continue;
+        } else if short.starts_with("events") || short == "packets" || short == "bytes" {
+            continue;
+        } else {
+            &mut app
+        };
+        target.insert(key, Value::from(v));
+    }
+    StatsRecord {
+        capture: CaptureStats {
+            files_ok: s.files_ok,
+            files_damaged: s.files_damaged,
+            files_skipped: s.files_skipped,
+            packets: s.packets,
+            bytes: s.bytes,
+        },
+        decoder,
+        flow,
+        tcp,
+        app_layer: app,
+        events: EventsStats {
+            produced: s.totals.get(Counter::EventsProduced),
+            written: s.events_written,
+        },
+    }
+}

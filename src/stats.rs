@@ -70,7 +70,11 @@ pub enum Counter {
 }
 
 /// (metric name, help, labels).
-pub type Spec = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+pub type Spec = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
 
 const DECODE: &str = "Packets, or parts of them, that could not be decoded, by layer and kind.";
 const CREATED: &str = "Flows created, by transport protocol.";
@@ -149,21 +153,63 @@ impl Counter {
 
 use Counter::*;
 const ALL: [Counter; Counter::COUNT] = [
-    Packets, Bytes, DecodeLinkTruncated, DecodeLinkUnsupported, DecodeVlanTruncated,
-    DecodeIpv4Truncated, DecodeIpv4Invalid, DecodeIpv6Truncated, DecodeIpv6Invalid,
-    DecodeIpv6ExtTruncated, DecodeTcpTruncated, DecodeTcpInvalid, DecodeUdpTruncated,
-    DecodeIcmpTruncated, DecodeNotIp, Ipv4Fragments, FlowsCreatedTcp, FlowsCreatedUdp,
-    FlowsCreatedIcmp, FlowsCreatedOther, FlowsEndedTcpClose, FlowsEndedIdleTimeout,
-    FlowsEndedActiveTimeout, FlowsEndedTableFull, FlowsEndedShutdown, ReasmSegments,
-    ReasmOutOfOrder, ReasmRetransmissions, ReasmOverlaps, ReasmOverlapsDifferent, ReasmGaps,
-    ReasmGapBytes, ReasmFlowCapHits, ReasmGlobalCapHits, ReasmMidstreamPickups, AppTls, AppDicom,
-    AppHl7, AppHttp, AppSmb, AppFtp, AppTelnet, AppDhcp, AppDns, AppSnmp, AppTftp, AppUnknown,
-    TlsClientHello, TlsServerHello, TlsParseError, TlsRecordTooLarge, EventsProduced,
+    Packets,
+    Bytes,
+    DecodeLinkTruncated,
+    DecodeLinkUnsupported,
+    DecodeVlanTruncated,
+    DecodeIpv4Truncated,
+    DecodeIpv4Invalid,
+    DecodeIpv6Truncated,
+    DecodeIpv6Invalid,
+    DecodeIpv6ExtTruncated,
+    DecodeTcpTruncated,
+    DecodeTcpInvalid,
+    DecodeUdpTruncated,
+    DecodeIcmpTruncated,
+    DecodeNotIp,
+    Ipv4Fragments,
+    FlowsCreatedTcp,
+    FlowsCreatedUdp,
+    FlowsCreatedIcmp,
+    FlowsCreatedOther,
+    FlowsEndedTcpClose,
+    FlowsEndedIdleTimeout,
+    FlowsEndedActiveTimeout,
+    FlowsEndedTableFull,
+    FlowsEndedShutdown,
+    ReasmSegments,
+    ReasmOutOfOrder,
+    ReasmRetransmissions,
+    ReasmOverlaps,
+    ReasmOverlapsDifferent,
+    ReasmGaps,
+    ReasmGapBytes,
+    ReasmFlowCapHits,
+    ReasmGlobalCapHits,
+    ReasmMidstreamPickups,
+    AppTls,
+    AppDicom,
+    AppHl7,
+    AppHttp,
+    AppSmb,
+    AppFtp,
+    AppTelnet,
+    AppDhcp,
+    AppDns,
+    AppSnmp,
+    AppTftp,
+    AppUnknown,
+    TlsClientHello,
+    TlsServerHello,
+    TlsParseError,
+    TlsRecordTooLarge,
+    EventsProduced,
     EventsDropped,
 ];
 
 /// A worker's counters. Plain integers: the worker owns them, the merge reads deltas.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct WorkerStats {
     pub c: [u64; Counter::COUNT],
     /// Flows in this worker's table now (a gauge, not a counter).
@@ -174,7 +220,11 @@ pub struct WorkerStats {
 
 impl Default for WorkerStats {
     fn default() -> Self {
-        WorkerStats { c: [0; Counter::COUNT], flows_active: 0, reasm_bytes: 0 }
+        WorkerStats {
+            c: [0; Counter::COUNT],
+            flows_active: 0,
+            reasm_bytes: 0,
+        }
     }
 }
 
