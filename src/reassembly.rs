@@ -36,6 +36,26 @@
 //! whose first captured segment is not the earliest one (earlier bytes are dropped as
 //! retransmissions).
 //!
+//! # Counters
+//!
+//! Per call of [`Stream::segment`] with payload: [`Counter::ReasmSegments`]; and
+//! [`Counter::ReasmOutOfOrder`] if new bytes were held, [`Counter::ReasmRetransmissions`] if it
+//! brought no new byte (all delivered or held already), [`Counter::ReasmOverlaps`] and
+//! [`Counter::ReasmOverlapsDifferent`] as above, one [`Counter::ReasmFlowCapHits`] or
+//! [`Counter::ReasmGlobalCapHits`] if a cap refused it. Each `Gap(n)` adds one to
+//! [`Counter::ReasmGaps`] and `n` to [`Counter::ReasmGapBytes`]. A stream started without a
+//! SYN adds one to [`Counter::ReasmMidstreamPickups`].
+//!
+//! # Use from the flow module
+//!
+//! For each TCP packet from side A: `streams[A].segment(..)` with every segment, pure ACKs
+//! included; then, if the ACK flag is set (the field is meaningless otherwise),
+//! `streams[B].peer_ack(ack, ..)`. The two calls touch different streams, so their order does
+//! not matter. A packet captured out of order *across* directions does: an ACK seen before the
+//! data it acknowledges turns that data into a gap (and the data, arriving next, into a
+//! retransmission). A new connection on the same 5-tuple (a SYN after FIN/RST) needs new
+//! `Stream`s; RST is only recorded, ending the flow is the flow module's decision.
+//!
 //! # Memory accounting
 //!
 //! [`Stream::buffered_bytes`] is what the caps are checked against and what the stream has
@@ -43,7 +63,8 @@
 //! segment, so that a peer sending one-byte segments cannot hold forty times the budget in
 //! bookkeeping. `budget.used` is always the sum of `buffered_bytes()` over the streams sharing
 //! it, provided that each stream is [`flush`](Stream::flush)ed or [`stop`](Stream::stop)ped
-//! before it is dropped (a stream cannot reach its budget from `Drop`).
+//! before it is dropped (a stream cannot reach its budget from `Drop`). The worker's
+//! `WorkerStats::reasm_bytes` gauge is `budget.used`, to be copied by the caller.
 
 use std::collections::VecDeque;
 use std::fmt;
