@@ -1,1 +1,963 @@
-//! TLS handshake metadata (stub; being written).
+//! TLS handshake metadata, one [`TlsState`] per flow.
+//!
+//! Inputs: each direction's reassembled bytes and gap notices ([`AppParser`]). Output: ONE `tls`
+//! event per flow, emitted as soon as the ServerHello is decoded (and the ClientHello, if the
+//! client side is still being read), or when both sides are finished, or at `on_close` with
+//! whatever was seen (a hello over the buffer cap alone also makes an event, carrying the
+//! value and the limit). Counters: [`Counter::TlsClientHello`], [`Counter::TlsServerHello`],
+//! [`Counter::TlsParseError`], [`Counter::TlsRecordTooLarge`].
+//!
+//! Per direction the state follows records ([`tls::parse_record_header`]), concatenates the
+//! bodies of handshake records, skips handshake messages other than the hellos without
+//! buffering them, and buffers a hello message up to [`MAX_HANDSHAKE_BUF`] bytes. A direction is
+//! finished once its hello is decoded, when it sends ChangeCipherSpec, application data or a
+//! fatal alert, or on an error. It never decrypts and never looks at certificates.
+//!
+//! Gaps: the partial message of that direction is dropped (a parse error if one was under
+//! way) and the direction resynchronises on the next bytes only if they start a believable
+//! record header; otherwise it gives up.
+
+use medtap_parsers::tls::{self, ClientHello, ContentType, Handshake, HandshakeType, ServerHello};
+use serde::Serialize;
+
+use super::{AppContext, AppParser, Direction};
+use crate::stats::{Counter, WorkerStats};
+
+/// Bytes of one hello message buffered per direction. A ClientHello is usually 200 to 2000
+/// bytes (post-quantum key shares included) and a ServerHello smaller; 32 KiB leaves room for
+/// odd clients and bounds a flow's TLS state to 64 KiB. Over it: [`Counter::TlsRecordTooLarge`].
+pub const MAX_HANDSHAKE_BUF: usize = 32 * 1024;
+
+/// Cipher suites listed in the event (a hello has up to [`tls::MAX_CIPHER_SUITES`]).
+pub const EVENT_MAX_CIPHER_SUITES: usize = 128;
+
+/// Whether the first bytes of a direction start a TLS/SSL handshake: `Some(true)` for a
+/// handshake record (`0x16 0x03 0x00..=0x04` carrying a ClientHello/ServerHello) or an SSLv2
+/// CLIENT-HELLO/SERVER-HELLO, `Some(false)` when ruled out, `None` when more bytes are needed
+/// (at most 7).
+pub fn looks_like_tls(first_bytes: &[u8]) -> Option<bool> {
+    tls::looks_like_tls(first_bytes)
+}
+
+/// Why a direction stopped being read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finish {
+    /// Its hello was decoded.
+    Hello,
+    /// ChangeCipherSpec or application data: the rest is encrypted.
+    Encrypted,
+    /// A fatal alert.
+    Alert,
+    /// Bytes that are not TLS, a hello that does not decode, a cap hit, or a failed resync.
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Active,
+    /// After a gap: the next bytes must start a record header, or the direction gives up.
+    Resync,
+    Finished(Finish),
+}
+
+/// One direction's parse state.
+struct Side {
+    mode: Mode,
+    /// A record header being assembled (5 bytes for TLS, 2 for SSLv2).
+    hdr: [u8; tls::RECORD_HEADER_LEN],
+    hdr_len: usize,
+    /// The record whose body is being read, and how many body bytes are left.
+    rec: Option<tls::RecordHeader>,
+    body_left: usize,
+    records: u32,
+    /// The hello message being assembled (its 4-byte header first), or the header of another
+    /// handshake message.
+    hs: Vec<u8>,
+    /// Length the hello in `hs` will have (header included); 0 until its header is read.
+    hs_total: usize,
+    /// Version of the record that carried the first byte of `hs`.
+    hs_record_version: u16,
+    /// Body bytes of a non-hello handshake message still to skip.
+    hs_skip: usize,
+    /// Alert bytes gathered (level, description).
+    alert: [u8; 2],
+    alert_len: usize,
+}
+
+impl Side {
+    fn new() -> Side {
+        Side {
+            mode: Mode::Active,
+            hdr: [0; tls::RECORD_HEADER_LEN],
+            hdr_len: 0,
+            rec: None,
+            body_left: 0,
+            records: 0,
+            hs: Vec::new(),
+            hs_total: 0,
+            hs_record_version: 0,
+            hs_skip: 0,
+            alert: [0; 2],
+            alert_len: 0,
+        }
+    }
+
+    fn finished(&self) -> bool {
+        matches!(self.mode, Mode::Finished(_))
+    }
+
+    fn finish(&mut self, why: Finish) {
+        self.mode = Mode::Finished(why);
+        self.hs = Vec::new();
+        self.hs_total = 0;
+        self.hs_skip = 0;
+        self.rec = None;
+        self.body_left = 0;
+        self.hdr_len = 0;
+    }
+
+    /// A record header, a record body or a handshake message is partly read.
+    fn mid_message(&self) -> bool {
+        self.hdr_len > 0 || self.body_left > 0 || !self.hs.is_empty() || self.hs_skip > 0
+    }
+
+    fn fail(&mut self, stats: &mut WorkerStats) {
+        stats.inc(Counter::TlsParseError);
+        self.finish(Finish::Failed);
+    }
+
+    /// Feeds in-order bytes. Returns a decoded hello, after which the side is finished, and
+    /// records what else it learnt in `seen`.
+    fn feed(
+        &mut self,
+        mut data: &[u8],
+        stats: &mut WorkerStats,
+        seen: &mut Seen,
+    ) -> Option<Handshake> {
+        while !data.is_empty() {
+            if self.finished() {
+                return None;
+            }
+            if self.body_left == 0 {
+                self.rec = None;
+                data = self.read_header(data, stats, seen)?;
+                continue;
+            }
+            let n = self.body_left.min(data.len());
+            let (chunk, rest) = data.split_at(n);
+            data = rest;
+            self.body_left -= n;
+            let Some(rec) = self.rec else {
+                continue;
+            };
+            if rec.sslv2 {
+                self.hs.extend_from_slice(chunk);
+                if self.body_left == 0 {
+                    let r = tls::parse_sslv2_message(&self.hs);
+                    return self.hello_result(r, stats);
+                }
+            } else if rec.content_type == ContentType::HANDSHAKE {
+                if let Some(h) = self.handshake_bytes(chunk, rec.version, stats, seen) {
+                    return Some(h);
+                }
+            } else if rec.content_type == ContentType::ALERT {
+                for &b in chunk {
+                    if self.alert_len < 2 {
+                        self.alert[self.alert_len] = b;
+                        self.alert_len += 1;
+                    }
+                }
+                if self.body_left == 0 && self.alert_len == 2 {
+                    seen.alert = Some((self.alert[0], self.alert[1]));
+                    self.alert_len = 0;
+                    // RFC 5246 §7.2: level 2 = fatal; the connection ends.
+                    if self.alert[0] == 2 {
+                        self.finish(Finish::Alert);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Assembles and checks one record header; returns the bytes after what it consumed, or
+    /// `None` when it needs more or the side is finished.
+    fn read_header<'d>(
+        &mut self,
+        data: &'d [u8],
+        stats: &mut WorkerStats,
+        seen: &mut Seen,
+    ) -> Option<&'d [u8]> {
+        let mut data = data;
+        let hdr = loop {
+            match tls::parse_record_header(&self.hdr[..self.hdr_len]) {
+                Ok(h) => break h,
+                Err(tls::TlsError::Incomplete(need)) => {
+                    let want = match need {
+                        medtap_parsers::Needed::Size(n) => n,
+                        medtap_parsers::Needed::Unknown => 1,
+                    };
+                    let room = tls::RECORD_HEADER_LEN - self.hdr_len;
+                    let k = want.min(room).min(data.len());
+                    if k == 0 {
+                        return None;
+                    }
+                    self.hdr[self.hdr_len..self.hdr_len + k].copy_from_slice(&data[..k]);
+                    self.hdr_len += k;
+                    data = &data[k..];
+                }
+                Err(e) => {
+                    if self.mode == Mode::Resync {
+                        // Counted at the gap already.
+                        self.finish(Finish::Failed);
+                    } else if matches!(e, tls::TlsError::RecordTooLarge { .. }) {
+                        stats.inc(Counter::TlsRecordTooLarge);
+                        self.finish(Finish::Failed);
+                    } else {
+                        self.fail(stats);
+                    }
+                    return None;
+                }
+            }
+        };
+        self.hdr_len = 0;
+        let resync = self.mode == Mode::Resync;
+        self.mode = Mode::Active;
+        self.records = self.records.saturating_add(1);
+        if hdr.sslv2 {
+            // Only the first record of a direction may be an SSLv2 hello.
+            if self.records > 1 || resync {
+                if resync {
+                    self.finish(Finish::Failed);
+                } else {
+                    self.fail(stats);
+                }
+                return None;
+            }
+            if hdr.len > MAX_HANDSHAKE_BUF {
+                seen.too_large = Some(hdr.len);
+                stats.inc(Counter::TlsRecordTooLarge);
+                self.finish(Finish::Failed);
+                return None;
+            }
+        } else if hdr.content_type != ContentType::HANDSHAKE && !self.hs.is_empty() {
+            // RFC 8446 §5.1: handshake messages are not interleaved with other record types.
+            self.fail(stats);
+            return None;
+        } else if hdr.content_type == ContentType::CHANGE_CIPHER_SPEC
+            || hdr.content_type == ContentType::APPLICATION_DATA
+        {
+            seen.encrypted = true;
+            self.finish(Finish::Encrypted);
+            return None;
+        }
+        self.rec = Some(hdr);
+        self.body_left = hdr.len;
+        self.alert_len = 0;
+        Some(data)
+    }
+
+    /// Bytes of a handshake record body.
+    fn handshake_bytes(
+        &mut self,
+        mut b: &[u8],
+        record_version: u16,
+        stats: &mut WorkerStats,
+        seen: &mut Seen,
+    ) -> Option<Handshake> {
+        while !b.is_empty() {
+            if self.hs_skip > 0 {
+                let k = self.hs_skip.min(b.len());
+                self.hs_skip -= k;
+                b = &b[k..];
+                continue;
+            }
+            if self.hs_total == 0 {
+                if self.hs.is_empty() {
+                    self.hs_record_version = record_version;
+                }
+                let k = (tls::HANDSHAKE_HEADER_LEN - self.hs.len()).min(b.len());
+                self.hs.extend_from_slice(&b[..k]);
+                b = &b[k..];
+                let Ok((ty, len)) = tls::parse_handshake_header(&self.hs) else {
+                    return None; // header still partial
+                };
+                if ty != HandshakeType::CLIENT_HELLO && ty != HandshakeType::SERVER_HELLO {
+                    self.hs.clear();
+                    self.hs_skip = len;
+                    continue;
+                }
+                let total = tls::HANDSHAKE_HEADER_LEN.saturating_add(len);
+                if total > MAX_HANDSHAKE_BUF {
+                    seen.too_large = Some(total);
+                    stats.inc(Counter::TlsRecordTooLarge);
+                    self.finish(Finish::Failed);
+                    return None;
+                }
+                self.hs_total = total;
+            }
+            let k = (self.hs_total - self.hs.len()).min(b.len());
+            self.hs.extend_from_slice(&b[..k]);
+            b = &b[k..];
+            if self.hs.len() == self.hs_total {
+                let r = tls::parse_handshake(&self.hs, self.hs_record_version).map(|(_, m)| m);
+                return self.hello_result(r, stats);
+            }
+        }
+        None
+    }
+
+    fn hello_result(
+        &mut self,
+        r: Result<Handshake, tls::TlsError>,
+        stats: &mut WorkerStats,
+    ) -> Option<Handshake> {
+        match r {
+            Ok(h @ (Handshake::ClientHello(_) | Handshake::ServerHello(_))) => {
+                self.finish(Finish::Hello);
+                Some(h)
+            }
+            Ok(Handshake::Other { .. }) | Err(_) => {
+                self.fail(stats);
+                None
+            }
+        }
+    }
+
+    fn gap(&mut self, stats: &mut WorkerStats) {
+        if self.finished() {
+            return;
+        }
+        if self.mid_message() {
+            stats.inc(Counter::TlsParseError);
+        }
+        self.hs = Vec::new();
+        self.hs_total = 0;
+        self.hs_skip = 0;
+        self.hdr_len = 0;
+        self.rec = None;
+        self.body_left = 0;
+        self.alert_len = 0;
+        self.mode = Mode::Resync;
+    }
+}
+
+/// What a side learnt besides its hello.
+#[derive(Default)]
+struct Seen {
+    alert: Option<(u8, u8)>,
+    encrypted: bool,
+    too_large: Option<usize>,
+}
+
+/// The per-flow TLS state machine.
+pub struct TlsState {
+    sides: [Side; 2],
+    /// The ClientHello and the direction it came from (normally ToServer; ToClient when the
+    /// flow's orientation was guessed wrong).
+    client: Option<(Direction, ClientHello)>,
+    server: Option<(Direction, ServerHello)>,
+    alert: Option<(Direction, u8, u8)>,
+    too_large: Option<(Direction, usize)>,
+    emitted: bool,
+}
+
+impl Default for TlsState {
+    fn default() -> Self {
+        TlsState::new()
+    }
+}
+
+impl TlsState {
+    pub fn new() -> TlsState {
+        TlsState {
+            sides: [Side::new(), Side::new()],
+            client: None,
+            server: None,
+            alert: None,
+            too_large: None,
+            emitted: false,
+        }
+    }
+
+    /// Emits the event once there is a ServerHello and the client side has nothing more to
+    /// give, or once both sides are finished.
+    fn maybe_emit(&mut self, cx: &mut AppContext<'_>) {
+        if self.emitted {
+            return;
+        }
+        let ready = match &self.server {
+            Some((sdir, _)) => {
+                self.client.is_some() || self.sides[sdir.reverse().index()].finished()
+            }
+            None => false,
+        } || self.sides.iter().all(Side::finished);
+        if ready {
+            self.emit(cx);
+        }
+    }
+
+    fn emit(&mut self, cx: &mut AppContext<'_>) {
+        if self.emitted
+            || (self.client.is_none() && self.server.is_none() && self.too_large.is_none())
+        {
+            return;
+        }
+        self.emitted = true;
+        let body = self.event();
+        // `src` is the TLS client: the side that sent the ClientHello.
+        let src = match (&self.client, &self.server) {
+            (Some((d, _)), _) => *d,
+            (None, Some((d, _))) => d.reverse(),
+            (None, None) => Direction::ToServer,
+        };
+        cx.events.emit(cx.ts, "tls", cx.flow, src, &body);
+    }
+
+    fn event(&self) -> TlsEvent {
+        let c = self.client.as_ref().map(|(_, c)| c);
+        let s = self.server.as_ref().map(|(_, s)| s);
+        let mut ev = TlsEvent::default();
+        if let Some(s) = s {
+            ev.version = Some(version_string(s.negotiated_version()));
+            ev.server_version = Some(hex4(s.version));
+            ev.server_selected_version = s.selected_version.map(hex4);
+            if !s.sslv2 {
+                ev.cipher_suite = Some(hex4(s.cipher_suite));
+            }
+            ev.server_alpn = s.alpn.clone();
+            ev.ja3s = s.ja3s().map(Fingerprint::from);
+        }
+        if let Some(c) = c {
+            ev.sni = c.sni.clone();
+            ev.client_version = Some(hex4(c.version));
+            ev.client_supported_versions = c.supported_versions.iter().map(|&v| hex4(v)).collect();
+            ev.client_cipher_suites = if c.sslv2 {
+                c.sslv2_cipher_specs
+                    .iter()
+                    .take(EVENT_MAX_CIPHER_SUITES)
+                    .map(|v| format!("0x{v:06x}"))
+                    .collect()
+            } else {
+                c.cipher_suites
+                    .iter()
+                    .take(EVENT_MAX_CIPHER_SUITES)
+                    .map(|&v| hex4(v))
+                    .collect()
+            };
+            ev.alpn = c.alpn.clone();
+            ev.ja3 = c.ja3().map(Fingerprint::from);
+            ev.ja4 = c.ja4();
+        }
+        ev.sslv2 = c.is_some_and(|c| c.sslv2) || s.is_some_and(|s| s.sslv2);
+        ev.alert = self.alert.map(|(d, level, description)| AlertRecord {
+            from: if Some(d) == self.client.as_ref().map(|(cd, _)| *cd)
+                || (self.client.is_none() && d == Direction::ToServer)
+            {
+                "client"
+            } else {
+                "server"
+            },
+            level,
+            description,
+        });
+        ev.handshake_too_large = self.too_large.map(|(_, len)| LimitRecord {
+            value: len as u64,
+            limit: MAX_HANDSHAKE_BUF as u64,
+        });
+        ev
+    }
+}
+
+impl AppParser for TlsState {
+    fn on_data(&mut self, dir: Direction, data: &[u8], cx: &mut AppContext<'_>) {
+        let mut seen = Seen::default();
+        let side = &mut self.sides[dir.index()];
+        let hello = side.feed(data, cx.stats, &mut seen);
+        if let Some((level, description)) = seen.alert {
+            if self.alert.is_none() {
+                self.alert = Some((dir, level, description));
+            }
+        }
+        if let Some(len) = seen.too_large {
+            self.too_large.get_or_insert((dir, len));
+        }
+        match hello {
+            Some(Handshake::ClientHello(c)) => {
+                cx.stats.inc(Counter::TlsClientHello);
+                if self.client.is_none() {
+                    self.client = Some((dir, c));
+                }
+            }
+            Some(Handshake::ServerHello(s)) => {
+                cx.stats.inc(Counter::TlsServerHello);
+                if self.server.is_none() {
+                    self.server = Some((dir, s));
+                }
+            }
+            Some(Handshake::Other { .. }) | None => {}
+        }
+        self.maybe_emit(cx);
+    }
+
+    fn on_gap(&mut self, dir: Direction, _len: u64, cx: &mut AppContext<'_>) {
+        self.sides[dir.index()].gap(cx.stats);
+        self.maybe_emit(cx);
+    }
+
+    fn on_close(&mut self, cx: &mut AppContext<'_>) {
+        self.emit(cx);
+    }
+
+    fn done(&self) -> bool {
+        self.sides.iter().all(Side::finished)
+    }
+}
+
+/// `"0x0303"`.
+fn hex4(v: u16) -> String {
+    format!("0x{v:04x}")
+}
+
+/// "TLS 1.2", "SSLv3", ... or the hex value when unknown.
+fn version_string(v: u16) -> String {
+    tls::version_name(v).map_or_else(|| hex4(v), str::to_string)
+}
+
+#[derive(Serialize)]
+struct Fingerprint {
+    hash: String,
+    string: String,
+}
+
+impl From<tls::Ja3> for Fingerprint {
+    fn from(j: tls::Ja3) -> Self {
+        Fingerprint {
+            hash: j.hash,
+            string: j.string,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct AlertRecord {
+    from: &'static str,
+    level: u8,
+    description: u8,
+}
+
+#[derive(Serialize)]
+struct LimitRecord {
+    value: u64,
+    limit: u64,
+}
+
+/// The `tls` event body. Names follow Suricata's EVE `tls` object where it has one.
+#[derive(Serialize, Default)]
+struct TlsEvent {
+    /// Negotiated version: "TLS 1.2", ..., or "0x...." when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sni: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_version: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    client_supported_versions: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_selected_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cipher_suite: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    client_cipher_suites: Vec<String>,
+    /// ALPN protocols the client offered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    alpn: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_alpn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ja3: Option<Fingerprint>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ja3s: Option<Fingerprint>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ja4: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    sslv2: bool,
+    /// The first alert sent in the clear.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alert: Option<AlertRecord>,
+    /// A hello longer than [`MAX_HANDSHAKE_BUF`]: its length and the limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    handshake_too_large: Option<LimitRecord>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::FlowMeta;
+    use crate::output::EventSink;
+    use crate::time::Ts;
+
+    // Stream bytes from the corpus captures; see parsers/tests/data/README.md.
+    macro_rules! data {
+        ($f:literal) => {
+            include_bytes!(concat!("../../parsers/tests/data/", $f))
+        };
+    }
+    const CURL_C: &[u8] = data!("tls_ndpi_443-curl_client.bin");
+    const CURL_S: &[u8] = data!("tls_ndpi_443-curl_server.bin");
+    const FF_C: &[u8] = data!("tls_ndpi_443-firefox_client.bin");
+    const FF_S: &[u8] = data!("tls_ndpi_443-firefox_server.bin");
+    const SSL3_C: &[u8] = data!("tls_arkime_openssl-ssl3_client.bin");
+    const SSL3_S: &[u8] = data!("tls_arkime_openssl-ssl3_server.bin");
+    const TLS1_C: &[u8] = data!("tls_arkime_openssl-tls1_client.bin");
+    const TLS1_S: &[u8] = data!("tls_arkime_openssl-tls1_server.bin");
+    const FAIL_C: &[u8] = data!("tls_zeek_tls-1.2-handshake-failure_client.bin");
+    const FAIL_S: &[u8] = data!("tls_zeek_tls-1.2-handshake-failure_server.bin");
+    const V2_C: &[u8] = data!("tls_zeek_ssl-v2_client.bin");
+    const V2_S: &[u8] = data!("tls_zeek_ssl-v2_server.bin");
+
+    fn meta() -> FlowMeta {
+        FlowMeta {
+            flow_id: 7,
+            proto: 6,
+            client: ("192.168.1.13".parse().unwrap(), 55523),
+            server: ("178.62.197.130".parse().unwrap(), 443),
+            vlan: [0, 0],
+            client_mac: [0; 6],
+            server_mac: [0; 6],
+            app_proto: None,
+        }
+    }
+
+    enum Step {
+        Data(Direction, Vec<u8>),
+        Gap(Direction, u64),
+    }
+
+    struct Run {
+        lines: Vec<serde_json::Value>,
+        stats: WorkerStats,
+        done_before_close: bool,
+    }
+
+    fn run(steps: &[Step]) -> Run {
+        let m = meta();
+        let mut events = EventSink::new(true);
+        let mut stats = WorkerStats::default();
+        let mut st = TlsState::new();
+        for s in steps {
+            let mut cx = AppContext {
+                ts: Ts(1_000_000),
+                flow: &m,
+                events: &mut events,
+                stats: &mut stats,
+            };
+            match s {
+                Step::Data(d, b) => st.on_data(*d, b, &mut cx),
+                Step::Gap(d, n) => st.on_gap(*d, *n, &mut cx),
+            }
+        }
+        let done_before_close = st.done();
+        let mut cx = AppContext {
+            ts: Ts(1_000_000),
+            flow: &m,
+            events: &mut events,
+            stats: &mut stats,
+        };
+        st.on_close(&mut cx);
+        let out = events.take();
+        let lines = out
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).expect("json"))
+            .collect();
+        Run {
+            lines,
+            stats,
+            done_before_close,
+        }
+    }
+
+    fn whole(c: &[u8], s: &[u8]) -> Vec<Step> {
+        vec![
+            Step::Data(Direction::ToServer, c.to_vec()),
+            Step::Data(Direction::ToClient, s.to_vec()),
+        ]
+    }
+
+    /// Splits both streams into chunks whose sizes come from `rng`, interleaved in an order
+    /// that also comes from `rng` (each direction stays in order).
+    fn random_steps(c: &[u8], s: &[u8], seed: u64, max_chunk: usize) -> Vec<Step> {
+        let mut x = seed | 1;
+        let mut next = move || {
+            // xorshift64*
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        let (mut ci, mut si) = (0usize, 0usize);
+        let mut steps = Vec::new();
+        while ci < c.len() || si < s.len() {
+            let to_server = si >= s.len() || (ci < c.len() && next() % 2 == 0);
+            let n = 1 + (next() as usize) % max_chunk;
+            if to_server {
+                let e = (ci + n).min(c.len());
+                steps.push(Step::Data(Direction::ToServer, c[ci..e].to_vec()));
+                ci = e;
+            } else {
+                let e = (si + n).min(s.len());
+                steps.push(Step::Data(Direction::ToClient, s[si..e].to_vec()));
+                si = e;
+            }
+        }
+        steps
+    }
+
+    fn one_event(r: &Run) -> &serde_json::Value {
+        assert_eq!(r.lines.len(), 1, "{:?}", r.lines);
+        assert_eq!(r.lines[0]["event_type"], "tls");
+        &r.lines[0]["tls"]
+    }
+
+    /// ndpi_443-curl.pcap, stream 0. Expected values from tshark (see parsers/src/tls.rs).
+    #[test]
+    fn curl_event() {
+        let r = run(&whole(CURL_C, CURL_S));
+        let t = one_event(&r);
+        assert_eq!(t["version"], "TLS 1.2");
+        assert_eq!(t["sni"], "www.ntop.org");
+        assert_eq!(t["client_version"], "0x0303");
+        assert_eq!(t["server_version"], "0x0303");
+        assert_eq!(t["cipher_suite"], "0xc02f");
+        assert_eq!(t["alpn"], serde_json::json!(["h2", "http/1.1"]));
+        assert_eq!(t["server_alpn"], "h2");
+        assert_eq!(t["client_cipher_suites"].as_array().unwrap().len(), 67);
+        assert_eq!(t["client_cipher_suites"][0], "0xcc14");
+        assert_eq!(t["ja3"]["hash"], "2a26b1a62e40d25d4de3babc9d532f30");
+        assert_eq!(t["ja3s"]["hash"], "ae53107a2e47ea20c72ac44821a728bf");
+        assert_eq!(t["ja3s"]["string"], "771,49199,65281-0-11-16");
+        assert_eq!(t["ja4"], "t12d6707h2_2955a3196ffa_c83f907a73d3");
+        // Nones are omitted.
+        for k in [
+            "server_selected_version",
+            "client_supported_versions",
+            "sslv2",
+            "alert",
+            "handshake_too_large",
+        ] {
+            assert!(t.get(k).is_none(), "{k} present");
+        }
+        assert_eq!(r.lines[0]["src_ip"], "192.168.1.13");
+        assert_eq!(r.lines[0]["dest_port"], 443);
+        assert_eq!(r.stats.get(Counter::TlsClientHello), 1);
+        assert_eq!(r.stats.get(Counter::TlsServerHello), 1);
+        assert_eq!(r.stats.get(Counter::TlsParseError), 0);
+        assert!(r.done_before_close);
+    }
+
+    /// The same event whatever the chunking: one byte at a time, and random splits with
+    /// random interleaving of the two directions.
+    #[test]
+    fn splits_give_the_same_event() {
+        for (c, s) in [
+            (CURL_C, CURL_S),
+            (FF_C, FF_S),
+            (SSL3_C, SSL3_S),
+            (TLS1_C, TLS1_S),
+            (V2_C, V2_S),
+            (FAIL_C, FAIL_S),
+        ] {
+            let reference = run(&whole(c, s));
+            let want = one_event(&reference).clone();
+            let mut bytewise = Vec::new();
+            for &b in c {
+                bytewise.push(Step::Data(Direction::ToServer, vec![b]));
+            }
+            for &b in s {
+                bytewise.push(Step::Data(Direction::ToClient, vec![b]));
+            }
+            let r = run(&bytewise);
+            assert_eq!(one_event(&r), &want, "byte at a time");
+            assert_eq!(r.stats.c, reference.stats.c);
+            for seed in 1..40u64 {
+                let max = [1, 3, 7, 64, 700][(seed % 5) as usize];
+                let r = run(&random_steps(c, s, seed, max));
+                assert_eq!(one_event(&r), &want, "seed {seed}");
+                assert_eq!(r.stats.c, reference.stats.c, "seed {seed}");
+            }
+        }
+    }
+
+    #[test]
+    fn firefox_ssl3_tls1_events() {
+        let t = one_event(&run(&whole(FF_C, FF_S))).clone();
+        assert_eq!(t["version"], "TLS 1.2");
+        assert_eq!(
+            t["client_supported_versions"],
+            serde_json::json!(["0x0304", "0x0303", "0x0302", "0x0301"])
+        );
+        assert_eq!(t["cipher_suite"], "0xcca8");
+        assert_eq!(t["ja3"]["hash"], "b20b44b18b853ef29ab773e921b03422");
+        assert_eq!(t["ja3s"]["hash"], "3653a20186a5b490426131a611e01992");
+        assert_eq!(t["ja4"], "t13d1814h2_29a2cd9e9f10_d267a5f792d4");
+
+        let t = one_event(&run(&whole(SSL3_C, SSL3_S))).clone();
+        assert_eq!(t["version"], "SSLv3");
+        assert_eq!(t["cipher_suite"], "0xc011");
+        assert_eq!(t["ja3"]["hash"], "f917ae2520ef9784557b0a3c02489c2c");
+        assert_eq!(t["ja3s"]["hash"], "59e3f99fd4b68388f5ba9349e0ca71a4");
+
+        // arkime_openssl-tls1.pcap: tshark gives ClientHello 0x0301, ServerHello 0x0301/0xc011.
+        let t = one_event(&run(&whole(TLS1_C, TLS1_S))).clone();
+        assert_eq!(t["version"], "TLS 1.0");
+        assert_eq!(t["client_version"], "0x0301");
+        assert_eq!(t["cipher_suite"], "0xc011");
+    }
+
+    /// zeek_tls-1.2-handshake-failure.pcap: ClientHello, then a fatal handshake_failure (40).
+    #[test]
+    fn handshake_failure() {
+        let r = run(&whole(FAIL_C, FAIL_S));
+        let t = one_event(&r);
+        assert!(t.get("version").is_none());
+        assert_eq!(t["ja3"]["hash"], "62bd27c43a9a4d7fcbc45d8c9e7e04dd");
+        assert_eq!(
+            t["alert"],
+            serde_json::json!({"from": "server", "level": 2, "description": 40})
+        );
+        assert!(r.done_before_close);
+        // Only the ClientHello: the event comes at close.
+        let r = run(&[Step::Data(Direction::ToServer, FAIL_C.to_vec())]);
+        assert!(!r.done_before_close);
+        assert_eq!(one_event(&r)["ja4"], "t12i090500_de31b28e7183_a1e935682795");
+    }
+
+    /// zeek_ssl-v2.pcap: SSLv2 CLIENT-HELLO and SERVER-HELLO.
+    #[test]
+    fn sslv2() {
+        let r = run(&whole(V2_C, V2_S));
+        let t = one_event(&r);
+        assert_eq!(t["version"], "SSLv2");
+        assert_eq!(t["sslv2"], true);
+        assert_eq!(t["client_version"], "0x0002");
+        assert_eq!(t["client_cipher_suites"][0], "0x0700c0");
+        assert!(t.get("ja3").is_none() && t.get("cipher_suite").is_none());
+        assert_eq!(r.stats.get(Counter::TlsClientHello), 1);
+        assert_eq!(r.stats.get(Counter::TlsServerHello), 1);
+    }
+
+    /// A ClientHello whose handshake message spans two records (re-framed from curl's).
+    #[test]
+    fn hello_across_records() {
+        let body = &CURL_C[5..5 + 512];
+        let mut c = Vec::new();
+        for part in [&body[..100], &body[100..]] {
+            c.extend_from_slice(&[0x16, 0x03, 0x01]);
+            c.extend_from_slice(&(part.len() as u16).to_be_bytes());
+            c.extend_from_slice(part);
+        }
+        let t = one_event(&run(&whole(&c, CURL_S))).clone();
+        assert_eq!(t["ja3"]["hash"], "2a26b1a62e40d25d4de3babc9d532f30");
+        let r = run(&random_steps(&c, CURL_S, 5, 9));
+        assert_eq!(one_event(&r), &t);
+    }
+
+    #[test]
+    fn gap_mid_hello_counts_an_error() {
+        let r = run(&[
+            Step::Data(Direction::ToServer, CURL_C[..100].to_vec()),
+            Step::Gap(Direction::ToServer, 417),
+            Step::Data(Direction::ToClient, CURL_S.to_vec()),
+        ]);
+        assert_eq!(r.stats.get(Counter::TlsParseError), 1);
+        let t = one_event(&r);
+        assert!(t.get("ja3").is_none());
+        assert_eq!(t["ja3s"]["hash"], "ae53107a2e47ea20c72ac44821a728bf");
+        // A gap, then the stream resumes on a record boundary: the hello is read.
+        let r = run(&[
+            Step::Gap(Direction::ToServer, 10),
+            Step::Data(Direction::ToServer, CURL_C.to_vec()),
+            Step::Data(Direction::ToClient, CURL_S.to_vec()),
+        ]);
+        assert_eq!(r.stats.get(Counter::TlsParseError), 0);
+        assert_eq!(
+            one_event(&r)["ja3"]["hash"],
+            "2a26b1a62e40d25d4de3babc9d532f30"
+        );
+        // A gap, then bytes mid-record: that direction gives up without a second count.
+        let r = run(&[
+            Step::Data(Direction::ToServer, CURL_C[..100].to_vec()),
+            Step::Gap(Direction::ToServer, 10),
+            Step::Data(Direction::ToServer, CURL_C[110..].to_vec()),
+        ]);
+        assert_eq!(r.stats.get(Counter::TlsParseError), 1);
+        assert!(r.lines.is_empty());
+    }
+
+    #[test]
+    fn oversized_hello_is_refused() {
+        // A ClientHello header announcing 40000 bytes, carried in max-size records.
+        let mut c = vec![0x16, 0x03, 0x01, 0x40, 0x00, 0x01, 0x00, 0x9c, 0x40];
+        c.resize(5 + 0x4000, 0);
+        let r = run(&[Step::Data(Direction::ToServer, c)]);
+        assert_eq!(r.stats.get(Counter::TlsRecordTooLarge), 1);
+        // The event carries the value and the limit.
+        assert_eq!(
+            one_event(&r),
+            &serde_json::json!({"handshake_too_large": {"value": 40004, "limit": 32768}})
+        );
+        // A record header over the TLS limit.
+        let r = run(&[Step::Data(
+            Direction::ToServer,
+            vec![0x16, 0x03, 0x01, 0xff, 0xff],
+        )]);
+        assert_eq!(r.stats.get(Counter::TlsRecordTooLarge), 1);
+    }
+
+    #[test]
+    fn not_tls_is_a_parse_error() {
+        let r = run(&[Step::Data(
+            Direction::ToServer,
+            b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        )]);
+        assert_eq!(r.stats.get(Counter::TlsParseError), 1);
+        assert!(r.lines.is_empty());
+        // Encrypted data first: nothing to learn, no error.
+        let r = run(&[
+            Step::Data(
+                Direction::ToServer,
+                vec![0x17, 0x03, 0x03, 0x00, 0x02, 1, 2],
+            ),
+            Step::Data(
+                Direction::ToClient,
+                vec![0x17, 0x03, 0x03, 0x00, 0x02, 1, 2],
+            ),
+        ]);
+        assert_eq!(r.stats.get(Counter::TlsParseError), 0);
+        assert!(r.done_before_close && r.lines.is_empty());
+    }
+
+    /// The server's data delivered before the client's: the event still carries both hellos.
+    #[test]
+    fn server_first_waits_for_client() {
+        let r = run(&[
+            Step::Data(Direction::ToClient, CURL_S.to_vec()),
+            Step::Data(Direction::ToServer, CURL_C.to_vec()),
+        ]);
+        let t = one_event(&r);
+        assert_eq!(t["ja3"]["hash"], "2a26b1a62e40d25d4de3babc9d532f30");
+        assert_eq!(t["ja3s"]["hash"], "ae53107a2e47ea20c72ac44821a728bf");
+    }
+
+    #[test]
+    fn probe() {
+        assert_eq!(looks_like_tls(&CURL_C[..6]), Some(true));
+        assert_eq!(looks_like_tls(&CURL_C[..2]), None);
+        assert_eq!(looks_like_tls(V2_C), Some(true));
+        assert_eq!(looks_like_tls(b"\x0bMSH|"), Some(false));
+    }
+}
