@@ -158,10 +158,16 @@ enum App {
 
 pub struct Flow {
     pub meta: FlowMeta,
+    /// Packet times of the first and last packet (what events report).
     pub first: Ts,
     pub last: Ts,
+    /// Capture clock (the largest packet time seen so far) at the last packet: what timeouts
+    /// run on, so a capture whose time steps backwards (files of other dates) ages flows sanely.
+    seen: Ts,
     /// Start of the current reporting period (active timeout).
     period_start: Ts,
+    /// Capture clock at `period_start`.
+    period_clock: Ts,
     pkts: [u64; 2],
     bytes: [u64; 2],
     tcp: Option<Box<TcpFlow>>,
@@ -270,13 +276,13 @@ impl FlowTable {
     }
 
     fn expired(&self, f: &Flow, now: Ts) -> bool {
-        now.0.saturating_sub(f.last.0)
+        now.0.saturating_sub(f.seen.0)
             > (idle_timeout_of(&self.timeouts, f) as i64).saturating_mul(1_000_000)
     }
 
     /// One decoded packet. `wire_len` is the frame's original length (what `bytes` count).
-    pub fn packet(&mut self, ts: Ts, d: &Decoded<'_>, wire_len: u32, out: &mut Sinks) {
-        self.sweep_if_due(ts, out);
+    pub fn packet(&mut self, ts: Ts, clock: Ts, d: &Decoded<'_>, wire_len: u32, out: &mut Sinks) {
+        self.sweep_if_due(clock, out);
         if matches!(d.l4, L4::Other) && matches!(d.proto, 6 | 17) {
             // A later IP fragment or a transport header too short to read: no ports, no flow.
             return;
@@ -290,10 +296,8 @@ impl FlowTable {
         // End a flow that timed out, or a closed TCP flow whose tuple a new SYN reuses.
         if let Some(f) = self.map.get(&key) {
             let reuse = tcp.is_some_and(|t| t.syn && !t.ack_flag)
-                && f.tcp
-                    .as_ref()
-                    .is_some_and(|tf| tf.closed() || (tf.syn[0] && f.pkts[1] == 0 && f.last != ts));
-            let reason = if self.expired(f, ts) {
+                && f.tcp.as_ref().is_some_and(|tf| tf.closed());
+            let reason = if self.expired(f, clock) {
                 Some(EndReason::IdleTimeout)
             } else if reuse {
                 Some(EndReason::TcpClose)
@@ -309,9 +313,9 @@ impl FlowTable {
 
         if !self.map.contains_key(&key) {
             if self.map.len() >= self.cap {
-                self.make_room(ts, out);
+                self.make_room(clock, out);
             }
-            let flow = self.new_flow(ts, d, out);
+            let flow = self.new_flow(ts, clock, d, out);
             self.map.insert(key, flow);
         }
         let Some(flow) = self.map.get_mut(&key) else {
@@ -324,6 +328,7 @@ impl FlowTable {
         };
         let i = dir.index();
         flow.last = ts;
+        flow.seen = clock;
         flow.pkts[i] += 1;
         flow.bytes[i] += u64::from(wire_len);
         if dir == Direction::ToServer && flow.meta.client_mac == [0; 6] {
@@ -444,12 +449,13 @@ impl FlowTable {
         // Active timeout: report the period so far and count afresh.
         if self.timeouts.active > 0 {
             if let Some(f) = self.map.get_mut(&key) {
-                if ts.0.saturating_sub(f.period_start.0)
+                if clock.0.saturating_sub(f.period_clock.0)
                     > (self.timeouts.active as i64).saturating_mul(1_000_000)
                 {
                     emit_flow(f, EndReason::ActiveTimeout, out);
                     out.stats.inc(Counter::FlowsEndedActiveTimeout);
                     f.period_start = ts;
+                    f.period_clock = clock;
                     f.pkts = [0; 2];
                     f.bytes = [0; 2];
                 }
@@ -457,7 +463,7 @@ impl FlowTable {
         }
     }
 
-    fn new_flow(&mut self, ts: Ts, d: &Decoded<'_>, out: &mut Sinks) -> Flow {
+    fn new_flow(&mut self, ts: Ts, clock: Ts, d: &Decoded<'_>, out: &mut Sinks) -> Flow {
         let src = (d.src_ip, d.src_port);
         let dst = (d.dst_ip, d.dst_port);
         let src_is_client = match d.l4 {
@@ -530,7 +536,9 @@ impl FlowTable {
             },
             first: ts,
             last: ts,
+            seen: clock,
             period_start: ts,
+            period_clock: clock,
             pkts: [0; 2],
             bytes: [0; 2],
             tcp,
@@ -553,7 +561,7 @@ impl FlowTable {
             .map
             .extract_if(|_, f| {
                 let t = idle_timeout_of(&timeouts, f);
-                now.0.saturating_sub(f.last.0) > (t as i64).saturating_mul(1_000_000)
+                now.0.saturating_sub(f.seen.0) > (t as i64).saturating_mul(1_000_000)
             })
             .collect();
         for (_, f) in expired {
@@ -572,7 +580,7 @@ impl FlowTable {
         if self.map.len() < self.cap {
             return;
         }
-        let mut lasts: Vec<Ts> = self.map.values().map(|f| f.last).collect();
+        let mut lasts: Vec<Ts> = self.map.values().map(|f| f.seen).collect();
         let k = (lasts.len() / 8).max(1) - 1;
         let (_, kth, _) = lasts.select_nth_unstable(k);
         let threshold = *kth;
@@ -580,7 +588,7 @@ impl FlowTable {
         let victims: Vec<(FlowKey, Flow)> = self
             .map
             .extract_if(|_, f| {
-                if budget > 0 && f.last <= threshold {
+                if budget > 0 && f.seen <= threshold {
                     budget -= 1;
                     true
                 } else {
@@ -602,7 +610,7 @@ impl FlowTable {
         all.sort_by_key(|(_, f)| (f.first, f.meta.flow_id));
         for (_, f) in all {
             let t = idle_timeout_of(&timeouts, &f);
-            let reason = if now.0.saturating_sub(f.last.0) > (t as i64).saturating_mul(1_000_000) {
+            let reason = if now.0.saturating_sub(f.seen.0) > (t as i64).saturating_mul(1_000_000) {
                 if f.tcp.as_ref().is_some_and(|t| t.closed()) {
                     EndReason::TcpClose
                 } else {
@@ -688,7 +696,7 @@ fn emit_flow(f: &Flow, reason: EndReason, out: &mut Sinks) {
         bytes_toclient: f.bytes[1],
         start: f.period_start.to_string(),
         end: f.last.to_string(),
-        age: f.last.secs() - f.period_start.secs(),
+        age: (f.last.secs() - f.period_start.secs()).max(0),
         state,
         reason: reason.as_str(),
         tcp: f.tcp.as_ref().map(|t| TcpRecord {

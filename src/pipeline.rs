@@ -27,6 +27,8 @@ use crate::time::Ts;
 #[derive(Clone, Copy)]
 struct PktRef {
     ts: Ts,
+    /// The capture clock: the largest packet time read so far.
+    clock: Ts,
     off: u32,
     caplen: u32,
     wire_len: u32,
@@ -191,6 +193,7 @@ pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Resul
             let b = &mut batches[w];
             b.pkts.push(PktRef {
                 ts,
+                clock: now,
                 off: b.data.len() as u32,
                 caplen: p.data.len() as u32,
                 wire_len: p.wire_len,
@@ -317,7 +320,7 @@ fn worker(
                         continue;
                     };
                     if let Some(d) = decode::decode(p.linktype, frame, &mut sinks.stats) {
-                        table.packet(p.ts, &d, p.wire_len, &mut sinks);
+                        table.packet(p.ts, p.clock, &d, p.wire_len, &mut sinks);
                     }
                 }
                 if b.now > Ts::ZERO {

@@ -282,9 +282,10 @@ impl Stream {
     }
 
     /// The other direction acknowledged up to `ack` (its ACK field). If that is beyond what this
-    /// stream has delivered, the bytes in between were lost by the capture (the peer received
-    /// them): they are reported as gaps, and held data before `ack` and right after it is
-    /// delivered, in order. An `ack` behind the delivered bytes, more than [`MAX_ACK_AHEAD`]
+    /// stream has delivered and out-of-order data is held before `ack`, the hole in front of it
+    /// was lost by the capture (the peer received it): it is reported as a gap and the held data
+    /// is delivered, in order. With nothing held, nothing happens yet: on a SPAN port the ACK
+    /// is often seen before the data it acknowledges. An `ack` behind the delivered bytes, more than [`MAX_ACK_AHEAD`]
     /// ahead, or on a stream not started yet is ignored; an ack of the FIN is an ack of the
     /// last byte before it.
     pub fn peer_ack(
@@ -321,12 +322,10 @@ impl Stream {
                     self.next = self.next.wrapping_add(delta(first));
                     self.drain(budget, out);
                 }
-                _ => {
-                    gap(t as u64, stats, out);
-                    self.next = ack;
-                    self.drain(budget, out);
-                    break;
-                }
+                // Nothing held past the hole: the acknowledged bytes may still arrive (a SPAN
+                // port often shows an ACK before the data it acknowledges), so wait. If they
+                // never come, later segments are held and the next ACK past them reports the gap.
+                _ => break,
             }
         }
     }

@@ -40,10 +40,7 @@ type ProbeFn = fn(Direction, &[u8]) -> Probe;
 const TCP_PROBES: &[ProbeFn] = &[probe_tls, probe_http, probe_smb];
 
 fn probe_tls(_dir: Direction, data: &[u8]) -> Probe {
-    match {
-        let _ = data;
-        Some(false)
-    } {
+    match super::tls::looks_like_tls(data) {
         Some(true) => Probe::Match(AppProto::Tls),
         Some(false) => Probe::No,
         None => Probe::NeedMore,
@@ -109,7 +106,7 @@ pub fn identify_udp(data: &[u8], src_port: u16, dst_port: u16) -> Option<AppProt
 /// The streaming parser for a protocol, if medtap has one.
 pub fn parser_for(proto: AppProto) -> Option<Box<dyn AppParser>> {
     match proto {
-        AppProto::Tls => None,
+        AppProto::Tls => Some(Box::new(super::tls::TlsState::new())),
         _ => None,
     }
 }
