@@ -32,7 +32,7 @@
 # headers included, as tshark's "follow,tcp,raw" reassembles it), are written by this script to
 # pcaps/ooo_retrans.streams.tsv.
 #
-# tshark counts in the committed capture (regenerating changes them; netem is random):
+# tshark counts in the committed capture (a re-run changes them: the timing, hence what is impaired, differs):
 #   packets=938 out_of_order=89 retransmission=34 fast_retransmission=10 spurious_retransmission=15 duplicate_ack=141 lost_segment=95
 # Needs: iproute2 tcpdump ethtool python3 curl netcat-openbsd tshark
 set -euo pipefail

@@ -12,7 +12,7 @@
 #   10.77.6.20:8441      TLS 1.1  s_client/s_server -tls1_1 -cipher DEFAULT@SECLEVEL=0  SNI tls11.pacs.hospital.example
 #   10.77.6.20:8442      TLS 1.2  -tls1_2                                               SNI tls12.pacs.hospital.example
 #   10.77.6.20:8443      TLS 1.3  -tls1_3                                               SNI tls13.pacs.hospital.example
-#   [fd00:77:6::20]:443  TLS 1.3  no version option (negotiated: the highest both have)  SNI pacs.hospital.example
+#   [fd00:77:6::20]:443  TLS 1.3  no version option (negotiated; its ClientHello supported_versions lists 1.3, 1.2, 1.1, 1.0)  SNI pacs.hospital.example
 # The script checks the version each s_client reports and fails on a mismatch.
 # (OpenSSL 3.0 with Debian's MinProtocol=TLSv1.2 default: TLS 1.0/1.1 need the explicit option on
 # both ends and security level 0.)
