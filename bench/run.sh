@@ -3,6 +3,7 @@
 #
 #   bash bench/run.sh                 # both inputs, 5 rounds each
 #   ROUNDS=3 bash bench/run.sh bench/out/cstore.pcap
+#   EVENTS=/tmp/ev.json bash bench/run.sh   # keep the events instead of /dev/null
 #
 # Builds medtap in release mode, generates the inputs with bench/gen.py if they are missing, then
 # for each input runs ROUNDS rounds of, in this order:
@@ -18,6 +19,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROUNDS=${ROUNDS:-5}
+EVENTS=${EVENTS:-/dev/null}   # where medtap writes its events (the benchmark discards them)
 NPROC=$(nproc)
 BIN=target/release/medtap
 FILES=("$@")
@@ -70,15 +72,15 @@ for f in "${FILES[@]}"; do
   echo "== $f  ($(du -h "$f" | cut -f1), ${pkts:-?} packets; $ROUNDS rounds; $NPROC cores)"
   cat "$f" >/dev/null  # page cache warm for everyone
   echo -n "   smoke run of medtap ... "
-  run smoke "$BIN" replay --workers 1 "$f" --events /dev/null >/dev/null
+  run smoke "$BIN" replay --workers 1 "$f" --events "$EVENTS" >/dev/null
   echo ok
   : >"$TMP/floor.s"; : >"$TMP/w1.s"; : >"$TMP/wn.s"; : >"$TMP/ndpi.s"
   : >"$TMP/w1.r"; : >"$TMP/wn.r"; : >"$TMP/ndpi.r"
   rss_w1=0; rss_wn=0; rss_ndpi=0; rss_floor=0
   for r in $(seq 1 "$ROUNDS"); do
     tf=$(run floor tcpdump -n -r "$f" 'ether proto 0x1234')
-    t1=$(run w1 "$BIN" replay --workers 1 "$f" --events /dev/null)
-    tn=$(run wn "$BIN" replay --workers "$NPROC" "$f" --events /dev/null)
+    t1=$(run w1 "$BIN" replay --workers 1 "$f" --events "$EVENTS")
+    tn=$(run wn "$BIN" replay --workers "$NPROC" "$f" --events "$EVENTS")
     echo "$tf" >>"$TMP/floor.s"; echo "$t1" >>"$TMP/w1.s"; echo "$tn" >>"$TMP/wn.s"
     ratio "$t1" "$tf" >>"$TMP/w1.r"; ratio "$tn" "$tf" >>"$TMP/wn.r"
     rss_floor=$(( $(rss_kib floor) > rss_floor ? $(rss_kib floor) : rss_floor ))
