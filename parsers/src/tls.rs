@@ -988,6 +988,8 @@ mod tests {
         include_bytes!("../tests/data/tls_zeek_tls-1.2-handshake-failure_client.bin");
     const V2_C: &[u8] = include_bytes!("../tests/data/tls_zeek_ssl-v2_client.bin");
     const V2_S: &[u8] = include_bytes!("../tests/data/tls_zeek_ssl-v2_server.bin");
+    const T13_C: &[u8] = include_bytes!("../tests/data/tls_medtap_dicom-tls13_client.bin");
+    const T13_S: &[u8] = include_bytes!("../tests/data/tls_medtap_dicom-tls13_server.bin");
 
     /// First record of a stream, decoded as one handshake message.
     fn first_hello(stream: &[u8]) -> Handshake {
@@ -1183,6 +1185,31 @@ mod tests {
         assert_eq!(j.hash, "59e3f99fd4b68388f5ba9349e0ca71a4");
     }
 
+    /// pcaps/dicom/tls.pcap frames 6 and 8: dcmtk storescu -> storescp over TLS 1.3 (OpenSSL).
+    /// tshark: ja3 521959db5a2a9fa672a13f319af36655, ja3s_full "771,4866,43-51".
+    #[test]
+    fn tls13_hellos() {
+        let c = ch(T13_C);
+        assert_eq!(c.supported_versions, vec![0x0304, 0x0303]);
+        let j = c.ja3().unwrap();
+        assert_eq!(j.hash, "521959db5a2a9fa672a13f319af36655");
+        assert_eq!(
+            j.string,
+            "771,4866-4867-4865-49199-158-49200-159-255,11-10-35-22-23-13-43-45-51,\
+             23-22-24-25-9-10-11-12-13-14-26-27-28,0-1-2"
+        );
+        // JA4 by hand (as for curl): "13" from supported_versions, no SNI "i", 8 suites,
+        // 9 extensions, no ALPN "00".
+        assert_eq!(c.ja4().unwrap(), "t13i080900_a811a161fe38_5ac7197df9d2");
+        let s = sh(T13_S);
+        assert_eq!(
+            (s.version, s.selected_version, s.cipher_suite),
+            (0x0303, Some(0x0304), 0x1302)
+        );
+        assert_eq!(s.negotiated_version(), 0x0304);
+        assert_eq!(s.ja3s().unwrap().hash, "15af977ce25de452b96affa2addb1036");
+    }
+
     /// zeek_tls-1.2-handshake-failure.pcap frame 4.
     #[test]
     fn handshake_failure_client_hello() {
@@ -1285,6 +1312,10 @@ mod tests {
         assert_eq!(ja4_alpn(ends(&[0x30, 0xab])), "3b");
         assert_eq!(ja4_alpn(ends(&[0x30, 0x31, 0xab, 0xcd])), "3d");
         assert_eq!(ja4_alpn(ends(&[0x30, 0xab, 0xcd, 0x31])), "01");
+        // First ALPN 0xba 0xad (FoxIO's pcap/tls-non-ascii-alpn.pcapng): "bd" by the spec's hex
+        // rule. FoxIO's reference code at the time of writing prints "99" there instead (it maps
+        // non-ASCII characters to '9'); we follow the written spec.
+        assert_eq!(ja4_alpn(ends(&[0xba, 0xad])), "bd");
         // The FoxIO worked example (technical_details/JA4.md): GREASE dropped everywhere.
         let c = ClientHello {
             version: 0x0303,

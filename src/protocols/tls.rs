@@ -618,6 +618,8 @@ mod tests {
     const FAIL_S: &[u8] = data!("tls_zeek_tls-1.2-handshake-failure_server.bin");
     const V2_C: &[u8] = data!("tls_zeek_ssl-v2_client.bin");
     const V2_S: &[u8] = data!("tls_zeek_ssl-v2_server.bin");
+    const T13_C: &[u8] = data!("tls_medtap_dicom-tls13_client.bin");
+    const T13_S: &[u8] = data!("tls_medtap_dicom-tls13_server.bin");
 
     fn meta() -> FlowMeta {
         FlowMeta {
@@ -770,6 +772,7 @@ mod tests {
             (TLS1_C, TLS1_S),
             (V2_C, V2_S),
             (FAIL_C, FAIL_S),
+            (T13_C, T13_S),
         ] {
             let reference = run(&whole(c, s));
             let want = one_event(&reference).clone();
@@ -816,6 +819,15 @@ mod tests {
         assert_eq!(t["version"], "TLS 1.0");
         assert_eq!(t["client_version"], "0x0301");
         assert_eq!(t["cipher_suite"], "0xc011");
+
+        // pcaps/dicom/tls.pcap: DICOM over TLS 1.3 (tshark: supported_version 0x0304, suite 0x1302).
+        let t = one_event(&run(&whole(T13_C, T13_S))).clone();
+        assert_eq!(t["version"], "TLS 1.3");
+        assert_eq!(t["server_version"], "0x0303");
+        assert_eq!(t["server_selected_version"], "0x0304");
+        assert_eq!(t["cipher_suite"], "0x1302");
+        assert_eq!(t["ja4"], "t13i080900_a811a161fe38_5ac7197df9d2");
+        assert!(t.get("sni").is_none() && t.get("alpn").is_none());
     }
 
     /// zeek_tls-1.2-handshake-failure.pcap: ClientHello, then a fatal handshake_failure (40).
