@@ -11,8 +11,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use etherparse::err::Layer;
-use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use etherparse::{Ethernet2Slice, LaxIpSlice, SingleVlanSlice, TcpSlice, UdpSlice};
 
 use crate::stats::{Counter, WorkerStats};
 
@@ -90,13 +89,24 @@ pub struct Decoded<'a> {
     pub payload: &'a [u8],
 }
 
+/// 802.1Q/802.1ad tags read before giving up on a frame (hostile stacks are counted).
+pub const MAX_VLAN_DEPTH: usize = 8;
+
 /// Decode one frame. `None` when the frame has no usable IP layer (counted).
+///
+/// Walks the layers with `etherparse`'s per-layer slices (Ethernet II, single VLAN, lax IP,
+/// TCP/UDP) rather than its whole-packet `LaxSlicedPacket`, which is several hundred bytes
+/// that would be built and copied for every packet.
 pub fn decode<'a>(linktype: i32, frame: &'a [u8], stats: &mut WorkerStats) -> Option<Decoded<'a>> {
     let mut src_mac = [0u8; 6];
-    let dst_mac = [0u8; 6];
-    let sliced = match linktype {
-        linktype::ETHERNET => match LaxSlicedPacket::from_ethernet(frame) {
-            Ok(p) => p,
+    let mut dst_mac = [0u8; 6];
+    let (ether_type, mut data) = match linktype {
+        linktype::ETHERNET => match Ethernet2Slice::from_slice_without_fcs(frame) {
+            Ok(eth) => {
+                src_mac = eth.source();
+                dst_mac = eth.destination();
+                (eth.ether_type().0, eth.payload_slice())
+            }
             Err(_) => {
                 stats.inc(Counter::DecodeLinkTruncated);
                 return None;
@@ -104,140 +114,111 @@ pub fn decode<'a>(linktype: i32, frame: &'a [u8], stats: &mut WorkerStats) -> Op
         },
         linktype::LINUX_SLL => {
             // SLL header (16 bytes): packet type(2) ARPHRD(2) addr len(2) addr(8) protocol(2).
-            let Some(hdr) = frame.get(..16) else {
+            let (Some(hdr), Some(rest)) = (frame.get(..16), frame.get(16..)) else {
                 stats.inc(Counter::DecodeLinkTruncated);
                 return None;
             };
             if u16::from_be_bytes([hdr[4], hdr[5]]) == 6 {
                 src_mac.copy_from_slice(&hdr[6..12]);
             }
-            let et = u16::from_be_bytes([hdr[14], hdr[15]]);
-            LaxSlicedPacket::from_ether_type(EtherType(et), &frame[16..])
+            (u16::from_be_bytes([hdr[14], hdr[15]]), rest)
         }
         linktype::LINUX_SLL2 => {
             // SLL2 header (20 bytes): protocol(2) reserved(2) ifindex(4) ARPHRD(2) packet type(1)
             // addr len(1) addr(8).
-            let Some(hdr) = frame.get(..20) else {
+            let (Some(hdr), Some(rest)) = (frame.get(..20), frame.get(20..)) else {
                 stats.inc(Counter::DecodeLinkTruncated);
                 return None;
             };
             if hdr[11] == 6 {
                 src_mac.copy_from_slice(&hdr[12..18]);
             }
-            let et = u16::from_be_bytes([hdr[0], hdr[1]]);
-            LaxSlicedPacket::from_ether_type(EtherType(et), &frame[20..])
+            (u16::from_be_bytes([hdr[0], hdr[1]]), rest)
         }
         linktype::NULL | linktype::LOOP => {
             // 4-byte address family; host byte order of the capturing machine for NULL,
             // network order for LOOP. AF_INET is 2 everywhere; AF_INET6 is 10, 24, 28 or 30.
-            let Some(hdr) = frame.get(..4) else {
+            let (Some(hdr), Some(rest)) = (frame.get(..4), frame.get(4..)) else {
                 stats.inc(Counter::DecodeLinkTruncated);
                 return None;
             };
             let le = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
             let be = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
-            let af = if le < 256 { le } else { be };
-            if !matches!(af, 2 | 10 | 24 | 28 | 30) {
-                stats.inc(Counter::DecodeNotIp);
-                return None;
+            match if le < 256 { le } else { be } {
+                2 => (0x0800, rest),
+                10 | 24 | 28 | 30 => (0x86dd, rest),
+                _ => {
+                    stats.inc(Counter::DecodeNotIp);
+                    return None;
+                }
             }
-            from_ip(&frame[4..], stats)?
         }
         linktype::RAW
         | linktype::RAW_OPENBSD
         | linktype::RAW_BSDOS
         | linktype::IPV4
-        | linktype::IPV6 => from_ip(frame, stats)?,
+        | linktype::IPV6 => match frame.first().map(|b| b >> 4) {
+            Some(6) => (0x86dd, frame),
+            _ => (0x0800, frame),
+        },
         _ => {
             stats.inc(Counter::DecodeLinkUnsupported);
             return None;
         }
     };
-    let mut d = from_sliced(&sliced, stats)?;
-    if let Some(etherparse::LinkSlice::Ethernet2(eth)) = &sliced.link {
-        d.src_mac = eth.source();
-        d.dst_mac = eth.destination();
-    } else {
-        d.src_mac = src_mac;
-        d.dst_mac = dst_mac;
+    let mut vlan = [0u16; 2];
+    let mut et = ether_type;
+    let mut depth = 0;
+    while matches!(et, 0x8100 | 0x88a8 | 0x9100) {
+        if depth == MAX_VLAN_DEPTH {
+            stats.inc(Counter::DecodeVlanTooDeep);
+            return None;
+        }
+        let Ok(tag) = SingleVlanSlice::from_slice(data) else {
+            stats.inc(Counter::DecodeVlanTruncated);
+            return None;
+        };
+        if let Some(v) = vlan.get_mut(depth) {
+            *v = tag.vlan_identifier().value();
+        }
+        et = tag.ether_type().0;
+        data = tag.payload_slice();
+        depth += 1;
     }
+    if !matches!(et, 0x0800 | 0x86dd) {
+        stats.inc(Counter::DecodeNotIp);
+        return None;
+    }
+    let mut d = from_ip(data, et == 0x86dd, stats)?;
+    d.src_mac = src_mac;
+    d.dst_mac = dst_mac;
+    d.vlan = vlan;
     Some(d)
 }
 
-fn from_ip<'a>(data: &'a [u8], stats: &mut WorkerStats) -> Option<LaxSlicedPacket<'a>> {
-    match LaxSlicedPacket::from_ip(data) {
-        Ok(p) => Some(p),
+fn from_ip<'a>(data: &'a [u8], v6: bool, stats: &mut WorkerStats) -> Option<Decoded<'a>> {
+    let (ip, ext_err) = match LaxIpSlice::from_slice(data) {
+        Ok(r) => r,
         Err(e) => {
             use etherparse::err::ip::LaxHeaderSliceError as E;
-            let v6 = data.first().is_some_and(|b| b >> 4 == 6);
-            let c = match (e, v6) {
+            let v6 = data.first().map_or(v6, |b| b >> 4 == 6);
+            stats.inc(match (e, v6) {
                 (E::Len(_), false) => Counter::DecodeIpv4Truncated,
                 (E::Len(_), true) => Counter::DecodeIpv6Truncated,
                 (E::Content(_), false) => Counter::DecodeIpv4Invalid,
                 (E::Content(_), true) => Counter::DecodeIpv6Invalid,
-            };
-            stats.inc(c);
-            None
+            });
+            return None;
         }
-    }
-}
-
-fn count_stop(layer: Layer, is_len: bool, stats: &mut WorkerStats) {
-    let c = match layer {
-        Layer::VlanHeader | Layer::MacsecHeader | Layer::MacsecPacket | Layer::EtherPayload => {
-            Counter::DecodeVlanTruncated
-        }
-        Layer::LinuxSllHeader | Layer::Ethernet2Header => Counter::DecodeLinkTruncated,
-        Layer::IpHeader | Layer::Ipv4Header | Layer::Ipv4Packet | Layer::IpAuthHeader => {
-            if is_len {
-                Counter::DecodeIpv4Truncated
-            } else {
-                Counter::DecodeIpv4Invalid
-            }
-        }
-        Layer::Ipv6Header | Layer::Ipv6Packet => {
-            if is_len {
-                Counter::DecodeIpv6Truncated
-            } else {
-                Counter::DecodeIpv6Invalid
-            }
-        }
-        Layer::Ipv6ExtHeader
-        | Layer::Ipv6HopByHopHeader
-        | Layer::Ipv6DestOptionsHeader
-        | Layer::Ipv6RouteHeader
-        | Layer::Ipv6FragHeader => Counter::DecodeIpv6ExtTruncated,
-        Layer::UdpHeader | Layer::UdpPayload => Counter::DecodeUdpTruncated,
-        Layer::TcpHeader => {
-            if is_len {
-                Counter::DecodeTcpTruncated
-            } else {
-                Counter::DecodeTcpInvalid
-            }
-        }
-        Layer::Icmpv4 | Layer::Icmpv6 | Layer::Icmpv4Timestamp | Layer::Icmpv4TimestampReply => {
-            Counter::DecodeIcmpTruncated
-        }
-        _ => Counter::DecodeLinkTruncated,
     };
-    stats.inc(c);
-}
-
-fn from_sliced<'a>(p: &LaxSlicedPacket<'a>, stats: &mut WorkerStats) -> Option<Decoded<'a>> {
-    if let Some((err, layer)) = &p.stop_err {
-        let is_len = matches!(err, etherparse::err::packet::SliceError::Len(_));
-        count_stop(*layer, is_len, stats);
+    if ext_err.is_some() {
+        stats.inc(Counter::DecodeIpv6ExtTruncated);
     }
-    let mut vlan = [0u16; 2];
-    for (i, id) in p.vlan_ids().iter().take(2).enumerate() {
-        vlan[i] = id.value();
-    }
-    let (src_ip, dst_ip, ttl, ip_payload, first_fragment) = match &p.net {
-        Some(LaxNetSlice::Ipv4(v4)) => {
+    let (src_ip, dst_ip, ttl, first_fragment) = match &ip {
+        LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
-            let pl = v4.payload();
             let mut first = true;
-            if pl.fragmented {
+            if v4.payload().fragmented {
                 stats.inc(Counter::Ipv4Fragments);
                 first = h.fragments_offset().value() == 0;
             }
@@ -245,15 +226,13 @@ fn from_sliced<'a>(p: &LaxSlicedPacket<'a>, stats: &mut WorkerStats) -> Option<D
                 IpAddr::V4(Ipv4Addr::from(h.source())),
                 IpAddr::V4(Ipv4Addr::from(h.destination())),
                 h.ttl(),
-                pl,
                 first,
             )
         }
-        Some(LaxNetSlice::Ipv6(v6)) => {
+        LaxIpSlice::Ipv6(v6) => {
             let h = v6.header();
-            let pl = v6.payload();
             let mut first = true;
-            if pl.fragmented {
+            if v6.payload().fragmented {
                 stats.inc(Counter::Ipv4Fragments);
                 first =
                     ipv6_first_fragment(v6.extensions().first_header(), v6.extensions().slice());
@@ -262,22 +241,16 @@ fn from_sliced<'a>(p: &LaxSlicedPacket<'a>, stats: &mut WorkerStats) -> Option<D
                 IpAddr::V6(Ipv6Addr::from(h.source())),
                 IpAddr::V6(Ipv6Addr::from(h.destination())),
                 h.hop_limit(),
-                pl,
                 first,
             )
         }
-        Some(LaxNetSlice::Arp(_)) | None => {
-            if p.stop_err.is_none() {
-                stats.inc(Counter::DecodeNotIp);
-            }
-            return None;
-        }
     };
-    let proto = ip_payload.ip_number.0;
+    let pl = ip.payload();
+    let proto = pl.ip_number.0;
     let mut d = Decoded {
         src_mac: [0; 6],
         dst_mac: [0; 6],
-        vlan,
+        vlan: [0; 2],
         src_ip,
         dst_ip,
         ttl,
@@ -287,53 +260,38 @@ fn from_sliced<'a>(p: &LaxSlicedPacket<'a>, stats: &mut WorkerStats) -> Option<D
         l4: L4::Other,
         payload: &[],
     };
-    match &p.transport {
-        Some(TransportSlice::Tcp(t)) => fill_tcp(&mut d, t),
-        Some(TransportSlice::Udp(u)) => fill_udp(&mut d, u),
-        Some(TransportSlice::Icmpv4(i)) => {
-            d.l4 = L4::Icmp {
-                icmp_type: i.type_u8(),
-                code: i.code_u8(),
-            };
-        }
-        Some(TransportSlice::Icmpv6(i)) => {
-            d.l4 = L4::Icmp {
-                icmp_type: i.type_u8(),
-                code: i.code_u8(),
-            };
-        }
-        Some(TransportSlice::Igmp(_)) | None => {
-            // etherparse leaves the transport of a fragmented payload alone: the first
-            // fragment still carries the transport header, so read its ports.
-            if ip_payload.fragmented && first_fragment {
-                match proto {
-                    6 => {
-                        if let Ok(t) = etherparse::TcpSlice::from_slice(ip_payload.payload) {
-                            fill_tcp(&mut d, &t);
-                        }
-                    }
-                    17 => {
-                        if let Ok(u) = etherparse::UdpSlice::from_slice_lax(ip_payload.payload) {
-                            fill_udp(&mut d, &u);
-                            // the datagram continues in later fragments: what is here is partial
-                        }
-                    }
-                    1 | 58 => {
-                        if let [t, c, ..] = ip_payload.payload {
-                            d.l4 = L4::Icmp {
-                                icmp_type: *t,
-                                code: *c,
-                            };
-                        }
-                    }
-                    _ => {}
+    if !first_fragment {
+        // A later fragment: no transport header here.
+        return Some(d);
+    }
+    match proto {
+        6 => match TcpSlice::from_slice(pl.payload) {
+            Ok(t) => fill_tcp(&mut d, &t),
+            Err(etherparse::err::tcp::HeaderSliceError::Len(_)) => {
+                if !pl.incomplete {
+                    stats.inc(Counter::DecodeTcpTruncated);
                 }
             }
-        }
-    }
-    if ip_payload.fragmented && !first_fragment {
-        d.l4 = L4::Other;
-        d.payload = &[];
+            Err(_) => stats.inc(Counter::DecodeTcpInvalid),
+        },
+        17 => match UdpSlice::from_slice_lax(pl.payload) {
+            Ok(u) => fill_udp(&mut d, &u),
+            Err(_) => {
+                if !pl.incomplete {
+                    stats.inc(Counter::DecodeUdpTruncated);
+                }
+            }
+        },
+        1 | 58 => match pl.payload {
+            [t, c, ..] => {
+                d.l4 = L4::Icmp {
+                    icmp_type: *t,
+                    code: *c,
+                }
+            }
+            _ => stats.inc(Counter::DecodeIcmpTruncated),
+        },
+        _ => {}
     }
     Some(d)
 }

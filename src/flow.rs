@@ -71,12 +71,33 @@ pub fn proto_name(p: u8) -> &'static str {
 }
 
 /// Direction-independent flow key: the lower (address, port) endpoint first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowKey {
     lo: (IpAddr, u16),
     hi: (IpAddr, u16),
     proto: u8,
     vlan: [u16; 2],
+}
+
+fn ip_bits(ip: &IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(u32::from(*a)) | (0xffff << 32),
+        IpAddr::V6(a) => u128::from(*a),
+    }
+}
+
+impl std::hash::Hash for FlowKey {
+    /// Three words instead of a field-by-field walk of two `IpAddr` enums: this is the hot path.
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u128(ip_bits(&self.lo.0));
+        h.write_u128(ip_bits(&self.hi.0));
+        h.write_u64(
+            u64::from(self.lo.1)
+                | u64::from(self.hi.1) << 16
+                | u64::from(self.proto) << 32
+                | u64::from(self.vlan[0] ^ self.vlan[1].rotate_left(4)) << 40,
+        );
+    }
 }
 
 impl FlowKey {
@@ -142,6 +163,10 @@ impl TcpFlow {
         self.rst || (self.fin[0] && self.fin[1])
     }
 }
+
+/// How often (packet time) the table is swept for idle flows. Timeouts are also checked on
+/// every lookup, so this only bounds how long an idle flow holds memory past its timeout.
+const SWEEP_EVERY_SECS: u64 = 5;
 
 /// Bytes buffered while a probe needs more than one chunk to decide.
 const PROBE_BUF: usize = 512;
@@ -294,24 +319,27 @@ impl FlowTable {
         };
 
         // End a flow that timed out, or a closed TCP flow whose tuple a new SYN reuses.
-        if let Some(f) = self.map.get(&key) {
-            let reuse = tcp.is_some_and(|t| t.syn && !t.ack_flag)
-                && f.tcp.as_ref().is_some_and(|tf| tf.closed());
-            let reason = if self.expired(f, clock) {
-                Some(EndReason::IdleTimeout)
-            } else if reuse {
-                Some(EndReason::TcpClose)
-            } else {
-                None
-            };
-            if let Some(r) = reason {
-                if let Some(f) = self.map.remove(&key) {
-                    self.end(f, r, out);
+        let present = match self.map.get(&key) {
+            Some(f) => {
+                let reuse = tcp.is_some_and(|t| t.syn && !t.ack_flag)
+                    && f.tcp.as_ref().is_some_and(|tf| tf.closed());
+                if self.expired(f, clock) {
+                    Some(EndReason::IdleTimeout)
+                } else if reuse {
+                    Some(EndReason::TcpClose)
+                } else {
+                    None
                 }
+                .is_none_or(|r| {
+                    if let Some(f) = self.map.remove(&key) {
+                        self.end(f, r, out);
+                    }
+                    false
+                })
             }
-        }
-
-        if !self.map.contains_key(&key) {
+            None => false,
+        };
+        if !present {
             if self.map.len() >= self.cap {
                 self.make_room(clock, out);
             }
@@ -321,6 +349,18 @@ impl FlowTable {
         let Some(flow) = self.map.get_mut(&key) else {
             return;
         };
+        // Active timeout: report the period so far and count this packet afresh.
+        if self.timeouts.active > 0
+            && clock.0.saturating_sub(flow.period_clock.0)
+                > (self.timeouts.active as i64).saturating_mul(1_000_000)
+        {
+            emit_flow(flow, EndReason::ActiveTimeout, out);
+            out.stats.inc(Counter::FlowsEndedActiveTimeout);
+            flow.period_start = ts;
+            flow.period_clock = clock;
+            flow.pkts = [0; 2];
+            flow.bytes = [0; 2];
+        }
         let dir = if (d.src_ip, d.src_port) == flow.meta.client {
             Direction::ToServer
         } else {
@@ -445,22 +485,6 @@ impl FlowTable {
                 }
             }
         }
-
-        // Active timeout: report the period so far and count afresh.
-        if self.timeouts.active > 0 {
-            if let Some(f) = self.map.get_mut(&key) {
-                if clock.0.saturating_sub(f.period_clock.0)
-                    > (self.timeouts.active as i64).saturating_mul(1_000_000)
-                {
-                    emit_flow(f, EndReason::ActiveTimeout, out);
-                    out.stats.inc(Counter::FlowsEndedActiveTimeout);
-                    f.period_start = ts;
-                    f.period_clock = clock;
-                    f.pkts = [0; 2];
-                    f.bytes = [0; 2];
-                }
-            }
-        }
     }
 
     fn new_flow(&mut self, ts: Ts, clock: Ts, d: &Decoded<'_>, out: &mut Sinks) -> Flow {
@@ -546,11 +570,11 @@ impl FlowTable {
         }
     }
 
-    /// Sweep at most once per second of packet time.
+    /// Sweep at most once per [`SWEEP_EVERY_SECS`] of packet time.
     pub fn sweep_if_due(&mut self, now: Ts, out: &mut Sinks) {
         if now >= self.next_sweep {
             self.sweep(now, out);
-            self.next_sweep = now.saturating_add_secs(1);
+            self.next_sweep = now.saturating_add_secs(SWEEP_EVERY_SECS);
         }
     }
 

@@ -174,7 +174,10 @@ impl EventWriter {
     pub fn finish(&mut self) -> io::Result<()> {
         self.out.flush()?;
         if let Some(f) = &self.file {
-            f.sync_all()?;
+            // Only regular files can be synced (/dev/null or a FIFO answers EINVAL).
+            if f.metadata().map(|m| m.is_file()).unwrap_or(false) {
+                f.sync_all()?;
+            }
         }
         Ok(())
     }

@@ -42,10 +42,13 @@ struct Batch {
     now: Ts,
 }
 
+/// A batch is sent when its bytes pass this size, whatever its packet count.
+const BATCH_BYTES: usize = 1 << 20;
+
 impl Batch {
     fn with_capacity(n: usize) -> Batch {
         Batch {
-            data: Vec::with_capacity(n * 512),
+            data: Vec::with_capacity(BATCH_BYTES + 65_536),
             pkts: Vec::with_capacity(n),
             now: Ts::ZERO,
         }
@@ -123,16 +126,19 @@ pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Resul
     // Workers.
     let mut txs: Vec<Sender<Msg>> = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
+    // Emptied batches come back to the reader for reuse (no allocation per batch).
+    let (spare_tx, spare_rx) = bounded::<Batch>(workers * (opts.limits.queue_batches + 2));
     for w in 0..workers {
         let (tx, rx) = bounded::<Msg>(opts.limits.queue_batches);
         txs.push(tx);
         let table = FlowTable::new(&opts.limits, &opts.timeouts, workers);
         let m = metrics.clone();
         let ev = ev_tx.clone();
+        let spare = spare_tx.clone();
         handles.push(
             thread::Builder::new()
                 .name(format!("medtap-worker-{w}"))
-                .spawn(move || worker(rx, table, m, ev, events_on))?,
+                .spawn(move || worker(rx, spare, table, m, ev, events_on))?,
         );
     }
     drop(ev_tx);
@@ -200,8 +206,11 @@ pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Resul
                 linktype: lt,
             });
             b.data.extend_from_slice(p.data);
-            if b.pkts.len() >= batch_n || b.data.len() >= 4 << 20 {
-                let mut full = std::mem::replace(b, Batch::with_capacity(batch_n));
+            if b.pkts.len() >= batch_n || b.data.len() >= BATCH_BYTES {
+                let fresh = spare_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Batch::with_capacity(batch_n));
+                let mut full = std::mem::replace(b, fresh);
                 full.now = now;
                 if txs[w].send(Msg::Batch(full)).is_err() {
                     send_failed = true;
@@ -278,6 +287,7 @@ pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Resul
 
 fn worker(
     rx: Receiver<Msg>,
+    spare: Sender<Batch>,
     mut table: FlowTable,
     metrics: Arc<Metrics>,
     ev: Sender<Vec<u8>>,
@@ -311,7 +321,7 @@ fn worker(
     };
     for msg in rx {
         match msg {
-            Msg::Batch(b) => {
+            Msg::Batch(mut b) => {
                 for p in &b.pkts {
                     sinks.stats.inc(Counter::Packets);
                     sinks.stats.add(Counter::Bytes, u64::from(p.wire_len));
@@ -327,6 +337,9 @@ fn worker(
                     table.sweep_if_due(b.now, &mut sinks);
                 }
                 flush(&mut sinks, &mut prev, &mut prev_app, &table, false);
+                b.data.clear();
+                b.pkts.clear();
+                let _ = spare.try_send(b);
             }
             Msg::Finish(now) => {
                 table.finish(now, &mut sinks);

@@ -28,31 +28,74 @@ impl Ts {
     }
 }
 
+/// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
 impl fmt::Display for Ts {
     /// RFC 3339 with microseconds and an explicit UTC offset, as Suricata writes `timestamp`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.secs();
-        let micros = self.0.rem_euclid(1_000_000);
-        match ::time::OffsetDateTime::from_unix_timestamp(secs) {
-            Ok(t) => write!(
-                f,
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}+0000",
-                t.year(),
-                t.month() as u8,
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second(),
-                micros
-            ),
-            Err(_) => write!(f, "1970-01-01T00:00:00.000000+0000"),
+        let micros = self.0.rem_euclid(1_000_000) as u32;
+        let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400) as u32;
+        if !(0..=9999).contains(&y) {
+            return write!(f, "1970-01-01T00:00:00.000000+0000");
         }
+        let mut b = *b"0000-00-00T00:00:00.000000+0000";
+        let put = |b: &mut [u8], at: usize, width: usize, mut v: u32| {
+            for i in (0..width).rev() {
+                b[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(&mut b, 0, 4, y as u32);
+        put(&mut b, 5, 2, mo);
+        put(&mut b, 8, 2, d);
+        put(&mut b, 11, 2, sod / 3_600);
+        put(&mut b, 14, 2, sod / 60 % 60);
+        put(&mut b, 17, 2, sod % 60);
+        put(&mut b, 20, 6, micros);
+        // ok: every byte written above is an ASCII digit or came from the ASCII template
+        f.write_str(std::str::from_utf8(&b).unwrap_or("1970-01-01T00:00:00.000000+0000"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn civil_dates_agree_with_the_time_crate() {
+        for secs in [
+            0i64,
+            951_782_400,
+            1_517_253_822,
+            4_102_444_800,
+            1_709_164_800,
+            86_399,
+            253_402_300_799,
+        ] {
+            let t = ::time::OffsetDateTime::from_unix_timestamp(secs).unwrap();
+            let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+            assert_eq!(
+                (y, m, d),
+                (i64::from(t.year()), t.month() as u32, u32::from(t.day())),
+                "{secs}"
+            );
+        }
+    }
 
     #[test]
     fn formats_rfc3339() {
