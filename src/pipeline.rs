@@ -42,6 +42,9 @@ struct Batch {
     now: Ts,
 }
 
+/// How many packets ahead the worker touches the next packet's bytes.
+const PREFETCH_AHEAD: usize = 4;
+
 /// A batch is sent when its bytes pass this size, whatever its packet count.
 const BATCH_BYTES: usize = 1 << 20;
 
@@ -322,7 +325,14 @@ fn worker(
     for msg in rx {
         match msg {
             Msg::Batch(mut b) => {
-                for p in &b.pkts {
+                for (i, p) in b.pkts.iter().enumerate() {
+                    // Touch a packet a few ahead: its bytes were written by the reader on another
+                    // core, and the first read of each is a cache miss that this overlaps.
+                    if let Some(ahead) = b.pkts.get(i + PREFETCH_AHEAD) {
+                        if let Some(&byte) = b.data.get(ahead.off as usize + 14) {
+                            std::hint::black_box(byte);
+                        }
+                    }
                     sinks.stats.inc(Counter::Packets);
                     sinks.stats.add(Counter::Bytes, u64::from(p.wire_len));
                     let start = p.off as usize;
