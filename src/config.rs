@@ -124,7 +124,16 @@ fn load_file(path: &Path) -> Result<(FileConfig, String), ConfigError> {
     match toml::from_str::<FileConfig>(&text) {
         Ok(c) => Ok((c, text)),
         Err(e) => {
-            let line = e.span().map(|s| line_of(&text, s.start)).unwrap_or(1);
+            // serde's "unknown field `x`" errors span the whole table: find the key's line.
+            let key_line = || {
+                let key = e.message().split('`').nth(1)?;
+                text.lines()
+                    .position(|l| l.trim_start().starts_with(key))
+                    .map(|i| i + 1)
+            };
+            let line = key_line()
+                .or_else(|| e.span().map(|s| line_of(&text, s.start)))
+                .unwrap_or(1);
             Err(ConfigError(format!(
                 "{}:{line}: {}",
                 path.display(),

@@ -11,11 +11,13 @@ use prometheus::{
     Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::stats::{Counter, WorkerStats};
+use crate::stats::{Counter, Family, WorkerStats, FAMILY_SLOTS};
 
 pub struct Metrics {
     pub registry: Registry,
     counters: Vec<IntCounter>,
+    /// One per [`WorkerStats::fam`] slot.
+    fam: Vec<IntCounter>,
     pub flows_active: IntGauge,
     pub reassembly_bytes: IntGauge,
     /// Capture files by outcome: ok, damaged (read until an error), skipped (not a capture).
@@ -48,6 +50,23 @@ impl Metrics {
             });
             let values: Vec<&str> = labels.iter().map(|(_, v)| *v).collect();
             counters.push(vec.with_label_values(&values));
+        }
+        let mut fam = Vec::with_capacity(FAMILY_SLOTS);
+        for f in Family::ALL {
+            let (name, help, labels, values) = f.spec();
+            let v = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric spec"); // ok: static table, tested
+            registry
+                .register(Box::new(v.clone()))
+                .expect("unique metric names"); // ok: static table, tested
+            match values {
+                [a] => fam.extend(a.iter().map(|x| v.with_label_values(&[*x]))),
+                [a, b] => {
+                    for x in a.iter() {
+                        fam.extend(b.iter().map(|y| v.with_label_values(&[*x, *y])));
+                    }
+                }
+                _ => {}
+            }
         }
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("static metric spec"); // ok: static
@@ -123,6 +142,7 @@ impl Metrics {
         Metrics {
             registry,
             counters,
+            fam,
             flows_active,
             reassembly_bytes,
             capture_files,
@@ -139,6 +159,12 @@ impl Metrics {
     pub fn merge(&self, prev: &mut WorkerStats, now: &WorkerStats) {
         for (i, c) in self.counters.iter().enumerate() {
             let d = now.c[i].wrapping_sub(prev.c[i]);
+            if d != 0 {
+                c.inc_by(d);
+            }
+        }
+        for (i, c) in self.fam.iter().enumerate() {
+            let d = now.fam[i].wrapping_sub(prev.fam[i]);
             if d != 0 {
                 c.inc_by(d);
             }
@@ -180,5 +206,9 @@ mod tests {
         assert!(text.contains("medtap_flows_active 3"));
         assert!(text.contains("medtap_decode_errors_total{kind=\"truncated\",layer=\"tcp\"} 0"));
         assert!(text.contains("medtap_build_info{version=\"test\"} 1"));
+        assert!(text
+            .contains("medtap_dicom_dimse_total{command=\"C-STORE-RQ\",status_class=\"none\"} 0"));
+        assert!(text.contains("medtap_hl7_acks_total{code=\"AA\"} 0"));
+        assert_eq!(m.fam.len(), FAMILY_SLOTS);
     }
 }

@@ -250,11 +250,7 @@ pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Resul
     let mut totals = WorkerStats::default();
     for h in handles {
         match h.join() {
-            Ok(s) => {
-                for i in 0..Counter::COUNT {
-                    totals.c[i] += s.c[i];
-                }
-            }
+            Ok(s) => totals.add_all(&s),
             Err(_) => anyhow::bail!("a worker thread panicked"),
         }
     }
@@ -359,9 +355,7 @@ fn worker(
         }
     }
     let mut total = sinks.stats.clone();
-    for i in 0..Counter::COUNT {
-        total.c[i] += sinks.app_stats.c[i];
-    }
+    total.add_all(&sinks.app_stats);
     total
 }
 

@@ -211,10 +211,187 @@ const ALL: [Counter; Counter::COUNT] = [
     EventsDropped,
 ];
 
+/// Counter families whose label values come from fixed lists in this file (one or two labels),
+/// for protocol counters with many label values. Index the values with the lists below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Family {
+    /// `medtap_dicom_associations_total{result}`: [`DICOM_ASSOC_RESULTS`].
+    DicomAssociations,
+    /// `medtap_dicom_pdus_total{type}`: [`DICOM_PDU_TYPES`].
+    DicomPdus,
+    /// `medtap_dicom_errors_total{kind}`: [`DICOM_ERROR_KINDS`].
+    DicomErrors,
+    /// `medtap_dicom_dimse_total{command,status_class}`: [`DIMSE_COMMANDS`] x [`DIMSE_STATUS_CLASSES`].
+    DicomDimse,
+    /// `medtap_hl7_messages_total{message_type}`: [`HL7_MESSAGE_TYPES`].
+    Hl7Messages,
+    /// `medtap_hl7_acks_total{code}`: [`HL7_ACK_CODES`].
+    Hl7Acks,
+    /// `medtap_hl7_errors_total{kind}`: [`HL7_ERROR_KINDS`].
+    Hl7Errors,
+}
+
+pub const DICOM_ASSOC_RESULTS: &[&str] = &["accepted", "rejected", "aborted", "incomplete"];
+/// PS3.8 9.3: PDU types 0x01..=0x07, then anything else.
+pub const DICOM_PDU_TYPES: &[&str] = &[
+    "a_associate_rq",
+    "a_associate_ac",
+    "a_associate_rj",
+    "p_data_tf",
+    "a_release_rq",
+    "a_release_rp",
+    "a_abort",
+    "unknown",
+];
+pub const DICOM_ERROR_KINDS: &[&str] = &[
+    "malformed_pdu",
+    "unknown_item",
+    "pdu_too_large",
+    "gap",
+    "resync",
+    "contexts_cap",
+    "pending_cap",
+    "dimse",
+    "dataset",
+    "unexpected_pdu",
+];
+/// DIMSE command names (PS3.7 E.1), requests and responses, then anything else.
+pub const DIMSE_COMMANDS: &[&str] = &[
+    "C-STORE-RQ",
+    "C-STORE-RSP",
+    "C-GET-RQ",
+    "C-GET-RSP",
+    "C-FIND-RQ",
+    "C-FIND-RSP",
+    "C-MOVE-RQ",
+    "C-MOVE-RSP",
+    "C-ECHO-RQ",
+    "C-ECHO-RSP",
+    "C-CANCEL-RQ",
+    "N-EVENT-REPORT-RQ",
+    "N-EVENT-REPORT-RSP",
+    "N-GET-RQ",
+    "N-GET-RSP",
+    "N-SET-RQ",
+    "N-SET-RSP",
+    "N-ACTION-RQ",
+    "N-ACTION-RSP",
+    "N-CREATE-RQ",
+    "N-CREATE-RSP",
+    "N-DELETE-RQ",
+    "N-DELETE-RSP",
+    "other",
+];
+/// PS3.7 C: "none" for requests (no Status), then the classes of a response Status.
+pub const DIMSE_STATUS_CLASSES: &[&str] =
+    &["none", "success", "pending", "warning", "failure", "cancel"];
+/// The message types counted by name; anything else is "other".
+pub const HL7_MESSAGE_TYPES: &[&str] = &[
+    "ADT", "ORU", "ORM", "OML", "SIU", "MDM", "DFT", "RDE", "RAS", "ACK", "QBP", "RSP", "VXU",
+    "other",
+];
+/// MSA-1 acknowledgment codes (HL7 v2 table 0008), then anything else.
+pub const HL7_ACK_CODES: &[&str] = &["AA", "AE", "AR", "CA", "CE", "CR", "other"];
+pub const HL7_ERROR_KINDS: &[&str] = &[
+    "unterminated_frame",
+    "outside_frame",
+    "too_large",
+    "gap",
+    "malformed",
+    "no_msh",
+    "bad_delimiters",
+    "non_cr_segment_terminator",
+    "non_utf8",
+    "unacknowledged",
+];
+
+impl Family {
+    pub const ALL: [Family; 7] = [
+        Family::DicomAssociations,
+        Family::DicomPdus,
+        Family::DicomErrors,
+        Family::DicomDimse,
+        Family::Hl7Messages,
+        Family::Hl7Acks,
+        Family::Hl7Errors,
+    ];
+
+    /// (metric name, help, label names, value lists). Two value lists = two labels.
+    pub fn spec(
+        self,
+    ) -> (
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        &'static [&'static [&'static str]],
+    ) {
+        match self {
+            Family::DicomAssociations => (
+                "medtap_dicom_associations_total",
+                "DICOM associations ended, by result.",
+                &["result"],
+                &[DICOM_ASSOC_RESULTS],
+            ),
+            Family::DicomPdus => (
+                "medtap_dicom_pdus_total",
+                "DICOM PDUs decoded, by type.",
+                &["type"],
+                &[DICOM_PDU_TYPES],
+            ),
+            Family::DicomErrors => (
+                "medtap_dicom_errors_total",
+                "DICOM bytes that could not be decoded or caps hit, by kind.",
+                &["kind"],
+                &[DICOM_ERROR_KINDS],
+            ),
+            Family::DicomDimse => (
+                "medtap_dicom_dimse_total",
+                "DIMSE messages decoded, by command and status class.",
+                &["command", "status_class"],
+                &[DIMSE_COMMANDS, DIMSE_STATUS_CLASSES],
+            ),
+            Family::Hl7Messages => (
+                "medtap_hl7_messages_total",
+                "HL7 v2 messages decoded, by message type (MSH-9.1).",
+                &["message_type"],
+                &[HL7_MESSAGE_TYPES],
+            ),
+            Family::Hl7Acks => (
+                "medtap_hl7_acks_total",
+                "HL7 v2 acknowledgements, by MSA-1 code.",
+                &["code"],
+                &[HL7_ACK_CODES],
+            ),
+            Family::Hl7Errors => (
+                "medtap_hl7_errors_total",
+                "HL7 v2 / MLLP framing and parse problems, by kind.",
+                &["kind"],
+                &[HL7_ERROR_KINDS],
+            ),
+        }
+    }
+
+    /// Number of counters in the family.
+    pub fn size(self) -> usize {
+        self.spec().3.iter().map(|v| v.len()).product()
+    }
+
+    /// Offset of the family's first counter in [`WorkerStats::fam`].
+    pub fn offset(self) -> usize {
+        Family::ALL[..self as usize].iter().map(|f| f.size()).sum()
+    }
+}
+
+/// Total number of family counters (checked against the table in a test).
+pub const FAMILY_SLOTS: usize = 4 + 8 + 10 + 24 * 6 + 14 + 7 + 10;
+
 /// A worker's counters. Plain integers: the worker owns them, the merge reads deltas.
 #[derive(Clone, Debug)]
 pub struct WorkerStats {
     pub c: [u64; Counter::COUNT],
+    /// The [`Family`] counters, each family at its [`Family::offset`].
+    pub fam: [u64; FAMILY_SLOTS],
     /// Flows in this worker's table now (a gauge, not a counter).
     pub flows_active: u64,
     /// Bytes held by this worker's reassembly buffers now.
@@ -225,6 +402,7 @@ impl Default for WorkerStats {
     fn default() -> Self {
         WorkerStats {
             c: [0; Counter::COUNT],
+            fam: [0; FAMILY_SLOTS],
             flows_active: 0,
             reasm_bytes: 0,
         }
@@ -244,11 +422,56 @@ impl WorkerStats {
     pub fn get(&self, c: Counter) -> u64 {
         self.c[c as usize]
     }
+    /// Count one in a one-label family; an index past the value list counts as the last value
+    /// (by convention "other"/"unknown").
+    #[inline]
+    pub fn fam_inc(&mut self, f: Family, i: usize) {
+        let n = f.size();
+        if let Some(c) = self.fam.get_mut(f.offset() + i.min(n.saturating_sub(1))) {
+            *c += 1;
+        }
+    }
+    /// Count one in a two-label family at (`i`, `j`), clamped like [`WorkerStats::fam_inc`].
+    #[inline]
+    pub fn fam_inc2(&mut self, f: Family, i: usize, j: usize) {
+        let vals = f.spec().3;
+        let (ni, nj) = (vals[0].len(), vals.get(1).map_or(1, |v| v.len()));
+        let idx = i.min(ni - 1) * nj + j.min(nj - 1);
+        if let Some(c) = self.fam.get_mut(f.offset() + idx) {
+            *c += 1;
+        }
+    }
+    /// Add every counter of `other` (gauges are left alone).
+    pub fn add_all(&mut self, other: &WorkerStats) {
+        for (a, b) in self.c.iter_mut().zip(other.c.iter()) {
+            *a += b;
+        }
+        for (a, b) in self.fam.iter_mut().zip(other.fam.iter()) {
+            *a += b;
+        }
+    }
+    pub fn fam_get(&self, f: Family, i: usize) -> u64 {
+        self.fam.get(f.offset() + i).copied().unwrap_or(0)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn family_slots_match_the_table() {
+        let total: usize = Family::ALL.iter().map(|f| f.size()).sum();
+        assert_eq!(total, FAMILY_SLOTS);
+        for (i, f) in Family::ALL.iter().enumerate() {
+            assert_eq!(*f as usize, i);
+        }
+        let mut s = WorkerStats::default();
+        s.fam_inc2(Family::DicomDimse, 0, 1);
+        s.fam_inc(Family::Hl7Errors, 999);
+        assert_eq!(s.fam[Family::DicomDimse.offset() + 1], 1);
+        assert_eq!(s.fam[FAMILY_SLOTS - 1], 1);
+    }
 
     #[test]
     fn table_is_dense_and_ordered() {

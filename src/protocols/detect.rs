@@ -37,7 +37,13 @@ pub fn identify_tcp(dir: Direction, data: &[u8], server_port: u16) -> Probe {
 type ProbeFn = fn(Direction, &[u8]) -> Probe;
 
 /// Content probes, most specific first.
-const TCP_PROBES: &[ProbeFn] = &[probe_tls, probe_http, probe_smb];
+const TCP_PROBES: &[ProbeFn] = &[
+    probe_tls,
+    super::dicom::probe,
+    super::hl7::probe,
+    probe_http,
+    probe_smb,
+];
 
 fn probe_tls(_dir: Direction, data: &[u8]) -> Probe {
     match super::tls::looks_like_tls(data) {
@@ -107,6 +113,8 @@ pub fn identify_udp(data: &[u8], src_port: u16, dst_port: u16) -> Option<AppProt
 pub fn parser_for(proto: AppProto) -> Option<Box<dyn AppParser>> {
     match proto {
         AppProto::Tls => Some(Box::new(super::tls::TlsState::new())),
+        AppProto::Dicom => super::dicom::parser(),
+        AppProto::Hl7 => super::hl7::parser(),
         _ => None,
     }
 }

@@ -11,6 +11,8 @@
 //!   (e.g. a DICOM association that never saw its release).
 
 pub mod detect;
+pub mod dicom;
+pub mod hl7;
 pub mod tls;
 
 use crate::flow::FlowMeta;
