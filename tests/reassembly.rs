@@ -64,7 +64,7 @@ fn impaired_transfers_reassemble_to_the_bytes_sent() {
         } else {
             (s1, s0, d1, d0, g1, g0)
         };
-        let mut sink = |dst: &mut Vec<u8>, gaps: &mut u64, ch: Chunk<'_>| match ch {
+        let sink = |dst: &mut Vec<u8>, gaps: &mut u64, ch: Chunk<'_>| match ch {
             Chunk::Data(x) => dst.extend_from_slice(x),
             Chunk::Gap(n) => *gaps += n,
         };
