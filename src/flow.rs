@@ -70,45 +70,39 @@ pub fn proto_name(p: u8) -> &'static str {
     }
 }
 
-/// Direction-independent flow key: the lower (address, port) endpoint first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Direction-independent flow key: the lower (address, port) endpoint first. Addresses are
+/// kept as 128-bit integers (IPv4 in the low 32 bits, with a family flag), so comparing and
+/// hashing a key is a few word operations on the hot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowKey {
-    lo: (IpAddr, u16),
-    hi: (IpAddr, u16),
+    lo: u128,
+    hi: u128,
+    lo_port: u16,
+    hi_port: u16,
     proto: u8,
+    v6: bool,
     vlan: [u16; 2],
 }
 
 fn ip_bits(ip: &IpAddr) -> u128 {
     match ip {
-        IpAddr::V4(a) => u128::from(u32::from(*a)) | (0xffff << 32),
+        IpAddr::V4(a) => u128::from(u32::from(*a)),
         IpAddr::V6(a) => u128::from(*a),
-    }
-}
-
-impl std::hash::Hash for FlowKey {
-    /// Three words instead of a field-by-field walk of two `IpAddr` enums: this is the hot path.
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        h.write_u128(ip_bits(&self.lo.0));
-        h.write_u128(ip_bits(&self.hi.0));
-        h.write_u64(
-            u64::from(self.lo.1)
-                | u64::from(self.hi.1) << 16
-                | u64::from(self.proto) << 32
-                | u64::from(self.vlan[0] ^ self.vlan[1].rotate_left(4)) << 40,
-        );
     }
 }
 
 impl FlowKey {
     pub fn of(d: &Decoded<'_>) -> FlowKey {
-        let a = (d.src_ip, d.src_port);
-        let b = (d.dst_ip, d.dst_port);
+        let a = (ip_bits(&d.src_ip), d.src_port);
+        let b = (ip_bits(&d.dst_ip), d.dst_port);
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         FlowKey {
-            lo,
-            hi,
+            lo: lo.0,
+            hi: hi.0,
+            lo_port: lo.1,
+            hi_port: hi.1,
             proto: d.proto,
+            v6: d.src_ip.is_ipv6(),
             vlan: d.vlan,
         }
     }
@@ -166,7 +160,7 @@ impl TcpFlow {
 
 /// How often (packet time) the table is swept for idle flows. Timeouts are also checked on
 /// every lookup, so this only bounds how long an idle flow holds memory past its timeout.
-const SWEEP_EVERY_SECS: u64 = 5;
+const SWEEP_EVERY_SECS: u64 = 10;
 
 /// Bytes buffered while a probe needs more than one chunk to decide.
 const PROBE_BUF: usize = 512;
@@ -205,8 +199,8 @@ struct FlowRecord<'a> {
     pkts_toclient: u64,
     bytes_toserver: u64,
     bytes_toclient: u64,
-    start: String,
-    end: String,
+    start: Ts,
+    end: Ts,
     age: i64,
     state: &'a str,
     reason: &'a str,
@@ -718,8 +712,8 @@ fn emit_flow(f: &Flow, reason: EndReason, out: &mut Sinks) {
         pkts_toclient: f.pkts[1],
         bytes_toserver: f.bytes[0],
         bytes_toclient: f.bytes[1],
-        start: f.period_start.to_string(),
-        end: f.last.to_string(),
+        start: f.period_start,
+        end: f.last,
         age: (f.last.secs() - f.period_start.secs()).max(0),
         state,
         reason: reason.as_str(),

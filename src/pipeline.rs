@@ -126,7 +126,8 @@ pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Resul
     };
     let events_on = writer.is_some();
 
-    // Workers.
+    // Workers. (Running a single worker on the reading thread, without the copy out of libpcap's
+    // buffer, was measured slower: reading and processing then share one core.)
     let mut txs: Vec<Sender<Msg>> = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
     // Emptied batches come back to the reader for reuse (no allocation per batch).
@@ -141,7 +142,7 @@ pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Resul
         handles.push(
             thread::Builder::new()
                 .name(format!("medtap-worker-{w}"))
-                .spawn(move || worker(rx, spare, table, m, ev, events_on))?,
+                .spawn(move || Worker::new(table, m, ev, events_on).run(rx, spare))?,
         );
     }
     drop(ev_tx);
@@ -215,10 +216,10 @@ pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Resul
                     .unwrap_or_else(|_| Batch::with_capacity(batch_n));
                 let mut full = std::mem::replace(b, fresh);
                 full.now = now;
+                metrics.capture_packets.inc_by(full.pkts.len() as u64);
                 if txs[w].send(Msg::Batch(full)).is_err() {
                     send_failed = true;
                 }
-                metrics.capture_packets.inc_by(batch_n as u64);
                 if let Some(pb) = &progress {
                     pb.set_position(read_bytes);
                 }
@@ -238,16 +239,17 @@ pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Resul
             }
         }
     }
+    let mut totals = WorkerStats::default();
     for (w, b) in batches.into_iter().enumerate() {
         let mut b = b;
         if !b.pkts.is_empty() {
             b.now = now;
+            metrics.capture_packets.inc_by(b.pkts.len() as u64);
             let _ = txs[w].send(Msg::Batch(b));
         }
         let _ = txs[w].send(Msg::Finish(now));
     }
     drop(txs);
-    let mut totals = WorkerStats::default();
     for h in handles {
         match h.join() {
             Ok(s) => totals.add_all(&s),
@@ -284,79 +286,107 @@ pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Resul
     Ok(summary)
 }
 
-fn worker(
-    rx: Receiver<Msg>,
-    spare: Sender<Batch>,
-    mut table: FlowTable,
+/// One worker's state: its flow table, its event sink and counters, and what it last merged
+/// into the registry.
+struct Worker {
+    table: FlowTable,
+    sinks: Sinks,
+    prev: WorkerStats,
+    prev_app: WorkerStats,
     metrics: Arc<Metrics>,
     ev: Sender<Vec<u8>>,
-    events_on: bool,
-) -> WorkerStats {
-    let mut sinks = Sinks {
-        events: EventSink::new(events_on),
-        stats: WorkerStats::default(),
-        app_stats: WorkerStats::default(),
-    };
-    let mut prev = WorkerStats::default();
-    let mut prev_app = WorkerStats::default();
-    let flush = |sinks: &mut Sinks,
-                 prev: &mut WorkerStats,
-                 prev_app: &mut WorkerStats,
-                 table: &FlowTable,
-                 force: bool| {
+}
+
+impl Worker {
+    fn new(
+        table: FlowTable,
+        metrics: Arc<Metrics>,
+        ev: Sender<Vec<u8>>,
+        events_on: bool,
+    ) -> Worker {
+        Worker {
+            table,
+            sinks: Sinks {
+                events: EventSink::new(events_on),
+                stats: WorkerStats::default(),
+                app_stats: WorkerStats::default(),
+            },
+            prev: WorkerStats::default(),
+            prev_app: WorkerStats::default(),
+            metrics,
+            ev,
+        }
+    }
+
+    #[inline]
+    fn packet(&mut self, ts: Ts, clock: Ts, wire_len: u32, linktype: i32, frame: &[u8]) {
+        self.sinks.stats.inc(Counter::Packets);
+        self.sinks.stats.add(Counter::Bytes, u64::from(wire_len));
+        if let Some(d) = decode::decode(linktype, frame, &mut self.sinks.stats) {
+            self.table.packet(ts, clock, &d, wire_len, &mut self.sinks);
+        }
+    }
+
+    /// Between batches: sweep on the capture clock, hand over full event buffers, merge counters.
+    fn tick(&mut self, now: Ts, force: bool) {
+        if now > Ts::ZERO {
+            self.table.sweep_if_due(now, &mut self.sinks);
+        }
+        let sinks = &mut self.sinks;
         let mut events = std::mem::replace(&mut sinks.events, EventSink::new(false));
         events.account(&mut sinks.stats);
         if force || events.pending_bytes() >= SINK_FLUSH_BYTES {
             let lines = events.take();
             if !lines.is_empty() {
-                let _ = ev.send(lines);
+                let _ = self.ev.send(lines);
             }
         }
         sinks.events = events;
-        sinks.stats.flows_active = table.len() as u64;
-        sinks.stats.reasm_bytes = table.reassembly_bytes() as u64;
-        metrics.merge(prev, &sinks.stats);
-        metrics.merge(prev_app, &sinks.app_stats);
-    };
-    for msg in rx {
-        match msg {
-            Msg::Batch(mut b) => {
-                for (i, p) in b.pkts.iter().enumerate() {
-                    // Touch a packet a few ahead: its bytes were written by the reader on another
-                    // core, and the first read of each is a cache miss that this overlaps.
-                    if let Some(ahead) = b.pkts.get(i + PREFETCH_AHEAD) {
-                        if let Some(&byte) = b.data.get(ahead.off as usize + 14) {
+        sinks.stats.flows_active = self.table.len() as u64;
+        sinks.stats.reasm_bytes = self.table.reassembly_bytes() as u64;
+        self.metrics.merge(&mut self.prev, &sinks.stats);
+        self.metrics.merge(&mut self.prev_app, &sinks.app_stats);
+    }
+
+    /// End every flow, flush everything, and return the worker's totals.
+    fn finish(mut self, now: Ts) -> WorkerStats {
+        self.table.finish(now, &mut self.sinks);
+        self.tick(Ts::ZERO, true);
+        let mut total = self.sinks.stats.clone();
+        total.add_all(&self.sinks.app_stats);
+        total
+    }
+
+    /// A worker thread: batches in, emptied batches back for reuse.
+    fn run(mut self, rx: Receiver<Msg>, spare: Sender<Batch>) -> WorkerStats {
+        for msg in rx {
+            match msg {
+                Msg::Batch(mut b) => {
+                    for (i, p) in b.pkts.iter().enumerate() {
+                        // Touch a packet a few ahead: its bytes were written by the reader on
+                        // another core, and the first read of each is a cache miss this overlaps.
+                        if let Some(&byte) = b
+                            .pkts
+                            .get(i + PREFETCH_AHEAD)
+                            .and_then(|a| b.data.get(a.off as usize + 14))
+                        {
                             std::hint::black_box(byte);
                         }
+                        let start = p.off as usize;
+                        if let Some(frame) = b.data.get(start..start + p.caplen as usize) {
+                            self.packet(p.ts, p.clock, p.wire_len, p.linktype, frame);
+                        }
                     }
-                    sinks.stats.inc(Counter::Packets);
-                    sinks.stats.add(Counter::Bytes, u64::from(p.wire_len));
-                    let start = p.off as usize;
-                    let Some(frame) = b.data.get(start..start + p.caplen as usize) else {
-                        continue;
-                    };
-                    if let Some(d) = decode::decode(p.linktype, frame, &mut sinks.stats) {
-                        table.packet(p.ts, p.clock, &d, p.wire_len, &mut sinks);
-                    }
+                    self.tick(b.now, false);
+                    b.data.clear();
+                    b.pkts.clear();
+                    let _ = spare.try_send(b);
                 }
-                if b.now > Ts::ZERO {
-                    table.sweep_if_due(b.now, &mut sinks);
-                }
-                flush(&mut sinks, &mut prev, &mut prev_app, &table, false);
-                b.data.clear();
-                b.pkts.clear();
-                let _ = spare.try_send(b);
-            }
-            Msg::Finish(now) => {
-                table.finish(now, &mut sinks);
-                flush(&mut sinks, &mut prev, &mut prev_app, &table, true);
-                break;
+                Msg::Finish(now) => return self.finish(now),
             }
         }
+        self.finish(Ts::ZERO)
     }
-    let mut total = sinks.stats.clone();
-    total.add_all(&sinks.app_stats);
-    total
 }
 
 #[derive(Serialize)]

@@ -28,6 +28,13 @@ impl Ts {
     }
 }
 
+impl serde::Serialize for Ts {
+    /// As its RFC 3339 text, written straight into the output (no intermediate string).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01
 /// (Howard Hinnant's `civil_from_days`).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
