@@ -53,7 +53,7 @@ table! {
         /// Bytes of a stream inspected to identify its application protocol before giving up.
         detect_bytes: usize = 4096, 64, 65_536;
         /// Packets per batch handed from the capture thread to a worker.
-        batch_packets: usize = 256, 1, 65_536;
+        batch_packets: usize = 512, 1, 65_536;
         /// Batches queued per worker; when full, replay waits and live capture drops (counted).
         queue_batches: usize = 16, 1, 4_096;
         /// Event buffers (of about 64 KiB) queued for the event writer.
