@@ -6,6 +6,7 @@
 //! ([`Needed`] vs an error enum per protocol family).
 #![forbid(unsafe_code)]
 
+pub mod dicom;
 pub mod tls;
 
 /// How many more bytes a streaming parser needs before it can say anything.
