@@ -11,9 +11,9 @@
 //! `flow` event. Timeouts run on packet time, checked on lookup and by a sweep once per second
 //! of packet time, so one worker and many workers end the same flows with the same counts.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
+use hashbrown::HashTable;
 use serde::Serialize;
 
 use crate::decode::{Decoded, L4};
@@ -277,7 +277,9 @@ pub struct Sinks {
 }
 
 pub struct FlowTable {
-    map: HashMap<FlowKey, Flow, ahash::RandomState>,
+    /// Flows by key. A `HashTable` so that a packet's key is hashed once (keyed `ahash`).
+    map: HashTable<(FlowKey, Flow)>,
+    key_hasher: ahash::RandomState,
     cap: usize,
     reasm_flow_cap: usize,
     detect_bytes: usize,
@@ -291,7 +293,8 @@ impl FlowTable {
     /// A table with this worker's share of the caps.
     pub fn new(limits: &Limits, timeouts: &Timeouts, workers: usize) -> FlowTable {
         FlowTable {
-            map: HashMap::with_hasher(ahash::RandomState::new()),
+            map: HashTable::new(),
+            key_hasher: ahash::RandomState::new(),
             cap: Limits::per_worker(limits.max_flows, workers),
             reasm_flow_cap: limits.reassembly_flow_bytes,
             detect_bytes: limits.detect_bytes,
@@ -333,7 +336,8 @@ impl FlowTable {
         };
 
         // End a flow that timed out, or a closed TCP flow whose tuple a new SYN reuses.
-        let present = match self.map.get(&key) {
+        let hash = self.key_hasher.hash_one(key);
+        let present = match self.map.find(hash, |e| e.0 == key).map(|e| &e.1) {
             Some(f) => {
                 let reuse = tcp.is_some_and(|t| t.syn && !t.ack_flag)
                     && f.tcp.as_ref().is_some_and(|tf| tf.closed());
@@ -345,7 +349,8 @@ impl FlowTable {
                     None
                 }
                 .is_none_or(|r| {
-                    if let Some(f) = self.map.remove(&key) {
+                    if let Ok(e) = self.map.find_entry(hash, |e| e.0 == key) {
+                        let ((_, f), _) = e.remove();
                         self.end(f, r, out);
                     }
                     false
@@ -358,9 +363,10 @@ impl FlowTable {
                 self.make_room(clock, out);
             }
             let flow = self.new_flow(ts, clock, d, out);
-            self.map.insert(key, flow);
+            let hasher = &self.key_hasher;
+            self.map.insert_unique(hash, (key, flow), |e| hasher.hash_one(e.0));
         }
-        let Some(flow) = self.map.get_mut(&key) else {
+        let Some((_, flow)) = self.map.find_mut(hash, |e| e.0 == key) else {
             return;
         };
         // Active timeout: report the period so far and count this packet afresh.
@@ -597,7 +603,7 @@ impl FlowTable {
         let timeouts = self.timeouts.clone();
         let expired: Vec<(FlowKey, Flow)> = self
             .map
-            .extract_if(|_, f| {
+            .extract_if(|(_, f)| {
                 let t = idle_timeout_of(&timeouts, f);
                 now.0.saturating_sub(f.seen.0) > (t as i64).saturating_mul(1_000_000)
             })
@@ -618,14 +624,14 @@ impl FlowTable {
         if self.map.len() < self.cap {
             return;
         }
-        let mut lasts: Vec<Ts> = self.map.values().map(|f| f.seen).collect();
+        let mut lasts: Vec<Ts> = self.map.iter().map(|(_, f)| f.seen).collect();
         let k = (lasts.len() / 8).max(1) - 1;
         let (_, kth, _) = lasts.select_nth_unstable(k);
         let threshold = *kth;
         let mut budget = k + 1;
         let victims: Vec<(FlowKey, Flow)> = self
             .map
-            .extract_if(|_, f| {
+            .extract_if(|(_, f)| {
                 if budget > 0 && f.seen <= threshold {
                     budget -= 1;
                     true
