@@ -112,10 +112,7 @@ impl DicomError {
 /// Length (midstream pickup); `Some(false)` as soon as the bytes rule it out; `None` when more
 /// are needed (at most 100).
 pub fn looks_like_dicom(data: &[u8]) -> Option<bool> {
-    let Some(&t) = data.first() else {
-        return None;
-    };
-    match t {
+    match *data.first()? {
         0x01 | 0x02 => looks_like_associate(data),
         0x04 => looks_like_command_pdata(data),
         _ => Some(false),

@@ -115,6 +115,8 @@ pub struct Associate<'a> {
     pub application_context: Option<&'a [u8]>,
     /// Items 0x20 (RQ) or 0x21 (AC), in order, at most [`items::MAX_CONTEXTS`].
     pub contexts: Vec<PresentationContext<'a>>,
+    /// How many presentation context items the PDU holds (may exceed `contexts.len()`).
+    pub context_items: usize,
     /// Item 0x50.
     pub user_info: Option<UserInfo<'a>>,
     /// Types of items this module does not know (or that do not belong in this PDU), kept and
@@ -148,6 +150,7 @@ fn parse_associate(body: &[u8], rq: bool) -> Result<Associate<'_>, DicomError> {
         calling_ae: &body[20..36],
         application_context: None,
         contexts: Vec::new(),
+        context_items: 0,
         user_info: None,
         unknown_items: Vec::new(),
         truncated: false,
@@ -168,6 +171,7 @@ fn parse_associate(body: &[u8], rq: bool) -> Result<Associate<'_>, DicomError> {
                 a.application_context = Some(it.value);
             }
             t if t == ctx_type => {
+                a.context_items += 1;
                 if a.contexts.len() >= items::MAX_CONTEXTS {
                     a.truncated = true;
                     continue;
