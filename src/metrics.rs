@@ -28,6 +28,9 @@ pub struct Metrics {
     /// Capture records that could not be read (truncated or corrupt file), by kind.
     pub capture_damage: IntCounterVec,
     pub events_written: IntCounter,
+    /// Packets lost before medtap saw them or dropped by medtap, by interface and reason
+    /// (kernel, interface, queue_full).
+    pub capture_drops: IntCounterVec,
     pub up: IntGauge,
     pub replay_progress: IntGauge,
 }
@@ -118,6 +121,11 @@ impl Metrics {
         for k in ["truncated", "corrupt"] {
             capture_damage.with_label_values(&[k]);
         }
+        let capture_drops = counter_vec(
+            "medtap_capture_drops_total",
+            "Packets lost before processing, by interface and reason (kernel, interface, queue_full).",
+            &["interface", "reason"],
+        );
         let events_written = counter(
             "medtap_events_written_total",
             "Events written to the event log.",
@@ -150,6 +158,7 @@ impl Metrics {
             capture_bytes,
             capture_damage,
             events_written,
+            capture_drops,
             up,
             replay_progress,
         }

@@ -1,17 +1,19 @@
-//! Threads and queues: one capture thread (the caller) reads packets and shards them by a
-//! symmetric flow hash onto N workers over bounded `crossbeam` channels, in batches; each worker
-//! owns its flow table; one writer thread owns the event log.
+//! Threads and queues: capture threads read packets and shard them by a symmetric flow hash
+//! onto N workers over bounded `crossbeam` channels, in batches; each worker owns its flow
+//! table; one writer thread owns the event log.
 //!
-//! Replay never loses a packet or an event: full queues make the reader wait. Every batch carries
-//! the capture clock (`now`), so a worker's timeouts advance even when its shard is quiet.
+//! Replay never loses a packet or an event: full queues make the reader wait. Live capture never
+//! queues without bound: a full worker queue drops the batch at the capture thread and counts it
+//! (`medtap_capture_drops_total{reason="queue_full"}`). Every batch carries the capture clock
+//! (`now`), so a worker's timeouts advance even when its shard is quiet.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use anyhow::Result;
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use serde::Serialize;
 
 use crate::capture::{FileEnd, FileList, FileReader};
@@ -20,7 +22,7 @@ use crate::flow::{FlowTable, Sinks};
 use crate::limits::{Limits, Timeouts};
 use crate::metrics::Metrics;
 use crate::output::{EventSink, EventWriter, SINK_FLUSH_BYTES};
-use crate::stats::{Counter, WorkerStats};
+use crate::stats::{Counter, Family, WorkerStats};
 use crate::time::Ts;
 
 /// Where one packet sits in a batch.
@@ -63,6 +65,13 @@ enum Msg {
     Finish(Ts),
 }
 
+/// What the event writer thread takes: formatted lines, or the `stats` event, whose count of
+/// events written only the writer knows.
+enum WriterMsg {
+    Lines(Vec<u8>),
+    Stats(Ts, Box<StatsRecord>),
+}
+
 pub struct Options {
     pub workers: usize,
     pub limits: Limits,
@@ -88,10 +97,229 @@ pub struct Summary {
     pub events_written: u64,
 }
 
+/// The running workers and event writer; capture threads feed them through [`Dispatcher`]s.
+pub struct Pipeline {
+    txs: Vec<Sender<Msg>>,
+    spare_rx: Receiver<Batch>,
+    handles: Vec<JoinHandle<WorkerStats>>,
+    writer: Option<JoinHandle<std::io::Result<u64>>>,
+    ev_tx: Sender<WriterMsg>,
+    metrics: Arc<Metrics>,
+    batch_n: usize,
+}
+
+impl Pipeline {
+    pub fn start(opts: &Options, metrics: &Arc<Metrics>) -> Result<Pipeline> {
+        let workers = opts.workers.max(1);
+        let (ev_tx, ev_rx) = bounded::<WriterMsg>(opts.limits.event_queue);
+        let writer = match &opts.events {
+            Some(path) => {
+                let mut w = EventWriter::open(path)
+                    .map_err(|e| anyhow::anyhow!("--events {}: {e}", path.display()))?;
+                let m = metrics.clone();
+                Some(thread::Builder::new().name("medtap-events".into()).spawn(
+                    move || -> std::io::Result<u64> {
+                        for msg in ev_rx {
+                            let lines = match msg {
+                                WriterMsg::Lines(l) => l,
+                                WriterMsg::Stats(ts, mut rec) => {
+                                    rec.events.written = w.written_events;
+                                    let mut sink = EventSink::new(true);
+                                    sink.emit_global(ts, "stats", &*rec);
+                                    sink.take()
+                                }
+                            };
+                            w.write_lines(&lines)?;
+                            m.events_written
+                                .inc_by(lines.iter().filter(|&&c| c == b'\n').count() as u64);
+                        }
+                        w.finish()?;
+                        Ok(w.written_events)
+                    },
+                )?)
+            }
+            None => {
+                drop(ev_rx);
+                None
+            }
+        };
+        let events_on = writer.is_some();
+        let mut txs = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        // Emptied batches come back to the readers for reuse (no allocation per batch).
+        let (spare_tx, spare_rx) = bounded::<Batch>(workers * (opts.limits.queue_batches + 2));
+        for w in 0..workers {
+            let (tx, rx) = bounded::<Msg>(opts.limits.queue_batches);
+            txs.push(tx);
+            let table = FlowTable::new(&opts.limits, &opts.timeouts, workers);
+            let m = metrics.clone();
+            let ev = ev_tx.clone();
+            let spare = spare_tx.clone();
+            handles.push(
+                thread::Builder::new()
+                    .name(format!("medtap-worker-{w}"))
+                    .spawn(move || Worker::new(table, m, ev, events_on).run(rx, spare))?,
+            );
+        }
+        Ok(Pipeline {
+            txs,
+            spare_rx,
+            handles,
+            writer,
+            ev_tx,
+            metrics: metrics.clone(),
+            batch_n: opts.limits.batch_packets,
+        })
+    }
+
+    /// A feeder for one capture thread. `live`: drop (and count) rather than wait when a worker's
+    /// queue is full; `interface` names the source in the drop counter.
+    pub fn dispatcher(&self, live: bool, interface: &str) -> Dispatcher {
+        Dispatcher {
+            txs: self.txs.clone(),
+            spare: self.spare_rx.clone(),
+            batches: (0..self.txs.len())
+                .map(|_| Batch::with_capacity(self.batch_n))
+                .collect(),
+            batch_n: self.batch_n,
+            live,
+            clock: Ts::ZERO,
+            metrics: self.metrics.clone(),
+            queue_drops: self
+                .metrics
+                .capture_drops
+                .with_label_values(&[interface, "queue_full"]),
+            failed: false,
+        }
+    }
+
+    /// Queue a `stats` event (the writer fills in how many events it has written).
+    pub fn emit_stats(&self, ts: Ts, record: StatsRecord) {
+        let _ = self.ev_tx.send(WriterMsg::Stats(ts, Box::new(record)));
+    }
+
+    /// End every flow at `now`, join the workers, then write `final_stats` (built from their
+    /// totals) last and close the event log. Returns the totals and the events written.
+    pub fn finish(
+        self,
+        now: Ts,
+        final_stats: impl FnOnce(&WorkerStats) -> StatsRecord,
+    ) -> Result<(WorkerStats, u64)> {
+        for tx in &self.txs {
+            let _ = tx.send(Msg::Finish(now));
+        }
+        drop(self.txs);
+        let mut totals = WorkerStats::default();
+        let mut panicked = false;
+        for h in self.handles {
+            match h.join() {
+                Ok(s) => totals.add_all(&s),
+                Err(_) => panicked = true,
+            }
+        }
+        if self.writer.is_some() {
+            let _ = self
+                .ev_tx
+                .send(WriterMsg::Stats(now, Box::new(final_stats(&totals))));
+        }
+        drop(self.ev_tx);
+        let written = match self.writer {
+            Some(w) => w
+                .join()
+                .map_err(|_| anyhow::anyhow!("the event writer panicked"))??,
+            None => 0,
+        };
+        if panicked {
+            anyhow::bail!("a worker thread panicked");
+        }
+        Ok((totals, written))
+    }
+}
+
+/// One capture thread's side of the pipeline: per-worker batches being filled.
+pub struct Dispatcher {
+    txs: Vec<Sender<Msg>>,
+    spare: Receiver<Batch>,
+    batches: Vec<Batch>,
+    batch_n: usize,
+    live: bool,
+    /// The largest packet time seen by this capture thread.
+    pub clock: Ts,
+    metrics: Arc<Metrics>,
+    queue_drops: prometheus::IntCounter,
+    /// A worker is gone (it panicked): stop reading.
+    pub failed: bool,
+}
+
+impl Dispatcher {
+    /// One packet: shard it, copy it into its worker's batch, send full batches.
+    #[inline]
+    pub fn push(&mut self, ts: Ts, wire_len: u32, linktype: i32, data: &[u8]) {
+        if ts > self.clock {
+            self.clock = ts;
+        }
+        let workers = self.txs.len();
+        let w = if workers == 1 {
+            0
+        } else {
+            (decode::shard_hash(linktype, data) % workers as u64) as usize
+        };
+        let b = &mut self.batches[w];
+        b.pkts.push(PktRef {
+            ts,
+            clock: self.clock,
+            off: b.data.len() as u32,
+            caplen: data.len() as u32,
+            wire_len,
+            linktype,
+        });
+        b.data.extend_from_slice(data);
+        if b.pkts.len() >= self.batch_n || b.data.len() >= BATCH_BYTES {
+            self.send(w);
+        }
+    }
+
+    fn send(&mut self, w: usize) {
+        let fresh = self
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Batch::with_capacity(self.batch_n));
+        let mut full = std::mem::replace(&mut self.batches[w], fresh);
+        full.now = self.clock;
+        let n = full.pkts.len() as u64;
+        self.metrics.capture_packets.inc_by(n);
+        if self.live {
+            match self.txs[w].try_send(Msg::Batch(full)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(Msg::Batch(mut b))) => {
+                    // The worker is behind: drop here, count it, keep the buffer.
+                    self.queue_drops.inc_by(n);
+                    b.data.clear();
+                    b.pkts.clear();
+                    self.batches[w] = b;
+                }
+                Err(_) => self.failed = true,
+            }
+        } else if self.txs[w].send(Msg::Batch(full)).is_err() {
+            self.failed = true;
+        }
+    }
+
+    /// Send every partial batch, and an empty one carrying `now` to idle workers, so that
+    /// timeouts advance while traffic is quiet (live capture calls this periodically).
+    pub fn flush(&mut self, now: Ts) {
+        if now > self.clock {
+            self.clock = now;
+        }
+        for w in 0..self.batches.len() {
+            self.send(w);
+        }
+    }
+}
+
 /// Replay `files` through the whole pipeline.
 pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Result<Summary> {
     let started = Instant::now();
-    let workers = opts.workers.max(1);
     let mut summary = Summary {
         files_skipped: files.skipped.len() as u64,
         ..Summary::default()
@@ -99,54 +327,8 @@ pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Resul
     for _ in &files.skipped {
         metrics.capture_files.with_label_values(&["skipped"]).inc();
     }
-
-    // Event writer.
-    let (ev_tx, ev_rx) = bounded::<Vec<u8>>(opts.limits.event_queue);
-    let writer = match &opts.events {
-        Some(path) => {
-            let mut w = EventWriter::open(path)
-                .map_err(|e| anyhow::anyhow!("--events {}: {e}", path.display()))?;
-            let m = metrics.clone();
-            Some(thread::Builder::new().name("medtap-events".into()).spawn(
-                move || -> std::io::Result<u64> {
-                    for lines in ev_rx {
-                        w.write_lines(&lines)?;
-                        m.events_written
-                            .inc_by(lines.iter().filter(|&&c| c == b'\n').count() as u64);
-                    }
-                    w.finish()?;
-                    Ok(w.written_events)
-                },
-            )?)
-        }
-        None => {
-            drop(ev_rx);
-            None
-        }
-    };
-    let events_on = writer.is_some();
-
-    // Workers. (Running a single worker on the reading thread, without the copy out of libpcap's
-    // buffer, was measured slower: reading and processing then share one core.)
-    let mut txs: Vec<Sender<Msg>> = Vec::with_capacity(workers);
-    let mut handles = Vec::with_capacity(workers);
-    // Emptied batches come back to the reader for reuse (no allocation per batch).
-    let (spare_tx, spare_rx) = bounded::<Batch>(workers * (opts.limits.queue_batches + 2));
-    for w in 0..workers {
-        let (tx, rx) = bounded::<Msg>(opts.limits.queue_batches);
-        txs.push(tx);
-        let table = FlowTable::new(&opts.limits, &opts.timeouts, workers);
-        let m = metrics.clone();
-        let ev = ev_tx.clone();
-        let spare = spare_tx.clone();
-        handles.push(
-            thread::Builder::new()
-                .name(format!("medtap-worker-{w}"))
-                .spawn(move || Worker::new(table, m, ev, events_on).run(rx, spare))?,
-        );
-    }
-    drop(ev_tx);
-
+    let pipeline = Pipeline::start(opts, metrics)?;
+    let mut disp = pipeline.dispatcher(false, "replay");
     let progress = opts.progress.then(|| {
         let pb = indicatif::ProgressBar::new(files.total_bytes);
         pb.set_style(
@@ -157,16 +339,11 @@ pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Resul
         );
         pb
     });
-
-    // Capture: read each file, shard, batch.
-    let batch_n = opts.limits.batch_packets;
-    let mut batches: Vec<Batch> = (0..workers)
-        .map(|_| Batch::with_capacity(batch_n))
-        .collect();
-    let mut now = Ts::ZERO;
     let mut read_bytes: u64 = 0;
-    let mut send_failed = false;
     for path in &files.files {
+        if disp.failed {
+            break;
+        }
         let mut reader = match FileReader::open(path, opts.bpf.as_deref()) {
             Ok(r) => r,
             Err(e) => {
@@ -184,42 +361,18 @@ pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Resul
                 format!("link type {lt} is not supported; its packets are counted only"),
             ));
         }
+        let mut n = 0u32;
         let end = reader.for_each(|p| {
             let ts = Ts::from_timeval(p.ts_sec, p.ts_usec);
-            if ts > now {
-                now = ts;
-            }
             if summary.first_ts.is_none_or(|f| ts < f) {
                 summary.first_ts = Some(ts);
             }
             summary.packets += 1;
             summary.bytes += u64::from(p.wire_len);
             read_bytes += p.data.len() as u64 + 16;
-            let w = if workers == 1 {
-                0
-            } else {
-                (decode::shard_hash(lt, p.data) % workers as u64) as usize
-            };
-            let b = &mut batches[w];
-            b.pkts.push(PktRef {
-                ts,
-                clock: now,
-                off: b.data.len() as u32,
-                caplen: p.data.len() as u32,
-                wire_len: p.wire_len,
-                linktype: lt,
-            });
-            b.data.extend_from_slice(p.data);
-            if b.pkts.len() >= batch_n || b.data.len() >= BATCH_BYTES {
-                let fresh = spare_rx
-                    .try_recv()
-                    .unwrap_or_else(|_| Batch::with_capacity(batch_n));
-                let mut full = std::mem::replace(b, fresh);
-                full.now = now;
-                metrics.capture_packets.inc_by(full.pkts.len() as u64);
-                if txs[w].send(Msg::Batch(full)).is_err() {
-                    send_failed = true;
-                }
+            disp.push(ts, p.wire_len, lt, p.data);
+            n = n.wrapping_add(1);
+            if n % 4096 == 0 {
                 if let Some(pb) = &progress {
                     pb.set_position(read_bytes);
                 }
@@ -239,49 +392,29 @@ pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Resul
             }
         }
     }
-    let mut totals = WorkerStats::default();
-    for (w, b) in batches.into_iter().enumerate() {
-        let mut b = b;
-        if !b.pkts.is_empty() {
-            b.now = now;
-            metrics.capture_packets.inc_by(b.pkts.len() as u64);
-            let _ = txs[w].send(Msg::Batch(b));
-        }
-        let _ = txs[w].send(Msg::Finish(now));
-    }
-    drop(txs);
-    for h in handles {
-        match h.join() {
-            Ok(s) => totals.add_all(&s),
-            Err(_) => anyhow::bail!("a worker thread panicked"),
-        }
-    }
+    let now = disp.clock;
+    disp.flush(now);
+    let failed = disp.failed;
+    drop(disp);
+    metrics.replay_progress.set(read_bytes as i64);
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
-    summary.last_ts = now;
-    summary.totals = totals;
-    summary.elapsed = started.elapsed().as_secs_f64();
-    if send_failed {
-        anyhow::bail!("a worker stopped early");
-    }
     metrics.capture_bytes.inc_by(summary.bytes);
-
-    // The stats event goes last, through the same writer.
-    if let Some(w) = writer {
-        // `writer` ends when every sender is gone; write the stats event ourselves after it.
-        let written = w
-            .join()
-            .map_err(|_| anyhow::anyhow!("the event writer panicked"))??;
-        summary.events_written = written;
-        if let Some(path) = &opts.events {
-            let mut sink = EventSink::new(true);
-            sink.emit_global(now, "stats", &stats_record(&summary));
-            let mut w = EventWriter::open(path)
-                .map_err(|e| anyhow::anyhow!("--events {}: {e}", path.display()))?;
-            w.write_lines(&sink.take())?;
-            w.finish()?;
-        }
+    summary.last_ts = now;
+    let capture = CaptureStats {
+        files_ok: summary.files_ok,
+        files_damaged: summary.files_damaged,
+        files_skipped: summary.files_skipped,
+        packets: summary.packets,
+        bytes: summary.bytes,
+    };
+    let (totals, written) = pipeline.finish(now, |t| stats_record(capture, t))?;
+    summary.totals = totals;
+    summary.events_written = written;
+    summary.elapsed = started.elapsed().as_secs_f64();
+    if failed {
+        anyhow::bail!("a worker stopped early");
     }
     Ok(summary)
 }
@@ -294,14 +427,14 @@ struct Worker {
     prev: WorkerStats,
     prev_app: WorkerStats,
     metrics: Arc<Metrics>,
-    ev: Sender<Vec<u8>>,
+    ev: Sender<WriterMsg>,
 }
 
 impl Worker {
     fn new(
         table: FlowTable,
         metrics: Arc<Metrics>,
-        ev: Sender<Vec<u8>>,
+        ev: Sender<WriterMsg>,
         events_on: bool,
     ) -> Worker {
         Worker {
@@ -338,7 +471,7 @@ impl Worker {
         if force || events.pending_bytes() >= SINK_FLUSH_BYTES {
             let lines = events.take();
             if !lines.is_empty() {
-                let _ = self.ev.send(lines);
+                let _ = self.ev.send(WriterMsg::Lines(lines));
             }
         }
         sinks.events = events;
@@ -390,7 +523,7 @@ impl Worker {
 }
 
 #[derive(Serialize)]
-struct StatsRecord {
+pub struct StatsRecord {
     capture: CaptureStats,
     decoder: serde_json::Map<String, serde_json::Value>,
     flow: serde_json::Map<String, serde_json::Value>,
@@ -401,13 +534,13 @@ struct StatsRecord {
     events: EventsStats,
 }
 
-#[derive(Serialize)]
-struct CaptureStats {
-    files_ok: u64,
-    files_damaged: u64,
-    files_skipped: u64,
-    packets: u64,
-    bytes: u64,
+#[derive(Serialize, Clone, Copy, Default)]
+pub struct CaptureStats {
+    pub files_ok: u64,
+    pub files_damaged: u64,
+    pub files_skipped: u64,
+    pub packets: u64,
+    pub bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -417,7 +550,7 @@ struct EventsStats {
 }
 
 /// Group the counters by metric family into the `stats` event.
-fn stats_record(s: &Summary) -> StatsRecord {
+pub fn stats_record(capture: CaptureStats, totals: &WorkerStats) -> StatsRecord {
     use serde_json::{Map, Value};
     let mut decoder = Map::new();
     let mut flow = Map::new();
@@ -425,7 +558,7 @@ fn stats_record(s: &Summary) -> StatsRecord {
     let mut app = Map::new();
     for c in Counter::all() {
         let (name, _, labels) = c.spec();
-        let v = s.totals.get(c);
+        let v = totals.get(c);
         let label = labels.iter().map(|(_, v)| *v).collect::<Vec<_>>().join("_");
         let short = name
             .trim_start_matches("medtap_")
@@ -452,21 +585,42 @@ fn stats_record(s: &Summary) -> StatsRecord {
         };
         target.insert(key, Value::from(v));
     }
+    for f in Family::ALL {
+        let (name, _, _, values) = f.spec();
+        let short = name
+            .trim_start_matches("medtap_")
+            .trim_end_matches("_total");
+        let mut fam = Map::new();
+        if let [a] = values {
+            for (i, v) in a.iter().enumerate() {
+                let n = totals.fam_get(f, i);
+                if n > 0 {
+                    fam.insert((*v).to_string(), Value::from(n));
+                }
+            }
+        } else if let [a, b] = values {
+            for (i, x) in a.iter().enumerate() {
+                for (j, y) in b.iter().enumerate() {
+                    let n = totals.fam_get(f, i * b.len() + j);
+                    if n > 0 {
+                        fam.insert(format!("{x}/{y}"), Value::from(n));
+                    }
+                }
+            }
+        }
+        if !fam.is_empty() {
+            app.insert(short.to_string(), Value::Object(fam));
+        }
+    }
     StatsRecord {
-        capture: CaptureStats {
-            files_ok: s.files_ok,
-            files_damaged: s.files_damaged,
-            files_skipped: s.files_skipped,
-            packets: s.packets,
-            bytes: s.bytes,
-        },
+        capture,
         decoder,
         flow,
         tcp,
         app_layer: app,
         events: EventsStats {
-            produced: s.totals.get(Counter::EventsProduced),
-            written: s.events_written,
+            produced: totals.get(Counter::EventsProduced),
+            written: 0,
         },
     }
 }
