@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 
 pub mod dicom;
+pub mod hl7;
+pub mod mllp;
 pub mod tls;
 
 /// How many more bytes a streaming parser needs before it can say anything.

@@ -1,0 +1,919 @@
+//! HL7 v2 messages: the header (MSH), the acknowledgement (MSA, ERR), device identifiers
+//! (OBX-18, PRT-10, PRT-16), and which PHI-bearing fields are present, never their values.
+//!
+//! Input: the bytes of ONE message, as [`crate::mllp::Deframer`] delimits them (or a prefix of
+//! it, when the caller's size cap cut it: `complete = false`). Output: an owned [`Message`]
+//! summary whose strings are short (each value at most [`MAX_VALUE_CHARS`] characters, lists
+//! capped by the `MAX_*` constants), ready to log. [`parse_message`] never fails and never
+//! panics: what cannot be read is skipped and reported in [`Message::anomalies`].
+//!
+//! Limits and recoverable failures, first:
+//! - text that is not UTF-8 (Latin-1 names are common) is read as ISO-8859-1, which maps
+//!   every byte to one character, so the structure is intact and nothing is rejected
+//!   (`anomalies.non_utf8`);
+//! - delimiters come from MSH-1/MSH-2 ([`delimiters`]); unusable ones fall back to the
+//!   recommended set (`anomalies.bad_delimiters`);
+//! - the segment terminator is CR (v2.5.1 2.5.1); LF and CR LF are read as terminators too and
+//!   reported (`anomalies.non_cr_terminator`); empty lines are skipped;
+//! - a line that is not a segment (no 3-character alphanumeric id followed by the field
+//!   separator), or that `hl7-parser` refuses, is skipped and counted
+//!   (`anomalies.malformed_segments`); the rest of the message is still read;
+//! - a message whose first segment is not MSH (or a batch header FHS/BHS) is `anomalies.no_msh`;
+//!   the first MSH further down still gives the header.
+//!
+//! Structure: the crate splits segments itself (on CR, LF, CR LF), then hands each segment it
+//! reads to `hl7-parser`'s segment parser with the message's delimiters, which splits fields,
+//! repetitions, components and subcomponents. It does not use `hl7-parser`'s whole-message
+//! parser, because (0.3.0) that parser stops silently at the first segment it cannot parse and
+//! returns the segments before it (one empty line or odd segment id hides the MSA or PID that
+//! follow), and
+//! it takes the 5 characters after `MSH` as delimiters whatever MSH-2 holds (a v2.7 `^~\&#`
+//! shifts every MSH field). Escape sequences are decoded here ([`unescape`]) rather than by
+//! `hl7-parser`'s `Separators::decode`, which indexes the string by character count and panics
+//! on non-ASCII text before an escape sequence.
+//!
+//! Privacy: values are taken only from the header, MSA-1/MSA-2, the codes of ERR segments and
+//! device identifiers. PID, NK1, GT1, IN1, ... are only tested for presence ([`phi`]).
+
+pub mod delimiters;
+pub mod phi;
+
+use std::borrow::Cow;
+
+use hl7_parser::message::{Field, Segment};
+use hl7_parser::parser::parse_segment_with_separators;
+
+pub use delimiters::{DelimiterError, Delimiters};
+
+/// Characters kept of any value copied into a [`Message`] (application names, control ids,
+/// device ids). HL7 gives these fields lengths of 20 to 427 (v2.5.1 HD, ST(20), EI); 256 keeps
+/// every real value and bounds what a hostile one costs.
+pub const MAX_VALUE_CHARS: usize = 256;
+/// Characters of an ERR code, code system or location component. Table codes are short; a
+/// longer value is free text (which could carry PHI) and is dropped.
+pub const MAX_CODE_CHARS: usize = 32;
+/// Segment ids kept, in order ([`Message::segment_count`] has the total). Real messages have
+/// tens of segments; a long ORU has thousands of OBX, which add nothing to the list.
+pub const MAX_SEGMENT_IDS: usize = 64;
+/// Device identifiers kept per message (distinct ones; a 1,200-OBX ORU from one monitor has 1).
+pub const MAX_DEVICES: usize = 16;
+/// ERR segments kept per message.
+pub const MAX_ERRORS: usize = 16;
+
+/// A segment id: three ASCII letters or digits (v2.5.1 2.5.2), e.g. `MSH`, `OBX`, `ZPD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SegmentId(pub [u8; 3]);
+
+impl SegmentId {
+    pub const MSH: SegmentId = SegmentId(*b"MSH");
+    pub const MSA: SegmentId = SegmentId(*b"MSA");
+    pub const ERR: SegmentId = SegmentId(*b"ERR");
+    pub const OBX: SegmentId = SegmentId(*b"OBX");
+    pub const PRT: SegmentId = SegmentId(*b"PRT");
+    pub const FHS: SegmentId = SegmentId(*b"FHS");
+    pub const BHS: SegmentId = SegmentId(*b"BHS");
+
+    /// The id of a segment line, if it starts with one followed by the field separator or
+    /// nothing.
+    pub fn of_line(line: &str, field: char) -> Option<SegmentId> {
+        let b = line.as_bytes();
+        let id: [u8; 3] = b.get(..3)?.try_into().ok()?;
+        if !id.iter().all(u8::is_ascii_alphanumeric) {
+            return None;
+        }
+        match line[3..].chars().next() {
+            None => Some(SegmentId(id)),
+            Some(c) if c == field => Some(SegmentId(id)),
+            Some(_) => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII alphanumerics get in (of_line); the fallback is unreachable.
+        std::str::from_utf8(&self.0).unwrap_or("???")
+    }
+}
+
+impl std::fmt::Display for SegmentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The message header, MSH (v2.5.1 2.14.9). Values are decoded (escape sequences resolved) and
+/// written with the recommended delimiters `^~&` whatever the message used.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Msh {
+    /// MSH-3 Sending Application (HD).
+    pub sending_application: Option<String>,
+    /// MSH-4 Sending Facility (HD).
+    pub sending_facility: Option<String>,
+    /// MSH-5 Receiving Application.
+    pub receiving_application: Option<String>,
+    /// MSH-6 Receiving Facility.
+    pub receiving_facility: Option<String>,
+    /// MSH-7 Date/Time of Message (TS).
+    pub message_time: Option<String>,
+    /// MSH-8 Security is filled (its value is never copied).
+    pub security_present: bool,
+    /// MSH-9.1 Message Code, e.g. `ADT`.
+    pub message_code: Option<String>,
+    /// MSH-9.2 Trigger Event, e.g. `A01`.
+    pub trigger_event: Option<String>,
+    /// MSH-9.3 Message Structure, e.g. `ADT_A01`.
+    pub message_structure: Option<String>,
+    /// MSH-10 Message Control ID.
+    pub control_id: Option<String>,
+    /// MSH-11 Processing ID (P production, T training, D debugging).
+    pub processing_id: Option<String>,
+    /// MSH-12 Version ID, e.g. `2.5.1`.
+    pub version: Option<String>,
+    /// MSH-18 Character Set, first repetition, e.g. `8859/1`, `UNICODE UTF-8`.
+    pub charset: Option<String>,
+}
+
+impl Msh {
+    /// `code^event` (e.g. `ADT^A01`), or the code alone when there is no event.
+    pub fn message_type(&self) -> Option<String> {
+        match (&self.message_code, &self.trigger_event) {
+            (Some(c), Some(e)) => Some(format!("{c}^{e}")),
+            (Some(c), None) => Some(c.clone()),
+            (None, Some(e)) => Some(format!("^{e}")),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The acknowledgement, MSA (v2.5.1 2.14.8).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Msa {
+    /// MSA-1 Acknowledgment Code (table 0008: AA, AE, AR, CA, CE, CR).
+    pub ack_code: Option<String>,
+    /// MSA-2 Message Control ID of the message acknowledged.
+    pub control_id: Option<String>,
+}
+
+/// An ERR segment (v2.5.1 2.14.5), codes only: ERR-8 User Message, ERR-7 Diagnostic
+/// Information and the text components of the codes are free text and never copied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrInfo {
+    /// ERR-2 Error Location (ERL: segment^sequence^field^repetition^component^subcomponent), or
+    /// the first three components of v2.3/2.4 ERR-1 (ELD).
+    pub location: Option<String>,
+    /// ERR-3.1 HL7 Error Code (table 0357), or ERR-1.4.1 before v2.5.
+    pub code: Option<String>,
+    /// ERR-3.3 Name of Coding System (e.g. HL70357), or ERR-1.4.3.
+    pub code_system: Option<String>,
+    /// ERR-4 Severity (table 0516: E, F, I, W; one letter or nothing).
+    pub severity: Option<String>,
+}
+
+/// Where a device identifier was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceSource {
+    /// OBX-18 Equipment Instance Identifier (v2.5.1 7.4.2.18).
+    Obx18,
+    /// PRT-10 Participation Device (v2.7 7.4.4.10).
+    Prt10,
+    /// PRT-16 Participation Device Identifier, the UDI device identifier (v2.8.2 7.4.4.16).
+    Prt16,
+}
+
+impl DeviceSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceSource::Obx18 => "OBX-18",
+            DeviceSource::Prt10 => "PRT-10",
+            DeviceSource::Prt16 => "PRT-16",
+        }
+    }
+}
+
+/// A device identifier (EI: Entity Identifier ^ Namespace ID ^ Universal ID ^ Universal ID
+/// Type). IHE PCD-01 fills OBX-18 as model ^ vendor ^ EUI-64 ^ `EUI-64`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Device {
+    pub source: DeviceSource,
+    pub id: Option<String>,
+    pub namespace: Option<String>,
+    pub universal_id: Option<String>,
+    pub universal_id_type: Option<String>,
+}
+
+/// What was off in a message. None of it stops the parse.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Anomalies {
+    /// Not valid UTF-8: read as ISO-8859-1.
+    pub non_utf8: bool,
+    /// Segments ended by LF or CR LF instead of CR.
+    pub non_cr_terminator: bool,
+    /// The first segment is not MSH (nor FHS/BHS).
+    pub no_msh: bool,
+    /// MSH-1/MSH-2 could not be read strictly.
+    pub bad_delimiters: Option<DelimiterError>,
+    /// Lines that are not segments, or segments `hl7-parser` refused.
+    pub malformed_segments: usize,
+}
+
+impl Anomalies {
+    pub fn any(&self) -> bool {
+        self.non_utf8
+            || self.non_cr_terminator
+            || self.no_msh
+            || self.bad_delimiters.is_some()
+            || self.malformed_segments > 0
+    }
+}
+
+/// The summary of one message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Message {
+    pub delimiters: Delimiters,
+    /// The first MSH.
+    pub msh: Option<Msh>,
+    /// The first MSA.
+    pub msa: Option<Msa>,
+    pub errors: Vec<ErrInfo>,
+    /// Segment ids in order, at most [`MAX_SEGMENT_IDS`].
+    pub segment_ids: Vec<SegmentId>,
+    /// All segments (lines with a segment id).
+    pub segment_count: usize,
+    /// PHI-bearing fields and segments present ([`phi`]), in [`phi::all_names`] order.
+    pub phi_fields: Vec<&'static str>,
+    /// Distinct device identifiers, at most [`MAX_DEVICES`].
+    pub devices: Vec<Device>,
+    pub anomalies: Anomalies,
+}
+
+/// Decodes the message text: UTF-8 when it is, else ISO-8859-1 (one character per byte).
+pub fn decode_text(bytes: &[u8]) -> (Cow<'_, str>, bool) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (Cow::Borrowed(s), false),
+        Err(_) => (Cow::Owned(bytes.iter().map(|&b| b as char).collect()), true),
+    }
+}
+
+/// Splits message text into lines on CR, LF and CR LF; returns the non-empty lines and whether
+/// any terminator other than a lone CR was seen. With `complete = false`, the text after the
+/// last terminator (a segment cut by the caller's cap) is dropped.
+pub fn split_segments(text: &str, complete: bool) -> (Vec<&str>, bool) {
+    let mut lines = Vec::new();
+    let mut non_cr = false;
+    let b = text.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\r' => {
+                lines.push(&text[start..i]);
+                if b.get(i + 1) == Some(&b'\n') {
+                    non_cr = true;
+                    i += 1;
+                }
+                start = i + 1;
+            }
+            b'\n' => {
+                non_cr = true;
+                lines.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if start < b.len() && (complete || lines.is_empty()) {
+        lines.push(&text[start..]);
+    }
+    lines.retain(|l| !l.is_empty());
+    (lines, non_cr)
+}
+
+/// Parses one message (see the module docs). `complete` is false when the caller kept only a
+/// prefix of the message; its last, partial segment is then ignored.
+pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
+    let (text, non_utf8) = decode_text(bytes);
+    let (lines, non_cr) = split_segments(&text, complete);
+    let mut m = Message::default();
+    m.anomalies.non_utf8 = non_utf8;
+    m.anomalies.non_cr_terminator = non_cr;
+
+    // Delimiters: from the first line when it is a header, else from the first MSH.
+    let is_header = |l: &&str| {
+        l.len() >= 4
+            && (l.starts_with("MSH") || l.starts_with("FHS") || l.starts_with("BHS"))
+            && !l.as_bytes()[3].is_ascii_alphanumeric()
+    };
+    let header = match lines.first() {
+        Some(l) if is_header(l) => {
+            m.anomalies.no_msh =
+                !l.starts_with("MSH") && !lines.iter().any(|l| l.starts_with("MSH"));
+            Some(*l)
+        }
+        _ => {
+            m.anomalies.no_msh = true;
+            lines.iter().find(|l| l.starts_with("MSH")).copied()
+        }
+    };
+    if let Some(h) = header {
+        let (d, err) = Delimiters::from_header_lax(h);
+        m.delimiters = d;
+        m.anomalies.bad_delimiters = err;
+    }
+    let d = m.delimiters;
+    let seps = d.separators();
+    let mut phi_seen = [false; phi::PHI_FIELDS.len() + phi::PHI_SEGMENTS.len()];
+
+    for line in lines {
+        let Some(id) = SegmentId::of_line(line, d.field) else {
+            m.anomalies.malformed_segments += 1;
+            continue;
+        };
+        m.segment_count += 1;
+        if m.segment_ids.len() < MAX_SEGMENT_IDS {
+            m.segment_ids.push(id);
+        }
+        let name = id.as_str();
+        if let Some(k) = phi::PHI_SEGMENTS.iter().position(|&s| s == name) {
+            if phi::has_value(line.get(4..).unwrap_or(""), &d) {
+                phi_seen[phi::PHI_FIELDS.len() + k] = true;
+            }
+            continue;
+        }
+        let wanted_phi = phi::PHI_FIELDS.iter().any(|&(s, _, _)| s == name);
+        let wanted = wanted_phi
+            || (id == SegmentId::MSH && m.msh.is_none())
+            || (id == SegmentId::MSA && m.msa.is_none())
+            || (id == SegmentId::ERR && m.errors.len() < MAX_ERRORS)
+            || ((id == SegmentId::OBX || id == SegmentId::PRT) && m.devices.len() < MAX_DEVICES);
+        if !wanted {
+            continue;
+        }
+        let seg = match parse_segment_with_separators(line, seps) {
+            Ok(s) => s,
+            Err(_) => {
+                m.anomalies.malformed_segments += 1;
+                continue;
+            }
+        };
+        if wanted_phi {
+            for (k, &(s, n, _)) in phi::PHI_FIELDS.iter().enumerate() {
+                if s == name
+                    && seg
+                        .field(n)
+                        .is_some_and(|f| phi::has_value(f.raw_value(), &d))
+                {
+                    phi_seen[k] = true;
+                }
+            }
+        }
+        match id {
+            SegmentId::MSH if m.msh.is_none() => m.msh = Some(read_msh(&seg, &d)),
+            SegmentId::MSA if m.msa.is_none() => {
+                m.msa = Some(Msa {
+                    ack_code: seg.field(1).and_then(|f| code(&text_of(f, &d)?)),
+                    control_id: seg.field(2).and_then(|f| text_of(f, &d)),
+                })
+            }
+            SegmentId::ERR => {
+                let e = read_err(&seg, &d);
+                if e != ErrInfo::default() {
+                    m.errors.push(e);
+                }
+            }
+            SegmentId::OBX => add_devices(&mut m.devices, &seg, 18, DeviceSource::Obx18, &d),
+            SegmentId::PRT => {
+                add_devices(&mut m.devices, &seg, 10, DeviceSource::Prt10, &d);
+                add_devices(&mut m.devices, &seg, 16, DeviceSource::Prt16, &d);
+            }
+            _ => {}
+        }
+    }
+    m.phi_fields = phi::all_names()
+        .zip(phi_seen)
+        .filter_map(|(n, seen)| seen.then_some(n))
+        .collect();
+    m
+}
+
+/// MSH-n of a segment parsed by `hl7-parser`: its field list starts at MSH-2 (the field
+/// separator, MSH-1, is not a field between separators).
+fn msh_field<'a>(seg: &'a Segment<'a>, n: usize) -> Option<&'a Field<'a>> {
+    seg.field(n.checked_sub(1)?)
+}
+
+fn read_msh(seg: &Segment<'_>, d: &Delimiters) -> Msh {
+    let t = |n| msh_field(seg, n).and_then(|f| text_of(f, d));
+    let msg_type = msh_field(seg, 9).and_then(|f| f.repeats.first());
+    let comp = |k: usize| {
+        msg_type
+            .and_then(|r| r.component(k))
+            .and_then(|c| component_text(c.subcomponents.iter().map(|s| s.value), d))
+    };
+    Msh {
+        sending_application: t(3),
+        sending_facility: t(4),
+        receiving_application: t(5),
+        receiving_facility: t(6),
+        message_time: t(7),
+        security_present: msh_field(seg, 8).is_some_and(|f| phi::has_value(f.raw_value(), d)),
+        message_code: comp(1),
+        trigger_event: comp(2),
+        message_structure: comp(3),
+        control_id: t(10),
+        processing_id: t(11),
+        version: t(12),
+        charset: msh_field(seg, 18)
+            .and_then(|f| text_of(f, d))
+            .and_then(|t| t.split('~').next().map(str::to_string)),
+    }
+}
+
+fn read_err(seg: &Segment<'_>, d: &Delimiters) -> ErrInfo {
+    let raw = |field: usize, k: usize, sub: usize| -> Option<String> {
+        let c = seg.field(field)?.repeats.first()?.component(k)?;
+        let s = c.subcomponents.get(sub.checked_sub(1)?)?;
+        Some(unescape_capped(s.value, d))
+    };
+    let comp = |field: usize, k: usize, sub: usize| code(&raw(field, k, sub)?);
+    // ERR-2 (ERL) or ERR-1 (ELD, before v2.5): a segment id, then positions (numbers only, so
+    // that nothing but structure is copied).
+    let location = |field: usize, n: usize| -> Option<String> {
+        let id = raw(field, 1, 1)?;
+        SegmentId::of_line(&id, d.field).filter(|_| id.len() == 3)?;
+        let mut parts = vec![id];
+        for k in 2..=n {
+            let p = raw(field, k, 1).unwrap_or_default();
+            if p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                break;
+            }
+            parts.push(p);
+        }
+        let used = parts.iter().rposition(|p| !p.is_empty())? + 1;
+        Some(parts[..used].join("^"))
+    };
+    // Error codes are numbers (table 0357) or local codes with digits; a word is not a code.
+    let numeric_code = |field: usize, k: usize, sub: usize| {
+        comp(field, k, sub).filter(|c| c.bytes().any(|b| b.is_ascii_digit()))
+    };
+    // The coding system is kept only beside the code it qualifies.
+    let (code, code_system) = match numeric_code(3, 1, 1) {
+        Some(c) => (Some(c), comp(3, 3, 1)),
+        None => match numeric_code(1, 4, 1) {
+            Some(c) => (Some(c), comp(1, 4, 3)),
+            None => (None, None),
+        },
+    };
+    ErrInfo {
+        location: location(2, 6).or_else(|| location(1, 3)),
+        code,
+        code_system,
+        // Table 0516: E, F, I, W.
+        severity: comp(4, 1, 1).filter(|c| c.len() == 1),
+    }
+}
+
+fn add_devices(
+    out: &mut Vec<Device>,
+    seg: &Segment<'_>,
+    field: usize,
+    source: DeviceSource,
+    d: &Delimiters,
+) {
+    let Some(f) = seg.field(field) else {
+        return;
+    };
+    for r in &f.repeats {
+        if out.len() >= MAX_DEVICES {
+            return;
+        }
+        let c = |k: usize| {
+            r.component(k)
+                .and_then(|c| component_text(c.subcomponents.iter().map(|s| s.value), d))
+        };
+        let dev = Device {
+            source,
+            id: c(1),
+            namespace: c(2),
+            universal_id: c(3),
+            universal_id_type: c(4),
+        };
+        if (dev.id.is_some() || dev.universal_id.is_some()) && !out.contains(&dev) {
+            out.push(dev);
+        }
+    }
+}
+
+/// A whole field as text: repetitions joined with `~`, components with `^`, subcomponents with
+/// `&`, escape sequences decoded; `None` when it holds nothing. At most [`MAX_VALUE_CHARS`].
+pub fn text_of(f: &Field<'_>, d: &Delimiters) -> Option<String> {
+    if !phi::has_value(f.raw_value(), d) {
+        return None;
+    }
+    let mut out = String::new();
+    'all: for (ri, r) in f.repeats.iter().enumerate() {
+        if ri > 0 {
+            out.push('~');
+        }
+        for (ci, c) in r.components.iter().enumerate() {
+            if ci > 0 {
+                out.push('^');
+            }
+            for (si, s) in c.subcomponents.iter().enumerate() {
+                if si > 0 {
+                    out.push('&');
+                }
+                unescape(s.value, d, &mut out);
+                if out.len() > 4 * MAX_VALUE_CHARS {
+                    break 'all;
+                }
+            }
+        }
+    }
+    finish(&out, &['^', '~', '&'])
+}
+
+/// Drops trailing empty parts, caps at [`MAX_VALUE_CHARS`]; `None` when nothing is left.
+fn finish(s: &str, trailing: &[char]) -> Option<String> {
+    let s: String = s.chars().take(MAX_VALUE_CHARS).collect();
+    let t = s.trim_end_matches(trailing);
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+/// Parts (subcomponents) joined with `&`, decoded, capped; `None` if empty.
+fn component_text<'a>(parts: impl Iterator<Item = &'a str>, d: &Delimiters) -> Option<String> {
+    let mut out = String::new();
+    for (i, p) in parts.enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        unescape(p, d, &mut out);
+        if out.len() > 4 * MAX_VALUE_CHARS {
+            break;
+        }
+    }
+    finish(&out, &['&'])
+}
+
+fn unescape_capped(raw: &str, d: &Delimiters) -> String {
+    let mut out = String::new();
+    unescape(raw, d, &mut out);
+    out
+}
+
+/// A table code: 1 to [`MAX_CODE_CHARS`] ASCII letters, digits or `._-:/`, no spaces (e.g.
+/// `101`, `HL70357`, `AE`). Anything else, free text above all, gives `None`.
+pub fn code(s: &str) -> Option<String> {
+    let s = s.trim();
+    let ok = !s.is_empty()
+        && s.len() <= MAX_CODE_CHARS
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:/".contains(&b));
+    ok.then(|| s.to_string())
+}
+
+/// Appends `raw` to `out` with its escape sequences decoded (v2.5.1 2.7): `\F\ \S\ \T\ \R\ \E\`
+/// and v2.7 `\P\` give the delimiter, `\Xhh..\` the bytes hh.. when they are printable ASCII.
+/// Formatting (`\H\ \N\ \.br\ ...`), character set (`\C..\ \M..\`) and local (`\Z..\`)
+/// sequences are dropped. An escape character without its closing one is kept as is.
+pub fn unescape(raw: &str, d: &Delimiters, out: &mut String) {
+    let Some(esc) = d.escape else {
+        out.push_str(raw);
+        return;
+    };
+    let mut rest = raw;
+    while let Some(start) = rest.find(esc) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + esc.len_utf8()..];
+        let Some(len) = after.find(esc) else {
+            out.push_str(&rest[start..]);
+            return;
+        };
+        let seq = &after[..len];
+        match seq {
+            "F" => out.push(d.field),
+            "S" => out.push(d.component),
+            "R" => out.push(d.repetition),
+            "E" => out.push(esc),
+            "T" => out.extend(d.subcomponent),
+            "P" => out.extend(d.truncation),
+            _ if seq.starts_with('X') => {
+                let hex = &seq[1..];
+                if hex.len().is_multiple_of(2) {
+                    for k in (0..hex.len()).step_by(2) {
+                        match hex
+                            .get(k..k + 2)
+                            .and_then(|h| u8::from_str_radix(h, 16).ok())
+                        {
+                            Some(b) if b.is_ascii_graphic() || b == b' ' => out.push(b as char),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        rest = &after[len + esc.len_utf8()..];
+    }
+    out.push_str(rest);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // pcaps/hl7/adt_oru_orm.pcap, frame 6 (EHR -> engine), MLLP blocks removed: ADT^A01 ADT00001
+    // with PID-3/5/7/11/13/18/19, NK1, PV1, IN1 (all fake values, pcaps/hl7/PHI_VALUES.txt).
+    const ADT_A01: &[u8] = b"MSH|^~\\&|TEST_EHR_ADT|TESTHOSP|TEST_ENGINE|TESTHOSP|20240315101500||ADT^A01^ADT_A01|ADT00001|P|2.5.1\rEVN|A01|20240315101500\rPID|1||PID-TEST-0101^^^TESTHOSP^MR||TESTPATIENT^CHARLIE^^^^^L||19850505|M|||1 TEST STREET^^TESTCITY^TS^00000^^H||^PRN^PH^^^000^5550101|||||ACCT-TEST-0101|000-00-0101\rNK1|1|TESTKIN^DELTA^^^^^L|SPO^Spouse^HL70063|1 TEST STREET^^TESTCITY^TS^00000|^PRN^PH^^^000^5550102\rPV1|1|I|ICU^101^A^TESTHOSP||||0100^TESTDOC^ALPHA|||MED||||1|||0100^TESTDOC^ALPHA|IN||||||||||||||||||||||||||20240315101500\rIN1|1|PLAN-TEST|INS-TEST-0001|TEST INSURANCE CO\r";
+    // pcaps/hl7/nak.pcap, frame 8 (engine -> EHR): ACK^A04 with MSA AE and an ERR.
+    const ACK_AE: &[u8] = b"MSH|^~\\&|TEST_ENGINE|TESTHOSP|TEST_EHR_ADT|TESTHOSP|20261128130507||ACK^A04^ACK|ACKADT00003|P|2.5.1\rMSA|AE|ADT00003|Required field missing: PID-3\rERR||PID^1^3^1|101^Required field missing^HL70357|E|||PID-3 patient identifier list is empty\r";
+    // pcaps/hl7/nak.pcap, frame 11: ACK^A19 with MSA AR and an ERR without location.
+    const ACK_AR: &[u8] = b"MSH|^~\\&|TEST_ENGINE|TESTHOSP|TEST_EHR_ADT|TESTHOSP|20261128130507||ACK^A19^ACK|ACKQRY00001|P|2.5.1\rMSA|AR|QRY00001|Unsupported message type\rERR|||200^Unsupported message type^HL70357|E|||Unsupported message type QRY\r";
+    // pcaps/hl7/nak.pcap, frame 10: QRY^A19 whose QRD-8 names the patient asked about.
+    const QRY: &[u8] = b"MSH|^~\\&|TEST_EHR_ADT|TESTHOSP|TEST_ENGINE|TESTHOSP|20240315130100||QRY^A19^QRY_A19|QRY00001|P|2.5.1\rQRD|20240315130100|R|I|QRY00001|||10^RD|PID-TEST-0103^TESTPATIENT^ECHO|DEM\r";
+    // pcaps/hl7/latin1.pcap, frame 6: ADT^A01 v2.5, MSH-18 8859/1, PID-5 "M\xdcLLER^J\xd6RG" and
+    // PID-11 "TESTSTRA\xdfE 1^^M\xdcNCHEN..." in ISO-8859-1 (not UTF-8).
+    const LATIN1: &[u8] = b"MSH|^~\\&|TEST_EHR_ADT|KLINIKUM|TEST_ENGINE|TESTHOSP|20240315150000||ADT^A01^ADT_A01|ADT00004|P|2.5|||AL|NE||8859/1\rEVN|A01|20240315150000\rPID|1||PID-TEST-0105^^^KLINIKUM^MR||M\xdcLLER^J\xd6RG^^^^^L||19550909|M|||TESTSTRA\xdfE 1^^M\xdcNCHEN^^80000^DEU^H\rPV1|1|I|STATION^201^A^KLINIKUM\r";
+    // pcaps/hl7/adt_oru_orm.pcap, the pump's ORU^R01 (frame 18, first two OBX of five).
+    const ORU_PUMP: &[u8] = b"MSH|^~\\&|PUMP_GATEWAY|TESTHOSP|TEST_ENGINE|TESTHOSP|20240315120000||ORU^R01^ORU_R01|PUMP00001|P|2.6\rPID|1||PID-TEST-0102^^^TESTHOSP^MR||TESTPATIENT^DELTA^^^^^L||19900606|F\rPV1|1|I|ICU^103^A^TESTHOSP\rOBR|1|PUMP00001^PUMP_GATEWAY||69986^MDC_DEV_PUMP_INFUS_VMD^MDC|||20240315120000\rOBX|1|ST|68063^MDC_ATTR_PT_ID^MDC|1.0.0.0|PID-TEST-0102||||||R|||20240315120000||||SIGMA SPECTRUM^BAXTER^5842E4FFFE770242^EUI-64\rOBX|2|NM|157784^MDC_FLOW_FLUID_PUMP^MDC|1.1.1.1|125|263762^MDC_DIM_MILLI_L_PER_HR^MDC|||||R|||20240315120000||||SIGMA SPECTRUM^BAXTER^5842E4FFFE770242^EUI-64\r";
+
+    fn s(v: &str) -> Option<String> {
+        Some(v.to_string())
+    }
+
+    fn ids(m: &Message) -> Vec<&str> {
+        m.segment_ids.iter().map(|i| i.as_str()).collect()
+    }
+
+    #[test]
+    fn adt_header_segments_phi() {
+        let m = parse_message(ADT_A01, true);
+        let h = m.msh.as_ref().unwrap();
+        assert_eq!(h.sending_application, s("TEST_EHR_ADT"));
+        assert_eq!(h.sending_facility, s("TESTHOSP"));
+        assert_eq!(h.receiving_application, s("TEST_ENGINE"));
+        assert_eq!(h.receiving_facility, s("TESTHOSP"));
+        assert_eq!(h.message_time, s("20240315101500"));
+        assert!(!h.security_present);
+        assert_eq!(h.message_type(), s("ADT^A01"));
+        assert_eq!(h.message_structure, s("ADT_A01"));
+        assert_eq!(h.control_id, s("ADT00001"));
+        assert_eq!(h.processing_id, s("P"));
+        assert_eq!(h.version, s("2.5.1"));
+        assert_eq!(h.charset, None);
+        assert_eq!(ids(&m), ["MSH", "EVN", "PID", "NK1", "PV1", "IN1"]);
+        assert_eq!(m.segment_count, 6);
+        assert_eq!(
+            m.phi_fields,
+            ["PID-3", "PID-5", "PID-7", "PID-11", "PID-13", "PID-18", "PID-19", "NK1", "IN1"]
+        );
+        assert!(m.msa.is_none() && m.errors.is_empty() && m.devices.is_empty());
+        assert!(!m.anomalies.any());
+    }
+
+    #[test]
+    fn nak_ack_codes_and_err() {
+        let m = parse_message(ACK_AE, true);
+        assert_eq!(
+            m.msa,
+            Some(Msa {
+                ack_code: s("AE"),
+                control_id: s("ADT00003")
+            })
+        );
+        assert_eq!(
+            m.errors,
+            [ErrInfo {
+                location: s("PID^1^3^1"),
+                code: s("101"),
+                code_system: s("HL70357"),
+                severity: s("E"),
+            }]
+        );
+        assert!(m.phi_fields.is_empty());
+        let m = parse_message(ACK_AR, true);
+        assert_eq!(m.msa.as_ref().unwrap().ack_code, s("AR"));
+        assert_eq!(
+            m.errors,
+            [ErrInfo {
+                location: None,
+                code: s("200"),
+                code_system: s("HL70357"),
+                severity: s("E"),
+            }]
+        );
+        // The query names a patient in QRD-8.
+        assert_eq!(parse_message(QRY, true).phi_fields, ["QRD-8"]);
+    }
+
+    #[test]
+    fn v23_err_element_and_free_text_codes() {
+        // v2.3 ERR-1 (ELD): segment^sequence^field^code&text&system. Free text in a code
+        // position is dropped.
+        let m = parse_message(
+            b"MSH|^~\\&|A|B|C|D|1||ACK|9|P|2.3\rMSA|AE|8\rERR|PID^1^5^101&Required field missing&HL70357\rERR|SMITH^JOHN|JOHN^X|SMITH^x^y|This patient is John Smith\rERR||||Smith\r",
+            true,
+        );
+        assert_eq!(
+            m.errors,
+            [ErrInfo {
+                location: s("PID^1^5"),
+                code: s("101"),
+                code_system: s("HL70357"),
+                severity: None,
+            }]
+        );
+        assert_eq!(m.msh.unwrap().message_type(), s("ACK"));
+    }
+
+    #[test]
+    fn latin1_is_read_not_rejected() {
+        let m = parse_message(LATIN1, true);
+        assert!(m.anomalies.non_utf8);
+        assert_eq!(m.anomalies.malformed_segments, 0);
+        let h = m.msh.as_ref().unwrap();
+        assert_eq!(h.charset, s("8859/1"));
+        assert_eq!(h.version, s("2.5"));
+        assert_eq!(h.control_id, s("ADT00004"));
+        assert_eq!(ids(&m), ["MSH", "EVN", "PID", "PV1"]);
+        assert_eq!(m.phi_fields, ["PID-3", "PID-5", "PID-7", "PID-11"]);
+        // The same message in UTF-8 gives the same summary (but for the anomaly).
+        let utf8: Vec<u8> = LATIN1
+            .iter()
+            .map(|&b| b as char)
+            .collect::<String>()
+            .into_bytes();
+        let mut m2 = parse_message(&utf8, true);
+        assert!(!m2.anomalies.non_utf8);
+        m2.anomalies.non_utf8 = true;
+        assert_eq!(m2, m);
+    }
+
+    #[test]
+    fn obx18_devices_deduplicated() {
+        let m = parse_message(ORU_PUMP, true);
+        assert_eq!(
+            m.devices,
+            [Device {
+                source: DeviceSource::Obx18,
+                id: s("SIGMA SPECTRUM"),
+                namespace: s("BAXTER"),
+                universal_id: s("5842E4FFFE770242"),
+                universal_id_type: s("EUI-64"),
+            }]
+        );
+        assert_eq!(m.phi_fields, ["PID-3", "PID-5", "PID-7"]);
+        assert_eq!(m.msh.unwrap().version, s("2.6"));
+    }
+
+    #[test]
+    fn prt_device_and_udi() {
+        // A v2.8-style PRT for an implant: PRT-4 participation, PRT-10 device, PRT-16 UDI DI.
+        let m = parse_message(
+            b"MSH|^~\\&|OR|H|EHR|H|20240101||ADT^A08|1|P|2.8.2\rPRT|1|AD||IMP^Implant^HL70912||||||PUMP-42^ACME^1.2.840.99^ISO||||||(01)00844588003288^^2.51.1.1^ISO\r",
+            true,
+        );
+        assert_eq!(
+            m.devices,
+            [
+                Device {
+                    source: DeviceSource::Prt10,
+                    id: s("PUMP-42"),
+                    namespace: s("ACME"),
+                    universal_id: s("1.2.840.99"),
+                    universal_id_type: s("ISO"),
+                },
+                Device {
+                    source: DeviceSource::Prt16,
+                    id: s("(01)00844588003288"),
+                    namespace: None,
+                    universal_id: s("2.51.1.1"),
+                    universal_id_type: s("ISO"),
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn lf_and_crlf_terminators_are_tolerated_and_reported() {
+        let crlf: Vec<u8> = ACK_AE
+            .split(|&b| b == b'\r')
+            .flat_map(|l| l.iter().copied().chain(*b"\r\n"))
+            .collect();
+        let lf: Vec<u8> = ACK_AE
+            .iter()
+            .map(|&b| if b == b'\r' { b'\n' } else { b })
+            .collect();
+        let want = parse_message(ACK_AE, true);
+        for v in [crlf, lf] {
+            let mut m = parse_message(&v, true);
+            assert!(m.anomalies.non_cr_terminator);
+            m.anomalies.non_cr_terminator = false;
+            assert_eq!(m, want);
+        }
+    }
+
+    #[test]
+    fn other_delimiters_and_escapes() {
+        // Field '#', component '@', repetition '!', escape '$', subcomponent '%'.
+        let m = parse_message(
+            b"MSH#@!$%#LAB$T$APP#FAC@1.2.3@ISO#RCV#RF#2024##ORU@R01@ORU_R01#C$F$1#P#2.5.1\rMSA#AA#X1\r",
+            true,
+        );
+        assert_eq!(m.anomalies, Anomalies::default());
+        let h = m.msh.unwrap();
+        // Values are written with the recommended delimiters; escapes decoded.
+        assert_eq!(h.sending_application, s("LAB%APP"));
+        assert_eq!(h.sending_facility, s("FAC^1.2.3^ISO"));
+        assert_eq!(h.message_type(), s("ORU^R01"));
+        assert_eq!(h.control_id, s("C#1"));
+        assert_eq!(m.msa.unwrap().ack_code, s("AA"));
+        // v2.7 truncation character in MSH-2: fields do not shift.
+        let m = parse_message(b"MSH|^~\\&#|APP|FAC|R|RF|1||ADT^A01|77|P|2.7\r", true);
+        assert_eq!(m.delimiters.truncation, Some('#'));
+        assert_eq!(m.msh.unwrap().sending_application, s("APP"));
+    }
+
+    #[test]
+    fn unescape_sequences() {
+        let d = Delimiters::default();
+        let u = |raw: &str| {
+            let mut o = String::new();
+            unescape(raw, &d, &mut o);
+            o
+        };
+        assert_eq!(u(r"A\F\B\S\C\T\D\R\E\E\"), r"A|B^C&D~E\");
+        assert_eq!(u(r"\X41424344\x"), "ABCDx");
+        assert_eq!(u(r"\H\bold\N\ \.br\"), "bold ");
+        assert_eq!(u(r"unterminated \F"), r"unterminated \F");
+        // Non-ASCII before an escape sequence (hl7-parser's own decoder panics on this).
+        assert_eq!(u("M\u{dc}LLER\\T\\J\u{d6}RG"), "M\u{dc}LLER&J\u{d6}RG");
+        assert_eq!(u(r"\X0D0A\"), "");
+    }
+
+    #[test]
+    fn damaged_messages_are_read_as_far_as_possible() {
+        // Garbage line and a bad segment id between segments: skipped, counted, rest read.
+        let m = parse_message(
+            b"MSH|^~\\&|A|B|C|D|1||ADT^A01|5|P|2.5\r\r!!garbage\rP1D_x\rPID|1||X||NAME\rMSA|AA|4\r",
+            true,
+        );
+        assert_eq!(m.anomalies.malformed_segments, 2);
+        assert_eq!(ids(&m), ["MSH", "PID", "MSA"]);
+        assert_eq!(m.phi_fields, ["PID-3", "PID-5"]);
+        assert_eq!(m.msa.unwrap().control_id, s("4"));
+        // No MSH first: reported; a later MSH still gives the header.
+        let m = parse_message(b"EVN|A01\rMSH|^~\\&|APP\r", true);
+        assert!(m.anomalies.no_msh);
+        assert_eq!(m.msh.unwrap().sending_application, s("APP"));
+        // Batch header first: its delimiters are used, not "no MSH".
+        let m = parse_message(b"FHS|^~\\&|F\rBHS|^~\\&|B\rMSH|^~\\&|APP\r", true);
+        assert!(!m.anomalies.no_msh);
+        assert_eq!(ids(&m), ["FHS", "BHS", "MSH"]);
+        // Unusable delimiters: lax reading, reported.
+        let m = parse_message(b"MSH|^^|APP|FAC\r", true);
+        assert_eq!(
+            m.anomalies.bad_delimiters,
+            Some(DelimiterError::BadCharacter)
+        );
+        assert_eq!(m.msh.unwrap().sending_facility, s("FAC"));
+        // Nothing at all.
+        let m = parse_message(b"", true);
+        assert!(m.anomalies.no_msh && m.msh.is_none() && m.segment_count == 0);
+    }
+
+    #[test]
+    fn prefix_drops_the_cut_segment() {
+        let cut = &ADT_A01[..ADT_A01.len() - 10];
+        let m = parse_message(cut, false);
+        assert_eq!(ids(&m), ["MSH", "EVN", "PID", "NK1", "PV1"]);
+        assert!(!m.phi_fields.contains(&"IN1"));
+        // A prefix inside MSH keeps what it has.
+        let m = parse_message(&ADT_A01[..40], false);
+        assert_eq!(m.msh.unwrap().sending_application, s("TEST_EHR_ADT"));
+    }
+
+    #[test]
+    fn values_and_lists_are_capped() {
+        let mut msg = b"MSH|^~\\&|".to_vec();
+        msg.extend(std::iter::repeat_n(b'A', 5000));
+        msg.extend_from_slice(b"|F\r");
+        for i in 0..200 {
+            msg.extend_from_slice(
+                format!("OBX|{i}|||||||||||||||||D{i}^V\rZZ{}|x\r", i % 10).as_bytes(),
+            );
+        }
+        let m = parse_message(&msg, true);
+        let h = m.msh.unwrap();
+        assert_eq!(h.sending_application.unwrap().len(), MAX_VALUE_CHARS);
+        assert_eq!(h.sending_facility, s("F"));
+        assert_eq!(m.segment_ids.len(), MAX_SEGMENT_IDS);
+        assert_eq!(m.segment_count, 401);
+        assert_eq!(m.devices.len(), MAX_DEVICES);
+    }
+
+    #[test]
+    fn hl7_null_and_empty_components_are_not_phi() {
+        let m = parse_message(b"MSH|^~\\&|A\rPID|1||\"\"||^^^||||||~\r", true);
+        assert!(m.phi_fields.is_empty(), "{:?}", m.phi_fields);
+    }
+}

@@ -1,0 +1,56 @@
+//! Where HL7 v2 messages carry protected health information: the fields and segments whose mere
+//! presence makes a message "PHI in cleartext". Only their names leave this crate, never values.
+//!
+//! Field numbers are those of HL7 v2.5.1 (chapter 3 for PID/PV1/NK1/GT1/IN1/MRG, chapter 5 for
+//! QRD/QPD); they have not moved in later versions. The identifiers are those of the HIPAA
+//! Safe Harbor list (45 CFR 164.514(b)(2)): names, geographic data, dates, phone numbers,
+//! SSNs, medical record and account numbers, licence numbers.
+
+/// (segment, field number, name reported). A field counts when it is not empty and not the
+/// HL7 null `""`.
+pub const PHI_FIELDS: &[(&str, usize, &str)] = &[
+    ("PID", 2, "PID-2"),   // Patient ID (external, pre-2.5)
+    ("PID", 3, "PID-3"),   // Patient Identifier List (MRN)
+    ("PID", 4, "PID-4"),   // Alternate Patient ID
+    ("PID", 5, "PID-5"),   // Patient Name
+    ("PID", 6, "PID-6"),   // Mother's Maiden Name
+    ("PID", 7, "PID-7"),   // Date/Time of Birth
+    ("PID", 9, "PID-9"),   // Patient Alias
+    ("PID", 11, "PID-11"), // Patient Address
+    ("PID", 13, "PID-13"), // Phone Number - Home
+    ("PID", 14, "PID-14"), // Phone Number - Business
+    ("PID", 18, "PID-18"), // Patient Account Number
+    ("PID", 19, "PID-19"), // SSN Number - Patient
+    ("PID", 20, "PID-20"), // Driver's License Number - Patient
+    ("PID", 21, "PID-21"), // Mother's Identifier
+    ("PID", 23, "PID-23"), // Birth Place
+    ("PID", 29, "PID-29"), // Patient Death Date and Time
+    ("PV1", 19, "PV1-19"), // Visit Number
+    ("QRD", 8, "QRD-8"),   // Who Subject Filter (the patient a query asks about)
+];
+
+/// Segments that are about a person other than through PID, reported by segment name when any
+/// of their fields is filled: next of kin, guarantor, insurance (insured's name, ids,
+/// address), merge (prior patient identifiers), query parameters (patient ids in queries).
+pub const PHI_SEGMENTS: &[&str] = &["NK1", "GT1", "IN1", "IN2", "MRG", "QPD"];
+
+/// All names that can be reported, in reporting order.
+pub fn all_names() -> impl Iterator<Item = &'static str> {
+    PHI_FIELDS
+        .iter()
+        .map(|&(_, _, n)| n)
+        .chain(PHI_SEGMENTS.iter().copied())
+}
+
+/// Whether a raw field value carries something: a character other than the delimiters, and
+/// not the HL7 null `""` (v2.5.1 2.5.3: `""` means "delete the value", nothing is sent).
+pub fn has_value(raw: &str, d: &super::Delimiters) -> bool {
+    raw != "\"\""
+        && raw.chars().any(|c| {
+            c != d.field
+                && c != d.component
+                && c != d.repetition
+                && Some(c) != d.subcomponent
+                && c != ' '
+        })
+}
