@@ -182,3 +182,134 @@ pub fn write_pcap(
     }
     f.flush()
 }
+
+/// Settings of one live interface.
+#[derive(Debug, Clone)]
+pub struct LiveSettings {
+    pub interface: String,
+    pub snaplen: i32,
+    pub buffer_bytes: i32,
+    pub promisc: bool,
+    pub bpf: Option<String>,
+}
+
+/// What one read from a live interface gave.
+pub enum LiveRead {
+    /// Zero or more packets were handed to the callback.
+    Packets,
+    /// The read timeout passed with nothing to read.
+    Idle,
+    /// The capture failed (interface gone, permission lost).
+    Failed(String),
+}
+
+/// Kernel and interface drop counters as libpcap reports them (32-bit, wrapping).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveStats {
+    pub received: u32,
+    pub dropped: u32,
+    pub if_dropped: u32,
+}
+
+impl LiveStats {
+    /// Packets counted between `earlier` and `self`, each counter wrapping at 2^32.
+    pub fn since(&self, earlier: &LiveStats) -> (u64, u64, u64) {
+        (
+            u64::from(self.received.wrapping_sub(earlier.received)),
+            u64::from(self.dropped.wrapping_sub(earlier.dropped)),
+            u64::from(self.if_dropped.wrapping_sub(earlier.if_dropped)),
+        )
+    }
+}
+
+/// A live capture handle: immediate mode, a short read timeout so the caller can do periodic
+/// work, promiscuous unless told otherwise.
+pub struct LiveSource {
+    cap: pcap::Capture<pcap::Active>,
+    pub linktype: i32,
+}
+
+/// Read timeout of a live handle: the longest a capture thread waits before its periodic work.
+pub const LIVE_READ_TIMEOUT_MS: i32 = 100;
+
+/// Pause of an idle capture thread between reads of its non-blocking handle.
+pub const IDLE_SLEEP_MS: u64 = 2;
+
+impl LiveSource {
+    pub fn open(s: &LiveSettings) -> Result<LiveSource> {
+        let cap = pcap::Capture::from_device(s.interface.as_str())
+            .map_err(|e| anyhow::anyhow!("--interface {}: {e}", s.interface))?
+            .immediate_mode(true)
+            .promisc(s.promisc)
+            .snaplen(s.snaplen)
+            .buffer_size(s.buffer_bytes)
+            .timeout(LIVE_READ_TIMEOUT_MS)
+            .precision(pcap::Precision::Micro)
+            .open()
+            .map_err(|e| anyhow::anyhow!("--interface {}: {e}", s.interface))?;
+        // Non-blocking: on Linux a blocking read can wait forever on a quiet interface whatever
+        // the timeout, and the capture thread must notice a stop request.
+        let mut cap = cap
+            .setnonblock()
+            .map_err(|e| anyhow::anyhow!("--interface {}: {e}", s.interface))?;
+        if let Some(expr) = &s.bpf {
+            cap.filter(expr, true)
+                .map_err(|e| anyhow::anyhow!("--bpf '{expr}': {e}"))?;
+        }
+        let linktype = cap.get_datalink().0;
+        Ok(LiveSource { cap, linktype })
+    }
+
+    /// Read what is there (up to `max` packets), or pause briefly when there is nothing.
+    pub fn read(&mut self, max: usize, mut f: impl FnMut(RawPacket<'_>)) -> LiveRead {
+        for i in 0..max {
+            match self.cap.next_packet() {
+                Ok(p) => f(RawPacket {
+                    ts_sec: p.header.ts.tv_sec,
+                    ts_usec: p.header.ts.tv_usec,
+                    wire_len: p.header.len,
+                    data: p.data,
+                }),
+                Err(pcap::Error::TimeoutExpired) => {
+                    return if i == 0 {
+                        // Nothing to read: wait a little (the kernel buffer holds what comes).
+                        std::thread::sleep(std::time::Duration::from_millis(IDLE_SLEEP_MS));
+                        LiveRead::Idle
+                    } else {
+                        LiveRead::Packets
+                    };
+                }
+                Err(e) => return LiveRead::Failed(e.to_string()),
+            }
+        }
+        LiveRead::Packets
+    }
+
+    pub fn stats(&mut self) -> Option<LiveStats> {
+        self.cap.stats().ok().map(|s| LiveStats {
+            received: s.received,
+            dropped: s.dropped,
+            if_dropped: s.if_dropped,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_drop_counters_wrap() {
+        let a = LiveStats {
+            received: u32::MAX - 5,
+            dropped: u32::MAX,
+            if_dropped: 7,
+        };
+        let b = LiveStats {
+            received: 10,
+            dropped: 3,
+            if_dropped: 7,
+        };
+        assert_eq!(b.since(&a), (16, 4, 0));
+    }
+}

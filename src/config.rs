@@ -25,6 +25,29 @@ pub struct Cli {
 pub enum Command {
     /// Replay pcap/pcapng files or folders of them through the sensor.
     Replay(ReplayArgs),
+    /// Capture live from one or more interfaces until SIGINT/SIGTERM, then flush and exit 0.
+    Live(LiveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Interface to capture on (repeat for several: -i eth1 -i eth2).
+    #[arg(short = 'i', long = "interface", required = true)]
+    pub interfaces: Vec<String>,
+    /// Bytes captured per packet.
+    #[arg(long, default_value_t = 65_535, value_parser = clap::value_parser!(i32).range(64..=262_144))]
+    pub snaplen: i32,
+    /// Kernel capture buffer per interface, in MiB.
+    #[arg(long = "buffer-mib", default_value_t = 64, value_parser = clap::value_parser!(i32).range(1..=2048))]
+    pub buffer_mib: i32,
+    /// Do not put the interfaces in promiscuous mode.
+    #[arg(long = "no-promisc")]
+    pub no_promisc: bool,
+    /// Seconds between `stats` events.
+    #[arg(long = "stats-interval", default_value = "60s")]
+    pub stats_interval: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Args)]
@@ -48,7 +71,7 @@ pub struct CommonArgs {
     /// Prometheus text exposition written at the end.
     #[arg(long = "metrics-out")]
     pub metrics_out: Option<PathBuf>,
-    /// HTTP endpoint for /metrics and /healthz (replay: off unless given).
+    /// HTTP endpoint for /metrics and /healthz (live default 127.0.0.1:9860; replay: off unless given).
     #[arg(long)]
     pub listen: Option<String>,
     /// Worker threads (default: available cores - 1, at least 1).

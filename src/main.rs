@@ -30,6 +30,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Live(args) => run_live(args),
         Command::Replay(args) => {
             let settings = Settings::from_args(&args.common, std::io::stderr().is_terminal())?;
             if let Some(l) = &args.linger {
@@ -79,6 +80,65 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn run_live(args: medtap::config::LiveArgs) -> anyhow::Result<()> {
+    use std::sync::atomic::AtomicBool;
+    let mut settings = Settings::from_args(&args.common, false)?;
+    if settings.listen.is_none() && args.common.listen.is_none() {
+        settings.listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9860)));
+    }
+    let stats_every = medtap::limits::parse_duration(&args.stats_interval)
+        .map_err(|e| ConfigError(format!("--stats-interval: {e}")))?;
+    let mut sources = Vec::new();
+    for name in &args.interfaces {
+        let s = medtap::capture::LiveSettings {
+            interface: name.clone(),
+            snaplen: args.snaplen,
+            buffer_bytes: args.buffer_mib.saturating_mul(1 << 20),
+            promisc: !args.no_promisc,
+            bpf: settings.bpf.clone(),
+        };
+        let src = medtap::capture::LiveSource::open(&s)?;
+        sources.push((s, src));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
+    let server = match settings.listen {
+        Some(addr) => {
+            let s = medtap::server::start(addr, metrics.clone())?;
+            eprintln!("medtap: serving /metrics and /healthz on http://{}", s.addr);
+            Some(s)
+        }
+        None => None,
+    };
+    let healthy = server
+        .as_ref()
+        .map(|s| s.healthy.clone())
+        .unwrap_or_else(|| Arc::new(AtomicBool::new(true)));
+    let opts = pipeline::Options {
+        workers: settings.workers,
+        limits: settings.limits.clone(),
+        timeouts: settings.timeouts.clone(),
+        events: settings.events.clone(),
+        bpf: settings.bpf.clone(),
+        progress: false,
+    };
+    let timing = pipeline::LiveTiming {
+        stats_event: std::time::Duration::from_secs(stats_every.max(1)),
+        ..pipeline::LiveTiming::default()
+    };
+    eprintln!("medtap: capturing on {}", args.interfaces.join(", "));
+    let summary = pipeline::live(sources, &opts, &metrics, &stop, &healthy, &timing)?;
+    if let Some(path) = &settings.metrics_out {
+        std::fs::write(path, metrics.render())
+            .map_err(|e| anyhow::anyhow!("--metrics-out {}: {e}", path.display()))?;
+    }
+    print_summary(&summary, settings.summary_json);
+    Ok(())
 }
 
 fn print_summary(s: &Summary, json: bool) {

@@ -32,6 +32,8 @@ pub struct Metrics {
     /// (kernel, interface, queue_full).
     pub capture_drops: IntCounterVec,
     pub up: IntGauge,
+    /// Seconds between a packet's capture time and its hand-over to a worker (live).
+    pub capture_lag: prometheus::Gauge,
     pub replay_progress: IntGauge,
 }
 
@@ -130,6 +132,14 @@ impl Metrics {
             "medtap_events_written_total",
             "Events written to the event log.",
         );
+        let capture_lag = prometheus::Gauge::new(
+            "medtap_capture_lag_seconds",
+            "Seconds between the newest packet's capture time and its hand-over to a worker (live capture).",
+        )
+        .expect("static metric spec"); // ok: static
+        registry
+            .register(Box::new(capture_lag.clone()))
+            .expect("unique metric names"); // ok: static
         let up = gauge(
             "medtap_capture_running",
             "1 while a capture source is being read.",
@@ -160,6 +170,7 @@ impl Metrics {
             events_written,
             capture_drops,
             up,
+            capture_lag,
             replay_progress,
         }
     }
@@ -183,6 +194,29 @@ impl Metrics {
         self.reassembly_bytes
             .add(now.reasm_bytes as i64 - prev.reasm_bytes as i64);
         *prev = now.clone();
+    }
+
+    /// Every worker counter as merged so far (for periodic `stats` events).
+    pub fn snapshot(&self) -> WorkerStats {
+        let mut s = WorkerStats::default();
+        for (i, c) in self.counters.iter().enumerate() {
+            s.c[i] = c.get();
+        }
+        for (i, c) in self.fam.iter().enumerate() {
+            s.fam[i] = c.get();
+        }
+        s
+    }
+
+    /// Drops counted for every interface and reason.
+    pub fn drops_total(&self) -> u64 {
+        use prometheus::core::Collector;
+        self.capture_drops
+            .collect()
+            .iter()
+            .flat_map(|mf| mf.get_metric().iter())
+            .map(|m| m.get_counter().get_value() as u64)
+            .sum()
     }
 
     pub fn get(&self, c: Counter) -> u64 {

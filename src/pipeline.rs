@@ -8,15 +8,16 @@
 //! (`now`), so a worker's timeouts advance even when its shard is quiet.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use serde::Serialize;
 
-use crate::capture::{FileEnd, FileList, FileReader};
+use crate::capture::{FileEnd, FileList, FileReader, LiveRead, LiveSettings, LiveSource};
 use crate::decode;
 use crate::flow::{FlowTable, Sinks};
 use crate::limits::{Limits, Timeouts};
@@ -119,11 +120,14 @@ impl Pipeline {
                 let m = metrics.clone();
                 Some(thread::Builder::new().name("medtap-events".into()).spawn(
                     move || -> std::io::Result<u64> {
+                        // `stats` events are not counted as produced; keep them out of `written`.
+                        let mut stats_lines = 0;
                         for msg in ev_rx {
                             let lines = match msg {
                                 WriterMsg::Lines(l) => l,
                                 WriterMsg::Stats(ts, mut rec) => {
-                                    rec.events.written = w.written_events;
+                                    rec.events.written = w.written_events - stats_lines;
+                                    stats_lines += 1;
                                     let mut sink = EventSink::new(true);
                                     sink.emit_global(ts, "stats", &*rec);
                                     sink.take()
@@ -134,7 +138,7 @@ impl Pipeline {
                                 .inc_by(lines.iter().filter(|&&c| c == b'\n').count() as u64);
                         }
                         w.finish()?;
-                        Ok(w.written_events)
+                        Ok(w.written_events - stats_lines)
                     },
                 )?)
             }
@@ -372,7 +376,7 @@ pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Resul
             read_bytes += p.data.len() as u64 + 16;
             disp.push(ts, p.wire_len, lt, p.data);
             n = n.wrapping_add(1);
-            if n % 4096 == 0 {
+            if n.is_multiple_of(4096) {
                 if let Some(pb) = &progress {
                     pb.set_position(read_bytes);
                 }
@@ -417,6 +421,169 @@ pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Resul
         anyhow::bail!("a worker stopped early");
     }
     Ok(summary)
+}
+
+/// The wall clock as packet time (live capture timestamps are wall-clock times too).
+pub fn wall_now() -> Ts {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Ts(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// Live capture: how often partial batches are handed over, drop counters read, and `stats`
+/// events written.
+pub struct LiveTiming {
+    pub flush: Duration,
+    pub stats_read: Duration,
+    pub stats_event: Duration,
+    /// Over this fraction of packets dropped in a `stats_event` interval, `/healthz` fails.
+    pub unhealthy_drop_ratio: f64,
+}
+
+impl Default for LiveTiming {
+    fn default() -> Self {
+        LiveTiming {
+            flush: Duration::from_millis(100),
+            stats_read: Duration::from_secs(1),
+            stats_event: Duration::from_secs(60),
+            unhealthy_drop_ratio: 0.01,
+        }
+    }
+}
+
+/// Capture from live interfaces until `stop` is set (SIGINT/SIGTERM), then drain the workers,
+/// end every flow, write the final `stats` event and return.
+pub fn live(
+    sources: Vec<(LiveSettings, LiveSource)>,
+    opts: &Options,
+    metrics: &Arc<Metrics>,
+    stop: &Arc<AtomicBool>,
+    healthy: &Arc<AtomicBool>,
+    timing: &LiveTiming,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let pipeline = Pipeline::start(opts, metrics)?;
+    let batch_n = opts.limits.batch_packets;
+    let mut threads = Vec::new();
+    for (settings, mut src) in sources {
+        let mut disp = pipeline.dispatcher(true, &settings.interface);
+        let stop = stop.clone();
+        let healthy = healthy.clone();
+        let m = metrics.clone();
+        let (flush_every, stats_every) = (timing.flush, timing.stats_read);
+        let name = settings.interface.clone();
+        threads.push(
+            thread::Builder::new()
+                .name(format!("medtap-capture-{name}"))
+                .spawn(move || -> (u64, u64) {
+                    let lt = src.linktype;
+                    let kernel = m.capture_drops.with_label_values(&[&name, "kernel"]);
+                    let iface = m.capture_drops.with_label_values(&[&name, "interface"]);
+                    let mut last = src.stats().unwrap_or_default();
+                    let (mut packets, mut bytes) = (0u64, 0u64);
+                    let mut newest = Ts::ZERO;
+                    let (mut flushed, mut stats_read) = (Instant::now(), Instant::now());
+                    m.up.inc();
+                    while !stop.load(Ordering::Relaxed) && !disp.failed {
+                        let r = src.read(batch_n, |p| {
+                            let ts = Ts::from_timeval(p.ts_sec, p.ts_usec);
+                            newest = newest.max(ts);
+                            packets += 1;
+                            bytes += u64::from(p.wire_len);
+                            disp.push(ts, p.wire_len, lt, p.data);
+                        });
+                        if let LiveRead::Failed(e) = r {
+                            eprintln!("medtap: capture on {name} stopped: {e}");
+                            healthy.store(false, Ordering::Relaxed);
+                            break;
+                        }
+                        if flushed.elapsed() >= flush_every {
+                            let now = wall_now();
+                            disp.flush(now);
+                            if newest > Ts::ZERO {
+                                m.capture_lag.set(now.secs_since(newest));
+                            }
+                            flushed = Instant::now();
+                        }
+                        if stats_read.elapsed() >= stats_every {
+                            if let Some(st) = src.stats() {
+                                let (_, k, i) = st.since(&last);
+                                kernel.inc_by(k);
+                                iface.inc_by(i);
+                                last = st;
+                            }
+                            stats_read = Instant::now();
+                        }
+                    }
+                    if let Some(st) = src.stats() {
+                        let (_, k, i) = st.since(&last);
+                        kernel.inc_by(k);
+                        iface.inc_by(i);
+                    }
+                    disp.flush(wall_now());
+                    m.up.dec();
+                    m.capture_bytes.inc_by(bytes);
+                    (packets, bytes)
+                })?,
+        );
+    }
+    let capture = |packets: u64, bytes: u64| CaptureStats {
+        packets,
+        bytes,
+        ..CaptureStats::default()
+    };
+    let mut last_event = Instant::now();
+    let (mut prev_pkts, mut prev_drops) = (0u64, 0u64);
+    while !stop.load(Ordering::Relaxed) {
+        thread::sleep(Duration::from_millis(50));
+        if threads.iter().all(|t| t.is_finished()) {
+            break;
+        }
+        if last_event.elapsed() >= timing.stats_event {
+            let snap = metrics.snapshot();
+            let pkts = metrics.capture_packets.get();
+            let drops = metrics.drops_total();
+            let (dp, dd) = (
+                pkts.saturating_sub(prev_pkts),
+                drops.saturating_sub(prev_drops),
+            );
+            let ratio = if dp + dd == 0 {
+                0.0
+            } else {
+                dd as f64 / (dp + dd) as f64
+            };
+            healthy.store(
+                ratio <= timing.unhealthy_drop_ratio && !threads.iter().any(|t| t.is_finished()),
+                Ordering::Relaxed,
+            );
+            (prev_pkts, prev_drops) = (pkts, drops);
+            pipeline.emit_stats(
+                wall_now(),
+                stats_record(capture(pkts, metrics.capture_bytes.get()), &snap),
+            );
+            last_event = Instant::now();
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (mut packets, mut bytes) = (0, 0);
+    for t in threads {
+        if let Ok((p, b)) = t.join() {
+            packets += p;
+            bytes += b;
+        }
+    }
+    let now = wall_now();
+    let (totals, written) = pipeline.finish(now, |t| stats_record(capture(packets, bytes), t))?;
+    Ok(Summary {
+        packets,
+        bytes,
+        last_ts: now,
+        elapsed: started.elapsed().as_secs_f64(),
+        totals,
+        events_written: written,
+        ..Summary::default()
+    })
 }
 
 /// One worker's state: its flow table, its event sink and counters, and what it last merged
