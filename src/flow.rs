@@ -364,7 +364,8 @@ impl FlowTable {
             }
             let flow = self.new_flow(ts, clock, d, out);
             let hasher = &self.key_hasher;
-            self.map.insert_unique(hash, (key, flow), |e| hasher.hash_one(e.0));
+            self.map
+                .insert_unique(hash, (key, flow), |e| hasher.hash_one(e.0));
         }
         let Some((_, flow)) = self.map.find_mut(hash, |e| e.0 == key) else {
             return;
