@@ -11,6 +11,9 @@ pub mod hl7;
 pub mod mllp;
 pub mod tls;
 
+pub mod dhcp;
+pub mod oui;
+
 /// How many more bytes a streaming parser needs before it can say anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Needed {
