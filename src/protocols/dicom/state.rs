@@ -249,17 +249,23 @@ impl DicomState {
                 self.sides[i].lose_sync();
             }
         }
-        self.sides[i].bytes = self.sides[i].bytes.saturating_add(data.len() as u64);
+        // `bytes` advances exactly as bytes are consumed, before anything that may end the
+        // association, so the count in the event does not depend on how the stream was cut.
         while !data.is_empty() {
             if self.phase == Phase::Ended {
                 return;
             }
+            let before = data.len();
+            let mut counted = false;
             data = match self.sides[i].stage {
                 Stage::Header => self.read_header(dir, data, cx),
                 Stage::Keep { hdr, left } => {
                     let s = &mut self.sides[i];
                     let n = (left as usize).min(data.len());
                     s.keep.extend_from_slice(&data[..n]);
+                    // Counted before the PDU is handled: it may end the association.
+                    s.bytes = s.bytes.saturating_add(n as u64);
+                    counted = true;
                     let left = left - n as u32;
                     if left == 0 {
                         s.stage = Stage::Header;
@@ -289,6 +295,10 @@ impl DicomState {
                 Stage::PData { left } => self.pdata(dir, data, left, cx),
                 Stage::Resync => self.resync(dir, data, cx),
             };
+            if !counted {
+                let s = &mut self.sides[i];
+                s.bytes = s.bytes.saturating_add((before - data.len()) as u64);
+            }
         }
     }
 
@@ -395,9 +405,12 @@ impl DicomState {
             if candidate(&peek, max_rx) {
                 let head = s.window[start..].to_vec();
                 s.skipped += start as u64;
+                // The window bytes were counted when they arrived; they are counted again as
+                // they are replayed.
+                s.bytes = s.bytes.saturating_sub(head.len() as u64);
                 self.resynced(dir, cx);
                 // Replay the window bytes, then go on with `data`.
-                self.feed_inner(dir, &head, cx);
+                self.feed(dir, &head, cx);
                 return data;
             }
         }
@@ -436,14 +449,6 @@ impl DicomState {
         if skipped > 0 {
             self.raise(ErrorKind::Resync, cx.stats);
         }
-    }
-
-    /// Feeds bytes that were already counted in `bytes` (resync window replay).
-    fn feed_inner(&mut self, dir: Direction, data: &[u8], cx: &mut AppContext<'_>) {
-        let i = dir.index();
-        let before = self.sides[i].bytes;
-        self.feed(dir, data, cx);
-        self.sides[i].bytes = before;
     }
 
     /// Bytes inside a P-DATA-TF body.
