@@ -14,6 +14,14 @@ pub mod tls;
 pub mod dhcp;
 pub mod oui;
 
+pub mod lldp;
+pub mod cdp;
+pub mod dns;
+pub mod mdns;
+pub mod ssdp;
+pub mod netbios;
+pub mod http;
+
 /// How many more bytes a streaming parser needs before it can say anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Needed {
