@@ -22,6 +22,8 @@ pub mod ssdp;
 pub mod netbios;
 pub mod http;
 
+pub mod tcpfp;
+
 /// How many more bytes a streaming parser needs before it can say anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Needed {
