@@ -40,7 +40,7 @@ pub mod phi;
 
 use std::borrow::Cow;
 
-use hl7_parser::message::{Field, Segment};
+use hl7_parser::message::{Field, Repeat, Segment};
 use hl7_parser::parser::parse_segment_with_separators;
 
 pub use delimiters::{DelimiterError, Delimiters};
@@ -422,9 +422,10 @@ fn read_msh(seg: &Segment<'_>, d: &Delimiters) -> Msh {
         control_id: t(10),
         processing_id: t(11),
         version: t(12),
+        // The first repetition is the character set of the message (v2.5.1 2.14.9.18).
         charset: msh_field(seg, 18)
-            .and_then(|f| text_of(f, d))
-            .and_then(|t| t.split('~').next().map(str::to_string)),
+            .and_then(|f| f.repeats.first())
+            .and_then(|r| repeat_text(r, d)),
     }
 }
 
@@ -530,6 +531,27 @@ pub fn text_of(f: &Field<'_>, d: &Delimiters) -> Option<String> {
         }
     }
     finish(&out, &['^', '~', '&'])
+}
+
+/// One repetition as text: components joined with `^`, subcomponents with `&`, decoded,
+/// capped; `None` when it holds nothing.
+fn repeat_text(r: &Repeat<'_>, d: &Delimiters) -> Option<String> {
+    let mut out = String::new();
+    'all: for (ci, c) in r.components.iter().enumerate() {
+        if ci > 0 {
+            out.push('^');
+        }
+        for (si, s) in c.subcomponents.iter().enumerate() {
+            if si > 0 {
+                out.push('&');
+            }
+            unescape(s.value, d, &mut out);
+            if out.len() > 4 * MAX_VALUE_CHARS {
+                break 'all;
+            }
+        }
+    }
+    finish(&out, &['^', '&'])
 }
 
 /// Drops trailing empty parts, caps at [`MAX_VALUE_CHARS`]; `None` when nothing is left.
@@ -909,6 +931,20 @@ mod tests {
         assert_eq!(m.segment_ids.len(), MAX_SEGMENT_IDS);
         assert_eq!(m.segment_count, 401);
         assert_eq!(m.devices.len(), MAX_DEVICES);
+    }
+
+    /// Found by the hl7_message fuzz target: MSH-2 `^\\` makes `\\` the repetition separator, so
+    /// MSH-18 `\\F` has an empty first repetition: the character set is absent, not "".
+    #[test]
+    fn fuzz_empty_first_repetition_of_msh18() {
+        let m = parse_message(
+            b"MSH|^\\|F\\H\\x\\N\\|*|DD^0|\\F\\|2|2.5\x0fNK1|\xb1|\"\"|F\\H\\x\\N\\|C|D|1|\x9e|PIA1D^\\|20|\\F|2.5\rNK1|\xb1|\"\"\r",
+            true,
+        );
+        let h = m.msh.unwrap();
+        assert_eq!(h.charset, None);
+        assert_eq!(h.receiving_facility, s("~F"));
+        assert_eq!(h.version, s("C"));
     }
 
     #[test]
