@@ -8,6 +8,7 @@
 pub mod capture;
 pub mod config;
 pub mod decode;
+pub mod fingerprint;
 pub mod flow;
 pub mod limits;
 pub mod metrics;

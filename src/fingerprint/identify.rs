@@ -1,0 +1,581 @@
+//! Identification: from a device's accumulated evidence to vendor, model, OS (with end-of-life),
+//! software, and category, each with a confidence and the evidence that decided it.
+//!
+//! [`identify`] is a pure function. It does not depend on the order of the evidence: the input
+//! is first reduced to a sorted set of distinct (kind, value) pairs, each with the highest
+//! confidence seen; rules are applied in signature load order; every intermediate map is
+//! ordered; ties are broken by value. Shuffling the evidence never changes the result.
+//!
+//! Resolution, per attribute (vendor, model, os, software, category), with the parameters of
+//! `signatures/fingerprint/resolution.toml`:
+//! 1. every rule that matches an evidence value makes a *claim*: attribute, value, and
+//!    `score = weight × evidence confidence / 100`, where the weight is the rule's own or its
+//!    evidence kind's (`[weights]`). A `fallback` rule claims only when no other rule matched
+//!    that evidence; an `ignore` rule matches and claims nothing;
+//! 2. claims are grouped by value (case-insensitive); a group's score is its best claim plus
+//!    `corroboration_bonus` per additional distinct evidence kind that agrees, at most
+//!    `max_corroboration_bonus`;
+//! 3. the best group wins (then: more distinct kinds, then the smaller value); its confidence
+//!    is its score minus `conflict_penalty_percent`% of the runner-up's, clamped to 0..=100;
+//!    below `min_confidence` the attribute stays unknown;
+//! 4. the OS version is chosen the same way among the claims whose rule named the winning OS;
+//!    `eol` comes from the `[[eol]]` lists.
+//!
+//! So a DICOM Manufacturer (weight 95) beats an OUI guess (30) whatever order they came in,
+//! and two weak kinds that agree can beat one that disagrees.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::evidence::{Evidence, EvidenceKind, EvidenceRef};
+use super::signatures::{Category, Signatures};
+
+/// One decided attribute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decided<T> {
+    pub value: T,
+    /// 0..=100.
+    pub confidence: u8,
+    /// The evidence (and rule) behind the winning value, sorted.
+    pub decided_by: Vec<EvidenceRef>,
+}
+
+/// The identified operating system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OsInfo {
+    pub name: String,
+    pub version: Option<String>,
+    /// The version is on an end-of-life list.
+    pub eol: bool,
+}
+
+/// What a device is, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Identification {
+    pub vendor: Option<Decided<String>>,
+    pub model: Option<Decided<String>>,
+    pub os: Option<Decided<OsInfo>>,
+    /// Software seen speaking for the device (DICOM toolkit, browser, interface engine).
+    pub software: Option<Decided<String>>,
+    /// Always set; `Unknown` with confidence 0 when nothing decided it.
+    pub category: Decided<Category>,
+    /// The category's confidence when the category is known, else the vendor's, else 0.
+    pub confidence: u8,
+    /// Union of the attributes' `decided_by`, sorted, without duplicates.
+    pub decided_by: Vec<EvidenceRef>,
+}
+
+impl Identification {
+    /// The identification of a device with no usable evidence.
+    pub fn unknown() -> Identification {
+        Identification {
+            vendor: None,
+            model: None,
+            os: None,
+            software: None,
+            category: Decided {
+                value: Category::Unknown,
+                confidence: 0,
+                decided_by: Vec::new(),
+            },
+            confidence: 0,
+            decided_by: Vec::new(),
+        }
+    }
+
+    /// Whether the OS is end-of-life.
+    pub fn eol_os(&self) -> bool {
+        self.os.as_ref().is_some_and(|o| o.value.eol)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Attr {
+    Vendor,
+    Model,
+    Os,
+    Software,
+    Category,
+}
+
+#[derive(Debug, Clone)]
+struct Claim {
+    value: String,
+    score: u32,
+    kind: EvidenceKind,
+    evidence: EvidenceRef,
+    /// For OS version claims: the OS the same rule named.
+    os: Option<String>,
+}
+
+/// The decision for one attribute: value, confidence, supporting refs.
+fn decide(claims: &[Claim], sigs: &Signatures) -> Option<(String, u8, Vec<EvidenceRef>)> {
+    let res = sigs.resolution;
+    // key (lower-cased value) -> (best score, display value of the best claim, kinds, refs)
+    struct Group {
+        best: u32,
+        display: String,
+        kinds: BTreeSet<EvidenceKind>,
+        refs: BTreeSet<EvidenceRef>,
+    }
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    for c in claims {
+        if c.score == 0 {
+            continue;
+        }
+        let key = c.value.to_lowercase();
+        let g = groups.entry(key).or_insert_with(|| Group {
+            best: 0,
+            display: c.value.clone(),
+            kinds: BTreeSet::new(),
+            refs: BTreeSet::new(),
+        });
+        if c.score > g.best || (c.score == g.best && c.value < g.display) {
+            g.best = c.score;
+            g.display = c.value.clone();
+        }
+        g.kinds.insert(c.kind);
+        g.refs.insert(c.evidence.clone());
+    }
+    let mut ranked: Vec<(u32, usize, String, Group)> = groups
+        .into_iter()
+        .map(|(key, g)| {
+            let extra = g.kinds.len().saturating_sub(1) as u32;
+            let bonus = (extra * u32::from(res.corroboration_bonus))
+                .min(u32::from(res.max_corroboration_bonus));
+            (g.best + bonus, g.kinds.len(), key, g)
+        })
+        .collect();
+    // Best score, then more kinds, then the smaller key.
+    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+    let mut it = ranked.into_iter();
+    let (score, _, _, winner) = it.next()?;
+    let runner_up = it.next().map_or(0, |r| r.0);
+    let penalty = runner_up * u32::from(res.conflict_penalty_percent) / 100;
+    let confidence = score.saturating_sub(penalty).min(100) as u8;
+    if confidence < res.min_confidence {
+        return None;
+    }
+    Some((
+        winner.display,
+        confidence,
+        winner.refs.into_iter().collect(),
+    ))
+}
+
+/// Identifies a device from its evidence (any order, duplicates allowed).
+pub fn identify(evidence: &[Evidence], sigs: &Signatures) -> Identification {
+    // Distinct (kind, value) with the highest confidence seen, sorted.
+    let mut distinct: BTreeMap<(EvidenceKind, &str), u8> = BTreeMap::new();
+    for e in evidence {
+        if e.value.is_empty() {
+            continue;
+        }
+        let c = distinct.entry((e.kind, e.value.as_str())).or_insert(0);
+        *c = (*c).max(e.confidence.min(100));
+    }
+    let mut claims: BTreeMap<Attr, Vec<Claim>> = BTreeMap::new();
+    let mut version_claims: Vec<Claim> = Vec::new();
+    for (&(kind, value), &conf) in &distinct {
+        let mut matched_non_fallback = false;
+        let mut applied = Vec::new();
+        for rule in sigs.rules_for(kind) {
+            if rule.fallback {
+                continue;
+            }
+            if let Some(a) = rule.apply(value) {
+                matched_non_fallback = true;
+                applied.push((rule, a));
+            }
+        }
+        if !matched_non_fallback {
+            for rule in sigs.rules_for(kind).filter(|r| r.fallback) {
+                if let Some(a) = rule.apply(value) {
+                    applied.push((rule, a));
+                }
+            }
+        }
+        for (rule, a) in applied {
+            if rule.ignore {
+                continue;
+            }
+            let score = u32::from(sigs.weight(rule)) * u32::from(conf) / 100;
+            let r = EvidenceRef {
+                kind,
+                value: value.to_string(),
+                rule: rule.id.clone(),
+            };
+            let mut add = |attr: Attr, v: Option<String>| {
+                if let Some(v) = v {
+                    claims.entry(attr).or_default().push(Claim {
+                        value: v,
+                        score,
+                        kind,
+                        evidence: r.clone(),
+                        os: None,
+                    });
+                }
+            };
+            add(Attr::Vendor, a.vendor);
+            add(Attr::Model, a.model);
+            add(Attr::Os, a.os.clone());
+            add(Attr::Software, a.software);
+            add(Attr::Category, a.category.map(|c| c.as_str().to_string()));
+            if let (Some(v), Some(os)) = (a.os_version, a.os) {
+                version_claims.push(Claim {
+                    value: v,
+                    score,
+                    kind,
+                    evidence: r.clone(),
+                    os: Some(os),
+                });
+            }
+        }
+    }
+    let get = |attr: Attr| -> Option<Decided<String>> {
+        let (value, confidence, decided_by) = decide(claims.get(&attr)?, sigs)?;
+        Some(Decided {
+            value,
+            confidence,
+            decided_by,
+        })
+    };
+    let vendor = get(Attr::Vendor);
+    let model = get(Attr::Model);
+    let software = get(Attr::Software);
+    let os = get(Attr::Os).map(|os_name| {
+        let same_os: Vec<Claim> = version_claims
+            .iter()
+            .filter(|c| {
+                c.os.as_deref()
+                    .is_some_and(|o| o.eq_ignore_ascii_case(&os_name.value))
+            })
+            .cloned()
+            .collect();
+        let version = decide(&same_os, sigs);
+        let mut decided_by = os_name.decided_by;
+        if let Some((_, _, refs)) = &version {
+            decided_by.extend(refs.iter().cloned());
+            decided_by.sort();
+            decided_by.dedup();
+        }
+        let version = version.map(|(v, _, _)| v);
+        let eol = sigs.is_eol(&os_name.value, version.as_deref());
+        Decided {
+            value: OsInfo {
+                name: os_name.value,
+                version,
+                eol,
+            },
+            confidence: os_name.confidence,
+            decided_by,
+        }
+    });
+    let category = get(Attr::Category)
+        .and_then(|d| {
+            Category::from_name(&d.value).map(|c| Decided {
+                value: c,
+                confidence: d.confidence,
+                decided_by: d.decided_by,
+            })
+        })
+        .unwrap_or(Decided {
+            value: Category::Unknown,
+            confidence: 0,
+            decided_by: Vec::new(),
+        });
+    let confidence = if category.value != Category::Unknown {
+        category.confidence
+    } else {
+        vendor.as_ref().map_or(0, |v| v.confidence)
+    };
+    let mut all: BTreeSet<EvidenceRef> = BTreeSet::new();
+    for refs in [
+        vendor.as_ref().map(|d| &d.decided_by),
+        model.as_ref().map(|d| &d.decided_by),
+        os.as_ref().map(|d| &d.decided_by),
+        software.as_ref().map(|d| &d.decided_by),
+        Some(&category.decided_by),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        all.extend(refs.iter().cloned());
+    }
+    Identification {
+        vendor,
+        model,
+        os,
+        software,
+        category,
+        confidence,
+        decided_by: all.into_iter().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use EvidenceKind as K;
+
+    fn sigs() -> Signatures {
+        Signatures::shipped().unwrap()
+    }
+
+    fn ev(kind: EvidenceKind, v: &str) -> Evidence {
+        Evidence::new(kind, v)
+    }
+
+    /// A small deterministic shuffle (no rand dependency): rotate and reverse by a seed.
+    fn permutations(v: &[Evidence]) -> Vec<Vec<Evidence>> {
+        let mut out = Vec::new();
+        for seed in 0..v.len().max(1) {
+            let mut p = v.to_vec();
+            p.rotate_left(seed);
+            out.push(p.clone());
+            p.reverse();
+            out.push(p.clone());
+            // Interleave halves.
+            let (a, b) = p.split_at(p.len() / 2);
+            let mut q = Vec::new();
+            for i in 0..a.len().max(b.len()) {
+                if let Some(x) = b.get(i) {
+                    q.push(x.clone());
+                }
+                if let Some(x) = a.get(i) {
+                    q.push(x.clone());
+                }
+            }
+            out.push(q);
+        }
+        out
+    }
+
+    /// The CT of pcaps/dicom/store.pcap: dcmtk storescu as CT_GE_01 with a GE data set
+    /// (Manufacturer GE MEDICAL SYSTEMS, model LightSpeed VCT, software gmp_vct.47), plus a
+    /// Philips OUI to make the OUI disagree.
+    fn ct_evidence() -> Vec<Evidence> {
+        vec![
+            ev(
+                K::Oui,
+                "Philips Medical Systems - Cardiac and Monitoring Systems (CM",
+            ),
+            ev(K::DicomCallingAe, "CT_GE_01"),
+            ev(
+                K::DicomImplementationClassUid,
+                "1.2.276.0.7230010.3.0.3.6.7",
+            ),
+            ev(K::DicomImplementationVersionName, "OFFIS_DCMTK_367"),
+            ev(K::DicomModality, "CT"),
+            ev(K::DicomManufacturer, "GE MEDICAL SYSTEMS"),
+            ev(K::DicomModel, "LightSpeed VCT"),
+            ev(K::DicomSoftwareVersions, "gmp_vct.47"),
+            ev(K::DicomStationName, "CTSTATION01"),
+            ev(K::DicomSerialNumber, "TESTSN-CT-0001"),
+            Evidence::with_confidence(K::TcpP0f, "Linux:2.2.x-3.x", 70),
+        ]
+    }
+
+    #[test]
+    fn dicom_manufacturer_beats_the_oui() {
+        let id = identify(&ct_evidence(), &sigs());
+        let vendor = id.vendor.clone().unwrap();
+        assert_eq!(vendor.value, "GE Healthcare");
+        assert!(vendor
+            .decided_by
+            .iter()
+            .any(|r| r.kind == K::DicomManufacturer && r.rule == "dicom-manufacturer-ge"));
+        assert!(!vendor.decided_by.iter().any(|r| r.kind == K::Oui));
+        // 95 - 50% of the OUI's 30.
+        assert_eq!(vendor.confidence, 80);
+        assert_eq!(id.category.value, Category::Ct);
+        assert_eq!(id.model.as_ref().unwrap().value, "LightSpeed VCT");
+        assert_eq!(id.software.as_ref().unwrap().value, "DCMTK 3.6.7");
+        let os = id.os.clone().unwrap();
+        assert_eq!(
+            (os.value.name.as_str(), os.value.version.as_deref()),
+            ("Linux", None)
+        );
+        assert!(!os.value.eol);
+        assert_eq!(id.confidence, id.category.confidence);
+        assert!(id.decided_by.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn order_independent() {
+        let s = sigs();
+        let mut all = ct_evidence();
+        all.extend([
+            ev(
+                K::HttpUserAgent,
+                "Mozilla/5.0 (Windows NT 5.1; rv:32.0) Gecko/20100101 Firefox/32.0",
+            ),
+            ev(K::DhcpVendorClass, "MSFT 5.0"),
+            ev(K::Oui, "Baxter International Inc"),
+            ev(
+                K::Hl7ObxDevice,
+                "SIGMA SPECTRUM^BAXTER^5842E4FFFE770242^EUI-64",
+            ),
+            ev(K::DicomModality, "CT"),
+        ]);
+        let reference = identify(&all, &s);
+        for p in permutations(&all) {
+            assert_eq!(identify(&p, &s), reference);
+        }
+        // Duplicates with lower confidence change nothing.
+        let mut dup = all.clone();
+        dup.push(Evidence::with_confidence(
+            K::DicomManufacturer,
+            "GE MEDICAL SYSTEMS",
+            10,
+        ));
+        assert_eq!(identify(&dup, &s), reference);
+    }
+
+    #[test]
+    fn windows_xp_workstation_is_eol() {
+        // pcaps/corpus/legacy/arkime_http-basicauth.pcap: Firefox on Windows NT 5.1, the SYN's
+        // option order is Windows', and a DHCP vendor class MSFT 5.0 (constructed).
+        let e = vec![
+            ev(
+                K::HttpUserAgent,
+                "Mozilla/5.0 (Windows NT 5.1; rv:32.0) Gecko/20100101 Firefox/32.0",
+            ),
+            ev(
+                K::TcpSyn,
+                "4:126+2:0:1332:65535,3:mss,nop,ws,nop,nop,ts,nop,nop,sok:df,id+,ts1-:0",
+            ),
+            ev(K::DhcpVendorClass, "MSFT 5.0"),
+        ];
+        let id = identify(&e, &sigs());
+        let os = id.os.unwrap();
+        assert_eq!(os.value.name, "Windows");
+        assert_eq!(os.value.version.as_deref(), Some("XP"));
+        assert!(os.value.eol);
+        // Three kinds agree on Windows: 60 + 2 x 5.
+        assert_eq!(os.confidence, 70);
+        assert_eq!(id.category.value, Category::ItClient);
+        assert_eq!(id.software.unwrap().value, "Firefox 32");
+    }
+
+    #[test]
+    fn conflicting_os_evidence_resolved_by_weight() {
+        // NetBIOS says 6.1 (weight 70), p0f guesses Linux at confidence 60 (50 x 60% = 30).
+        let e = vec![
+            ev(K::NetbiosOsVersion, "6.1"),
+            Evidence::with_confidence(K::TcpP0f, "Linux:3.11 and newer", 60),
+        ];
+        let id = identify(&e, &sigs());
+        let os = id.os.unwrap();
+        assert_eq!(os.value.name, "Windows");
+        assert_eq!(os.value.version.as_deref(), Some("7 or Server 2008 R2"));
+        assert!(os.value.eol);
+        assert_eq!(os.confidence, 70 - 15);
+    }
+
+    #[test]
+    fn infusion_pump_gateway() {
+        // hl7/adt_oru_orm.pcap: Baxter-OUI gateway sending ORU^R01 with OBX-18 of a Sigma
+        // Spectrum pump.
+        let e = vec![
+            ev(K::Oui, "Baxter International Inc"),
+            ev(K::Hl7SendingApplication, "PUMP_GW"),
+            ev(
+                K::Hl7ObxDevice,
+                "SIGMA SPECTRUM^BAXTER^5842E4FFFE770242^EUI-64",
+            ),
+        ];
+        let id = identify(&e, &sigs());
+        assert_eq!(id.vendor.unwrap().value, "Baxter");
+        assert_eq!(id.model.unwrap().value, "Sigma Spectrum");
+        assert_eq!(id.category.value, Category::InfusionPump);
+        // OBX-18 (85) + OUI hint corroborating (+5).
+        assert_eq!(id.category.confidence, 90);
+    }
+
+    #[test]
+    fn oui_only_and_fallbacks() {
+        let s = sigs();
+        // A vendor with a rule: category hint only.
+        let id = identify(&[ev(K::Oui, "Mindray DS USA, Inc.")], &s);
+        assert_eq!(id.vendor.as_ref().unwrap().value, "Mindray");
+        assert_eq!(id.category.value, Category::PatientMonitor);
+        assert_eq!(id.category.confidence, 25);
+        // An organisation without a rule: the fallback names it, no category.
+        let id = identify(&[ev(K::Oui, "Some Obscure Maker GmbH")], &s);
+        assert_eq!(id.vendor.as_ref().unwrap().value, "Some Obscure Maker GmbH");
+        assert_eq!(id.category.value, Category::Unknown);
+        assert_eq!(id.confidence, 20);
+        // "Private" names nobody.
+        let id = identify(&[ev(K::Oui, "Private")], &s);
+        assert_eq!(id, Identification::unknown());
+        assert_eq!(identify(&[], &s), Identification::unknown());
+    }
+
+    #[test]
+    fn network_gear_from_cdp_and_lldp() {
+        // pcaps/corpus/generic/zeek_cdp-v1.pcap (values as parsers::cdp returns them).
+        let e = vec![
+            ev(K::CdpDeviceId, "R1"),
+            ev(K::CdpPlatform, "cisco 1601"),
+            ev(
+                K::CdpSoftwareVersion,
+                "Cisco Internetwork Operating System Software \nIOS (tm) 1600 Software (C1600-NY-L), Version 11.2(12)P, RELEASE SOFTWARE (fc1)",
+            ),
+            ev(K::CdpCapabilities, "router"),
+        ];
+        let id = identify(&e, &sigs());
+        assert_eq!(id.vendor.unwrap().value, "Cisco");
+        assert_eq!(id.model.unwrap().value, "1601");
+        assert_eq!(id.category.value, Category::NetworkGear);
+        let os = id.os.unwrap().value;
+        assert_eq!(
+            (os.name.as_str(), os.version.as_deref()),
+            ("Cisco IOS", Some("11.2(12)P"))
+        );
+        assert!(os.eol);
+        // pcaps/corpus/generic/zeek_lldp.pcap.
+        let e = vec![
+            ev(K::LldpSystemName, "SMCGS8P-Smart"),
+            ev(
+                K::LldpSystemDescription,
+                "SMCGS8P-Smart - SMCGS8P-Smart v3.20",
+            ),
+            ev(K::LldpCapabilities, "bridge"),
+            ev(K::Oui, "SMC Networks Inc."),
+        ];
+        let id = identify(&e, &sigs());
+        assert_eq!(id.vendor.unwrap().value, "SMC Networks");
+        assert_eq!(id.model.unwrap().value, "SMCGS8P-Smart");
+        assert_eq!(id.category.value, Category::NetworkGear);
+    }
+
+    #[test]
+    fn two_weak_kinds_that_agree_beat_one_that_disagrees() {
+        use crate::fingerprint::signatures::Signatures;
+        let s = Signatures::from_sources([(
+            "t.toml".to_string(),
+            "[resolution]\ncorroboration_bonus = 20\nmax_corroboration_bonus = 20\n\
+             conflict_penalty_percent = 50\nmin_confidence = 1\n\
+             [weights]\noui = 40\ndhcp_vendor_class = 40\nhttp_user_agent = 50\n\
+             [[rule]]\nid = \"a\"\nkind = \"oui\"\nequals = \"x\"\nvendor = \"Acme\"\n\
+             [[rule]]\nid = \"b\"\nkind = \"dhcp_vendor_class\"\nequals = \"x\"\nvendor = \"ACME\"\n\
+             [[rule]]\nid = \"c\"\nkind = \"http_user_agent\"\nequals = \"x\"\nvendor = \"Other\"\n"
+                .to_string(),
+        )])
+        .unwrap();
+        let e = vec![
+            ev(K::HttpUserAgent, "x"),
+            ev(K::Oui, "x"),
+            ev(K::DhcpVendorClass, "x"),
+        ];
+        let id = identify(&e, &s);
+        let v = id.vendor.unwrap();
+        // Case-insensitive group {Acme, ACME}: 40 + 20 = 60 beats 50; display of the
+        // tie-broken best claim ("ACME" < "Acme").
+        assert_eq!(v.value, "ACME");
+        assert_eq!(v.confidence, 60 - 25);
+        assert_eq!(v.decided_by.len(), 2);
+    }
+}

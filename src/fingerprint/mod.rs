@@ -1,0 +1,20 @@
+//! Device fingerprinting: evidence in, identification out.
+//!
+//! - [`evidence`]: what the protocol modules observe about a device ([`Evidence`]: kind, value,
+//!   source protocol, confidence), with stable snake_case kind names.
+//! - [`signatures`]: the TOML rules of `signatures/fingerprint/` (embedded) plus an optional
+//!   operator directory, validated with `file:line: problem` errors.
+//! - [`identify`]: a pure, order-independent function from a device's evidence to its
+//!   [`Identification`] (vendor, model, OS with end-of-life, software, category), each attribute
+//!   with a confidence and the evidence that decided it.
+//!
+//! This module keeps no state and does no I/O except reading an operator signature directory;
+//! the device table, its persistence and the API live elsewhere.
+
+pub mod evidence;
+pub mod identify;
+pub mod signatures;
+
+pub use evidence::{Evidence, EvidenceKind, EvidenceRef, Source};
+pub use identify::{identify, Decided, Identification, OsInfo};
+pub use signatures::{Category, SignatureError, SignatureErrors, Signatures};
