@@ -60,6 +60,7 @@ fn usable(c: char) -> bool {
 impl Delimiters {
     /// Reads MSH-1 and MSH-2 from a header segment (`MSH`, `FHS` or `BHS` followed by the field
     /// separator), strictly: any departure from 2.5.4 is an error.
+    #[must_use = "the delimiters decide how the message is split"]
     pub fn from_header(segment: &str) -> Result<Delimiters, DelimiterError> {
         let mut chars = segment.chars().skip(3);
         let field = chars.next().ok_or(DelimiterError::Truncated)?;

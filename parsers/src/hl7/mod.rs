@@ -290,6 +290,7 @@ pub fn split_segments(text: &str, complete: bool) -> (Vec<&str>, bool) {
 
 /// Parses one message (see the module docs). `complete` is false when the caller kept only a
 /// prefix of the message; its last, partial segment is then ignored.
+#[must_use]
 pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
     let (text, non_utf8) = decode_text(bytes);
     let (lines, non_cr) = split_segments(&text, complete);
@@ -655,7 +656,7 @@ mod tests {
     // pcaps/hl7/latin1.pcap, frame 6: ADT^A01 v2.5, MSH-18 8859/1, PID-5 "M\xdcLLER^J\xd6RG" and
     // PID-11 "TESTSTRA\xdfE 1^^M\xdcNCHEN..." in ISO-8859-1 (not UTF-8).
     const LATIN1: &[u8] = b"MSH|^~\\&|TEST_EHR_ADT|KLINIKUM|TEST_ENGINE|TESTHOSP|20240315150000||ADT^A01^ADT_A01|ADT00004|P|2.5|||AL|NE||8859/1\rEVN|A01|20240315150000\rPID|1||PID-TEST-0105^^^KLINIKUM^MR||M\xdcLLER^J\xd6RG^^^^^L||19550909|M|||TESTSTRA\xdfE 1^^M\xdcNCHEN^^80000^DEU^H\rPV1|1|I|STATION^201^A^KLINIKUM\r";
-    // pcaps/hl7/adt_oru_orm.pcap, the pump's ORU^R01 (frame 18, first two OBX of five).
+    // pcaps/hl7/adt_oru_orm.pcap, the pump's ORU^R01 (frame 24, first two OBX of five).
     const ORU_PUMP: &[u8] = b"MSH|^~\\&|PUMP_GATEWAY|TESTHOSP|TEST_ENGINE|TESTHOSP|20240315120000||ORU^R01^ORU_R01|PUMP00001|P|2.6\rPID|1||PID-TEST-0102^^^TESTHOSP^MR||TESTPATIENT^DELTA^^^^^L||19900606|F\rPV1|1|I|ICU^103^A^TESTHOSP\rOBR|1|PUMP00001^PUMP_GATEWAY||69986^MDC_DEV_PUMP_INFUS_VMD^MDC|||20240315120000\rOBX|1|ST|68063^MDC_ATTR_PT_ID^MDC|1.0.0.0|PID-TEST-0102||||||R|||20240315120000||||SIGMA SPECTRUM^BAXTER^5842E4FFFE770242^EUI-64\rOBX|2|NM|157784^MDC_FLOW_FLUID_PUMP^MDC|1.1.1.1|125|263762^MDC_DIM_MILLI_L_PER_HR^MDC|||||R|||20240315120000||||SIGMA SPECTRUM^BAXTER^5842E4FFFE770242^EUI-64\r";
 
     fn s(v: &str) -> Option<String> {
