@@ -14,13 +14,19 @@ use medtap_parsers::hl7::{self, phi, Message};
 fn value_ok(v: &Option<String>) {
     if let Some(s) = v {
         assert!(!s.is_empty());
-        assert!(s.chars().count() <= hl7::MAX_VALUE_CHARS, "value over the cap");
+        assert!(
+            s.chars().count() <= hl7::MAX_VALUE_CHARS,
+            "value over the cap"
+        );
     }
 }
 
 fn code_ok(v: &Option<String>) {
     if let Some(s) = v {
-        assert!(s.len() <= hl7::MAX_CODE_CHARS && !s.contains(' '), "not a code: {s:?}");
+        assert!(
+            s.len() <= hl7::MAX_CODE_CHARS && !s.contains(' '),
+            "not a code: {s:?}"
+        );
     }
 }
 
@@ -32,7 +38,10 @@ fn check(m: &Message) {
     let names: Vec<&str> = phi::all_names().collect();
     let mut last = None;
     for f in &m.phi_fields {
-        let k = names.iter().position(|n| n == f).expect("PHI name from the table");
+        let k = names
+            .iter()
+            .position(|n| n == f)
+            .expect("PHI name from the table");
         assert!(last < Some(k), "PHI names in table order, once each");
         last = Some(k);
     }

@@ -43,7 +43,10 @@ impl Collector {
             Event::Data(b) => {
                 assert!(!b.is_empty(), "empty data event");
                 self.data_bytes += b.len();
-                self.cur.as_mut().expect("data outside a message").extend_from_slice(b);
+                self.cur
+                    .as_mut()
+                    .expect("data outside a message")
+                    .extend_from_slice(b);
             }
             Event::End(why) => {
                 let body = self.cur.take().expect("end without start");
@@ -51,7 +54,10 @@ impl Collector {
             }
             Event::Outside => {
                 assert!(self.cur.is_none(), "outside run inside a message");
-                assert!(self.out.last() != Some(&Msg::Outside), "two reports for one run");
+                assert!(
+                    self.out.last() != Some(&Msg::Outside),
+                    "two reports for one run"
+                );
                 self.out.push(Msg::Outside);
             }
         }
