@@ -16,20 +16,21 @@
 //! - the segment terminator is CR (v2.5.1 2.5.1); LF and CR LF are read as terminators too and
 //!   reported (`anomalies.non_cr_terminator`); empty lines are skipped;
 //! - a line that is not a segment (no 3-character alphanumeric id followed by the field
-//!   separator), or that `hl7-parser` refuses, is skipped and counted
-//!   (`anomalies.malformed_segments`); the rest of the message is still read;
+//!   separator) is skipped and counted (`anomalies.malformed_segments`); the rest of the
+//!   message is still read;
 //! - a message whose first segment is not MSH (or a batch header FHS/BHS) is `anomalies.no_msh`;
 //!   the first MSH further down still gives the header.
 //!
-//! Structure: the crate splits segments itself (on CR, LF, CR LF), then hands each segment it
-//! reads to `hl7-parser`'s segment parser with the message's delimiters, which splits fields,
-//! repetitions, components and subcomponents. It does not use `hl7-parser`'s whole-message
-//! parser, because (0.3.0) that parser stops silently at the first segment it cannot parse and
-//! returns the segments before it (one empty line or odd segment id hides the MSA or PID that
-//! follow), and
-//! it takes the 5 characters after `MSH` as delimiters whatever MSH-2 holds (a v2.7 `^~\&#`
-//! shifts every MSH field). Escape sequences are decoded here ([`unescape`]) rather than by
-//! `hl7-parser`'s `Separators::decode`, which indexes the string by character count and panics
+//! Structure: the crate splits segments (on CR, LF, CR LF) and fields (on MSH-1) itself, lazily,
+//! then hands each field it reads to `hl7-parser`'s field parser with the message's
+//! delimiters, which splits repetitions, components and subcomponents (at most
+//! [`MAX_FIELD_PARSE_BYTES`] of a field, so that a hostile field cannot make its structures
+//! balloon). It does not use `hl7-parser`'s whole-message parser, because (0.3.0) that parser
+//! stops silently at the first segment it cannot parse and returns the segments before it (one
+//! empty line or odd segment id hides the MSA or PID that follow), and it takes the 5
+//! characters after `MSH` as delimiters whatever MSH-2 holds (a v2.7 `^~\&#` shifts every MSH
+//! field). Escape sequences are decoded here ([`unescape`]) rather than by `hl7-parser`'s
+//! `Separators::decode`, which indexes the string by character count and panics
 //! on non-ASCII text before an escape sequence.
 //!
 //! Privacy: values are taken only from the header, MSA-1/MSA-2, the codes of ERR segments and
@@ -40,8 +41,8 @@ pub mod phi;
 
 use std::borrow::Cow;
 
-use hl7_parser::message::{Field, Repeat, Segment};
-use hl7_parser::parser::parse_segment_with_separators;
+use hl7_parser::message::{Field, Repeat};
+use hl7_parser::parser::parse_field_with_separators;
 
 pub use delimiters::{DelimiterError, Delimiters};
 
@@ -59,6 +60,9 @@ pub const MAX_SEGMENT_IDS: usize = 64;
 pub const MAX_DEVICES: usize = 16;
 /// ERR segments kept per message.
 pub const MAX_ERRORS: usize = 16;
+/// Bytes of one field handed to `hl7-parser` (which builds tens of bytes of structure per
+/// component). The fields read are identifiers and codes of a few hundred bytes at most.
+pub const MAX_FIELD_PARSE_BYTES: usize = 4096;
 
 /// A segment id: three ASCII letters or digits (v2.5.1 2.5.2), e.g. `MSH`, `OBX`, `ZPD`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -211,7 +215,7 @@ pub struct Anomalies {
     pub no_msh: bool,
     /// MSH-1/MSH-2 could not be read strictly.
     pub bad_delimiters: Option<DelimiterError>,
-    /// Lines that are not segments, or segments `hl7-parser` refused.
+    /// Lines that are not segments.
     pub malformed_segments: usize,
 }
 
@@ -253,39 +257,52 @@ pub fn decode_text(bytes: &[u8]) -> (Cow<'_, str>, bool) {
     }
 }
 
-/// Splits message text into lines on CR, LF and CR LF; returns the non-empty lines and whether
-/// any terminator other than a lone CR was seen. With `complete = false`, the text after the
-/// last terminator (a segment cut by the caller's cap) is dropped.
-pub fn split_segments(text: &str, complete: bool) -> (Vec<&str>, bool) {
-    let mut lines = Vec::new();
-    let mut non_cr = false;
-    let b = text.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'\r' => {
-                lines.push(&text[start..i]);
-                if b.get(i + 1) == Some(&b'\n') {
-                    non_cr = true;
-                    i += 1;
-                }
-                start = i + 1;
-            }
-            b'\n' => {
-                non_cr = true;
-                lines.push(&text[start..i]);
-                start = i + 1;
-            }
-            _ => {}
+/// The segment lines of message text: split on CR, LF and CR LF, empty lines skipped, lazily
+/// (nothing is allocated per line). Also says whether any LF was seen (LF or CR LF used as a
+/// terminator). With `complete = false`, the text after the last terminator (a segment cut by
+/// the caller's cap) is left out.
+pub fn segment_lines(text: &str, complete: bool) -> (impl Iterator<Item = &str> + Clone, bool) {
+    let non_cr = text.as_bytes().contains(&b'\n');
+    let text = match text.rfind(['\r', '\n']) {
+        Some(p) if !complete => &text[..p],
+        _ => text,
+    };
+    (text.split(['\r', '\n']).filter(|l| !l.is_empty()), non_cr)
+}
+
+/// One segment line and what is needed to read its fields.
+struct Seg<'a> {
+    line: &'a str,
+    id: SegmentId,
+    d: Delimiters,
+}
+
+impl<'a> Seg<'a> {
+    /// The raw text of field `n` (v2.5.1 numbering: for MSH, MSH-2 is the first text after the
+    /// field separator, MSH-1 being the separator itself). Found by splitting on the field
+    /// separator, without allocating.
+    fn raw(&self, n: usize) -> Option<&'a str> {
+        // of_line guarantees "XXX" then the separator (ASCII), or just "XXX".
+        let body = self.line.get(4..)?;
+        let k = if self.id == SegmentId::MSH {
+            n.checked_sub(2)?
+        } else {
+            n.checked_sub(1)?
+        };
+        body.split(self.d.field).nth(k)
+    }
+
+    /// Field `n` split into repetitions, components and subcomponents by `hl7-parser`. Only the
+    /// first [`MAX_FIELD_PARSE_BYTES`] bytes of a field are handed to it: its structures take
+    /// tens of bytes per component, so this bounds what a hostile field can cost.
+    fn field(&self, n: usize) -> Option<Field<'a>> {
+        let raw = self.raw(n)?;
+        let mut end = raw.len().min(MAX_FIELD_PARSE_BYTES);
+        while !raw.is_char_boundary(end) {
+            end -= 1;
         }
-        i += 1;
+        parse_field_with_separators(&raw[..end], self.d.separators()).ok()
     }
-    if start < b.len() && (complete || lines.is_empty()) {
-        lines.push(&text[start..]);
-    }
-    lines.retain(|l| !l.is_empty());
-    (lines, non_cr)
 }
 
 /// Parses one message (see the module docs). `complete` is false when the caller kept only a
@@ -293,26 +310,26 @@ pub fn split_segments(text: &str, complete: bool) -> (Vec<&str>, bool) {
 #[must_use]
 pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
     let (text, non_utf8) = decode_text(bytes);
-    let (lines, non_cr) = split_segments(&text, complete);
+    let (lines, non_cr) = segment_lines(&text, complete);
     let mut m = Message::default();
     m.anomalies.non_utf8 = non_utf8;
     m.anomalies.non_cr_terminator = non_cr;
 
     // Delimiters: from the first line when it is a header, else from the first MSH.
-    let is_header = |l: &&str| {
+    let is_header = |l: &str| {
         l.len() >= 4
             && (l.starts_with("MSH") || l.starts_with("FHS") || l.starts_with("BHS"))
             && !l.as_bytes()[3].is_ascii_alphanumeric()
     };
-    let header = match lines.first() {
+    let first_msh = lines.clone().find(|l| l.starts_with("MSH"));
+    let header = match lines.clone().next() {
         Some(l) if is_header(l) => {
-            m.anomalies.no_msh =
-                !l.starts_with("MSH") && !lines.iter().any(|l| l.starts_with("MSH"));
-            Some(*l)
+            m.anomalies.no_msh = first_msh.is_none();
+            Some(l)
         }
         _ => {
             m.anomalies.no_msh = true;
-            lines.iter().find(|l| l.starts_with("MSH")).copied()
+            first_msh
         }
     };
     if let Some(h) = header {
@@ -321,7 +338,6 @@ pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
         m.anomalies.bad_delimiters = err;
     }
     let d = m.delimiters;
-    let seps = d.separators();
     let mut phi_seen = [false; phi::PHI_FIELDS.len() + phi::PHI_SEGMENTS.len()];
 
     for line in lines {
@@ -333,6 +349,7 @@ pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
         if m.segment_ids.len() < MAX_SEGMENT_IDS {
             m.segment_ids.push(id);
         }
+        let seg = Seg { line, id, d };
         let name = id.as_str();
         if let Some(k) = phi::PHI_SEGMENTS.iter().position(|&s| s == name) {
             if phi::has_value(line.get(4..).unwrap_or(""), &d) {
@@ -340,51 +357,29 @@ pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
             }
             continue;
         }
-        let wanted_phi = phi::PHI_FIELDS.iter().any(|&(s, _, _)| s == name);
-        let wanted = wanted_phi
-            || (id == SegmentId::MSH && m.msh.is_none())
-            || (id == SegmentId::MSA && m.msa.is_none())
-            || (id == SegmentId::ERR && m.errors.len() < MAX_ERRORS)
-            || ((id == SegmentId::OBX || id == SegmentId::PRT) && m.devices.len() < MAX_DEVICES);
-        if !wanted {
-            continue;
-        }
-        let seg = match parse_segment_with_separators(line, seps) {
-            Ok(s) => s,
-            Err(_) => {
-                m.anomalies.malformed_segments += 1;
-                continue;
-            }
-        };
-        if wanted_phi {
-            for (k, &(s, n, _)) in phi::PHI_FIELDS.iter().enumerate() {
-                if s == name
-                    && seg
-                        .field(n)
-                        .is_some_and(|f| phi::has_value(f.raw_value(), &d))
-                {
-                    phi_seen[k] = true;
-                }
+        for (k, &(s, n, _)) in phi::PHI_FIELDS.iter().enumerate() {
+            if s == name && seg.raw(n).is_some_and(|r| phi::has_value(r, &d)) {
+                phi_seen[k] = true;
             }
         }
         match id {
-            SegmentId::MSH if m.msh.is_none() => m.msh = Some(read_msh(&seg, &d)),
+            SegmentId::MSH if m.msh.is_none() => m.msh = Some(read_msh(&seg)),
             SegmentId::MSA if m.msa.is_none() => {
                 m.msa = Some(Msa {
-                    ack_code: seg.field(1).and_then(|f| code(&text_of(f, &d)?)),
-                    control_id: seg.field(2).and_then(|f| text_of(f, &d)),
+                    ack_code: seg.field(1).and_then(|f| code(&text_of(&f, &d)?)),
+                    control_id: seg.field(2).and_then(|f| text_of(&f, &d)),
                 })
             }
-            SegmentId::ERR => {
-                let e = read_err(&seg, &d);
+            SegmentId::ERR if m.errors.len() < MAX_ERRORS => {
+                let e = read_err(&seg);
                 if e != ErrInfo::default() {
                     m.errors.push(e);
                 }
             }
-            SegmentId::OBX => add_devices(&mut m.devices, &seg, 18, DeviceSource::Obx18, &d),
+            SegmentId::OBX => add_devices(&mut m.devices, &seg, 18, DeviceSource::Obx18),
             SegmentId::PRT => {
-                add_devices(&mut m.devices, &seg, 10, DeviceSource::Prt10, &d);
-                add_devices(&mut m.devices, &seg, 16, DeviceSource::Prt16, &d);
+                add_devices(&mut m.devices, &seg, 10, DeviceSource::Prt10);
+                add_devices(&mut m.devices, &seg, 16, DeviceSource::Prt16);
             }
             _ => {}
         }
@@ -396,17 +391,14 @@ pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
     m
 }
 
-/// MSH-n of a segment parsed by `hl7-parser`: its field list starts at MSH-2 (the field
-/// separator, MSH-1, is not a field between separators).
-fn msh_field<'a>(seg: &'a Segment<'a>, n: usize) -> Option<&'a Field<'a>> {
-    seg.field(n.checked_sub(1)?)
-}
-
-fn read_msh(seg: &Segment<'_>, d: &Delimiters) -> Msh {
-    let t = |n| msh_field(seg, n).and_then(|f| text_of(f, d));
-    let msg_type = msh_field(seg, 9).and_then(|f| f.repeats.first());
+fn read_msh(seg: &Seg<'_>) -> Msh {
+    let d = &seg.d;
+    let t = |n| seg.field(n).and_then(|f| text_of(&f, d));
+    let msg_type = seg.field(9);
     let comp = |k: usize| {
         msg_type
+            .as_ref()
+            .and_then(|f| f.repeats.first())
             .and_then(|r| r.component(k))
             .and_then(|c| component_text(c.subcomponents.iter().map(|s| s.value), d))
     };
@@ -416,7 +408,7 @@ fn read_msh(seg: &Segment<'_>, d: &Delimiters) -> Msh {
         receiving_application: t(5),
         receiving_facility: t(6),
         message_time: t(7),
-        security_present: msh_field(seg, 8).is_some_and(|f| phi::has_value(f.raw_value(), d)),
+        security_present: seg.raw(8).is_some_and(|r| phi::has_value(r, d)),
         message_code: comp(1),
         trigger_event: comp(2),
         message_structure: comp(3),
@@ -424,15 +416,17 @@ fn read_msh(seg: &Segment<'_>, d: &Delimiters) -> Msh {
         processing_id: t(11),
         version: t(12),
         // The first repetition is the character set of the message (v2.5.1 2.14.9.18).
-        charset: msh_field(seg, 18)
-            .and_then(|f| f.repeats.first())
-            .and_then(|r| repeat_text(r, d)),
+        charset: seg
+            .field(18)
+            .and_then(|f| f.repeats.first().and_then(|r| repeat_text(r, d))),
     }
 }
 
-fn read_err(seg: &Segment<'_>, d: &Delimiters) -> ErrInfo {
+fn read_err(seg: &Seg<'_>) -> ErrInfo {
+    let d = &seg.d;
     let raw = |field: usize, k: usize, sub: usize| -> Option<String> {
-        let c = seg.field(field)?.repeats.first()?.component(k)?;
+        let f = seg.field(field)?;
+        let c = f.repeats.first()?.component(k)?;
         let s = c.subcomponents.get(sub.checked_sub(1)?)?;
         Some(unescape_capped(s.value, d))
     };
@@ -474,13 +468,8 @@ fn read_err(seg: &Segment<'_>, d: &Delimiters) -> ErrInfo {
     }
 }
 
-fn add_devices(
-    out: &mut Vec<Device>,
-    seg: &Segment<'_>,
-    field: usize,
-    source: DeviceSource,
-    d: &Delimiters,
-) {
+fn add_devices(out: &mut Vec<Device>, seg: &Seg<'_>, field: usize, source: DeviceSource) {
+    let d = &seg.d;
     let Some(f) = seg.field(field) else {
         return;
     };
@@ -946,6 +935,24 @@ mod tests {
         assert_eq!(h.charset, None);
         assert_eq!(h.receiving_facility, s("~F"));
         assert_eq!(h.version, s("C"));
+    }
+
+    /// A huge OBX-5 (an embedded PDF, base64) before OBX-18 does not hide the device, and a
+    /// field of a million component separators costs at most MAX_FIELD_PARSE_BYTES of parsing.
+    #[test]
+    fn huge_fields() {
+        let mut msg = b"MSH|^~\\&|A|B|C|D|1||ORU^R01|9|P|2.6\rOBX|1|ED|PDF||^AP^^Base64^".to_vec();
+        msg.extend(std::iter::repeat_n(b'Q', 1 << 20));
+        msg.extend_from_slice(b"|||||||||||||DEV^ACME^0011223344556677^EUI-64\rOBX|2|ST|X||");
+        msg.extend(std::iter::repeat_n(b'^', 1 << 20));
+        msg.extend_from_slice(b"|||||||||||||");
+        msg.extend(std::iter::repeat_n(b'^', 1 << 20));
+        msg.extend_from_slice(b"\r");
+        let m = parse_message(&msg, true);
+        assert_eq!(m.devices.len(), 1);
+        assert_eq!(m.devices[0].universal_id, s("0011223344556677"));
+        assert_eq!(m.segment_count, 3);
+        assert!(!m.anomalies.any());
     }
 
     #[test]
