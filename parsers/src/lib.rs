@@ -11,17 +11,15 @@ pub mod hl7;
 pub mod mllp;
 pub mod tls;
 
-pub mod dhcp;
-pub mod oui;
-
-pub mod lldp;
 pub mod cdp;
+pub mod dhcp;
 pub mod dns;
-pub mod mdns;
-pub mod ssdp;
-pub mod netbios;
 pub mod http;
-
+pub mod lldp;
+pub mod mdns;
+pub mod netbios;
+pub mod oui;
+pub mod ssdp;
 pub mod tcpfp;
 
 /// How many more bytes a streaming parser needs before it can say anything.
