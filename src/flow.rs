@@ -831,6 +831,15 @@ fn feed(
                             events,
                             stats,
                         };
+                        // The other direction's bytes seen during detection came first: hand
+                        // them over (or, if detection already let them go, say they were lost).
+                        let other = 1 - i;
+                        let held_other = std::mem::take(&mut buf[other]);
+                        if !held_other.is_empty() {
+                            parser.on_data(dir.reverse(), &held_other, &mut cx);
+                        } else if seen[other] > 0 {
+                            parser.on_gap(dir.reverse(), seen[other] as u64, &mut cx);
+                        }
                         match appended {
                             None => parser.on_data(dir, data, &mut cx),
                             Some(take) => {
