@@ -4,6 +4,21 @@
 //! it is hit (see [`crate::stats::Counter`]). Values can be set in the `[limits]` and
 //! `[timeouts]` tables of the `--config` file; a value outside its range is a configuration
 //! error (exit 2).
+//!
+//! Per-flow protocol caps are fixed constants next to the state they bound (not yet
+//! configurable), each counted when hit and reported once per flow in its event:
+//!
+//! | cap | value | constant |
+//! | --- | --- | --- |
+//! | TLS hello bytes buffered per direction | 32 KiB | [`crate::protocols::tls::MAX_HANDSHAKE_BUF`] |
+//! | DICOM non-P-DATA PDU bytes kept | 64 KiB | [`crate::protocols::dicom::state::MAX_PDU_KEPT`] |
+//! | DICOM presentation contexts | 128 | [`crate::protocols::dicom::state::MAX_CONTEXTS`] |
+//! | DICOM pending requests | 64 | [`crate::protocols::dicom::state::MAX_PENDING`] |
+//! | DICOM command set bytes | 16 KiB | [`crate::protocols::dicom::state::MAX_COMMAND_SET`] |
+//! | DICOM data set prefix scanned | 32 KiB | [`crate::protocols::dicom::state::MAX_DATASET_PREFIX`] |
+//! | HL7 message bytes (over it: MSH kept, rest skipped) | 1 MiB | [`crate::protocols::hl7::MAX_MESSAGE_BYTES`] |
+//! | HL7 messages awaiting an acknowledgement | 64 | [`crate::protocols::hl7::MAX_PENDING_ACKS`] |
+//! | bytes held by protocol detection per direction | 512 | `flow::PROBE_BUF` |
 
 macro_rules! table {
     ($(#[$m:meta])* $name:ident { $( $(#[doc = $doc:literal])* $field:ident : $ty:ty = $default:expr, $min:expr, $max:expr; )* }) => {
