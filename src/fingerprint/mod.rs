@@ -4,6 +4,8 @@
 //!   source protocol, confidence), with stable snake_case kind names.
 //! - [`signatures`]: the TOML rules of `signatures/fingerprint/` (embedded) plus an optional
 //!   operator directory, validated with `file:line: problem` errors.
+//! - [`extract`]: parser outputs (`medtap_parsers::{dhcp, lldp, cdp, mdns, ssdp, netbios, http,
+//!   tcpfp, oui}`) to evidence, one function per source.
 //! - [`identify`]: a pure, order-independent function from a device's evidence to its
 //!   [`Identification`] (vendor, model, OS with end-of-life, software, category), each attribute
 //!   with a confidence and the evidence that decided it.
@@ -12,6 +14,7 @@
 //! the device table, its persistence and the API live elsewhere.
 
 pub mod evidence;
+pub mod extract;
 pub mod identify;
 pub mod signatures;
 
