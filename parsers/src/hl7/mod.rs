@@ -297,6 +297,10 @@ impl<'a> Seg<'a> {
     /// tens of bytes per component, so this bounds what a hostile field can cost.
     fn field(&self, n: usize) -> Option<Field<'a>> {
         let raw = self.raw(n)?;
+        if raw.is_empty() {
+            // Most fields asked for (OBX-18 above all) are empty: skip hl7-parser's allocations.
+            return None;
+        }
         let mut end = raw.len().min(MAX_FIELD_PARSE_BYTES);
         while !raw.is_char_boundary(end) {
             end -= 1;
@@ -312,6 +316,7 @@ pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
     let (text, non_utf8) = decode_text(bytes);
     let (lines, non_cr) = segment_lines(&text, complete);
     let mut m = Message::default();
+    let mut last_obx18: Option<&str> = None;
     m.anomalies.non_utf8 = non_utf8;
     m.anomalies.non_cr_terminator = non_cr;
 
@@ -376,7 +381,15 @@ pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
                     m.errors.push(e);
                 }
             }
-            SegmentId::OBX => add_devices(&mut m.devices, &seg, 18, DeviceSource::Obx18),
+            SegmentId::OBX => {
+                // A result message repeats the same OBX-18 on every observation: parse each
+                // distinct raw value once.
+                let raw = seg.raw(18);
+                if raw.is_some() && raw != last_obx18 {
+                    add_devices(&mut m.devices, &seg, 18, DeviceSource::Obx18);
+                    last_obx18 = raw;
+                }
+            }
             SegmentId::PRT => {
                 add_devices(&mut m.devices, &seg, 10, DeviceSource::Prt10);
                 add_devices(&mut m.devices, &seg, 16, DeviceSource::Prt16);
