@@ -27,6 +27,21 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Capture live from one or more interfaces until SIGINT/SIGTERM, then flush and exit 0.
     Live(LiveArgs),
+    /// Work with signature files.
+    Signatures {
+        #[command(subcommand)]
+        action: SignaturesAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SignaturesAction {
+    /// Validate the shipped signatures plus an operator directory: every problem is printed as
+    /// `file:line: problem` and the exit code is 2.
+    Check {
+        /// An operator signature directory (its `fingerprint/` sub-directory, or its `*.toml`).
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

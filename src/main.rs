@@ -31,6 +31,31 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Live(args) => run_live(args),
+        Command::Signatures {
+            action: medtap::config::SignaturesAction::Check { dir },
+        } => {
+            use medtap::fingerprint::signatures::Signatures;
+            match Signatures::load(dir.as_deref()) {
+                Ok(s) => {
+                    println!(
+                        "signatures ok: {} rules, {} evidence weights, {} end-of-life entries",
+                        s.rules.len(),
+                        s.weights.len(),
+                        s.eol.len()
+                    );
+                    Ok(())
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        eprintln!("{e}");
+                    }
+                    Err(
+                        ConfigError(format!("{} problem(s) in the signatures", errors.0.len()))
+                            .into(),
+                    )
+                }
+            }
+        }
         Command::Replay(args) => {
             let settings = Settings::from_args(&args.common, std::io::stderr().is_terminal())?;
             if let Some(l) = &args.linger {
