@@ -354,10 +354,10 @@ fn ipv6_first_fragment(first: Option<etherparse::IpNumber>, mut exts: &[u8]) -> 
 }
 
 /// A direction-independent hash of the flow a frame belongs to, for sharding packets onto
-/// workers. Frames with no IP layer hash to 0. Uses the same decoder, without counting.
-pub fn shard_hash(linktype: i32, frame: &[u8]) -> u64 {
-    let mut scratch = WorkerStats::default();
-    match decode(linktype, frame, &mut scratch) {
+/// workers. Frames with no IP layer hash to 0. Uses the same decoder; its counts go to
+/// `scratch`, which the caller keeps and never reports (the worker counts the packet).
+pub fn shard_hash(linktype: i32, frame: &[u8], scratch: &mut WorkerStats) -> u64 {
+    match decode(linktype, frame, scratch) {
         Some(d) => {
             let (a, b) = ((d.src_ip, d.src_port), (d.dst_ip, d.dst_port));
             let (lo, hi) = if a <= b { (a, b) } else { (b, a) };

@@ -317,11 +317,6 @@ impl FlowTable {
         self.budget.used
     }
 
-    fn expired(&self, f: &Flow, now: Ts) -> bool {
-        now.0.saturating_sub(f.seen.0)
-            > (idle_timeout_of(&self.timeouts, f) as i64).saturating_mul(1_000_000)
-    }
-
     /// One decoded packet. `wire_len` is the frame's original length (what `bytes` count).
     pub fn packet(&mut self, ts: Ts, clock: Ts, d: &Decoded<'_>, wire_len: u32, out: &mut Sinks) {
         self.sweep_if_due(clock, out);
@@ -341,7 +336,7 @@ impl FlowTable {
             Some(f) => {
                 let reuse = tcp.is_some_and(|t| t.syn && !t.ack_flag)
                     && f.tcp.as_ref().is_some_and(|tf| tf.closed());
-                if self.expired(f, clock) {
+                if is_expired(&self.timeouts, f, clock) {
                     Some(EndReason::IdleTimeout)
                 } else if reuse {
                     Some(EndReason::TcpClose)
@@ -601,20 +596,13 @@ impl FlowTable {
 
     /// End every flow idle past its timeout, and closed TCP flows past `tcp_closed`.
     pub fn sweep(&mut self, now: Ts, out: &mut Sinks) {
-        let timeouts = self.timeouts.clone();
+        let timeouts = &self.timeouts;
         let expired: Vec<(FlowKey, Flow)> = self
             .map
-            .extract_if(|(_, f)| {
-                let t = idle_timeout_of(&timeouts, f);
-                now.0.saturating_sub(f.seen.0) > (t as i64).saturating_mul(1_000_000)
-            })
+            .extract_if(|(_, f)| is_expired(timeouts, f, now))
             .collect();
         for (_, f) in expired {
-            let reason = if f.tcp.as_ref().is_some_and(|t| t.closed()) {
-                EndReason::TcpClose
-            } else {
-                EndReason::IdleTimeout
-            };
+            let reason = timeout_reason(&f);
             self.end(f, reason, out);
         }
     }
@@ -649,18 +637,12 @@ impl FlowTable {
     /// End all flows (end of capture, shutdown). Flows idle past their timeout at `now` end as
     /// timed out, so the result does not depend on how packets were spread over workers.
     pub fn finish(&mut self, now: Ts, out: &mut Sinks) {
-        let timeouts = self.timeouts.clone();
         let mut all: Vec<(FlowKey, Flow)> = self.map.drain().collect();
         // deterministic order of the final events
         all.sort_by_key(|(_, f)| (f.first, f.meta.flow_id));
         for (_, f) in all {
-            let t = idle_timeout_of(&timeouts, &f);
-            let reason = if now.0.saturating_sub(f.seen.0) > (t as i64).saturating_mul(1_000_000) {
-                if f.tcp.as_ref().is_some_and(|t| t.closed()) {
-                    EndReason::TcpClose
-                } else {
-                    EndReason::IdleTimeout
-                }
+            let reason = if is_expired(&self.timeouts, &f, now) {
+                timeout_reason(&f)
             } else if f.tcp.as_ref().is_some_and(|t| t.closed()) {
                 EndReason::TcpClose
             } else {
@@ -711,6 +693,20 @@ impl FlowTable {
         }
         emit_flow(&f, reason, out);
         out.stats.inc(reason.counter());
+    }
+}
+
+/// Whether `f` has been idle past its timeout at capture clock `now`.
+fn is_expired(t: &Timeouts, f: &Flow, now: Ts) -> bool {
+    now.0.saturating_sub(f.seen.0) > (idle_timeout_of(t, f) as i64).saturating_mul(1_000_000)
+}
+
+/// The reason a flow that timed out ended: a closed TCP flow is a close, anything else idle.
+fn timeout_reason(f: &Flow) -> EndReason {
+    if f.tcp.as_ref().is_some_and(|t| t.closed()) {
+        EndReason::TcpClose
+    } else {
+        EndReason::IdleTimeout
     }
 }
 

@@ -75,27 +75,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
-            let _server = match settings.listen {
-                Some(addr) => {
-                    let s = medtap::server::start(addr, metrics.clone())?;
-                    eprintln!("medtap: serving /metrics and /healthz on http://{}", s.addr);
-                    Some(s)
-                }
-                None => None,
-            };
-            let opts = pipeline::Options {
-                workers: settings.workers,
-                limits: settings.limits.clone(),
-                timeouts: settings.timeouts.clone(),
-                events: settings.events.clone(),
-                bpf: settings.bpf.clone(),
-                progress: settings.progress,
-            };
+            let _server = start_server(&settings, &metrics)?;
+            let opts = pipeline_options(&settings, settings.progress);
             let summary = pipeline::replay(&files, &opts, &metrics)?;
-            if let Some(path) = &settings.metrics_out {
-                std::fs::write(path, metrics.render())
-                    .map_err(|e| anyhow::anyhow!("--metrics-out {}: {e}", path.display()))?;
-            }
+            write_metrics(&settings, &metrics)?;
             print_summary(&summary, settings.summary_json);
             if let (Some(l), Some(_)) = (&args.linger, &_server) {
                 let secs = medtap::limits::parse_duration(l)
@@ -132,37 +115,53 @@ fn run_live(args: medtap::config::LiveArgs) -> anyhow::Result<()> {
         signal_hook::flag::register(sig, stop.clone())?;
     }
     let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
-    let server = match settings.listen {
-        Some(addr) => {
-            let s = medtap::server::start(addr, metrics.clone())?;
-            eprintln!("medtap: serving /metrics and /healthz on http://{}", s.addr);
-            Some(s)
-        }
-        None => None,
-    };
+    let server = start_server(&settings, &metrics)?;
     let healthy = server
         .as_ref()
         .map(|s| s.healthy.clone())
         .unwrap_or_else(|| Arc::new(AtomicBool::new(true)));
-    let opts = pipeline::Options {
-        workers: settings.workers,
-        limits: settings.limits.clone(),
-        timeouts: settings.timeouts.clone(),
-        events: settings.events.clone(),
-        bpf: settings.bpf.clone(),
-        progress: false,
-    };
+    let opts = pipeline_options(&settings, false);
     let timing = pipeline::LiveTiming {
         stats_event: std::time::Duration::from_secs(stats_every.max(1)),
         ..pipeline::LiveTiming::default()
     };
     eprintln!("medtap: capturing on {}", args.interfaces.join(", "));
     let summary = pipeline::live(sources, &opts, &metrics, &stop, &healthy, &timing)?;
+    write_metrics(&settings, &metrics)?;
+    print_summary(&summary, settings.summary_json);
+    Ok(())
+}
+
+/// The HTTP endpoint, when `--listen` (or the live default) asks for one.
+fn start_server(
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Option<medtap::server::Server>> {
+    let Some(addr) = settings.listen else {
+        return Ok(None);
+    };
+    let s = medtap::server::start(addr, metrics.clone())?;
+    eprintln!("medtap: serving /metrics and /healthz on http://{}", s.addr);
+    Ok(Some(s))
+}
+
+fn pipeline_options(settings: &Settings, progress: bool) -> pipeline::Options {
+    pipeline::Options {
+        workers: settings.workers,
+        limits: settings.limits.clone(),
+        timeouts: settings.timeouts.clone(),
+        events: settings.events.clone(),
+        bpf: settings.bpf.clone(),
+        progress,
+    }
+}
+
+/// `--metrics-out`: the exposition as it stands at the end of the run.
+fn write_metrics(settings: &Settings, metrics: &Metrics) -> anyhow::Result<()> {
     if let Some(path) = &settings.metrics_out {
         std::fs::write(path, metrics.render())
             .map_err(|e| anyhow::anyhow!("--metrics-out {}: {e}", path.display()))?;
     }
-    print_summary(&summary, settings.summary_json);
     Ok(())
 }
 

@@ -194,6 +194,7 @@ impl Pipeline {
                 .capture_drops
                 .with_label_values(&[interface, "queue_full"]),
             failed: false,
+            shard_scratch: WorkerStats::default(),
         }
     }
 
@@ -253,6 +254,8 @@ pub struct Dispatcher {
     queue_drops: prometheus::IntCounter,
     /// A worker is gone (it panicked): stop reading.
     pub failed: bool,
+    /// Counters of the sharding decode, reused and never reported (kept off the per-packet path).
+    shard_scratch: WorkerStats,
 }
 
 impl Dispatcher {
@@ -266,7 +269,7 @@ impl Dispatcher {
         let w = if workers == 1 {
             0
         } else {
-            (decode::shard_hash(linktype, data) % workers as u64) as usize
+            (decode::shard_hash(linktype, data, &mut self.shard_scratch) % workers as u64) as usize
         };
         let b = &mut self.batches[w];
         b.pkts.push(PktRef {

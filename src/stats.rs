@@ -4,10 +4,22 @@
 //! Adding a counter: add a variant to [`Counter`] and its row in [`Counter::spec`]. Label values
 //! come from this table only, never from a packet.
 
-/// Every counter medtap keeps. The discriminant indexes [`WorkerStats::c`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(usize)]
-pub enum Counter {
+/// Declares [`Counter`] and the list of all its variants from one list, so the two cannot
+/// drift apart.
+macro_rules! counters {
+    ($($variant:ident,)*) => {
+        /// Every counter medtap keeps. The discriminant indexes [`WorkerStats::c`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(usize)]
+        pub enum Counter {
+            $($variant,)*
+        }
+
+        const ALL: [Counter; Counter::COUNT] = [$(Counter::$variant,)*];
+    };
+}
+
+counters! {
     Packets,
     Bytes,
     // decode errors, by layer and kind
@@ -86,10 +98,7 @@ impl Counter {
     pub const COUNT: usize = Counter::EventsDropped as usize + 1;
 
     pub fn all() -> impl Iterator<Item = Counter> {
-        (0..Self::COUNT).map(|i| {
-            // SAFETY-free: the enum is a dense repr(usize) range 0..COUNT.
-            ALL[i]
-        })
+        ALL.into_iter()
     }
 
     pub fn spec(self) -> Spec {
@@ -152,64 +161,6 @@ impl Counter {
         }
     }
 }
-
-use Counter::*;
-const ALL: [Counter; Counter::COUNT] = [
-    Packets,
-    Bytes,
-    DecodeLinkTruncated,
-    DecodeLinkUnsupported,
-    DecodeVlanTruncated,
-    DecodeVlanTooDeep,
-    DecodeIpv4Truncated,
-    DecodeIpv4Invalid,
-    DecodeIpv6Truncated,
-    DecodeIpv6Invalid,
-    DecodeIpv6ExtTruncated,
-    DecodeTcpTruncated,
-    DecodeTcpInvalid,
-    DecodeUdpTruncated,
-    DecodeIcmpTruncated,
-    DecodeNotIp,
-    Ipv4Fragments,
-    FlowsCreatedTcp,
-    FlowsCreatedUdp,
-    FlowsCreatedIcmp,
-    FlowsCreatedOther,
-    FlowsEndedTcpClose,
-    FlowsEndedIdleTimeout,
-    FlowsEndedActiveTimeout,
-    FlowsEndedTableFull,
-    FlowsEndedShutdown,
-    ReasmSegments,
-    ReasmOutOfOrder,
-    ReasmRetransmissions,
-    ReasmOverlaps,
-    ReasmOverlapsDifferent,
-    ReasmGaps,
-    ReasmGapBytes,
-    ReasmFlowCapHits,
-    ReasmGlobalCapHits,
-    ReasmMidstreamPickups,
-    AppTls,
-    AppDicom,
-    AppHl7,
-    AppHttp,
-    AppSmb,
-    AppFtp,
-    AppTelnet,
-    AppDhcp,
-    AppDns,
-    AppSnmp,
-    AppTftp,
-    AppUnknown,
-    TlsClientHello,
-    TlsServerHello,
-    TlsParseError,
-    TlsRecordTooLarge,
-    EventsProduced,
-    EventsDropped,
-];
 
 /// Counter families whose label values come from fixed lists in this file (one or two labels),
 /// for protocol counters with many label values. Index the values with the lists below.
