@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::decode::{Decoded, L4};
 use crate::limits::{Limits, Timeouts};
+use crate::observe::{flow_state, ObsBuf, Observation};
 use crate::output::EventSink;
 use crate::protocols::detect::{self, Probe};
 use crate::protocols::{AppContext, AppParser, AppProto, Direction};
@@ -274,6 +275,8 @@ pub struct Sinks {
     pub stats: WorkerStats,
     /// Counters of the protocol layer (kept apart so that reassembly callbacks can borrow both).
     pub app_stats: WorkerStats,
+    /// Observations for the central thread ([`crate::observe`]).
+    pub obs: ObsBuf,
 }
 
 pub struct FlowTable {
@@ -417,6 +420,7 @@ impl FlowTable {
                     events,
                     stats,
                     app_stats,
+                    obs,
                 } = out;
                 let mut gaps = (0u32, 0u64);
                 let detect_bytes = self.detect_bytes;
@@ -428,7 +432,7 @@ impl FlowTable {
                             gaps.0 += 1;
                             gaps.1 += n;
                         }
-                        feed(app, meta, dir, c, ts, detect_bytes, events, app_stats);
+                        feed(app, meta, dir, c, ts, detect_bytes, events, app_stats, obs);
                     };
                     this.segment(
                         t.seq,
@@ -456,6 +460,7 @@ impl FlowTable {
                                 detect_bytes,
                                 events,
                                 app_stats,
+                                obs,
                             );
                         };
                         other.peer_ack(t.ack, &mut self.budget, stats, &mut deliver_other);
@@ -495,6 +500,7 @@ impl FlowTable {
                             flow: &flow.meta,
                             events: &mut out.events,
                             stats: &mut out.app_stats,
+                            obs: &mut out.obs,
                         };
                         p.on_data(dir, d.payload, &mut cx);
                     }
@@ -563,17 +569,24 @@ impl FlowTable {
         } else {
             App::Done
         };
+        let meta = FlowMeta {
+            flow_id,
+            proto: d.proto,
+            client,
+            server,
+            vlan: d.vlan,
+            client_mac: cmac,
+            server_mac: smac,
+            app_proto: None,
+        };
+        if out.obs.enabled() {
+            out.obs.push(Observation::FlowStart {
+                ts,
+                flow: meta.clone(),
+            });
+        }
         Flow {
-            meta: FlowMeta {
-                flow_id,
-                proto: d.proto,
-                client,
-                server,
-                vlan: d.vlan,
-                client_mac: cmac,
-                server_mac: smac,
-                app_proto: None,
-            },
+            meta,
             first: ts,
             last: ts,
             seen: clock,
@@ -661,6 +674,7 @@ impl FlowTable {
                 events,
                 stats,
                 app_stats,
+                obs,
             } = out;
             let mut gaps = (0u32, 0u64);
             for (i, dir) in [(0, Direction::ToServer), (1, Direction::ToClient)] {
@@ -669,7 +683,7 @@ impl FlowTable {
                         gaps.0 += 1;
                         gaps.1 += n;
                     }
-                    feed(app, meta, dir, c, ts, detect_bytes, events, app_stats);
+                    feed(app, meta, dir, c, ts, detect_bytes, events, app_stats, obs);
                 };
                 tf.streams[i].flush(&mut self.budget, stats, &mut deliver);
             }
@@ -682,6 +696,7 @@ impl FlowTable {
                 flow: &f.meta,
                 events: &mut out.events,
                 stats: &mut out.app_stats,
+                obs: &mut out.obs,
             };
             p.on_close(&mut cx);
         }
@@ -693,6 +708,31 @@ impl FlowTable {
         }
         emit_flow(&f, reason, out);
         out.stats.inc(reason.counter());
+        if out.obs.enabled() {
+            let state = end_state(&f);
+            out.obs.push(Observation::FlowEnd {
+                ts: f.last,
+                flow: f.meta,
+                packets: f.pkts,
+                bytes: f.bytes,
+                state,
+            });
+        }
+    }
+}
+
+/// The handshake outcome of an ended flow, for [`Observation::FlowEnd`].
+fn end_state(f: &Flow) -> &'static str {
+    let both_ways = f.pkts[0] > 0 && f.pkts[1] > 0;
+    match &f.tcp {
+        Some(t) if t.synack && t.fin[0] && t.fin[1] => flow_state::CLOSED,
+        Some(t) if t.synack => flow_state::ESTABLISHED,
+        Some(t) if t.syn[0] && t.rst && f.pkts[1] > 0 => flow_state::REJECTED,
+        Some(t) if t.syn[0] && f.pkts[1] == 0 => flow_state::HALF_OPEN,
+        Some(_) if both_ways => flow_state::ESTABLISHED,
+        Some(_) => flow_state::OTHER,
+        None if both_ways => flow_state::ESTABLISHED,
+        None => flow_state::ONE_WAY,
     }
 }
 
@@ -781,6 +821,7 @@ fn feed(
     detect_bytes: usize,
     events: &mut EventSink,
     stats: &mut WorkerStats,
+    obs: &mut ObsBuf,
 ) {
     let i = dir.index();
     if let App::Detecting { result, buf, seen } = app {
@@ -826,6 +867,7 @@ fn feed(
                             flow: meta,
                             events,
                             stats,
+                            obs,
                         };
                         // The other direction's bytes seen during detection came first: hand
                         // them over (or, if detection already let them go, say they were lost).
@@ -874,10 +916,111 @@ fn feed(
             flow: meta,
             events,
             stats,
+            obs,
         };
         match chunk {
             Chunk::Data(d) => p.on_data(dir, d, &mut cx),
             Chunk::Gap(n) => p.on_gap(dir, n, &mut cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Tcp;
+
+    fn tcp_pkt<'a>(
+        src: (&str, u16),
+        dst: (&str, u16),
+        syn: bool,
+        ack: bool,
+        rst: bool,
+    ) -> Decoded<'a> {
+        Decoded {
+            src_mac: [2, 0, 0, 0, 0, src.1 as u8],
+            dst_mac: [2, 0, 0, 0, 0, dst.1 as u8],
+            vlan: [0, 0],
+            src_ip: src.0.parse().unwrap(),
+            dst_ip: dst.0.parse().unwrap(),
+            ttl: 64,
+            proto: 6,
+            src_port: src.1,
+            dst_port: dst.1,
+            l4: L4::Tcp(Tcp {
+                seq: 1,
+                ack: 0,
+                syn,
+                ack_flag: ack,
+                fin: false,
+                rst,
+                window: 1024,
+                options: &[],
+            }),
+            payload: &[],
+        }
+    }
+
+    #[test]
+    fn one_flow_start_and_one_flow_end_per_flow() {
+        let mut t = FlowTable::new(&Limits::default(), &Timeouts::default(), 1);
+        let mut out = Sinks {
+            events: EventSink::new(false),
+            stats: WorkerStats::default(),
+            app_stats: WorkerStats::default(),
+            obs: ObsBuf::new(true),
+        };
+        let (c, s) = (("10.0.0.1", 40000), ("10.0.0.2", 104));
+        t.packet(
+            Ts(1),
+            Ts(1),
+            &tcp_pkt(c, s, true, false, false),
+            60,
+            &mut out,
+        );
+        t.packet(
+            Ts(2),
+            Ts(2),
+            &tcp_pkt(s, c, false, true, true),
+            60,
+            &mut out,
+        );
+        // a SYN nobody answers
+        let c2 = ("10.0.0.1", 40001);
+        t.packet(
+            Ts(3),
+            Ts(3),
+            &tcp_pkt(c2, s, true, false, false),
+            60,
+            &mut out,
+        );
+        t.finish(Ts(4), &mut out);
+        let obs = out.obs.take(None);
+        let starts = obs
+            .iter()
+            .filter(|o| matches!(o, Observation::FlowStart { .. }))
+            .count();
+        let ends: Vec<_> = obs
+            .iter()
+            .filter_map(|o| match o {
+                Observation::FlowEnd {
+                    flow,
+                    state,
+                    packets,
+                    ..
+                } => Some((flow.client.1, *state, *packets)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(starts, 2);
+        assert!(
+            ends.contains(&(40000, flow_state::REJECTED, [1, 1])),
+            "{ends:?}"
+        );
+        assert!(
+            ends.contains(&(40001, flow_state::HALF_OPEN, [1, 0])),
+            "{ends:?}"
+        );
+        assert_eq!(ends.len(), 2);
     }
 }

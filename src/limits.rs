@@ -73,6 +73,8 @@ table! {
         queue_batches: usize = 16, 1, 4_096;
         /// Event buffers (of about 64 KiB) queued for the event writer.
         event_queue: usize = 256, 1, 65_536;
+        /// Observation batches (one per worker packet batch with something to say) queued for the central thread; when full, replay waits and live capture drops (medtap_observations_dropped_total).
+        observe_queue: usize = 1_024, 1, 65_536;
     }
 }
 

@@ -153,6 +153,7 @@ fn pipeline_options(settings: &Settings, progress: bool) -> pipeline::Options {
         events: settings.events.clone(),
         bpf: settings.bpf.clone(),
         progress,
+        intel: medtap::intel::IntelOptions::default(),
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Metrics {
     /// Seconds between a packet's capture time and its hand-over to a worker (live).
     pub capture_lag: prometheus::Gauge,
     pub replay_progress: IntGauge,
+    /// Observation batches a worker dropped because the central thread was behind (live).
+    pub observations_dropped: IntCounter,
 }
 
 impl Metrics {
@@ -148,6 +150,10 @@ impl Metrics {
             "medtap_replay_bytes_read",
             "Bytes of the replayed files read so far.",
         );
+        let observations_dropped = counter(
+            "medtap_observations_dropped_total",
+            "Observations (device evidence, flow starts and ends, protocol facts) dropped because the central thread was behind (live capture only).",
+        );
         let build = IntGaugeVec::new(
             Opts::new("medtap_build_info", "medtap build information; always 1."),
             &["version"],
@@ -172,6 +178,7 @@ impl Metrics {
             up,
             capture_lag,
             replay_progress,
+            observations_dropped,
         }
     }
 

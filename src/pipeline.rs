@@ -20,8 +20,10 @@ use serde::Serialize;
 use crate::capture::{FileEnd, FileList, FileReader, LiveRead, LiveSettings, LiveSource};
 use crate::decode;
 use crate::flow::{FlowTable, Sinks};
+use crate::intel::{Intel, IntelOptions, IntelSummary};
 use crate::limits::{Limits, Timeouts};
 use crate::metrics::Metrics;
+use crate::observe::{ObsBuf, Observation};
 use crate::output::{EventSink, EventWriter, SINK_FLUSH_BYTES};
 use crate::stats::{Counter, Family, WorkerStats};
 use crate::time::Ts;
@@ -80,6 +82,8 @@ pub struct Options {
     pub events: Option<PathBuf>,
     pub bpf: Option<String>,
     pub progress: bool,
+    /// The central thread's setup (inventory, detection).
+    pub intel: IntelOptions,
 }
 
 /// What a replay did, for the summary and the `stats` event.
@@ -104,13 +108,17 @@ pub struct Pipeline {
     spare_rx: Receiver<Batch>,
     handles: Vec<JoinHandle<WorkerStats>>,
     writer: Option<JoinHandle<std::io::Result<u64>>>,
+    /// The central thread ([`crate::intel`]); joined after the workers.
+    intel: JoinHandle<IntelSummary>,
     ev_tx: Sender<WriterMsg>,
     metrics: Arc<Metrics>,
     batch_n: usize,
 }
 
 impl Pipeline {
-    pub fn start(opts: &Options, metrics: &Arc<Metrics>) -> Result<Pipeline> {
+    /// Start the event writer, the central thread and the workers. `live`: workers drop (and
+    /// count) observation batches rather than wait when the central thread is behind.
+    pub fn start(opts: &Options, metrics: &Arc<Metrics>, live: bool) -> Result<Pipeline> {
         let workers = opts.workers.max(1);
         let (ev_tx, ev_rx) = bounded::<WriterMsg>(opts.limits.event_queue);
         let writer = match &opts.events {
@@ -148,6 +156,20 @@ impl Pipeline {
             }
         };
         let events_on = writer.is_some();
+        // The central thread: observation batches in, emptied vectors back for reuse.
+        let (obs_tx, obs_rx) = bounded::<Vec<Observation>>(opts.limits.observe_queue);
+        let (obs_spare_tx, obs_spare_rx) = bounded::<Vec<Observation>>(workers * 4);
+        let intel = {
+            let central = Intel::new(&opts.intel, events_on, metrics.clone());
+            let ev = ev_tx.clone();
+            thread::Builder::new()
+                .name("medtap-intel".into())
+                .spawn(move || {
+                    central.run(obs_rx, obs_spare_tx, |lines| {
+                        let _ = ev.send(WriterMsg::Lines(lines));
+                    })
+                })?
+        };
         let mut txs = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
         // Emptied batches come back to the readers for reuse (no allocation per batch).
@@ -159,17 +181,26 @@ impl Pipeline {
             let m = metrics.clone();
             let ev = ev_tx.clone();
             let spare = spare_tx.clone();
+            let obs = ObsChannel {
+                tx: obs_tx.clone(),
+                spare: obs_spare_rx.clone(),
+                live,
+                drops: metrics.observations_dropped.clone(),
+            };
             handles.push(
                 thread::Builder::new()
                     .name(format!("medtap-worker-{w}"))
-                    .spawn(move || Worker::new(table, m, ev, events_on).run(rx, spare))?,
+                    .spawn(move || Worker::new(table, m, ev, events_on, obs).run(rx, spare))?,
             );
         }
+        // Only the workers hold senders: the central thread ends when the last worker does.
+        drop(obs_tx);
         Ok(Pipeline {
             txs,
             spare_rx,
             handles,
             writer,
+            intel,
             ev_tx,
             metrics: metrics.clone(),
             batch_n: opts.limits.batch_packets,
@@ -203,8 +234,9 @@ impl Pipeline {
         let _ = self.ev_tx.send(WriterMsg::Stats(ts, Box::new(record)));
     }
 
-    /// End every flow at `now`, join the workers, then write `final_stats` (built from their
-    /// totals) last and close the event log. Returns the totals and the events written.
+    /// End every flow at `now`, join the workers, then the central thread (which has then seen
+    /// every observation), then write `final_stats` (built from their totals) last and close
+    /// the event log. Returns the totals and the events written.
     pub fn finish(
         self,
         now: Ts,
@@ -222,6 +254,10 @@ impl Pipeline {
                 Err(_) => panicked = true,
             }
         }
+        match self.intel.join() {
+            Ok(s) => totals.add_all(&s.stats),
+            Err(_) => panicked = true,
+        }
         if self.writer.is_some() {
             let _ = self
                 .ev_tx
@@ -235,7 +271,7 @@ impl Pipeline {
             None => 0,
         };
         if panicked {
-            anyhow::bail!("a worker thread panicked");
+            anyhow::bail!("a worker thread or the central thread panicked");
         }
         Ok((totals, written))
     }
@@ -334,7 +370,7 @@ pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Resul
     for _ in &files.skipped {
         metrics.capture_files.with_label_values(&["skipped"]).inc();
     }
-    let pipeline = Pipeline::start(opts, metrics)?;
+    let pipeline = Pipeline::start(opts, metrics, false)?;
     let mut disp = pipeline.dispatcher(false, "replay");
     let progress = opts.progress.then(|| {
         let pb = indicatif::ProgressBar::new(files.total_bytes);
@@ -466,7 +502,7 @@ pub fn live(
     timing: &LiveTiming,
 ) -> Result<Summary> {
     let started = Instant::now();
-    let pipeline = Pipeline::start(opts, metrics)?;
+    let pipeline = Pipeline::start(opts, metrics, true)?;
     let batch_n = opts.limits.batch_packets;
     let mut threads = Vec::new();
     for (settings, mut src) in sources {
@@ -589,6 +625,31 @@ pub fn live(
     })
 }
 
+/// A worker's side of the channel to the central thread.
+struct ObsChannel {
+    tx: Sender<Vec<Observation>>,
+    spare: Receiver<Vec<Observation>>,
+    live: bool,
+    drops: prometheus::IntCounter,
+}
+
+impl ObsChannel {
+    /// Hand over what the worker buffered (replay: wait for room; live: drop and count).
+    fn send(&self, buf: &mut ObsBuf) {
+        if buf.is_empty() {
+            return;
+        }
+        let batch = buf.take(self.spare.try_recv().ok());
+        if self.live {
+            if let Err(TrySendError::Full(b)) = self.tx.try_send(batch) {
+                self.drops.inc_by(b.len() as u64);
+            }
+        } else {
+            let _ = self.tx.send(batch);
+        }
+    }
+}
+
 /// One worker's state: its flow table, its event sink and counters, and what it last merged
 /// into the registry.
 struct Worker {
@@ -598,6 +659,7 @@ struct Worker {
     prev_app: WorkerStats,
     metrics: Arc<Metrics>,
     ev: Sender<WriterMsg>,
+    obs: ObsChannel,
 }
 
 impl Worker {
@@ -606,6 +668,7 @@ impl Worker {
         metrics: Arc<Metrics>,
         ev: Sender<WriterMsg>,
         events_on: bool,
+        obs: ObsChannel,
     ) -> Worker {
         Worker {
             table,
@@ -613,11 +676,13 @@ impl Worker {
                 events: EventSink::new(events_on),
                 stats: WorkerStats::default(),
                 app_stats: WorkerStats::default(),
+                obs: ObsBuf::new(true),
             },
             prev: WorkerStats::default(),
             prev_app: WorkerStats::default(),
             metrics,
             ev,
+            obs,
         }
     }
 
@@ -645,6 +710,7 @@ impl Worker {
             }
         }
         sinks.events = events;
+        self.obs.send(&mut sinks.obs);
         sinks.stats.flows_active = self.table.len() as u64;
         sinks.stats.reasm_bytes = self.table.reassembly_bytes() as u64;
         self.metrics.merge(&mut self.prev, &sinks.stats);

@@ -412,12 +412,14 @@ fn run(steps: &[Step]) -> Run {
     };
     let mut sink = EventSink::new(true);
     let mut stats = WorkerStats::default();
+    let mut obs = medtap::observe::ObsBuf::new(true);
     let mut st = DicomState::new();
     let mut cx = AppContext {
         ts: Ts(1_000_000),
         flow: &meta,
         events: &mut sink,
         stats: &mut stats,
+        obs: &mut obs,
     };
     for s in steps {
         match s {

@@ -16,6 +16,7 @@ pub mod hl7;
 pub mod tls;
 
 use crate::flow::FlowMeta;
+use crate::observe::ObsBuf;
 use crate::output::EventSink;
 use crate::stats::WorkerStats;
 use crate::time::Ts;
@@ -107,6 +108,9 @@ pub struct AppContext<'a> {
     pub flow: &'a FlowMeta,
     pub events: &'a mut EventSink,
     pub stats: &'a mut WorkerStats,
+    /// Observations for the central thread: device evidence and protocol facts
+    /// ([`crate::observe`]).
+    pub obs: &'a mut ObsBuf,
 }
 
 /// A streaming application-layer state machine, one per flow.

@@ -649,6 +649,7 @@ mod tests {
         let m = meta();
         let mut events = EventSink::new(true);
         let mut stats = WorkerStats::default();
+        let mut obs = crate::observe::ObsBuf::new(true);
         let mut st = TlsState::new();
         for s in steps {
             let mut cx = AppContext {
@@ -656,6 +657,7 @@ mod tests {
                 flow: &m,
                 events: &mut events,
                 stats: &mut stats,
+                obs: &mut obs,
             };
             match s {
                 Step::Data(d, b) => st.on_data(*d, b, &mut cx),
@@ -668,6 +670,7 @@ mod tests {
             flow: &m,
             events: &mut events,
             stats: &mut stats,
+            obs: &mut obs,
         };
         st.on_close(&mut cx);
         let out = events.take();

@@ -415,6 +415,7 @@ mod tests {
     fn run_with(meta: &FlowMeta, steps: &[Step], mut st: Hl7State) -> Run {
         let mut events = EventSink::new(true);
         let mut stats = WorkerStats::default();
+        let mut obs = crate::observe::ObsBuf::new(true);
         let mut last = Ts(0);
         for s in steps {
             let ts = match s {
@@ -427,6 +428,7 @@ mod tests {
                 flow: meta,
                 events: &mut events,
                 stats: &mut stats,
+                obs: &mut obs,
             };
             match s {
                 Step::Data(d, _, b) => st.on_data(*d, b, &mut cx),
@@ -438,6 +440,7 @@ mod tests {
             flow: meta,
             events: &mut events,
             stats: &mut stats,
+            obs: &mut obs,
         };
         st.on_close(&mut cx);
         let out = events.take();

@@ -1,0 +1,228 @@
+//! Observations: what the workers tell the central thread ([`crate::intel`]).
+//!
+//! Workers own flows; devices and behaviour are global (a scanner's flows land on every worker).
+//! So each worker buffers [`Observation`]s in its [`ObsBuf`] (in [`crate::flow::Sinks`], and
+//! reachable from a protocol parser as [`crate::protocols::AppContext::obs`]) and hands the
+//! buffer to the central thread between packet batches, over one bounded channel shared by all
+//! workers. Replay blocks when the channel is full (nothing is lost); live capture drops the
+//! batch and counts it in `medtap_observations_dropped_total`.
+//!
+//! Cost on the packet path: one [`Observation::FlowStart`] per new flow and one
+//! [`Observation::FlowEnd`] per ended flow (a push into a reused `Vec`, no heap allocation of
+//! their own); evidence and facts only when a parser has something to say.
+//!
+//! The central thread resolves the device(s) of each observation (by MAC, or by IP where the
+//! MAC is a router's), updates the inventory, and then hands the observation to the detection
+//! engine with a read-only view of the devices involved. All times are packet times ([`Ts`]).
+//!
+//! Nothing in an observation is a PHI value, a password or an SNMP community: [`Facts`] carry
+//! booleans, counts and protocol-level strings by fixed field names.
+
+use std::net::IpAddr;
+
+use crate::fingerprint::Evidence;
+use crate::flow::FlowMeta;
+use crate::time::Ts;
+
+/// A value of one protocol fact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactValue {
+    Bool(bool),
+    Int(i64),
+    Str(String),
+    List(Vec<String>),
+}
+
+/// What a protocol layer decoded that detection rules can test: `protocol` from a fixed set
+/// (`"tls"`, `"smb"`, `"snmp"`, `"ftp"`, `"telnet"`, `"dicom"`, `"hl7"`, ...), fields by fixed
+/// names (`"version_offered"`, `"community_default"`, `"phi_present"`, ...). Never a PHI value,
+/// password or community.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    pub protocol: &'static str,
+    pub fields: Vec<(&'static str, FactValue)>,
+}
+
+impl Facts {
+    pub fn new(protocol: &'static str) -> Facts {
+        Facts {
+            protocol,
+            fields: Vec::new(),
+        }
+    }
+
+    /// Add a field (builder style).
+    pub fn with(mut self, name: &'static str, value: FactValue) -> Facts {
+        self.fields.push((name, value));
+        self
+    }
+
+    /// The value of field `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&FactValue> {
+        self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+}
+
+/// How a flow ended, as far as its TCP handshake goes (the `state` of [`Observation::FlowEnd`]).
+pub mod flow_state {
+    /// TCP: the handshake completed (or data both ways); UDP/ICMP: packets both ways.
+    pub const ESTABLISHED: &str = "established";
+    /// TCP: the handshake completed and the flow closed with FIN both ways.
+    pub const CLOSED: &str = "closed";
+    /// TCP: the first SYN was answered by a RST (port closed).
+    pub const REJECTED: &str = "rejected";
+    /// TCP: SYN(s) only, never answered.
+    pub const HALF_OPEN: &str = "half_open";
+    /// TCP picked up mid-stream, or anything else that does not fit the above.
+    pub const OTHER: &str = "other";
+    /// UDP/ICMP/other IP: packets one way only.
+    pub const ONE_WAY: &str = "one_way";
+}
+
+/// One thing a worker tells the central thread.
+#[derive(Debug, Clone)]
+pub enum Observation {
+    /// Evidence about the device seen at (mac, ip): DHCP, LLDP, SYN signature, JA3/JA4, AE
+    /// title, ... `mac` is all zeros when the link layer has none (raw IP captures).
+    Evidence {
+        ts: Ts,
+        mac: [u8; 6],
+        ip: Option<IpAddr>,
+        items: Vec<Evidence>,
+    },
+    /// First packet of a flow (scan detection needs it before the flow ends). `flow.server_mac`
+    /// is not known yet when the first packet came from the client.
+    FlowStart { ts: Ts, flow: FlowMeta },
+    /// Flow ended (once per flow, whatever the reason): packets and bytes `[to server, to
+    /// client]` over its last reporting period (as in its `flow` event), and its end state (one
+    /// of [`flow_state`]). `ts` is the flow's last packet time.
+    FlowEnd {
+        ts: Ts,
+        flow: FlowMeta,
+        packets: [u64; 2],
+        bytes: [u64; 2],
+        state: &'static str,
+    },
+    /// Protocol facts for detection rules, tied to the flow they came from.
+    Facts {
+        ts: Ts,
+        flow: FlowMeta,
+        facts: Facts,
+    },
+}
+
+impl Observation {
+    /// The packet time of the observation.
+    pub fn ts(&self) -> Ts {
+        match self {
+            Observation::Evidence { ts, .. }
+            | Observation::FlowStart { ts, .. }
+            | Observation::FlowEnd { ts, .. }
+            | Observation::Facts { ts, .. } => *ts,
+        }
+    }
+}
+
+/// Observations a worker holds until the end of its current packet batch.
+///
+/// When disabled (no central thread, e.g. unit tests of a parser), pushes are no-ops.
+#[derive(Debug, Default)]
+pub struct ObsBuf {
+    items: Vec<Observation>,
+    enabled: bool,
+}
+
+impl ObsBuf {
+    /// A buffer; `enabled = false` makes every push a no-op.
+    pub fn new(enabled: bool) -> ObsBuf {
+        ObsBuf {
+            items: Vec::new(),
+            enabled,
+        }
+    }
+
+    /// Whether anyone listens (parsers may skip building evidence when not).
+    #[inline]
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    #[inline]
+    pub fn push(&mut self, o: Observation) {
+        if self.enabled {
+            self.items.push(o);
+        }
+    }
+
+    /// Evidence about the device at (mac, ip); nothing is pushed for an empty list.
+    pub fn evidence(&mut self, ts: Ts, mac: [u8; 6], ip: Option<IpAddr>, items: Vec<Evidence>) {
+        if self.enabled && !items.is_empty() {
+            self.items
+                .push(Observation::Evidence { ts, mac, ip, items });
+        }
+    }
+
+    /// Protocol facts of `flow`.
+    pub fn facts(&mut self, ts: Ts, flow: &FlowMeta, facts: Facts) {
+        if self.enabled {
+            self.items.push(Observation::Facts {
+                ts,
+                flow: flow.clone(),
+                facts,
+            });
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Everything buffered, leaving the buffer empty (with `spare`'s capacity, if given, so the
+    /// worker reuses vectors the central thread sent back).
+    pub fn take(&mut self, spare: Option<Vec<Observation>>) -> Vec<Observation> {
+        let next = spare.unwrap_or_default();
+        std::mem::replace(&mut self.items, next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint::EvidenceKind;
+
+    #[test]
+    fn disabled_buffer_keeps_nothing() {
+        let mut b = ObsBuf::new(false);
+        b.evidence(
+            Ts(1),
+            [0; 6],
+            None,
+            vec![Evidence::new(EvidenceKind::DhcpHostname, "x")],
+        );
+        assert!(b.is_empty());
+        let mut b = ObsBuf::new(true);
+        b.evidence(Ts(1), [0; 6], None, Vec::new());
+        assert!(b.is_empty());
+        b.evidence(
+            Ts(2),
+            [1; 6],
+            None,
+            vec![Evidence::new(EvidenceKind::DhcpHostname, "x")],
+        );
+        assert_eq!(b.len(), 1);
+        let got = b.take(Some(Vec::with_capacity(8)));
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].ts(), Ts(2));
+        assert!(b.is_empty());
+        let f = Facts::new("tls").with("version_offered", FactValue::Str("TLSv1.0".into()));
+        assert_eq!(
+            f.get("version_offered"),
+            Some(&FactValue::Str("TLSv1.0".into()))
+        );
+        assert_eq!(f.get("nope"), None);
+    }
+}
