@@ -22,6 +22,15 @@ pub mod oui;
 pub mod ssdp;
 pub mod tcpfp;
 
+pub mod ftp;
+pub mod rcmd;
+pub mod rdp;
+pub mod rfb;
+pub mod smb;
+pub mod snmp;
+pub mod telnet;
+pub mod tftp;
+
 /// How many more bytes a streaming parser needs before it can say anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Needed {

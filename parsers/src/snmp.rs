@@ -1,0 +1,526 @@
+//! SNMP messages (RFC 1157 v1, RFC 3416 v2c PDUs, RFC 3412/3414 v3) in BER (X.690).
+//!
+//! Inputs: one UDP payload. Output: an owned [`SnmpMessage`]: version, what kind of community
+//! was used ([`Community`], never the string itself), the PDU type, the varbind OIDs, and from
+//! responses the two values inventory uses (sysDescr.0 and sysObjectID.0). For v3: the security
+//! level from msgFlags and whether a user name was sent (never the name). No I/O, no panics.
+//!
+//! Limits and recoverable failures: BER lengths of at most 4 bytes, each checked against the
+//! datagram; nesting is fixed by the message shape (no recursion); at most [`MAX_VARBINDS`]
+//! varbinds are read; OIDs longer than [`MAX_OID_ARCS`] arcs are cut; sysDescr is cut at
+//! [`MAX_DESCR_LEN`] bytes and decoded lossily. An encrypted v3 PDU yields no PDU type.
+
+use thiserror::Error;
+
+use crate::Needed;
+
+/// Varbinds read from one PDU.
+pub const MAX_VARBINDS: usize = 64;
+/// Arcs kept of one OID.
+pub const MAX_OID_ARCS: usize = 32;
+/// Bytes kept of sysDescr.
+pub const MAX_DESCR_LEN: usize = 256;
+
+/// sysDescr.0 (RFC 1213).
+pub const SYS_DESCR: &str = "1.3.6.1.2.1.1.1.0";
+/// sysObjectID.0 (RFC 1213).
+pub const SYS_OBJECT_ID: &str = "1.3.6.1.2.1.1.2.0";
+
+/// SNMP errors.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SnmpError {
+    #[error("SNMP message incomplete: {needed:?} more bytes needed")]
+    Incomplete { needed: Needed },
+    #[error("invalid SNMP {layer} at offset {offset}: {reason}")]
+    Invalid {
+        layer: &'static str,
+        offset: usize,
+        reason: &'static str,
+    },
+}
+
+/// The message version field: 0 = v1, 1 = v2c, 3 = v3 (RFC 3412 6). Open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnmpVersion(pub i64);
+
+impl SnmpVersion {
+    pub const V1: SnmpVersion = SnmpVersion(0);
+    pub const V2C: SnmpVersion = SnmpVersion(1);
+    pub const V3: SnmpVersion = SnmpVersion(3);
+
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            0 => "v1",
+            1 => "v2c",
+            2 => "v2u",
+            3 => "v3",
+            _ => "unknown",
+        }
+    }
+}
+
+/// What kind of community string a v1/v2c message carried. The string is never kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Community {
+    /// `public` (any case): the default read community of most agents.
+    Public,
+    /// `private` (any case): the default read-write community.
+    Private,
+    Empty,
+    Other,
+}
+
+impl Community {
+    fn classify(s: &[u8]) -> Community {
+        if s.is_empty() {
+            Community::Empty
+        } else if s.eq_ignore_ascii_case(b"public") {
+            Community::Public
+        } else if s.eq_ignore_ascii_case(b"private") {
+            Community::Private
+        } else {
+            Community::Other
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Community::Public => "public",
+            Community::Private => "private",
+            Community::Empty => "empty",
+            Community::Other => "other",
+        }
+    }
+
+    /// `public` or `private`.
+    pub fn is_default(self) -> bool {
+        matches!(self, Community::Public | Community::Private)
+    }
+}
+
+/// PDU types (context-specific constructed tags 0..8, RFC 3416 3). Open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PduType(pub u8);
+
+impl PduType {
+    pub const GET: PduType = PduType(0);
+    pub const GET_NEXT: PduType = PduType(1);
+    pub const RESPONSE: PduType = PduType(2);
+    pub const SET: PduType = PduType(3);
+    pub const TRAP_V1: PduType = PduType(4);
+    pub const GET_BULK: PduType = PduType(5);
+    pub const INFORM: PduType = PduType(6);
+    pub const TRAP_V2: PduType = PduType(7);
+    pub const REPORT: PduType = PduType(8);
+
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            0 => "get_request",
+            1 => "get_next_request",
+            2 => "response",
+            3 => "set_request",
+            4 => "trap_v1",
+            5 => "get_bulk_request",
+            6 => "inform_request",
+            7 => "trap_v2",
+            8 => "report",
+            _ => "unknown",
+        }
+    }
+}
+
+/// SNMPv3 header facts (RFC 3412 6.4, RFC 3414 2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct V3Info {
+    /// msgFlags authFlag.
+    pub auth: bool,
+    /// msgFlags privFlag (the scoped PDU is encrypted).
+    pub privacy: bool,
+    /// msgFlags reportableFlag.
+    pub reportable: bool,
+    /// msgSecurityModel (3 = USM).
+    pub security_model: i64,
+    /// A non-empty msgUserName was sent.
+    pub user_present: bool,
+}
+
+/// One decoded SNMP message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct SnmpMessage {
+    pub version: SnmpVersion,
+    /// v1/v2c only.
+    pub community: Option<Community>,
+    /// None when the v3 scoped PDU is encrypted.
+    pub pdu_type: Option<PduType>,
+    /// v3 only.
+    pub v3: Option<V3Info>,
+    /// error-status of a response (0 = noError).
+    pub error_status: Option<i64>,
+    /// Varbind OIDs in order, dotted, at most [`MAX_VARBINDS`].
+    pub oids: Vec<String>,
+    /// sysDescr.0 from a response, cut at [`MAX_DESCR_LEN`].
+    pub sys_descr: Option<String>,
+    /// sysObjectID.0 from a response.
+    pub sys_object_id: Option<String>,
+}
+
+/// One BER TLV: tag, content, and its offset in the datagram.
+struct Tlv<'a> {
+    tag: u8,
+    content: &'a [u8],
+    at: usize,
+}
+
+/// Reads BER TLVs from a slice while tracking the offset in the whole datagram.
+struct Reader<'a> {
+    buf: &'a [u8],
+    base: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8], base: usize) -> Self {
+        Reader { buf, base }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    fn read(&mut self, layer: &'static str) -> Result<Tlv<'a>, SnmpError> {
+        let b = self.buf;
+        let at = self.base;
+        let (&tag, rest) = b.split_first().ok_or(SnmpError::Incomplete {
+            needed: Needed::Unknown,
+        })?;
+        if tag & 0x1f == 0x1f {
+            return Err(SnmpError::Invalid {
+                layer,
+                offset: at,
+                reason: "multi-byte tag",
+            });
+        }
+        let (&l0, rest) = rest.split_first().ok_or(SnmpError::Incomplete {
+            needed: Needed::Unknown,
+        })?;
+        let (len, rest) = if l0 < 0x80 {
+            (usize::from(l0), rest)
+        } else {
+            let n = usize::from(l0 & 0x7f);
+            if n == 0 || n > 4 {
+                return Err(SnmpError::Invalid {
+                    layer,
+                    offset: at + 1,
+                    reason: "indefinite or over-long BER length",
+                });
+            }
+            let lb = rest.get(..n).ok_or_else(|| SnmpError::Incomplete {
+                needed: Needed::Size(n - rest.len()),
+            })?;
+            let len = lb.iter().fold(0usize, |a, &x| (a << 8) | usize::from(x));
+            (len, &rest[n..])
+        };
+        let content = rest.get(..len).ok_or_else(|| SnmpError::Incomplete {
+            needed: Needed::Size(len - rest.len()),
+        })?;
+        let used = b.len() - rest.len() + len;
+        self.buf = &rest[len..];
+        self.base += used;
+        Ok(Tlv {
+            tag,
+            content,
+            at: at + (used - len),
+        })
+    }
+
+    fn expect(&mut self, tag: u8, layer: &'static str) -> Result<Tlv<'a>, SnmpError> {
+        let at = self.base;
+        let t = self.read(layer)?;
+        if t.tag != tag {
+            return Err(SnmpError::Invalid {
+                layer,
+                offset: at,
+                reason: "unexpected BER tag",
+            });
+        }
+        Ok(t)
+    }
+}
+
+fn integer(content: &[u8]) -> Option<i64> {
+    if content.is_empty() || content.len() > 8 {
+        return None;
+    }
+    let neg = content[0] & 0x80 != 0;
+    let mut v: i64 = if neg { -1 } else { 0 };
+    for &b in content {
+        v = (v << 8) | i64::from(b);
+    }
+    Some(v)
+}
+
+/// Dotted text of a BER OBJECT IDENTIFIER (X.690 8.19), at most [`MAX_OID_ARCS`] arcs.
+pub fn oid_to_string(content: &[u8]) -> Option<String> {
+    let mut arcs: Vec<u64> = Vec::new();
+    let mut v: u64 = 0;
+    let mut first = true;
+    for &b in content {
+        if v > (u64::MAX >> 7) {
+            return None;
+        }
+        v = (v << 7) | u64::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            if first {
+                let (a, c) = if v < 40 {
+                    (0, v)
+                } else if v < 80 {
+                    (1, v - 40)
+                } else {
+                    (2, v - 80)
+                };
+                arcs.push(a);
+                arcs.push(c);
+                first = false;
+            } else {
+                arcs.push(v);
+            }
+            v = 0;
+            if arcs.len() >= MAX_OID_ARCS {
+                break;
+            }
+        }
+    }
+    if arcs.is_empty() {
+        return None;
+    }
+    Some(
+        arcs.iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join("."),
+    )
+}
+
+const SEQUENCE: u8 = 0x30;
+const INTEGER: u8 = 0x02;
+const OCTET_STRING: u8 = 0x04;
+const OID: u8 = 0x06;
+
+/// Parse one SNMP message (one UDP datagram).
+pub fn parse_message(input: &[u8]) -> Result<SnmpMessage, SnmpError> {
+    let mut top = Reader::new(input, 0);
+    let msg = top.expect(SEQUENCE, "message")?;
+    let mut r = Reader::new(msg.content, msg.at);
+    let vtlv = r.expect(INTEGER, "version")?;
+    let version = SnmpVersion(integer(vtlv.content).ok_or(SnmpError::Invalid {
+        layer: "version",
+        offset: vtlv.at,
+        reason: "bad INTEGER",
+    })?);
+    let mut out = SnmpMessage {
+        version,
+        community: None,
+        pdu_type: None,
+        v3: None,
+        error_status: None,
+        oids: Vec::new(),
+        sys_descr: None,
+        sys_object_id: None,
+    };
+    if version == SnmpVersion::V3 {
+        // RFC 3412 6: msgGlobalData SEQUENCE { msgID, msgMaxSize, msgFlags, msgSecurityModel }.
+        let g = r.expect(SEQUENCE, "msgGlobalData")?;
+        let mut gr = Reader::new(g.content, g.at);
+        gr.expect(INTEGER, "msgID")?;
+        gr.expect(INTEGER, "msgMaxSize")?;
+        let flags = gr.expect(OCTET_STRING, "msgFlags")?;
+        let model = gr.expect(INTEGER, "msgSecurityModel")?;
+        let f = flags.content.first().copied().unwrap_or(0);
+        let mut v3 = V3Info {
+            auth: f & 1 != 0,
+            privacy: f & 2 != 0,
+            reportable: f & 4 != 0,
+            security_model: integer(model.content).unwrap_or(-1),
+            user_present: false,
+        };
+        // msgSecurityParameters: OCTET STRING holding (for USM) SEQUENCE { engineID, boots,
+        // time, userName, authParams, privParams } (RFC 3414 2.4).
+        let sp = r.expect(OCTET_STRING, "msgSecurityParameters")?;
+        if v3.security_model == 3 {
+            let mut spr = Reader::new(sp.content, sp.at);
+            if let Ok(usm) = spr.expect(SEQUENCE, "usm") {
+                let mut ur = Reader::new(usm.content, usm.at);
+                let user = ur
+                    .read("usm")
+                    .and_then(|_| ur.read("usm"))
+                    .and_then(|_| ur.read("usm"))
+                    .and_then(|_| ur.expect(OCTET_STRING, "msgUserName"));
+                v3.user_present = user.is_ok_and(|u| !u.content.is_empty());
+            }
+        }
+        out.v3 = Some(v3);
+        // msgData: ScopedPDU SEQUENCE { contextEngineID, contextName, PDU } or encryptedPDU.
+        let data = r.read("msgData")?;
+        if data.tag == SEQUENCE {
+            let mut sr = Reader::new(data.content, data.at);
+            sr.expect(OCTET_STRING, "contextEngineID")?;
+            sr.expect(OCTET_STRING, "contextName")?;
+            read_pdu(&mut sr, &mut out)?;
+        }
+        return Ok(out);
+    }
+    let c = r.expect(OCTET_STRING, "community")?;
+    out.community = Some(Community::classify(c.content));
+    read_pdu(&mut r, &mut out)?;
+    Ok(out)
+}
+
+fn read_pdu(r: &mut Reader<'_>, out: &mut SnmpMessage) -> Result<(), SnmpError> {
+    let pdu = r.read("pdu")?;
+    if pdu.tag & 0xe0 != 0xa0 {
+        return Err(SnmpError::Invalid {
+            layer: "pdu",
+            offset: pdu.at,
+            reason: "not a context-specific constructed PDU tag",
+        });
+    }
+    let t = PduType(pdu.tag & 0x1f);
+    out.pdu_type = Some(t);
+    let mut pr = Reader::new(pdu.content, pdu.at);
+    if t == PduType::TRAP_V1 {
+        // RFC 1157 4.1.6: enterprise, agent-addr, generic-trap, specific-trap, time-stamp.
+        for _ in 0..5 {
+            pr.read("trap")?;
+        }
+    } else {
+        pr.expect(INTEGER, "request-id")?;
+        let es = pr.expect(INTEGER, "error-status")?;
+        out.error_status = integer(es.content);
+        pr.expect(INTEGER, "error-index")?;
+    }
+    let list = pr.expect(SEQUENCE, "varbind-list")?;
+    let mut lr = Reader::new(list.content, list.at);
+    while !lr.is_empty() && out.oids.len() < MAX_VARBINDS {
+        let vb = lr.expect(SEQUENCE, "varbind")?;
+        let mut vr = Reader::new(vb.content, vb.at);
+        let name = vr.expect(OID, "varbind name")?;
+        let value = vr.read("varbind value")?;
+        let Some(oid) = oid_to_string(name.content) else {
+            continue;
+        };
+        if t == PduType::RESPONSE {
+            if oid == SYS_DESCR && value.tag == OCTET_STRING {
+                let v = &value.content[..value.content.len().min(MAX_DESCR_LEN)];
+                out.sys_descr = Some(String::from_utf8_lossy(v).trim().to_string());
+            } else if oid == SYS_OBJECT_ID && value.tag == OID {
+                out.sys_object_id = oid_to_string(value.content);
+            }
+        }
+        out.oids.push(oid);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // zeek snmpv1_get.pcap frame 2 (response): version 0, community "public", GetResponse with
+    // sysDescr.0 = "Linux ..." (shortened here).
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut v = vec![tag];
+        if content.len() < 0x80 {
+            v.push(content.len() as u8);
+        } else {
+            v.push(0x82);
+            v.extend_from_slice(&(content.len() as u16).to_be_bytes());
+        }
+        v.extend_from_slice(content);
+        v
+    }
+
+    fn v1(community: &[u8], pdu_tag: u8, varbinds: &[(&[u8], Vec<u8>)]) -> Vec<u8> {
+        let mut list = Vec::new();
+        for (oid, value) in varbinds {
+            let mut vb = tlv(OID, oid);
+            vb.extend_from_slice(value);
+            list.extend(tlv(SEQUENCE, &vb));
+        }
+        let mut pdu = tlv(INTEGER, &[1]);
+        pdu.extend(tlv(INTEGER, &[0]));
+        pdu.extend(tlv(INTEGER, &[0]));
+        pdu.extend(tlv(SEQUENCE, &list));
+        let mut m = tlv(INTEGER, &[0]);
+        m.extend(tlv(OCTET_STRING, community));
+        m.extend(tlv(pdu_tag, &pdu));
+        tlv(SEQUENCE, &m)
+    }
+
+    const SYS_DESCR_OID: &[u8] = &[0x2b, 6, 1, 2, 1, 1, 1, 0];
+
+    #[test]
+    fn v1_response_sysdescr_public() {
+        let m = v1(
+            b"public",
+            0xa2,
+            &[(SYS_DESCR_OID, tlv(OCTET_STRING, b"Linux pump 4.19"))],
+        );
+        let p = parse_message(&m).unwrap();
+        assert_eq!(p.version, SnmpVersion::V1);
+        assert_eq!(p.community, Some(Community::Public));
+        assert_eq!(p.pdu_type, Some(PduType::RESPONSE));
+        assert_eq!(p.oids, vec![SYS_DESCR.to_string()]);
+        assert_eq!(p.sys_descr.as_deref(), Some("Linux pump 4.19"));
+        // Every prefix is an error, never a panic.
+        for cut in 0..m.len() {
+            assert!(parse_message(&m[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn community_kinds_are_never_kept() {
+        let m = v1(b"s3cret", 0xa0, &[(SYS_DESCR_OID, vec![5, 0])]);
+        let p = parse_message(&m).unwrap();
+        assert_eq!(p.community, Some(Community::Other));
+        assert!(!format!("{p:?}").contains("s3cret"));
+        let m = v1(b"PRIVATE", 0xa3, &[]);
+        assert_eq!(
+            parse_message(&m).unwrap().community,
+            Some(Community::Private)
+        );
+    }
+
+    #[test]
+    fn v3_auth_priv() {
+        // version 3, msgGlobalData{1, 65507, flags 0x07, model 3}, USM{engine, 0, 0, "user",..}, encrypted.
+        let mut g = tlv(INTEGER, &[1]);
+        g.extend(tlv(INTEGER, &[0, 0xff, 0xe3]));
+        g.extend(tlv(OCTET_STRING, &[7]));
+        g.extend(tlv(INTEGER, &[3]));
+        let mut usm = tlv(OCTET_STRING, b"\x80\0\0\0");
+        usm.extend(tlv(INTEGER, &[0]));
+        usm.extend(tlv(INTEGER, &[0]));
+        usm.extend(tlv(OCTET_STRING, b"user"));
+        usm.extend(tlv(OCTET_STRING, &[0; 12]));
+        usm.extend(tlv(OCTET_STRING, &[0; 8]));
+        let mut m = tlv(INTEGER, &[3]);
+        m.extend(tlv(SEQUENCE, &g));
+        m.extend(tlv(OCTET_STRING, &tlv(SEQUENCE, &usm)));
+        m.extend(tlv(OCTET_STRING, &[0xaa; 20]));
+        let p = parse_message(&tlv(SEQUENCE, &m)).unwrap();
+        assert_eq!(p.version, SnmpVersion::V3);
+        assert_eq!(p.community, None);
+        assert_eq!(p.pdu_type, None);
+        let v3 = p.v3.unwrap();
+        assert!(v3.auth && v3.privacy && v3.user_present);
+    }
+
+    #[test]
+    fn oids() {
+        assert_eq!(
+            oid_to_string(&[0x2b, 6, 1, 4, 1, 0x82, 0x37]).as_deref(),
+            Some("1.3.6.1.4.1.311")
+        );
+        assert_eq!(oid_to_string(&[]), None);
+    }
+}
