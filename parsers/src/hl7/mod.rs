@@ -21,11 +21,14 @@
 //! - a message whose first segment is not MSH (or a batch header FHS/BHS) is `anomalies.no_msh`;
 //!   the first MSH further down still gives the header.
 //!
-//! Structure: the crate splits segments (on CR, LF, CR LF) and fields (on MSH-1) itself, lazily,
-//! then hands each field it reads to `hl7-parser`'s field parser with the message's
+//! Structure: the crate splits segments (on CR, LF, CR LF) and fields (on MSH-1) itself, lazily
+//! and without allocating (`memchr`: a result message has a thousand OBX lines to step over),
+//! then hands each structured field it reads to `hl7-parser`'s field parser with the message's
 //! delimiters, which splits repetitions, components and subcomponents (at most
 //! [`MAX_FIELD_PARSE_BYTES`] of a field, so that a hostile field cannot make its structures
-//! balloon). It does not use `hl7-parser`'s whole-message parser, because (0.3.0) that parser
+//! balloon). A field with no repetition, component or subcomponent separator (most header
+//! fields) is read directly: `hl7-parser` would make it one subcomponent (a property test
+//! checks that both ways give the same text). It does not use `hl7-parser`'s whole-message parser, because (0.3.0) that parser
 //! stops silently at the first segment it cannot parse and returns the segments before it (one
 //! empty line or odd segment id hides the MSA or PID that follow), and it takes the 5
 //! characters after `MSH` as delimiters whatever MSH-2 holds (a v2.7 `^~\&#` shifts every MSH
@@ -262,12 +265,53 @@ pub fn decode_text(bytes: &[u8]) -> (Cow<'_, str>, bool) {
 /// terminator). With `complete = false`, the text after the last terminator (a segment cut by
 /// the caller's cap) is left out.
 pub fn segment_lines(text: &str, complete: bool) -> (impl Iterator<Item = &str> + Clone, bool) {
-    let non_cr = text.as_bytes().contains(&b'\n');
-    let text = match text.rfind(['\r', '\n']) {
+    let non_cr = memchr::memchr(b'\n', text.as_bytes()).is_some();
+    let text = match memchr::memrchr2(b'\r', b'\n', text.as_bytes()) {
         Some(p) if !complete => &text[..p],
         _ => text,
     };
-    (text.split(['\r', '\n']).filter(|l| !l.is_empty()), non_cr)
+    (Lines { rest: Some(text) }, non_cr)
+}
+
+/// The non-empty pieces of a text between CR and LF characters (what
+/// `text.split(['\r', '\n']).filter(|l| !l.is_empty())` gives, found with `memchr`).
+#[derive(Clone)]
+struct Lines<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        loop {
+            let rest = self.rest?;
+            let (line, next) = match memchr::memchr2(b'\r', b'\n', rest.as_bytes()) {
+                // CR and LF are ASCII: `p` and `p + 1` are character boundaries.
+                Some(p) => (&rest[..p], Some(&rest[p + 1..])),
+                None => (rest, None),
+            };
+            self.rest = next;
+            if !line.is_empty() {
+                return Some(line);
+            }
+        }
+    }
+}
+
+/// Piece `k` (from 0) of `text` split on `sep`, as `text.split(sep).nth(k)`. The delimiters of
+/// a message are ASCII ([`Delimiters`] reads no other), so the separator is found byte-wise.
+fn nth_piece(text: &str, sep: char, k: usize) -> Option<&str> {
+    if !sep.is_ascii() {
+        return text.split(sep).nth(k);
+    }
+    let mut hits = memchr::memchr_iter(sep as u8, text.as_bytes());
+    let mut start = 0;
+    for _ in 0..k {
+        start = hits.next()? + 1;
+    }
+    let end = hits.next().unwrap_or(text.len());
+    text.get(start..end)
 }
 
 /// One segment line and what is needed to read its fields.
@@ -289,24 +333,61 @@ impl<'a> Seg<'a> {
         } else {
             n.checked_sub(1)?
         };
-        body.split(self.d.field).nth(k)
+        nth_piece(body, self.d.field, k)
     }
 
-    /// Field `n` split into repetitions, components and subcomponents by `hl7-parser`. Only the
-    /// first [`MAX_FIELD_PARSE_BYTES`] bytes of a field are handed to it: its structures take
-    /// tens of bytes per component, so this bounds what a hostile field can cost.
-    fn field(&self, n: usize) -> Option<Field<'a>> {
+    /// Field `n` cut to the bytes handed to `hl7-parser` ([`MAX_FIELD_PARSE_BYTES`]); `None`
+    /// when absent or empty.
+    fn raw_capped(&self, n: usize) -> Option<&'a str> {
         let raw = self.raw(n)?;
         if raw.is_empty() {
-            // Most fields asked for (OBX-18 above all) are empty: skip hl7-parser's allocations.
             return None;
         }
         let mut end = raw.len().min(MAX_FIELD_PARSE_BYTES);
         while !raw.is_char_boundary(end) {
             end -= 1;
         }
-        parse_field_with_separators(&raw[..end], self.d.separators()).ok()
+        Some(&raw[..end])
     }
+
+    /// Field `n` as text, as [`text_of`] gives it. A field without repetition, component or
+    /// subcomponent separators (most header fields) is one subcomponent for `hl7-parser` too,
+    /// so its text is read here directly; a structured field goes through `hl7-parser`.
+    fn text(&self, n: usize) -> Option<String> {
+        let raw = self.raw_capped(n)?;
+        let d = &self.d;
+        if !is_structured(raw, d) {
+            if !phi::has_value(raw, d) {
+                return None;
+            }
+            return match d.escape {
+                Some(e) if raw.contains(e) => {
+                    let mut out = String::new();
+                    unescape(raw, d, &mut out);
+                    finish(&out, &['^', '~', '&'])
+                }
+                _ => finish(raw, &['^', '~', '&']),
+            };
+        }
+        self.field(n).and_then(|f| text_of(&f, d))
+    }
+
+    /// Field `n` split into repetitions, components and subcomponents by `hl7-parser`. Only the
+    /// first [`MAX_FIELD_PARSE_BYTES`] bytes of a field are handed to it: its structures take
+    /// tens of bytes per component, so this bounds what a hostile field can cost.
+    fn field(&self, n: usize) -> Option<Field<'a>> {
+        // Most fields asked for (OBX-18 above all) are empty: skip hl7-parser's allocations.
+        let raw = self.raw_capped(n)?;
+        parse_field_with_separators(raw, self.d.separators()).ok()
+    }
+}
+
+/// Whether `hl7-parser` would split `raw` at all: it holds a repetition, component or
+/// subcomponent separator (NUL stands for an absent subcomponent separator, as in
+/// [`Delimiters::separators`]).
+fn is_structured(raw: &str, d: &Delimiters) -> bool {
+    let sub = d.subcomponent.unwrap_or('\0');
+    raw.contains([d.repetition, d.component, sub])
 }
 
 /// Parses one message (see the module docs). `complete` is false when the caller kept only a
@@ -355,15 +436,16 @@ pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
             m.segment_ids.push(id);
         }
         let seg = Seg { line, id, d };
-        let name = id.as_str();
-        if let Some(k) = phi::PHI_SEGMENTS.iter().position(|&s| s == name) {
+        // Segment ids compared as bytes (this runs for each of an ORU's thousand OBX).
+        let is = |s: &str| s.as_bytes() == id.0.as_slice();
+        if let Some(k) = phi::PHI_SEGMENTS.iter().position(|&s| is(s)) {
             if phi::has_value(line.get(4..).unwrap_or(""), &d) {
                 phi_seen[phi::PHI_FIELDS.len() + k] = true;
             }
             continue;
         }
         for (k, &(s, n, _)) in phi::PHI_FIELDS.iter().enumerate() {
-            if s == name && seg.raw(n).is_some_and(|r| phi::has_value(r, &d)) {
+            if is(s) && seg.raw(n).is_some_and(|r| phi::has_value(r, &d)) {
                 phi_seen[k] = true;
             }
         }
@@ -371,8 +453,8 @@ pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
             SegmentId::MSH if m.msh.is_none() => m.msh = Some(read_msh(&seg)),
             SegmentId::MSA if m.msa.is_none() => {
                 m.msa = Some(Msa {
-                    ack_code: seg.field(1).and_then(|f| code(&text_of(&f, &d)?)),
-                    control_id: seg.field(2).and_then(|f| text_of(&f, &d)),
+                    ack_code: seg.text(1).and_then(|t| code(&t)),
+                    control_id: seg.text(2),
                 })
             }
             SegmentId::ERR if m.errors.len() < MAX_ERRORS => {
@@ -406,7 +488,7 @@ pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
 
 fn read_msh(seg: &Seg<'_>) -> Msh {
     let d = &seg.d;
-    let t = |n| seg.field(n).and_then(|f| text_of(&f, d));
+    let t = |n| seg.text(n);
     let msg_type = seg.field(9);
     let comp = |k: usize| {
         msg_type
@@ -559,8 +641,11 @@ fn repeat_text(r: &Repeat<'_>, d: &Delimiters) -> Option<String> {
 
 /// Drops trailing empty parts, caps at [`MAX_VALUE_CHARS`]; `None` when nothing is left.
 fn finish(s: &str, trailing: &[char]) -> Option<String> {
-    let s: String = s.chars().take(MAX_VALUE_CHARS).collect();
-    let t = s.trim_end_matches(trailing);
+    let end = s
+        .char_indices()
+        .nth(MAX_VALUE_CHARS)
+        .map_or(s.len(), |(i, _)| i);
+    let t = s[..end].trim_end_matches(trailing);
     (!t.is_empty()).then(|| t.to_string())
 }
 
@@ -972,5 +1057,47 @@ mod tests {
     fn hl7_null_and_empty_components_are_not_phi() {
         let m = parse_message(b"MSH|^~\\&|A\rPID|1||\"\"||^^^||||||~\r", true);
         assert!(m.phi_fields.is_empty(), "{:?}", m.phi_fields);
+    }
+
+    // The fast paths against what they stand for, on text made of the characters that matter
+    // (delimiters of both sets, escapes, CR/LF, NUL, non-ASCII) and some letters.
+    const ALPHABET: &[char] = &[
+        '|', '^', '~', '\\', '&', '#', '@', '!', '$', '%', '\r', '\n', '\0', ' ', '"', 'A', 'F',
+        'S', 'X', '4', '1', '\u{dc}', '\u{20ac}',
+    ];
+
+    fn text_from(ix: &[usize]) -> String {
+        ix.iter().map(|&i| ALPHABET[i % ALPHABET.len()]).collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn lines_and_pieces_match_std_split(
+            ix in proptest::collection::vec(0usize..64, 0..80),
+            k in 0usize..12,
+        ) {
+            let t = text_from(&ix);
+            let want: Vec<&str> = t.split(['\r', '\n']).filter(|l| !l.is_empty()).collect();
+            let (lines, _) = segment_lines(&t, true);
+            proptest::prop_assert_eq!(lines.collect::<Vec<_>>(), want);
+            for sep in ['|', '#', '\u{dc}'] {
+                proptest::prop_assert_eq!(nth_piece(&t, sep, k), t.split(sep).nth(k));
+            }
+        }
+
+        #[test]
+        fn field_text_matches_hl7_parser(
+            ix in proptest::collection::vec(0usize..64, 0..60),
+            set in 0usize..3,
+            n in 1usize..6,
+        ) {
+            // Standard delimiters, another set, and one without escape and subcomponent.
+            let header = ["MSH|^~\\&|", "MSH#@!$%#", "MSH|^~|"][set];
+            let d = Delimiters::from_header_lax(header).0;
+            let line = format!("PID{}{}", d.field, text_from(&ix).replace(['\r', '\n'], ""));
+            let seg = Seg { line: &line, id: SegmentId(*b"PID"), d };
+            let slow = seg.field(n).and_then(|f| text_of(&f, &d));
+            proptest::prop_assert_eq!(seg.text(n), slow);
+        }
     }
 }
