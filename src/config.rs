@@ -89,6 +89,11 @@ pub struct CommonArgs {
     /// HTTP endpoint for /metrics and /healthz (live default 127.0.0.1:9860; replay: off unless given).
     #[arg(long)]
     pub listen: Option<String>,
+    /// Protect the HTTP endpoint: TLS and basic-auth/bearer-token users, in the YAML format of
+    /// Prometheus's exporter-toolkit web config (tls_server_config, basic_auth_users,
+    /// bearer_token_file).
+    #[arg(long = "web-config")]
+    pub web_config: Option<PathBuf>,
     /// Worker threads (default: available cores - 1, at least 1).
     #[arg(long)]
     pub workers: Option<usize>,
@@ -121,6 +126,7 @@ struct FileConfig {
     events: Option<PathBuf>,
     metrics_out: Option<PathBuf>,
     listen: Option<String>,
+    web_config: Option<PathBuf>,
     workers: Option<usize>,
     bpf: Option<String>,
     limits: Option<toml::Table>,
@@ -133,6 +139,8 @@ pub struct Settings {
     pub events: Option<PathBuf>,
     pub metrics_out: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
+    /// `--web-config`, loaded and checked.
+    pub web: Option<crate::webconfig::WebConfig>,
     pub workers: usize,
     pub bpf: Option<String>,
     pub limits: Limits,
@@ -234,6 +242,10 @@ impl Settings {
             })?),
             None => None,
         };
+        let web = match a.web_config.clone().or(file.web_config) {
+            Some(p) => Some(crate::webconfig::load(&p)?),
+            None => None,
+        };
         let progress = if a.no_progress {
             false
         } else {
@@ -243,6 +255,7 @@ impl Settings {
             events: a.events.clone().or(file.events),
             metrics_out: a.metrics_out.clone().or(file.metrics_out),
             listen,
+            web,
             workers,
             bpf: a.bpf.clone().or(file.bpf),
             limits,

@@ -21,3 +21,4 @@ pub mod reassembly;
 pub mod server;
 pub mod stats;
 pub mod time;
+pub mod webconfig;

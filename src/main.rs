@@ -140,8 +140,15 @@ fn start_server(
     let Some(addr) = settings.listen else {
         return Ok(None);
     };
-    let s = medtap::server::start(addr, metrics.clone())?;
-    eprintln!("medtap: serving /metrics and /healthz on http://{}", s.addr);
+    let s = medtap::server::start(addr, metrics.clone(), settings.web.clone())?;
+    let scheme = match settings.web.as_ref().and_then(|w| w.tls.as_ref()) {
+        Some(_) => "https",
+        None => "http",
+    };
+    eprintln!(
+        "medtap: serving /metrics and /healthz on {scheme}://{}",
+        s.addr
+    );
     Ok(Some(s))
 }
 

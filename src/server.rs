@@ -1,19 +1,25 @@
 //! The HTTP endpoint (`--listen`): `/metrics` (Prometheus text) and `/healthz`, served by
 //! `tokio` + `axum` on a thread of its own so the packet path never waits for it. It runs
 //! during replay too, so a long replay can be watched.
+//!
+//! `--web-config` ([`crate::webconfig`]) adds TLS (rustls, through `axum-server`) and basic-auth
+//! or bearer-token checks. The check is a layer over the whole [`Router`] built by [`routes`]:
+//! a route added there (e.g. `/api/devices`, `/api/alerts`) inherits it without doing anything.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
 use crate::metrics::Metrics;
+use crate::webconfig::{Auth, WebConfig};
 
 #[derive(Clone)]
 struct AppState {
@@ -27,8 +33,41 @@ pub struct Server {
     pub healthy: Arc<AtomicBool>,
 }
 
-/// Bind `addr` now (so a bad address fails before capture starts) and serve in the background.
-pub fn start(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<Server> {
+/// Every route the endpoint serves. Add routes here: [`start`] puts the authentication layer
+/// over all of them.
+fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(healthz))
+        .with_state(state)
+}
+
+/// Refuse a request without valid credentials (when `--web-config` asks for any) with 401.
+async fn require_auth(State(auth): State<Arc<Auth>>, req: Request, next: Next) -> Response {
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes().to_vec());
+    let a = auth.clone();
+    // bcrypt is deliberately slow: check on the blocking pool, not on the runtime thread.
+    let ok = tokio::task::spawn_blocking(move || a.check(header.as_deref()))
+        .await
+        .unwrap_or(false);
+    if ok {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"medtap\"")],
+            "unauthorized\n",
+        )
+            .into_response()
+    }
+}
+
+/// Bind `addr` now (so a bad address fails before capture starts) and serve in the background,
+/// over TLS and behind authentication when `web` says so.
+pub fn start(addr: SocketAddr, metrics: Arc<Metrics>, web: Option<WebConfig>) -> Result<Server> {
     let std_listener = std::net::TcpListener::bind(addr)
         .with_context(|| format!("--listen {addr}: cannot bind"))?;
     std_listener.set_nonblocking(true)?;
@@ -53,18 +92,28 @@ pub fn start(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<Server> {
                 }
             };
             rt.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(std_listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        eprintln!("medtap: HTTP server: {e}");
-                        return;
+                let mut app = routes(state);
+                let tls = web.as_ref().and_then(|w| w.tls.clone());
+                if let Some(w) = web.filter(|w| w.auth.required()) {
+                    app = app.layer(axum::middleware::from_fn_with_state(
+                        w.auth.clone(),
+                        require_auth,
+                    ));
+                }
+                let served = match tls {
+                    Some(cfg) => {
+                        let cfg = axum_server::tls_rustls::RustlsConfig::from_config(cfg);
+                        match axum_server::tls_rustls::from_tcp_rustls(std_listener, cfg) {
+                            Ok(s) => s.serve(app.into_make_service()).await,
+                            Err(e) => Err(e),
+                        }
                     }
+                    None => match tokio::net::TcpListener::from_std(std_listener) {
+                        Ok(l) => axum::serve(l, app).await,
+                        Err(e) => Err(e),
+                    },
                 };
-                let app = Router::new()
-                    .route("/metrics", get(metrics_handler))
-                    .route("/healthz", get(healthz))
-                    .with_state(state);
-                if let Err(e) = axum::serve(listener, app).await {
+                if let Err(e) = served {
                     eprintln!("medtap: HTTP server: {e}");
                 }
             });
