@@ -58,6 +58,10 @@ pub struct LiveArgs {
     /// Do not put the interfaces in promiscuous mode.
     #[arg(long = "no-promisc")]
     pub no_promisc: bool,
+    /// Once the interfaces are open and --listen is bound, switch to this user (its uid, gid and
+    /// supplementary groups); refuse to run on if that fails.
+    #[arg(long)]
+    pub user: Option<String>,
     /// Seconds between `stats` events.
     #[arg(long = "stats-interval", default_value = "60s")]
     pub stats_interval: String,

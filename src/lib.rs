@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod observe;
 pub mod output;
 pub mod pipeline;
+pub mod privilege;
 pub mod protocols;
 pub mod reassembly;
 pub mod server;

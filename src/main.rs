@@ -98,6 +98,10 @@ fn run_live(args: medtap::config::LiveArgs) -> anyhow::Result<()> {
     }
     let stats_every = medtap::limits::parse_duration(&args.stats_interval)
         .map_err(|e| ConfigError(format!("--stats-interval: {e}")))?;
+    let user = match &args.user {
+        Some(name) => Some(medtap::privilege::lookup(name)?),
+        None => None,
+    };
     let mut sources = Vec::new();
     for name in &args.interfaces {
         let s = medtap::capture::LiveSettings {
@@ -116,6 +120,13 @@ fn run_live(args: medtap::config::LiveArgs) -> anyhow::Result<()> {
     }
     let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
     let server = start_server(&settings, &metrics)?;
+    if let Some(u) = &user {
+        medtap::privilege::drop_to(u)?;
+        eprintln!(
+            "medtap: running as {} (uid {}, gid {})",
+            u.name, u.uid, u.gid
+        );
+    }
     let healthy = server
         .as_ref()
         .map(|s| s.healthy.clone())

@@ -1,7 +1,8 @@
 //! `medtap live` on a real interface: two network namespaces joined by a veth pair (made by the
 //! test), `medtap live` capturing on one end while `tcpreplay` sends the captures of pcaps/ from
 //! the other. It must see the same conversations, packets and bytes as `medtap replay` of the
-//! same files, keep serving /metrics while capturing, and flush everything on SIGTERM (exit 0).
+//! same files, keep serving /metrics while capturing, and flush everything on SIGTERM (exit 0),
+//! all after dropping root for `--user nobody`.
 //!
 //! Needs root, `ip` (iproute2) and `tcpreplay`; CI installs them and runs as root. Elsewhere the
 //! test says why it did not run, and fails under CI=true.
@@ -138,6 +139,15 @@ fn convs(events: &[Value]) -> BTreeMap<(String, String, String), [u64; 2]> {
     m
 }
 
+/// (uid, gid) of a user, from `id`.
+fn id_of(user: &str) -> (u32, u32) {
+    let get = |flag: &str| -> u32 {
+        let out = Command::new("id").args([flag, user]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    (get("-u"), get("-g"))
+}
+
 #[test]
 fn live_capture_sees_what_replay_sees_and_flushes_on_sigterm() {
     if let Err(why) = can_run() {
@@ -159,6 +169,12 @@ fn live_capture_sees_what_replay_sees_and_flushes_on_sigterm() {
 
     let link = Link::new(&format!("{}", std::process::id() % 10_000));
     let dir = tempfile::tempdir().unwrap();
+    // medtap writes its events as `nobody` (--user): the folder must let it.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
     let events = dir.path().join("live.json");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -179,6 +195,8 @@ fn live_capture_sees_what_replay_sees_and_flushes_on_sigterm() {
             "2",
             "--stats-interval",
             "1s",
+            "--user",
+            "nobody",
             "--events",
         ])
         .arg(&events)
@@ -191,6 +209,32 @@ fn live_capture_sees_what_replay_sees_and_flushes_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(500));
+    // --user nobody: once capture is open, every uid and gid of the process is nobody's, and the
+    // event log it created belongs to nobody.
+    let nobody = id_of("nobody");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    for (key, want) in [("Uid:", nobody.0), ("Gid:", nobody.1)] {
+        let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+        let ids: Vec<u32> = line[4..]
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert_eq!(ids, vec![want; 4], "{line}");
+    }
+    let groups = status.lines().find(|l| l.starts_with("Groups:")).unwrap();
+    assert!(
+        groups[7..].split_whitespace().all(|g| g != "0"),
+        "root group kept: {groups}"
+    );
+    let caps = status.lines().find(|l| l.starts_with("CapEff:")).unwrap();
+    assert!(
+        caps.ends_with("0000000000000000"),
+        "capabilities kept: {caps}"
+    );
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&events).unwrap()),
+        nobody.0
+    );
     let mut replay = Command::new("ip")
         .args([
             "netns",
@@ -259,5 +303,19 @@ fn live_capture_sees_what_replay_sees_and_flushes_on_sigterm() {
         want.len(),
         got.len(),
         missing.iter().map(|(k, _)| got.get(*k)).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn unknown_user_is_a_usage_error_before_capture_opens() {
+    let out = Command::new(env!("CARGO_BIN_EXE_medtap"))
+        .args(["live", "-i", "no-such-if0", "--user", "no-such-user-medtap"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--user no-such-user-medtap: no such user"),
+        "{err}"
     );
 }
