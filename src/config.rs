@@ -19,6 +19,12 @@ use crate::limits::{parse_duration_value, parse_size, Limits, Timeouts};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log level on standard error (default info; without it RUST_LOG directives apply).
+    #[arg(long = "log-level", global = true, value_enum)]
+    pub log_level: Option<crate::logging::LogLevel>,
+    /// Log format on standard error: text (key=value fields) or json (one object per line).
+    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    pub log_format: crate::logging::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]

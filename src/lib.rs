@@ -12,6 +12,7 @@ pub mod fingerprint;
 pub mod flow;
 pub mod intel;
 pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod observe;
 pub mod output;

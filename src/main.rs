@@ -15,13 +15,21 @@ use medtap::stats::Counter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(note) = medtap::logging::init(
+        cli.log_level,
+        cli.log_format,
+        std::io::stderr().is_terminal(),
+    ) {
+        tracing::warn!("{note}");
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("medtap: {e:#}");
             if e.downcast_ref::<ConfigError>().is_some() {
+                eprintln!("medtap: {e:#}");
                 ExitCode::from(2)
             } else {
+                tracing::error!("stopped: {e:#}");
                 ExitCode::from(1)
             }
         }
@@ -65,7 +73,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let files =
                 medtap::capture::collect(&args.pcaps).map_err(|e| ConfigError(format!("{e:#}")))?;
             for (p, why) in &files.skipped {
-                eprintln!("medtap: skipping {}: {why}", p.display());
+                tracing::warn!(file = %p.display(), reason = %why, "skipping");
             }
             if let Some(bpf) = &settings.bpf {
                 // Validate the filter once, up front, so a bad one is a usage error.
@@ -122,10 +130,7 @@ fn run_live(args: medtap::config::LiveArgs) -> anyhow::Result<()> {
     let server = start_server(&settings, &metrics)?;
     if let Some(u) = &user {
         medtap::privilege::drop_to(u)?;
-        eprintln!(
-            "medtap: running as {} (uid {}, gid {})",
-            u.name, u.uid, u.gid
-        );
+        tracing::info!(user = %u.name, uid = %u.uid, gid = %u.gid, "dropped privileges");
     }
     let healthy = server
         .as_ref()
@@ -136,7 +141,11 @@ fn run_live(args: medtap::config::LiveArgs) -> anyhow::Result<()> {
         stats_event: std::time::Duration::from_secs(stats_every.max(1)),
         ..pipeline::LiveTiming::default()
     };
-    eprintln!("medtap: capturing on {}", args.interfaces.join(", "));
+    tracing::info!(
+        interfaces = %args.interfaces.join(","),
+        workers = opts.workers,
+        "capturing"
+    );
     let summary = pipeline::live(sources, &opts, &metrics, &stop, &healthy, &timing)?;
     write_metrics(&settings, &metrics)?;
     print_summary(&summary, settings.summary_json);
@@ -156,10 +165,11 @@ fn start_server(
         Some(_) => "https",
         None => "http",
     };
-    eprintln!(
-        "medtap: serving /metrics and /healthz on {scheme}://{}",
-        s.addr
-    );
+    let auth = settings.web.as_ref().is_some_and(|w| w.auth.required());
+    if auth && scheme == "http" {
+        tracing::warn!("credentials are configured without TLS: they cross the network in clear");
+    }
+    tracing::info!(url = %format!("{scheme}://{}", s.addr), auth, "serving /metrics and /healthz");
     Ok(Some(s))
 }
 
@@ -185,6 +195,9 @@ fn write_metrics(settings: &Settings, metrics: &Metrics) -> anyhow::Result<()> {
 }
 
 fn print_summary(s: &Summary, json: bool) {
+    for (p, why) in &s.damage {
+        tracing::warn!(file = %p.display(), reason = %why, "damaged capture");
+    }
     let t = &s.totals;
     let flows = t.get(Counter::FlowsCreatedTcp)
         + t.get(Counter::FlowsCreatedUdp)
@@ -215,9 +228,6 @@ fn print_summary(s: &Summary, json: bool) {
         });
         eprintln!("{v}");
         return;
-    }
-    for (p, why) in &s.damage {
-        eprintln!("medtap: damaged capture {}: {why}", p.display());
     }
     let apps_text = if apps.is_empty() {
         "none".to_string()

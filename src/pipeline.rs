@@ -533,7 +533,7 @@ pub fn live(
                             disp.push(ts, p.wire_len, lt, p.data);
                         });
                         if let LiveRead::Failed(e) = r {
-                            eprintln!("medtap: capture on {name} stopped: {e}");
+                            tracing::error!(interface = %name, error = %e, "capture stopped");
                             healthy.store(false, Ordering::Relaxed);
                             break;
                         }

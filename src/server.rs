@@ -87,7 +87,7 @@ pub fn start(addr: SocketAddr, metrics: Arc<Metrics>, web: Option<WebConfig>) ->
             {
                 Ok(rt) => rt,
                 Err(e) => {
-                    eprintln!("medtap: HTTP server: {e}");
+                    tracing::error!(error = %e, "HTTP server stopped");
                     return;
                 }
             };
@@ -114,7 +114,7 @@ pub fn start(addr: SocketAddr, metrics: Arc<Metrics>, web: Option<WebConfig>) ->
                     },
                 };
                 if let Err(e) = served {
-                    eprintln!("medtap: HTTP server: {e}");
+                    tracing::error!(error = %e, "HTTP server stopped");
                 }
             });
         })?;
