@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod privilege;
 pub mod protocols;
 pub mod reassembly;
+pub mod reload;
 pub mod server;
 pub mod stats;
 pub mod time;
