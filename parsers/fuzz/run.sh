@@ -3,6 +3,7 @@
 #
 #   parsers/fuzz/run.sh 900              # all targets, 15 minutes each
 #   parsers/fuzz/run.sh 120 tls dhcp     # two targets, 2 minutes each
+#   parsers/fuzz/run.sh 600 pipeline     # the whole-pipeline target (seeds: fuzz/seeds_pipeline.py)
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). This machine's toolchain is stable, so the
 # nightly-only sanitizer flags are enabled with RUSTC_BOOTSTRAP=1. Seeds live in
