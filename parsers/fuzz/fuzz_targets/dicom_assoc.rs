@@ -58,11 +58,13 @@ fn run(ops: &[Op<'_>]) -> (Vec<u8>, bool) {
     let mut events = EventSink::new(true);
     let mut stats = WorkerStats::default();
     let mut st = DicomState::new();
+    let mut obs = medtap::observe::ObsBuf::new(true);
     let mut cx = AppContext {
         ts: Ts(1_000_000),
         flow: &meta,
         events: &mut events,
         stats: &mut stats,
+        obs: &mut obs,
     };
     for op in ops {
         match op {

@@ -25,6 +25,7 @@ use libfuzzer_sys::fuzz_target;
 use medtap::decode::{self, linktype};
 use medtap::flow::{FlowTable, Sinks};
 use medtap::limits::{Limits, Timeouts};
+use medtap::observe::ObsBuf;
 use medtap::output::EventSink;
 use medtap::stats::{Counter, WorkerStats};
 use medtap::time::Ts;
@@ -167,6 +168,7 @@ fn run(data: &[u8]) -> arbitrary::Result<()> {
             events: EventSink::new(true),
             stats: WorkerStats::default(),
             app_stats: WorkerStats::default(),
+            obs: ObsBuf::new(true),
         },
         global_cap: limits.reassembly_global_bytes,
         ts: Ts(1_700_000_000_000_000),

@@ -11,7 +11,10 @@ use medtap_parsers::smb;
 fuzz_target!(|data: &[u8]| {
     let _ = smb::frame_len(data);
     if let Ok((rest, f)) = smb::parse_nbss(data) {
-        assert_eq!(rest.len() + f.payload.len() + smb::NBSS_HEADER_LEN, data.len());
+        assert_eq!(
+            rest.len() + f.payload.len() + smb::NBSS_HEADER_LEN,
+            data.len()
+        );
         match smb::parse_smb(f.payload) {
             Ok(smb::SmbMessage::Smb1NegotiateRequest { dialects }) => {
                 assert!(dialects.len() <= smb::MAX_DIALECTS);

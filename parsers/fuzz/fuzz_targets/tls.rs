@@ -41,9 +41,13 @@ fuzz_target!(|data: &[u8]| {
     let mut hs = Vec::new();
     let mut version = 0;
     for _ in 0..64 {
-        let Ok(h) = tls::parse_record_header(rest) else { break };
+        let Ok(h) = tls::parse_record_header(rest) else {
+            break;
+        };
         assert!(h.len <= tls::MAX_RECORD_LEN);
-        let Some(body) = rest.get(h.header_len..h.total_len()) else { break };
+        let Some(body) = rest.get(h.header_len..h.total_len()) else {
+            break;
+        };
         rest = &rest[h.total_len()..];
         if h.sslv2 {
             if let Ok(m) = tls::parse_sslv2_message(body) {
