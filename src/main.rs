@@ -139,6 +139,8 @@ fn run_live(args: medtap::config::LiveArgs) -> anyhow::Result<()> {
     let opts = pipeline_options(&settings, false);
     let timing = pipeline::LiveTiming {
         stats_event: std::time::Duration::from_secs(stats_every.max(1)),
+        // /healthz is judged over windows of 5 s, or of the stats interval when shorter.
+        health: std::time::Duration::from_secs(stats_every.clamp(1, 5)),
         ..pipeline::LiveTiming::default()
     };
     tracing::info!(

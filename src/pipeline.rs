@@ -476,7 +476,9 @@ pub struct LiveTiming {
     pub flush: Duration,
     pub stats_read: Duration,
     pub stats_event: Duration,
-    /// Over this fraction of packets dropped in a `stats_event` interval, `/healthz` fails.
+    /// How often `/healthz` is re-evaluated, over the packets and drops of that window.
+    pub health: Duration,
+    /// Over this fraction of packets dropped in a `health` window, `/healthz` fails.
     pub unhealthy_drop_ratio: f64,
 }
 
@@ -486,6 +488,7 @@ impl Default for LiveTiming {
             flush: Duration::from_millis(100),
             stats_read: Duration::from_secs(1),
             stats_event: Duration::from_secs(60),
+            health: Duration::from_secs(5),
             unhealthy_drop_ratio: 0.01,
         }
     }
@@ -515,13 +518,14 @@ pub fn live(
         threads.push(
             thread::Builder::new()
                 .name(format!("medtap-capture-{name}"))
-                .spawn(move || -> (u64, u64) {
+                .spawn(move || -> (u64, u64, Option<String>) {
                     let lt = src.linktype;
                     let kernel = m.capture_drops.with_label_values(&[&name, "kernel"]);
                     let iface = m.capture_drops.with_label_values(&[&name, "interface"]);
                     let mut last = src.stats().unwrap_or_default();
                     let (mut packets, mut bytes) = (0u64, 0u64);
                     let mut newest = Ts::ZERO;
+                    let mut failed = None;
                     let (mut flushed, mut stats_read) = (Instant::now(), Instant::now());
                     m.up.inc();
                     while !stop.load(Ordering::Relaxed) && !disp.failed {
@@ -535,6 +539,7 @@ pub fn live(
                         if let LiveRead::Failed(e) = r {
                             tracing::error!(interface = %name, error = %e, "capture stopped");
                             healthy.store(false, Ordering::Relaxed);
+                            failed = Some(name.clone());
                             break;
                         }
                         if flushed.elapsed() >= flush_every {
@@ -563,7 +568,7 @@ pub fn live(
                     disp.flush(wall_now());
                     m.up.dec();
                     m.capture_bytes.inc_by(bytes);
-                    (packets, bytes)
+                    (packets, bytes, failed)
                 })?,
         );
     }
@@ -572,15 +577,20 @@ pub fn live(
         bytes,
         ..CaptureStats::default()
     };
-    let mut last_event = Instant::now();
+    let (mut last_event, mut last_health) = (Instant::now(), Instant::now());
     let (mut prev_pkts, mut prev_drops) = (0u64, 0u64);
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(50));
         if threads.iter().all(|t| t.is_finished()) {
             break;
         }
-        if last_event.elapsed() >= timing.stats_event {
-            let snap = metrics.snapshot();
+        // /healthz: unhealthy as soon as one capture stopped, and for a `health` window in
+        // which more than `unhealthy_drop_ratio` of the packets were lost.
+        let stopped = threads.iter().any(|t| t.is_finished());
+        if stopped {
+            healthy.store(false, Ordering::Relaxed);
+        }
+        if last_health.elapsed() >= timing.health {
             let pkts = metrics.capture_packets.get();
             let drops = metrics.drops_total();
             let (dp, dd) = (
@@ -592,11 +602,26 @@ pub fn live(
             } else {
                 dd as f64 / (dp + dd) as f64
             };
-            healthy.store(
-                ratio <= timing.unhealthy_drop_ratio && !threads.iter().any(|t| t.is_finished()),
-                Ordering::Relaxed,
-            );
+            let ok = ratio <= timing.unhealthy_drop_ratio && !stopped;
+            if ok != healthy.swap(ok, Ordering::Relaxed) {
+                if ok {
+                    tracing::info!("healthy again");
+                } else if !stopped {
+                    tracing::warn!(
+                        dropped = dd,
+                        packets = dp,
+                        "unhealthy: over {:.1}% of packets dropped in the last {:?}",
+                        timing.unhealthy_drop_ratio * 100.0,
+                        timing.health
+                    );
+                }
+            }
             (prev_pkts, prev_drops) = (pkts, drops);
+            last_health = Instant::now();
+        }
+        if last_event.elapsed() >= timing.stats_event {
+            let snap = metrics.snapshot();
+            let pkts = metrics.capture_packets.get();
             pipeline.emit_stats(
                 wall_now(),
                 stats_record(capture(pkts, metrics.capture_bytes.get()), &snap),
@@ -606,14 +631,20 @@ pub fn live(
     }
     stop.store(true, Ordering::Relaxed);
     let (mut packets, mut bytes) = (0, 0);
+    let mut failed = Vec::new();
     for t in threads {
-        if let Ok((p, b)) = t.join() {
+        if let Ok((p, b, f)) = t.join() {
             packets += p;
             bytes += b;
+            failed.extend(f);
         }
     }
     let now = wall_now();
     let (totals, written) = pipeline.finish(now, |t| stats_record(capture(packets, bytes), t))?;
+    if !failed.is_empty() {
+        // Everything is flushed; exit 1 so a supervisor (systemd Restart=on-failure) notices.
+        anyhow::bail!("capture stopped on {}", failed.join(", "));
+    }
     Ok(Summary {
         packets,
         bytes,

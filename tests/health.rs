@@ -1,0 +1,241 @@
+//! `/healthz` of `medtap live` tells the truth: it turns 503 when more than 1% of the packets of a
+//! health window were lost (here: medtap is frozen with SIGSTOP while tcpreplay floods a 1 MiB
+//! kernel buffer, so the kernel drops), comes back to 200 after a clean window, and turns 503
+//! when one capture stops (its veth deleted) while another still runs; medtap then exits 1 on
+//! SIGTERM, naming the interface, so a supervisor notices.
+//!
+//! Needs root, `ip`, `tcpreplay` and `curl` (CI installs them and runs as root). Elsewhere the
+//! test says why it did not run, and fails under CI=true.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn can_run() -> Result<(), String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let root = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"));
+    if !root {
+        return Err("not root".into());
+    }
+    for c in ["ip", "tcpreplay", "curl"] {
+        if !have(c) {
+            return Err(format!("{c} not installed"));
+        }
+    }
+    Ok(())
+}
+
+fn sh(args: &[&str]) {
+    let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
+    assert!(st.success(), "{args:?} failed");
+}
+
+/// Namespaces `app-h<N>-a`/`-b` joined by veth `apph<N>a`/`apph<N>b`, removed on drop.
+struct Link {
+    a: String,
+    b: String,
+    va: String,
+    vb: String,
+}
+
+impl Link {
+    fn new(tag: u32) -> Link {
+        let l = Link {
+            a: format!("app-h{tag}-a"),
+            b: format!("app-h{tag}-b"),
+            va: format!("apph{tag}a"),
+            vb: format!("apph{tag}b"),
+        };
+        for ns in [&l.a, &l.b] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+            sh(&["ip", "netns", "add", ns]);
+            let _ = Command::new("ip")
+                .args(["netns", "exec", ns, "sysctl", "-q", "-w"])
+                .arg("net.ipv6.conf.all.disable_ipv6=1")
+                .status();
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        sh(&[
+            "ip", "link", "add", &l.va, "type", "veth", "peer", "name", &l.vb,
+        ]);
+        sh(&["ip", "link", "set", &l.va, "netns", &l.a]);
+        sh(&["ip", "link", "set", &l.vb, "netns", &l.b]);
+        for (ns, v) in [(&l.a, &l.va), (&l.b, &l.vb)] {
+            sh(&["ip", "-n", ns, "link", "set", v, "mtu", "65535"]);
+            sh(&["ip", "-n", ns, "link", "set", v, "up"]);
+        }
+        l
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        for ns in [&self.a, &self.b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn ethernet_captures() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for rel in common::all_pcaps() {
+        if rel.starts_with("damaged/") || rel.contains("linktype_") {
+            continue;
+        }
+        let p = common::pcap(&rel);
+        let Ok(r) = medtap::capture::FileReader::open(&p, None) else {
+            continue;
+        };
+        if r.linktype == medtap::decode::linktype::ETHERNET {
+            v.push(p);
+        }
+    }
+    v
+}
+
+fn get(ns: &str, url: &str) -> (u16, String) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "curl", "-s", "--max-time", "3"])
+        .args(["-w", "\n%{http_code}", url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !f() {
+        assert!(
+            started.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn sample(text: &str, prefix: &str) -> u64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .filter_map(|v| v.trim().parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn healthz_fails_on_drops_and_on_a_stopped_capture() {
+    if let Err(why) = can_run() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "health test cannot run under CI: {why}"
+        );
+        eprintln!("health test skipped: {why}");
+        return;
+    }
+    let files = ethernet_captures();
+    let link = Link::new(std::process::id() % 10_000);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let listen = "127.0.0.1:19862";
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &link.b])
+        .arg(env!("CARGO_BIN_EXE_medtap"))
+        .args(["live", "-i", &link.vb, "-i", "lo", "--buffer-mib", "1"])
+        .args([
+            "--stats-interval",
+            "1s",
+            "--workers",
+            "1",
+            "--listen",
+            listen,
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let healthz = format!("http://{listen}/healthz");
+    let metrics = format!("http://{listen}/metrics");
+    wait_for("/healthz 200 at start", 20, || {
+        get(&link.b, &healthz).0 == 200
+    });
+
+    // Frozen medtap, flooded 1 MiB ring: the kernel drops, and the next window says so.
+    sh(&["kill", "-STOP", &pid]);
+    let replay = Command::new("ip")
+        .args(["netns", "exec", &link.a, "tcpreplay", "-q", "--topspeed"])
+        .args(["--loop", "0", "--limit", "50000", "-i", &link.va])
+        .args(&files)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    sh(&["kill", "-CONT", &pid]);
+    assert!(replay.unwrap().success(), "tcpreplay failed");
+    wait_for("/healthz 503 after drops", 15, || {
+        get(&link.b, &healthz) == (503, "unhealthy\n".into())
+    });
+    let m = get(&link.b, &metrics).1;
+    let kernel = sample(
+        &m,
+        &format!(
+            "medtap_capture_drops_total{{interface=\"{}\",reason=\"kernel\"}}",
+            link.vb
+        ),
+    );
+    assert!(kernel > 0, "no kernel drops counted:\n{m}");
+    // A window without drops: healthy again.
+    wait_for("/healthz 200 after a clean window", 15, || {
+        get(&link.b, &healthz).0 == 200
+    });
+
+    // One capture stops (its interface disappears); the other (lo) goes on.
+    sh(&["ip", "-n", &link.a, "link", "del", &link.va]);
+    wait_for("/healthz 503 after a capture stopped", 15, || {
+        get(&link.b, &healthz).0 == 503
+    });
+    let m = get(&link.b, &metrics).1;
+    assert_eq!(sample(&m, "medtap_capture_running "), 1, "{m}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        get(&link.b, &healthz).0,
+        503,
+        "a stopped capture must stay unhealthy"
+    );
+
+    sh(&["kill", "-TERM", &pid]);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "medtap did not exit on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("capture stopped on {}", link.vb)),
+        "{err}"
+    );
+}
