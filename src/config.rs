@@ -38,6 +38,27 @@ pub enum Command {
         #[command(subcommand)]
         action: SignaturesAction,
     },
+    /// Print the device inventory kept under --state-dir.
+    Inventory(InventoryArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InventoryFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// The state directory a replay or live capture kept (its `medtap.db`).
+    #[arg(long = "state-dir")]
+    pub state_dir: PathBuf,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: InventoryFormat,
+    /// Operator fingerprint signatures, as for replay/live (identification is recomputed).
+    #[arg(long)]
+    pub signatures: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +131,18 @@ pub struct CommonArgs {
     /// A BPF filter applied to the capture.
     #[arg(long)]
     pub bpf: Option<String>,
+    /// SQLite state (device inventory, baselines) kept under this directory; none = in memory.
+    #[arg(long = "state-dir")]
+    pub state_dir: Option<PathBuf>,
+    /// Device inventory JSON, written at the end (replay) or every minute (live).
+    #[arg(long)]
+    pub inventory: Option<PathBuf>,
+    /// Operator fingerprint signatures directory, added to the shipped ones.
+    #[arg(long)]
+    pub signatures: Option<PathBuf>,
+    /// A p0f v3 fingerprint database (`p0f.fp`) for TCP SYN / SYN+ACK signatures.
+    #[arg(long = "p0f-db")]
+    pub p0f_db: Option<PathBuf>,
     /// TOML configuration file; flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -139,6 +172,10 @@ struct FileConfig {
     web_config: Option<PathBuf>,
     workers: Option<usize>,
     bpf: Option<String>,
+    state_dir: Option<PathBuf>,
+    inventory: Option<PathBuf>,
+    signatures: Option<PathBuf>,
+    p0f_db: Option<PathBuf>,
     limits: Option<toml::Table>,
     timeouts: Option<toml::Table>,
 }
@@ -153,6 +190,10 @@ pub struct Settings {
     pub web: Option<crate::webconfig::WebConfig>,
     pub workers: usize,
     pub bpf: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub inventory: Option<PathBuf>,
+    pub signatures: Option<PathBuf>,
+    pub p0f_db: Option<PathBuf>,
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub progress: bool,
@@ -268,6 +309,10 @@ impl Settings {
             web,
             workers,
             bpf: a.bpf.clone().or(file.bpf),
+            state_dir: a.state_dir.clone().or(file.state_dir),
+            inventory: a.inventory.clone().or(file.inventory),
+            signatures: a.signatures.clone().or(file.signatures),
+            p0f_db: a.p0f_db.clone().or(file.p0f_db),
             limits,
             timeouts,
             progress,

@@ -87,6 +87,8 @@ pub struct Decoded<'a> {
     pub l4: L4<'a>,
     /// Transport payload (TCP/UDP data; empty for others).
     pub payload: &'a [u8],
+    /// The IP packet from its header on (what a SYN stack signature is read from).
+    pub ip: &'a [u8],
 }
 
 /// 802.1Q/802.1ad tags read before giving up on a frame (hostile stacks are counted).
@@ -259,6 +261,7 @@ fn from_ip<'a>(data: &'a [u8], v6: bool, stats: &mut WorkerStats) -> Option<Deco
         dst_port: 0,
         l4: L4::Other,
         payload: &[],
+        ip: data,
     };
     if !first_fragment {
         // A later fragment: no transport header here.
@@ -351,6 +354,40 @@ fn ipv6_first_fragment(first: Option<etherparse::IpNumber>, mut exts: &[u8]) -> 
         }
     }
     false
+}
+
+/// A link-layer control frame medtap reads for device evidence.
+#[derive(Debug, Clone, Copy)]
+pub enum LinkControl<'a> {
+    /// LLDP (EtherType 0x88cc): the LLDPDU.
+    Lldp(&'a [u8]),
+    /// CDP (802.3 + LLC/SNAP, OUI 00000c, PID 0x2000): the LLC header on.
+    Cdp(&'a [u8]),
+}
+
+/// For a frame [`decode`] found no IP in: its source MAC and the LLDP or CDP payload, if it is
+/// one (Ethernet link type only; at most one VLAN tag). Only called on non-IP frames, so IP
+/// packets pay nothing for it.
+pub fn link_control(linktype: i32, frame: &[u8]) -> Option<([u8; 6], LinkControl<'_>)> {
+    if linktype != linktype::ETHERNET {
+        return None;
+    }
+    let src: [u8; 6] = frame.get(6..12)?.try_into().ok()?;
+    let mut et = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
+    let mut rest = frame.get(14..)?;
+    if et == 0x8100 {
+        et = u16::from_be_bytes([*rest.get(2)?, *rest.get(3)?]);
+        rest = rest.get(4..)?;
+    }
+    match et {
+        0x88cc => Some((src, LinkControl::Lldp(rest))),
+        // 802.3 length field, then LLC DSAP/SSAP AA AA, control 03, SNAP OUI 00000c, PID 2000.
+        n if n <= 1500 && rest.get(..8) == Some(&[0xaa, 0xaa, 0x03, 0, 0, 0x0c, 0x20, 0x00]) => {
+            let len = usize::from(n).min(rest.len());
+            Some((src, LinkControl::Cdp(&rest[..len])))
+        }
+        _ => None,
+    }
 }
 
 /// A direction-independent hash of the flow a frame belongs to, for sharding packets onto

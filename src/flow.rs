@@ -54,6 +54,13 @@ impl FlowMeta {
     pub fn proto_name(&self) -> &'static str {
         proto_name(self.proto)
     }
+    /// MAC and IP of the side that sends in `dir` (the MAC is all zeros until that side sent).
+    pub fn sender(&self, dir: Direction) -> ([u8; 6], IpAddr) {
+        match dir {
+            Direction::ToServer => (self.client_mac, self.client.0),
+            Direction::ToClient => (self.server_mac, self.server.0),
+        }
+    }
 }
 
 /// EVE spelling of an IP protocol number.
@@ -958,6 +965,7 @@ mod tests {
                 options: &[],
             }),
             payload: &[],
+            ip: &[],
         }
     }
 

@@ -75,6 +75,8 @@ table! {
         event_queue: usize = 256, 1, 65_536;
         /// Observation batches (one per worker packet batch with something to say) queued for the central thread; when full, replay waits and live capture drops (medtap_observations_dropped_total).
         observe_queue: usize = 1_024, 1, 65_536;
+        /// Devices in the inventory; when full, new devices are not added (medtap_devices_dropped_total).
+        max_devices: usize = 65_536, 16, 4_194_304;
     }
 }
 

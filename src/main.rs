@@ -39,6 +39,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Live(args) => run_live(args),
+        Command::Inventory(args) => run_inventory(args),
         Command::Signatures {
             action: medtap::config::SignaturesAction::Check { dir },
         } => {
@@ -83,8 +84,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
-            let _server = start_server(&settings, &metrics)?;
-            let opts = pipeline_options(&settings, settings.progress);
+            let opts = pipeline_options(&settings, settings.progress)?;
+            let _server = start_server(&settings, &metrics, &opts)?;
             let summary = pipeline::replay(&files, &opts, &metrics)?;
             write_metrics(&settings, &metrics)?;
             print_summary(&summary, settings.summary_json);
@@ -127,7 +128,8 @@ fn run_live(args: medtap::config::LiveArgs) -> anyhow::Result<()> {
         signal_hook::flag::register(sig, stop.clone())?;
     }
     let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
-    let server = start_server(&settings, &metrics)?;
+    let opts = pipeline_options(&settings, false)?;
+    let server = start_server(&settings, &metrics, &opts)?;
     if let Some(u) = &user {
         medtap::privilege::drop_to(u)?;
         tracing::info!(user = %u.name, uid = %u.uid, gid = %u.gid, "dropped privileges");
@@ -136,7 +138,6 @@ fn run_live(args: medtap::config::LiveArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|s| s.healthy.clone())
         .unwrap_or_else(|| Arc::new(AtomicBool::new(true)));
-    let opts = pipeline_options(&settings, false);
     let timing = pipeline::LiveTiming {
         stats_event: std::time::Duration::from_secs(stats_every.max(1)),
         // /healthz is judged over windows of 5 s, or of the stats interval when shorter.
@@ -158,11 +159,17 @@ fn run_live(args: medtap::config::LiveArgs) -> anyhow::Result<()> {
 fn start_server(
     settings: &Settings,
     metrics: &Arc<Metrics>,
+    opts: &pipeline::Options,
 ) -> anyhow::Result<Option<medtap::server::Server>> {
     let Some(addr) = settings.listen else {
         return Ok(None);
     };
-    let s = medtap::server::start(addr, metrics.clone(), settings.web.clone())?;
+    let inventory = opts
+        .intel
+        .shared
+        .clone()
+        .unwrap_or_else(medtap::intel::shared_inventory);
+    let s = medtap::server::start(addr, metrics.clone(), settings.web.clone(), inventory)?;
     let scheme = match settings.web.as_ref().and_then(|w| w.tls.as_ref()) {
         Some(_) => "https",
         None => "http",
@@ -175,16 +182,157 @@ fn start_server(
     Ok(Some(s))
 }
 
-fn pipeline_options(settings: &Settings, progress: bool) -> pipeline::Options {
-    pipeline::Options {
+/// `--signatures DIR` (shipped + operator) or the shipped ones; errors name file and line.
+fn load_signatures(
+    dir: Option<&std::path::Path>,
+) -> anyhow::Result<medtap::fingerprint::Signatures> {
+    medtap::fingerprint::Signatures::load(dir).map_err(|errors| {
+        for e in &errors.0 {
+            eprintln!("{e}");
+        }
+        ConfigError(format!("{} problem(s) in the signatures", errors.0.len())).into()
+    })
+}
+
+fn pipeline_options(settings: &Settings, progress: bool) -> anyhow::Result<pipeline::Options> {
+    let p0f = match &settings.p0f_db {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError(format!("--p0f-db {}: {e}", path.display())))?;
+            let db = medtap_parsers::tcpfp::parse_p0f_db(&text).map_err(|e| {
+                ConfigError(format!("{}:{}: {}", path.display(), e.line, e.problem))
+            })?;
+            Some(Arc::new(db))
+        }
+        None => None,
+    };
+    let sigs = load_signatures(settings.signatures.as_deref())?;
+    Ok(pipeline::Options {
         workers: settings.workers,
         limits: settings.limits.clone(),
         timeouts: settings.timeouts.clone(),
         events: settings.events.clone(),
         bpf: settings.bpf.clone(),
         progress,
-        intel: medtap::intel::IntelOptions::default(),
+        intel: medtap::intel::IntelOptions {
+            signatures: Some(Arc::new(sigs)),
+            state_dir: settings.state_dir.clone(),
+            inventory: settings.inventory.clone(),
+            max_devices: settings.limits.max_devices,
+            shared: Some(medtap::intel::shared_inventory()),
+            ..medtap::intel::IntelOptions::default()
+        },
+        p0f,
+    })
+}
+
+/// `medtap inventory`: the devices stored under `--state-dir`.
+fn run_inventory(args: medtap::config::InventoryArgs) -> anyhow::Result<()> {
+    use medtap::config::InventoryFormat;
+    use medtap::intel::devices::DeviceTable;
+    let db = args.state_dir.join(medtap::intel::store::DB_FILE);
+    if !db.exists() {
+        return Err(ConfigError(format!(
+            "--state-dir {}: no {} there (run replay or live with --state-dir first)",
+            args.state_dir.display(),
+            medtap::intel::store::DB_FILE
+        ))
+        .into());
     }
+    let sigs = load_signatures(args.signatures.as_deref())?;
+    let store = medtap::intel::store::Store::open(Some(&args.state_dir))?;
+    let mut table = DeviceTable::new(usize::MAX);
+    table.load(store.load_devices()?, &sigs);
+    let mut out = std::io::stdout().lock();
+    use std::io::Write;
+    match args.format {
+        InventoryFormat::Json => out.write_all(&medtap::intel::Intel::inventory_json(&table)?)?,
+        InventoryFormat::Table | InventoryFormat::Csv => {
+            let mut devs: Vec<_> = table.devices().iter().collect();
+            devs.sort_by(|a, b| a.key.cmp(&b.key));
+            let header = [
+                "key",
+                "ips",
+                "hostnames",
+                "vendor",
+                "model",
+                "os",
+                "category",
+                "confidence",
+                "first_seen",
+                "last_seen",
+            ];
+            let rows: Vec<Vec<String>> = devs
+                .iter()
+                .map(|d| {
+                    let v = d.view(false);
+                    let os = v.os.map_or(String::new(), |o| {
+                        let mut s = o.name.clone();
+                        if let Some(ver) = &o.version {
+                            s = format!("{s} {ver}");
+                        }
+                        if o.eol {
+                            s.push_str(" (EOL)");
+                        }
+                        s
+                    });
+                    vec![
+                        d.key.clone(),
+                        v.ips
+                            .iter()
+                            .map(|i| i.to_string())
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        v.hostnames.iter().cloned().collect::<Vec<_>>().join(" "),
+                        v.vendor.unwrap_or("").to_string(),
+                        v.model.unwrap_or("").to_string(),
+                        os,
+                        v.category.as_str().to_string(),
+                        v.confidence.to_string(),
+                        v.first_seen.to_string(),
+                        v.last_seen.to_string(),
+                    ]
+                })
+                .collect();
+            if args.format == InventoryFormat::Csv {
+                let field = |s: &str| {
+                    if s.contains([',', '"', '\n', '\r']) {
+                        format!("\"{}\"", s.replace('"', "\"\""))
+                    } else {
+                        s.to_string()
+                    }
+                };
+                writeln!(out, "{}", header.join(","))?;
+                for r in &rows {
+                    let line: Vec<String> = r.iter().map(|c| field(c)).collect();
+                    writeln!(out, "{}", line.join(","))?;
+                }
+            } else {
+                let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
+                for r in &rows {
+                    for (i, c) in r.iter().enumerate() {
+                        w[i] = w[i].max(c.chars().count());
+                    }
+                }
+                let line = |cells: Vec<&str>| {
+                    cells
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| format!("{c:<width$}", width = w[i]))
+                        .collect::<Vec<_>>()
+                        .join("  ")
+                        .trim_end()
+                        .to_string()
+                };
+                writeln!(out, "{}", line(header.to_vec()))?;
+                for r in &rows {
+                    writeln!(out, "{}", line(r.iter().map(|s| s.as_str()).collect()))?;
+                }
+                writeln!(out, "{} devices", rows.len())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `--metrics-out`: the exposition as it stands at the end of the run.

@@ -37,6 +37,12 @@ pub struct Metrics {
     pub replay_progress: IntGauge,
     /// Observation batches a worker dropped because the central thread was behind (live).
     pub observations_dropped: IntCounter,
+    /// Devices in the inventory, by category.
+    pub devices: IntGaugeVec,
+    /// Devices whose identified OS is end-of-life.
+    pub devices_eol_os: IntGauge,
+    /// New devices not added because the inventory was full (`max_devices`).
+    pub devices_dropped: IntCounter,
 }
 
 impl Metrics {
@@ -154,6 +160,28 @@ impl Metrics {
             "medtap_observations_dropped_total",
             "Observations (device evidence, flow starts and ends, protocol facts) dropped because the central thread was behind (live capture only).",
         );
+        let devices = IntGaugeVec::new(
+            Opts::new(
+                "medtap_devices",
+                "Devices in the inventory, by identified category.",
+            ),
+            &["category"],
+        )
+        .expect("static metric spec"); // ok: static
+        registry
+            .register(Box::new(devices.clone()))
+            .expect("unique metric names"); // ok: static
+        for c in crate::fingerprint::Category::ALL {
+            devices.with_label_values(&[c.as_str()]);
+        }
+        let devices_eol_os = gauge(
+            "medtap_devices_eol_os",
+            "Devices whose identified operating system is end-of-life.",
+        );
+        let devices_dropped = counter(
+            "medtap_devices_dropped_total",
+            "New devices not added to the inventory because it held max_devices.",
+        );
         let build = IntGaugeVec::new(
             Opts::new("medtap_build_info", "medtap build information; always 1."),
             &["version"],
@@ -179,6 +207,9 @@ impl Metrics {
             capture_lag,
             replay_progress,
             observations_dropped,
+            devices,
+            devices_eol_os,
+            devices_dropped,
         }
     }
 

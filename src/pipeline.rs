@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::capture::{FileEnd, FileList, FileReader, LiveRead, LiveSettings, LiveSource};
 use crate::decode;
+use crate::fingerprint::tap::Tap;
 use crate::flow::{FlowTable, Sinks};
 use crate::intel::{Intel, IntelOptions, IntelSummary};
 use crate::limits::{Limits, Timeouts};
@@ -84,6 +85,8 @@ pub struct Options {
     pub progress: bool,
     /// The central thread's setup (inventory, detection).
     pub intel: IntelOptions,
+    /// p0f database for SYN / SYN+ACK signatures (`--p0f-db`).
+    pub p0f: Option<crate::fingerprint::tap::P0fDb>,
 }
 
 /// What a replay did, for the summary and the `stats` event.
@@ -160,7 +163,9 @@ impl Pipeline {
         let (obs_tx, obs_rx) = bounded::<Vec<Observation>>(opts.limits.observe_queue);
         let (obs_spare_tx, obs_spare_rx) = bounded::<Vec<Observation>>(workers * 4);
         let intel = {
-            let central = Intel::new(&opts.intel, events_on, metrics.clone());
+            let mut io = opts.intel.clone();
+            io.max_devices = opts.limits.max_devices;
+            let central = Intel::new(&io, events_on, metrics.clone(), live)?;
             let ev = ev_tx.clone();
             thread::Builder::new()
                 .name("medtap-intel".into())
@@ -178,6 +183,7 @@ impl Pipeline {
             let (tx, rx) = bounded::<Msg>(opts.limits.queue_batches);
             txs.push(tx);
             let table = FlowTable::new(&opts.limits, &opts.timeouts, workers);
+            let tap = Tap::new(opts.p0f.clone());
             let m = metrics.clone();
             let ev = ev_tx.clone();
             let spare = spare_tx.clone();
@@ -190,7 +196,7 @@ impl Pipeline {
             handles.push(
                 thread::Builder::new()
                     .name(format!("medtap-worker-{w}"))
-                    .spawn(move || Worker::new(table, m, ev, events_on, obs).run(rx, spare))?,
+                    .spawn(move || Worker::new(table, tap, m, ev, events_on, obs).run(rx, spare))?,
             );
         }
         // Only the workers hold senders: the central thread ends when the last worker does.
@@ -685,6 +691,8 @@ impl ObsChannel {
 /// into the registry.
 struct Worker {
     table: FlowTable,
+    /// Packet-level device evidence (SYN signatures, DHCP, LLDP, ...).
+    tap: Tap,
     sinks: Sinks,
     prev: WorkerStats,
     prev_app: WorkerStats,
@@ -696,6 +704,7 @@ struct Worker {
 impl Worker {
     fn new(
         table: FlowTable,
+        tap: Tap,
         metrics: Arc<Metrics>,
         ev: Sender<WriterMsg>,
         events_on: bool,
@@ -703,6 +712,7 @@ impl Worker {
     ) -> Worker {
         Worker {
             table,
+            tap,
             sinks: Sinks {
                 events: EventSink::new(events_on),
                 stats: WorkerStats::default(),
@@ -722,7 +732,10 @@ impl Worker {
         self.sinks.stats.inc(Counter::Packets);
         self.sinks.stats.add(Counter::Bytes, u64::from(wire_len));
         if let Some(d) = decode::decode(linktype, frame, &mut self.sinks.stats) {
+            self.tap.packet(ts, &d, &mut self.sinks.obs);
             self.table.packet(ts, clock, &d, wire_len, &mut self.sinks);
+        } else if let Some((src, c)) = decode::link_control(linktype, frame) {
+            self.tap.link_control(ts, src, c, &mut self.sinks.obs);
         }
     }
 

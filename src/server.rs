@@ -1,4 +1,5 @@
-//! The HTTP endpoint (`--listen`): `/metrics` (Prometheus text) and `/healthz`, served by
+//! The HTTP endpoint (`--listen`): `/metrics` (Prometheus text), `/healthz` and the device
+//! inventory (`/api/devices`, [`crate::intel::api`]), served by
 //! `tokio` + `axum` on a thread of its own so the packet path never waits for it. It runs
 //! during replay too, so a long replay can be watched.
 //!
@@ -35,11 +36,12 @@ pub struct Server {
 
 /// Every route the endpoint serves. Add routes here: [`start`] puts the authentication layer
 /// over all of them.
-fn routes(state: AppState) -> Router {
+fn routes(state: AppState, inventory: crate::intel::SharedInventory) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz))
         .with_state(state)
+        .merge(crate::intel::api::router(inventory))
 }
 
 /// Refuse a request without valid credentials (when `--web-config` asks for any) with 401.
@@ -67,7 +69,12 @@ async fn require_auth(State(auth): State<Arc<Auth>>, req: Request, next: Next) -
 
 /// Bind `addr` now (so a bad address fails before capture starts) and serve in the background,
 /// over TLS and behind authentication when `web` says so.
-pub fn start(addr: SocketAddr, metrics: Arc<Metrics>, web: Option<WebConfig>) -> Result<Server> {
+pub fn start(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    web: Option<WebConfig>,
+    inventory: crate::intel::SharedInventory,
+) -> Result<Server> {
     let std_listener = std::net::TcpListener::bind(addr)
         .with_context(|| format!("--listen {addr}: cannot bind"))?;
     std_listener.set_nonblocking(true)?;
@@ -92,7 +99,7 @@ pub fn start(addr: SocketAddr, metrics: Arc<Metrics>, web: Option<WebConfig>) ->
                 }
             };
             rt.block_on(async move {
-                let mut app = routes(state);
+                let mut app = routes(state, inventory);
                 let tls = web.as_ref().and_then(|w| w.tls.clone());
                 if let Some(w) = web.filter(|w| w.auth.required()) {
                     app = app.layer(axum::middleware::from_fn_with_state(

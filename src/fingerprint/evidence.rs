@@ -16,7 +16,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Bytes kept of an evidence value.
 pub const MAX_VALUE_LEN: usize = 256;
@@ -24,7 +24,7 @@ pub const MAX_VALUE_LEN: usize = 256;
 macro_rules! kinds {
     ($( $(#[$doc:meta])* $variant:ident = $name:literal, $proto:ident; )*) => {
         /// What was observed. The string form (`as_str`) is stable.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum EvidenceKind {
             $( $(#[$doc])* $variant, )*
@@ -164,7 +164,7 @@ impl fmt::Display for EvidenceKind {
 }
 
 /// The protocol an observation came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     Ethernet,

@@ -10,13 +10,17 @@
 //!   [`Identification`] (vendor, model, OS with end-of-life, software, category), each attribute
 //!   with a confidence and the evidence that decided it.
 //!
-//! This module keeps no state and does no I/O except reading an operator signature directory;
+//! - [`tap`]: the worker-side reader of packet-level evidence (SYN signatures, DHCP, mDNS,
+//!   SSDP, NetBIOS, LLDP, CDP), with a small cache that skips repeats.
+//!
+//! Apart from `tap`'s cache, this module keeps no state and does no I/O except reading an operator signature directory;
 //! the device table, its persistence and the API live elsewhere.
 
 pub mod evidence;
 pub mod extract;
 pub mod identify;
 pub mod signatures;
+pub mod tap;
 
 pub use evidence::{Evidence, EvidenceKind, EvidenceRef, Source};
 pub use identify::{identify, Decided, Identification, OsInfo};

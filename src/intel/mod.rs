@@ -1,6 +1,6 @@
 //! The central thread: one thread that receives every worker's [`Observation`]s
-//! ([`crate::observe`]), keeps what is global (devices, behaviour), and emits the events that
-//! only a global view can produce.
+//! ([`crate::observe`]), keeps what is global (the device inventory, behaviour), and emits the
+//! events that only a global view can produce.
 //!
 //! Started by [`crate::pipeline::Pipeline::start`], fed over one bounded channel of observation
 //! batches (replay: workers wait when it is full; live: they drop the batch and count
@@ -8,21 +8,99 @@
 //! that every observation is handled before the final `stats` event. Its events go through the
 //! same event writer as the workers' and are counted as produced like theirs.
 //!
+//! What it does with each observation:
+//! - resolves the device(s) involved in the [`devices::DeviceTable`] (by MAC, or by IP when the
+//!   MAC is a router's) and updates them (addresses, evidence, protocols, peers);
+//! - after each batch: a `device` event for each device that appeared or whose identification
+//!   changed, the `medtap_devices{category}` and `medtap_devices_eol_os` gauges;
+//! - every [`IntelOptions::flush_every`] of wall time and at exit: changed devices to the
+//!   [`store::Store`] (SQLite under `--state-dir`), a new snapshot for `/api/devices`
+//!   ([`SharedInventory`]), and in live capture the `--inventory` file (at exit in replay).
+//!
 //! Time here is packet time ([`crate::time::Ts`]) everywhere, so replay and live agree.
 
-use std::sync::Arc;
+pub mod api;
+pub mod devices;
+pub mod store;
 
-use crossbeam_channel::Receiver;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
+use anyhow::{Context, Result};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use serde::Serialize;
+
+use crate::fingerprint::Signatures;
 use crate::metrics::Metrics;
-
 use crate::observe::Observation;
 use crate::output::{EventSink, SINK_FLUSH_BYTES};
 use crate::stats::WorkerStats;
+use crate::time::Ts;
+use devices::{Change, DeviceTable, DeviceView};
+use store::Store;
+
+/// The inventory as last published by the central thread: what `/api/devices` serves. The
+/// server clones the `Arc` under a read lock held for that instant only; the central thread
+/// swaps in a new one (never on the packet path).
+pub type SharedInventory = Arc<RwLock<Arc<InventorySnapshot>>>;
+
+/// A new, empty [`SharedInventory`].
+pub fn shared_inventory() -> SharedInventory {
+    Arc::new(RwLock::new(Arc::new(InventorySnapshot::default())))
+}
+
+/// One device, rendered for the API.
+#[derive(Debug, Clone)]
+pub struct SnapshotDevice {
+    pub key: String,
+    /// Lower-case, colon-separated.
+    pub mac: Option<String>,
+    pub category: &'static str,
+    pub vendor: Option<String>,
+    /// The device without its evidence list (for listings).
+    pub summary: serde_json::Value,
+    /// The device with its evidence (for `/api/devices/{mac}`).
+    pub detail: serde_json::Value,
+}
+
+/// Every device, sorted by key.
+#[derive(Debug, Clone, Default)]
+pub struct InventorySnapshot {
+    pub devices: Vec<SnapshotDevice>,
+}
 
 /// How the central thread is set up.
-#[derive(Debug, Clone, Default)]
-pub struct IntelOptions {}
+#[derive(Clone)]
+pub struct IntelOptions {
+    /// Fingerprint signatures; `None` = the shipped ones.
+    pub signatures: Option<Arc<Signatures>>,
+    /// `--state-dir`: where the SQLite database lives; `None` = in memory.
+    pub state_dir: Option<PathBuf>,
+    /// `--inventory`: JSON file written at the end (replay) or every `inventory_every` (live).
+    pub inventory: Option<PathBuf>,
+    pub inventory_every: Duration,
+    /// Wall time between batched writes to the store and snapshot publications.
+    pub flush_every: Duration,
+    /// Devices kept ([`crate::limits::Limits::max_devices`]).
+    pub max_devices: usize,
+    /// Where `/api/devices` reads from.
+    pub shared: Option<SharedInventory>,
+}
+
+impl Default for IntelOptions {
+    fn default() -> Self {
+        IntelOptions {
+            signatures: None,
+            state_dir: None,
+            inventory: None,
+            inventory_every: Duration::from_secs(60),
+            flush_every: Duration::from_secs(5),
+            max_devices: crate::limits::Limits::default().max_devices,
+            shared: None,
+        }
+    }
+}
 
 /// What the central thread did, handed back when it is joined.
 #[derive(Debug, Default, Clone)]
@@ -31,32 +109,231 @@ pub struct IntelSummary {
     pub stats: WorkerStats,
     /// Observations handled.
     pub observations: u64,
+    /// Devices in the inventory at the end.
+    pub devices: usize,
+    /// Problems met (store or inventory file writes); reported, not fatal to the capture.
+    pub errors: Vec<String>,
+}
+
+/// The `device` event body.
+#[derive(Serialize)]
+struct DeviceEvent<'a> {
+    change: &'static str,
+    #[serde(flatten)]
+    device: DeviceView<'a>,
+}
+
+/// The `--inventory` file and `medtap inventory --format json`.
+#[derive(Serialize)]
+pub struct InventoryFile<'a> {
+    pub devices: Vec<DeviceView<'a>>,
 }
 
 /// The central thread's state.
 pub struct Intel {
+    opts: IntelOptions,
+    sigs: Arc<Signatures>,
+    table: DeviceTable,
+    store: Store,
     events: EventSink,
     stats: WorkerStats,
     /// What was last merged into the registry.
     prev: WorkerStats,
     metrics: Arc<Metrics>,
     observations: u64,
+    live: bool,
+    /// The snapshot is older than the table.
+    stale: bool,
+    dropped_reported: u64,
+    errors: Vec<String>,
 }
 
 impl Intel {
-    pub fn new(_opts: &IntelOptions, events_on: bool, metrics: Arc<Metrics>) -> Intel {
-        Intel {
+    /// Load the signatures and the stored inventory. Errors: the state database cannot be
+    /// opened or read, or the signatures do not load.
+    pub fn new(
+        opts: &IntelOptions,
+        events_on: bool,
+        metrics: Arc<Metrics>,
+        live: bool,
+    ) -> Result<Intel> {
+        let sigs = match &opts.signatures {
+            Some(s) => s.clone(),
+            None => Arc::new(
+                Signatures::shipped()
+                    .map_err(|e| anyhow::anyhow!("shipped signatures: {}", e.0.len()))?,
+            ),
+        };
+        let store = Store::open(opts.state_dir.as_deref())?;
+        let mut table = DeviceTable::new(opts.max_devices);
+        table.load(
+            store
+                .load_devices()
+                .context("reading the stored inventory")?,
+            &sigs,
+        );
+        let mut me = Intel {
+            opts: opts.clone(),
+            sigs,
+            table,
+            store,
             events: EventSink::new(events_on),
             stats: WorkerStats::default(),
             prev: WorkerStats::default(),
             metrics,
             observations: 0,
-        }
+            live,
+            stale: true,
+            dropped_reported: 0,
+            errors: Vec::new(),
+        };
+        me.update_gauges();
+        me.publish();
+        Ok(me)
+    }
+
+    /// The device table (read-only).
+    pub fn devices(&self) -> &DeviceTable {
+        &self.table
+    }
+
+    /// The store, for components that keep state next to the inventory (see [`store`]).
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
     }
 
     /// One observation from a worker.
-    pub fn observe(&mut self, _o: &Observation) {
+    pub fn observe(&mut self, o: &Observation) {
         self.observations += 1;
+        let sigs = &self.sigs;
+        match o {
+            Observation::Evidence { ts, mac, ip, items } => {
+                self.table.evidence(ts.0, *mac, *ip, items, sigs)
+            }
+            Observation::FlowStart { ts, flow } => self.table.flow_start(ts.0, flow, sigs),
+            Observation::FlowEnd {
+                ts,
+                flow,
+                packets,
+                bytes,
+                ..
+            } => self.table.flow_end(ts.0, flow, *packets, *bytes, sigs),
+            Observation::Facts { .. } => {}
+        }
+        // The detection engine (src/detect/) takes the observation here, with a read-only
+        // view of the devices involved.
+    }
+
+    /// After a batch: `device` events for what appeared or changed, gauges.
+    fn after_batch(&mut self) {
+        let changes = self.table.take_changes();
+        if changes.is_empty() {
+            return;
+        }
+        self.stale = true;
+        for (i, change, ts) in changes {
+            let d = self.table.get(i);
+            self.events.emit_global(
+                Ts(ts),
+                "device",
+                &DeviceEvent {
+                    change: change_name(change),
+                    device: d.view(false),
+                },
+            );
+        }
+        self.update_gauges();
+    }
+
+    fn update_gauges(&mut self) {
+        let (by, eol) = self.table.gauges();
+        for (c, n) in by {
+            self.metrics.devices.with_label_values(&[c.as_str()]).set(n);
+        }
+        self.metrics.devices_eol_os.set(eol);
+        let d = self.table.dropped.saturating_sub(self.dropped_reported);
+        if d > 0 {
+            self.metrics.devices_dropped.inc_by(d);
+            self.dropped_reported = self.table.dropped;
+        }
+    }
+
+    /// Changed devices to the store; errors are reported once each and kept for the summary.
+    fn flush_store(&mut self) {
+        let dirty = self.table.take_dirty();
+        let devs: Vec<&devices::Device> = dirty.iter().map(|&i| self.table.get(i)).collect();
+        if let Err(e) = self.store.flush(&devs) {
+            let msg = format!("state database: {e:#}");
+            if !self.errors.contains(&msg) {
+                tracing::error!("{msg}");
+                self.errors.push(msg);
+            }
+        }
+    }
+
+    /// A new snapshot for the API.
+    fn publish(&mut self) {
+        let Some(shared) = &self.opts.shared else {
+            return;
+        };
+        if !self.stale {
+            return;
+        }
+        self.stale = false;
+        let mut devices: Vec<SnapshotDevice> = self
+            .table
+            .devices()
+            .iter()
+            .map(|d| SnapshotDevice {
+                key: d.key.clone(),
+                mac: d.mac.clone(),
+                category: d.category().as_str(),
+                vendor: d
+                    .ident
+                    .as_ref()
+                    .and_then(|i| i.vendor.as_ref())
+                    .map(|v| v.value.clone()),
+                summary: serde_json::to_value(d.view(false)).unwrap_or_default(),
+                detail: serde_json::to_value(d.view(true)).unwrap_or_default(),
+            })
+            .collect();
+        devices.sort_by(|a, b| a.key.cmp(&b.key));
+        let snap = Arc::new(InventorySnapshot { devices });
+        if let Ok(mut g) = shared.write() {
+            *g = snap;
+        }
+    }
+
+    /// The inventory as JSON (devices sorted by key, with their evidence).
+    pub fn inventory_json(table: &DeviceTable) -> Result<Vec<u8>> {
+        let mut devs: Vec<&devices::Device> = table.devices().iter().collect();
+        devs.sort_by(|a, b| a.key.cmp(&b.key));
+        let f = InventoryFile {
+            devices: devs.iter().map(|d| d.view(true)).collect(),
+        };
+        let mut out = serde_json::to_vec_pretty(&f)?;
+        out.push(b'\n');
+        Ok(out)
+    }
+
+    fn write_inventory(&mut self) {
+        let Some(path) = self.opts.inventory.clone() else {
+            return;
+        };
+        let r = Intel::inventory_json(&self.table).and_then(|bytes| {
+            // Write beside and rename, so a reader never sees half a file.
+            let tmp = path.with_extension("json.tmp");
+            std::fs::write(&tmp, bytes)?;
+            std::fs::rename(&tmp, &path)?;
+            Ok(())
+        });
+        if let Err(e) = r {
+            let msg = format!("--inventory {}: {e:#}", path.display());
+            if !self.errors.contains(&msg) {
+                tracing::error!("{msg}");
+                self.errors.push(msg);
+            }
+        }
     }
 
     /// Formatted event lines to hand to the writer, if enough are pending (or `force`).
@@ -76,27 +353,62 @@ impl Intel {
     pub fn run(
         mut self,
         rx: Receiver<Vec<Observation>>,
-        spare: crossbeam_channel::Sender<Vec<Observation>>,
+        spare: Sender<Vec<Observation>>,
         mut emit: impl FnMut(Vec<u8>),
     ) -> IntelSummary {
-        for mut batch in rx {
-            for o in &batch {
-                self.observe(o);
+        let tick = self.opts.flush_every.min(Duration::from_secs(1));
+        let mut flushed = Instant::now();
+        let mut inventory_written = Instant::now();
+        loop {
+            match rx.recv_timeout(tick) {
+                Ok(mut batch) => {
+                    for o in &batch {
+                        self.observe(o);
+                    }
+                    batch.clear();
+                    let _ = spare.try_send(batch);
+                    self.after_batch();
+                    if let Some(lines) = self.take_events(false) {
+                        emit(lines);
+                    }
+                    self.metrics.merge(&mut self.prev, &self.stats);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    // Quiet: hand over the pending device events now.
+                    if let Some(lines) = self.take_events(true) {
+                        emit(lines);
+                    }
+                    self.metrics.merge(&mut self.prev, &self.stats);
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
             }
-            batch.clear();
-            let _ = spare.try_send(batch);
-            if let Some(lines) = self.take_events(false) {
-                emit(lines);
+            if flushed.elapsed() >= self.opts.flush_every {
+                self.flush_store();
+                self.publish();
+                flushed = Instant::now();
             }
-            self.metrics.merge(&mut self.prev, &self.stats);
+            if self.live && inventory_written.elapsed() >= self.opts.inventory_every {
+                self.write_inventory();
+                inventory_written = Instant::now();
+            }
         }
+        self.after_batch();
         if let Some(lines) = self.take_events(true) {
             emit(lines);
         }
         self.metrics.merge(&mut self.prev, &self.stats);
+        self.flush_store();
+        self.publish();
+        self.write_inventory();
         IntelSummary {
             stats: self.stats,
             observations: self.observations,
+            devices: self.table.len(),
+            errors: self.errors,
         }
     }
+}
+
+fn change_name(c: Change) -> &'static str {
+    c.as_str()
 }

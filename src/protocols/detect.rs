@@ -115,6 +115,7 @@ pub fn parser_for(proto: AppProto) -> Option<Box<dyn AppParser>> {
         AppProto::Tls => Some(Box::new(super::tls::TlsState::new())),
         AppProto::Dicom => super::dicom::parser(),
         AppProto::Hl7 => super::hl7::parser(),
+        AppProto::Http => Some(Box::new(super::http::HttpState::new())),
         _ => None,
     }
 }

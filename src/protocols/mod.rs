@@ -13,6 +13,7 @@
 pub mod detect;
 pub mod dicom;
 pub mod hl7;
+pub mod http;
 pub mod tls;
 
 use crate::flow::FlowMeta;

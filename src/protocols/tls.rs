@@ -21,6 +21,7 @@ use medtap_parsers::tls::{self, ClientHello, ContentType, Handshake, HandshakeTy
 use serde::Serialize;
 
 use super::{AppContext, AppParser, Direction};
+use crate::fingerprint::{Evidence, EvidenceKind};
 use crate::stats::{Counter, WorkerStats};
 
 /// Bytes of one hello message buffered per direction. A ClientHello is usually 200 to 2000
@@ -405,6 +406,17 @@ impl TlsState {
         }
         self.emitted = true;
         let body = self.event();
+        if let Some((d, _)) = &self.client {
+            let mut items = Vec::new();
+            if let Some(j) = &body.ja3 {
+                items.push(Evidence::new(EvidenceKind::TlsJa3, &j.hash));
+            }
+            if let Some(j) = &body.ja4 {
+                items.push(Evidence::new(EvidenceKind::TlsJa4, j));
+            }
+            let (mac, ip) = cx.flow.sender(*d);
+            cx.obs.evidence(cx.ts, mac, Some(ip), items);
+        }
         // `src` is the TLS client: the side that sent the ClientHello.
         let src = match (&self.client, &self.server) {
             (Some((d, _)), _) => *d,

@@ -992,8 +992,61 @@ impl DicomState {
                 limit: MAX_EVENT_COMMANDS as u64,
             });
         }
+        device_evidence(&ev, self.requestor.unwrap_or(Direction::ToServer), cx);
         cx.events
             .emit(cx.ts, "dicom", cx.flow, Direction::ToServer, &ev);
+    }
+}
+
+/// What an association says about its two devices: the requestor's calling AE title (role
+/// SCU) and implementation, the acceptor's called AE title (role SCP, once it accepted) and
+/// implementation, and the device attributes of the data sets each side sent.
+fn device_evidence(ev: &DicomEvent, requestor: Direction, cx: &mut AppContext<'_>) {
+    use crate::fingerprint::{Evidence, EvidenceKind as K};
+    if !cx.obs.enabled() || ev.calling_ae.is_none() {
+        return;
+    }
+    let accepted = ev.acceptor.is_some();
+    for (dir, side, peer) in [
+        (requestor, "requestor", ev.requestor.as_ref()),
+        (requestor.reverse(), "acceptor", ev.acceptor.as_ref()),
+    ] {
+        let mut items = Vec::new();
+        let mut add = |k: K, v: Option<&String>| {
+            if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
+                let e = Evidence::new(k, v);
+                if !items.contains(&e) {
+                    items.push(e);
+                }
+            }
+        };
+        if side == "requestor" {
+            add(K::DicomCallingAe, ev.calling_ae.as_ref());
+            add(K::DicomRole, Some(&"scu".to_string()));
+        } else if accepted {
+            add(K::DicomCalledAe, ev.called_ae.as_ref());
+            add(K::DicomRole, Some(&"scp".to_string()));
+        }
+        if let Some(p) = peer {
+            add(
+                K::DicomImplementationClassUid,
+                p.implementation_class_uid.as_ref(),
+            );
+            add(
+                K::DicomImplementationVersionName,
+                p.implementation_version_name.as_ref(),
+            );
+        }
+        for d in ev.datasets.iter().filter(|d| d.from == side) {
+            add(K::DicomModality, d.modality.as_ref());
+            add(K::DicomManufacturer, d.manufacturer.as_ref());
+            add(K::DicomModel, d.manufacturer_model_name.as_ref());
+            add(K::DicomSoftwareVersions, d.software_versions.as_ref());
+            add(K::DicomStationName, d.station_name.as_ref());
+            add(K::DicomSerialNumber, d.device_serial_number.as_ref());
+        }
+        let (mac, ip) = cx.flow.sender(dir);
+        cx.obs.evidence(cx.ts, mac, Some(ip), items);
     }
 }
 

@@ -61,6 +61,8 @@ struct Pending {
 struct Shared {
     pending: VecDeque<Pending>,
     cap: usize,
+    /// Hash of the device evidence last sent per direction (repeats are not sent).
+    evidence_sent: [Option<u64>; 2],
 }
 
 /// The per-flow HL7 v2 state machine.
@@ -91,6 +93,7 @@ impl Hl7State {
             shared: Shared {
                 pending: VecDeque::new(),
                 cap,
+                evidence_sent: [None; 2],
             },
         }
     }
@@ -183,12 +186,58 @@ fn finish(why: End, dir: Direction, acc: &mut Acc, shared: &mut Shared, cx: &mut
         acked_message_type,
         limit: shared.cap as u64,
     };
+    device_evidence(&m, dir, shared, cx);
     cx.events
         .emit(cx.ts, "hl7", cx.flow, dir, &Hl7Event::new(&m, &ctx));
     acc.buf.clear();
     if acc.buf.capacity() > KEEP_BUF_BYTES {
         acc.buf = Vec::new();
     }
+}
+
+/// The sender's MSH-3/MSH-4 and the device identifiers (OBX-18, PRT) of a message, as
+/// evidence about its sender; repeated only when they change (per flow and direction).
+fn device_evidence(m: &Message, dir: Direction, shared: &mut Shared, cx: &mut AppContext<'_>) {
+    use crate::fingerprint::{Evidence, EvidenceKind as K};
+    if !cx.obs.enabled() {
+        return;
+    }
+    let h = m.msh.as_ref();
+    let app = h.and_then(|h| h.sending_application.as_deref());
+    let fac = h.and_then(|h| h.sending_facility.as_deref());
+    let key = ahash::RandomState::with_seeds(7, 4, 6, 5).hash_one((app, fac, &m.devices));
+    if shared.evidence_sent[dir.index()] == Some(key) {
+        return;
+    }
+    shared.evidence_sent[dir.index()] = Some(key);
+    let mut items = Vec::new();
+    for (k, v) in [
+        (K::Hl7SendingApplication, app),
+        (K::Hl7SendingFacility, fac),
+    ] {
+        if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
+            items.push(Evidence::new(k, v));
+        }
+    }
+    for d in &m.devices {
+        let kind = if d.source.as_str() == "OBX-18" {
+            K::Hl7ObxDevice
+        } else {
+            K::Hl7PrtDevice
+        };
+        let parts = [&d.id, &d.namespace, &d.universal_id, &d.universal_id_type];
+        let v: Vec<&str> = parts.iter().map(|p| p.as_deref().unwrap_or("")).collect();
+        let v = v.join("^");
+        let v = v.trim_end_matches('^');
+        if !v.is_empty() {
+            let e = Evidence::new(kind, v);
+            if !items.contains(&e) {
+                items.push(e);
+            }
+        }
+    }
+    let (mac, ip) = cx.flow.sender(dir);
+    cx.obs.evidence(cx.ts, mac, Some(ip), items);
 }
 
 fn count_message(m: &Message, cx: &mut AppContext<'_>) {

@@ -1,0 +1,777 @@
+//! The device table: every device seen, what it said about itself, and what it is.
+//!
+//! **Keys.** A device is keyed by its MAC address. A MAC seen as the source of more than
+//! [`ROUTER_MIN_IPV4`] distinct IPv4 addresses (or [`ROUTER_MIN_IPV6`] distinct non-link-local
+//! IPv6 addresses) is a router's: traffic routed through it carries its MAC and the addresses of
+//! the hosts behind it. From then on, observations with that MAC are attributed by IP address
+//! instead, to a device keyed `ip:<address>`, but only for *local* addresses (RFC 1918,
+//! 100.64/10 shared space, link-local, IPv6 ULA): a remote internet host is a peer, not a device
+//! of the hospital's network. Evidence gathered for the router's MAC before it was recognised
+//! stays with it (a documented limitation: the first few hosts' evidence may be mixed into
+//! the router's). Frames with no MAC (raw-IP captures) are attributed the same way: to the
+//! device that last had the IP, else to an `ip:` device for a local address.
+//!
+//! **Bounds.** At most `max_devices` devices ([`crate::limits::Limits::max_devices`]; new
+//! ones are counted and ignored when full), and per device at most [`MAX_IPS`] addresses,
+//! [`MAX_HOSTNAMES`] host names, [`MAX_PROTOCOLS`] protocols, [`MAX_PEERS`] peers and
+//! [`MAX_EVIDENCE`] distinct evidence values (each overflow counted on the device).
+//!
+//! **Times** are packet times (microseconds), so replay and live agree.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use medtap_parsers::oui;
+use serde::{Deserialize, Serialize};
+
+use crate::fingerprint::{
+    extract, identify, Category, Evidence, EvidenceKind, Identification, Signatures, Source,
+};
+use crate::flow::FlowMeta;
+use crate::time::Ts;
+
+/// Distinct IPv4 source addresses after which a MAC is taken for a router's.
+pub const ROUTER_MIN_IPV4: usize = 8;
+/// Distinct non-link-local IPv6 source addresses after which a MAC is taken for a router's
+/// (hosts have several: SLAAC, temporary, DHCPv6).
+pub const ROUTER_MIN_IPV6: usize = 16;
+/// Addresses kept per device (the most recently seen win).
+pub const MAX_IPS: usize = 32;
+pub const MAX_HOSTNAMES: usize = 16;
+pub const MAX_PROTOCOLS: usize = 64;
+pub const MAX_PEERS: usize = 256;
+pub const MAX_EVIDENCE: usize = 128;
+
+/// Evidence kinds whose value is a host name.
+const HOSTNAME_KINDS: &[EvidenceKind] = &[
+    EvidenceKind::DhcpHostname,
+    EvidenceKind::DhcpFqdn,
+    EvidenceKind::MdnsHostname,
+    EvidenceKind::NetbiosName,
+    EvidenceKind::LldpSystemName,
+    EvidenceKind::CdpDeviceId,
+];
+
+/// An address and when it was seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddrSeen {
+    pub ip: IpAddr,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+/// One distinct evidence value and when it was first seen. (No last-seen time or count:
+/// workers skip repeats of packet evidence ([`crate::fingerprint::tap`]), so those would
+/// depend on how packets were spread over workers; the first sighting does not.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceSeen {
+    pub kind: EvidenceKind,
+    pub value: String,
+    pub source: Source,
+    pub confidence: u8,
+    pub first_seen: i64,
+}
+
+/// Flows a device took part in with one protocol, by role.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleCounts {
+    pub client: u64,
+    pub server: u64,
+}
+
+/// Aggregate counts of the traffic with one peer (or in total).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerCounts {
+    pub flows: u64,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+impl PeerCounts {
+    fn add(&mut self, sent: (u64, u64), received: (u64, u64)) {
+        self.flows += 1;
+        self.packets_sent += sent.0;
+        self.bytes_sent += sent.1;
+        self.packets_received += received.0;
+        self.bytes_received += received.1;
+    }
+}
+
+/// What was dropped at a per-device cap.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overflow {
+    pub ips: u64,
+    pub hostnames: u64,
+    pub protocols: u64,
+    pub peers: u64,
+    pub evidence: u64,
+}
+
+impl Overflow {
+    fn is_zero(&self) -> bool {
+        *self == Overflow::default()
+    }
+}
+
+/// One device: what is kept (and persisted). The identification is derived from `evidence`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// `mac:aa:bb:cc:dd:ee:ff` or `ip:10.1.2.3`.
+    pub key: String,
+    pub mac: Option<String>,
+    /// The MAC is a router's (see the module documentation).
+    pub router: bool,
+    pub ips: Vec<AddrSeen>,
+    pub hostnames: BTreeSet<String>,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// Protocol name (`dicom`, `hl7`, `tls`, ..., or `tcp/8080` when not identified) → flows
+    /// by role.
+    pub protocols: BTreeMap<String, RoleCounts>,
+    /// Peer address → aggregate counts.
+    pub peers: BTreeMap<String, PeerCounts>,
+    /// All flows together.
+    pub totals: PeerCounts,
+    pub evidence: Vec<EvidenceSeen>,
+    #[serde(default)]
+    pub overflow: Overflow,
+    /// Derived from `evidence`; recomputed when it changes and on load.
+    #[serde(skip)]
+    pub ident: Option<Identification>,
+}
+
+impl Device {
+    fn new(key: String, mac: Option<[u8; 6]>, ts: i64) -> Device {
+        Device {
+            key,
+            mac: mac.map(|m| oui::format_mac(&m)),
+            router: false,
+            ips: Vec::new(),
+            hostnames: BTreeSet::new(),
+            first_seen: ts,
+            last_seen: ts,
+            protocols: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            totals: PeerCounts::default(),
+            evidence: Vec::new(),
+            overflow: Overflow::default(),
+            ident: None,
+        }
+    }
+
+    fn seen(&mut self, ts: i64) {
+        self.first_seen = self.first_seen.min(ts);
+        self.last_seen = self.last_seen.max(ts);
+    }
+
+    /// Record an address; true if it is new to the device.
+    fn add_ip(&mut self, ip: IpAddr, ts: i64) -> bool {
+        if let Some(a) = self.ips.iter_mut().find(|a| a.ip == ip) {
+            a.first_seen = a.first_seen.min(ts);
+            a.last_seen = a.last_seen.max(ts);
+            return false;
+        }
+        if self.ips.len() >= MAX_IPS {
+            // Keep the most recently seen.
+            self.overflow.ips += 1;
+            let (i, oldest) = self
+                .ips
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, a)| a.last_seen)
+                .map(|(i, a)| (i, a.last_seen))
+                .unwrap_or((0, i64::MIN));
+            if oldest > ts {
+                return false;
+            }
+            self.ips.remove(i);
+        }
+        self.ips.push(AddrSeen {
+            ip,
+            first_seen: ts,
+            last_seen: ts,
+        });
+        self.ips.sort_by_key(|a| a.ip);
+        true
+    }
+
+    fn distinct_source_ips(&self) -> (usize, usize) {
+        let v4 = self.ips.iter().filter(|a| a.ip.is_ipv4()).count();
+        let v6 = self
+            .ips
+            .iter()
+            .filter(|a| matches!(a.ip, IpAddr::V6(v) if !v.is_unicast_link_local()))
+            .count();
+        (v4, v6)
+    }
+
+    /// Merge evidence; true if a (kind, value) is new (the identification may change).
+    fn add_evidence(&mut self, e: &Evidence, ts: i64) -> bool {
+        if let Some(s) = self
+            .evidence
+            .iter_mut()
+            .find(|s| s.kind == e.kind && s.value == e.value)
+        {
+            s.first_seen = s.first_seen.min(ts);
+            if e.confidence > s.confidence {
+                s.confidence = e.confidence;
+                return true;
+            }
+            return false;
+        }
+        if self.evidence.len() >= MAX_EVIDENCE {
+            self.overflow.evidence += 1;
+            return false;
+        }
+        self.evidence.push(EvidenceSeen {
+            kind: e.kind,
+            value: e.value.clone(),
+            source: e.source,
+            confidence: e.confidence,
+            first_seen: ts,
+        });
+        self.evidence
+            .sort_by(|a, b| (a.kind, &a.value).cmp(&(b.kind, &b.value)));
+        if HOSTNAME_KINDS.contains(&e.kind) {
+            if self.hostnames.len() < MAX_HOSTNAMES {
+                self.hostnames.insert(e.value.clone());
+            } else if !self.hostnames.contains(&e.value) {
+                self.overflow.hostnames += 1;
+            }
+        }
+        true
+    }
+
+    fn add_protocol(&mut self, name: String, server: bool) {
+        if !self.protocols.contains_key(&name) && self.protocols.len() >= MAX_PROTOCOLS {
+            self.overflow.protocols += 1;
+            return;
+        }
+        let r = self.protocols.entry(name).or_default();
+        if server {
+            r.server += 1;
+        } else {
+            r.client += 1;
+        }
+    }
+
+    fn add_peer(&mut self, peer: IpAddr, sent: (u64, u64), received: (u64, u64)) {
+        self.totals.add(sent, received);
+        let k = peer.to_string();
+        if !self.peers.contains_key(&k) && self.peers.len() >= MAX_PEERS {
+            self.overflow.peers += 1;
+            return;
+        }
+        self.peers.entry(k).or_default().add(sent, received);
+    }
+
+    fn evidence_list(&self) -> Vec<Evidence> {
+        self.evidence
+            .iter()
+            .map(|s| Evidence {
+                kind: s.kind,
+                value: s.value.clone(),
+                source: s.source,
+                confidence: s.confidence,
+            })
+            .collect()
+    }
+
+    /// Recompute the identification; true if it changed.
+    pub fn reidentify(&mut self, sigs: &Signatures) -> bool {
+        let id = identify(&self.evidence_list(), sigs);
+        let changed = self.ident.as_ref() != Some(&id);
+        self.ident = Some(id);
+        changed
+    }
+
+    pub fn category(&self) -> Category {
+        self.ident
+            .as_ref()
+            .map_or(Category::Unknown, |i| i.category.value)
+    }
+
+    pub fn eol_os(&self) -> bool {
+        self.ident.as_ref().is_some_and(|i| i.eol_os())
+    }
+
+    /// The JSON view (inventory file, API, `device` events). `with_evidence`: the evidence list
+    /// itself; otherwise only the kinds present.
+    pub fn view(&self, with_evidence: bool) -> DeviceView<'_> {
+        let id = self.ident.as_ref();
+        let kinds: BTreeSet<EvidenceKind> = self.evidence.iter().map(|e| e.kind).collect();
+        DeviceView {
+            key: &self.key,
+            mac: self.mac.as_deref(),
+            ips: self.ips.iter().map(|a| a.ip).collect(),
+            hostnames: &self.hostnames,
+            vendor: id.and_then(|i| i.vendor.as_ref()).map(|d| d.value.as_str()),
+            model: id.and_then(|i| i.model.as_ref()).map(|d| d.value.as_str()),
+            os: id.and_then(|i| i.os.as_ref()).map(|d| &d.value),
+            software: id
+                .and_then(|i| i.software.as_ref())
+                .map(|d| d.value.as_str()),
+            category: self.category(),
+            is_medical: self.category().is_medical(),
+            confidence: id.map_or(0, |i| i.confidence),
+            identification: id,
+            evidence_kinds: kinds.into_iter().collect(),
+            evidence: with_evidence.then(|| {
+                self.evidence
+                    .iter()
+                    .map(|e| EvidenceView {
+                        kind: e.kind,
+                        value: &e.value,
+                        source: e.source,
+                        confidence: e.confidence,
+                        first_seen: Ts(e.first_seen),
+                    })
+                    .collect()
+            }),
+            first_seen: Ts(self.first_seen),
+            last_seen: Ts(self.last_seen),
+            router: self.router,
+            protocols: &self.protocols,
+            peers: PeersView {
+                count: self.peers.len() as u64 + self.overflow.peers,
+                totals: &self.totals,
+                top: {
+                    let mut p: Vec<(&String, &PeerCounts)> = self.peers.iter().collect();
+                    p.sort_by(|a, b| b.1.flows.cmp(&a.1.flows).then(a.0.cmp(b.0)));
+                    p.truncate(PEERS_SHOWN);
+                    p.into_iter()
+                        .map(|(ip, c)| PeerView { ip, counts: c })
+                        .collect()
+                },
+            },
+            overflow: (!self.overflow.is_zero()).then_some(&self.overflow),
+        }
+    }
+}
+
+/// Peers listed in a device's view (the most active); `count` tells how many there are.
+pub const PEERS_SHOWN: usize = 20;
+
+#[derive(Serialize)]
+pub struct EvidenceView<'a> {
+    pub kind: EvidenceKind,
+    pub value: &'a str,
+    pub source: Source,
+    pub confidence: u8,
+    pub first_seen: Ts,
+}
+
+#[derive(Serialize)]
+pub struct PeerView<'a> {
+    pub ip: &'a str,
+    #[serde(flatten)]
+    pub counts: &'a PeerCounts,
+}
+
+#[derive(Serialize)]
+pub struct PeersView<'a> {
+    /// Distinct peers.
+    pub count: u64,
+    pub totals: &'a PeerCounts,
+    pub top: Vec<PeerView<'a>>,
+}
+
+/// A device as the inventory file, the API and `device` events show it.
+#[derive(Serialize)]
+pub struct DeviceView<'a> {
+    pub key: &'a str,
+    pub mac: Option<&'a str>,
+    pub ips: Vec<IpAddr>,
+    pub hostnames: &'a BTreeSet<String>,
+    pub vendor: Option<&'a str>,
+    pub model: Option<&'a str>,
+    pub os: Option<&'a crate::fingerprint::OsInfo>,
+    pub software: Option<&'a str>,
+    pub category: Category,
+    pub is_medical: bool,
+    pub confidence: u8,
+    /// Each attribute with its confidence and the evidence (and signature rule) that decided it.
+    pub identification: Option<&'a Identification>,
+    pub evidence_kinds: Vec<EvidenceKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Vec<EvidenceView<'a>>>,
+    pub first_seen: Ts,
+    pub last_seen: Ts,
+    pub router: bool,
+    pub protocols: &'a BTreeMap<String, RoleCounts>,
+    pub peers: PeersView<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overflow: Option<&'a Overflow>,
+}
+
+/// Whether `ip` is a local (site) address: a device of the network rather than a remote peer.
+pub fn is_local(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_private() || a.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(a) => {
+            a.is_unicast_link_local()
+                || (a.segments()[0] & 0xfe00) == 0xfc00
+                || a.to_ipv4_mapped().is_some_and(|v| is_local(&IpAddr::V4(v)))
+        }
+    }
+}
+
+/// An address a host can have as its own (not unspecified, multicast, broadcast, loopback).
+fn is_host_ip(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            !(a.is_unspecified() || a.is_multicast() || a.is_broadcast() || a.is_loopback())
+                && a.octets()[3] != 255
+        }
+        IpAddr::V6(a) => !(a.is_unspecified() || a.is_multicast() || a.is_loopback()),
+    }
+}
+
+fn is_host_mac(mac: &[u8; 6]) -> bool {
+    *mac != [0; 6] && mac[0] & 1 == 0
+}
+
+/// What changed in the table, for `device` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Change {
+    New,
+    Identification,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::New => "new",
+            Change::Identification => "identification",
+        }
+    }
+}
+
+/// The table.
+pub struct DeviceTable {
+    devices: Vec<Device>,
+    by_key: HashMap<String, usize>,
+    /// The device that last had each address.
+    by_ip: HashMap<IpAddr, usize>,
+    max_devices: usize,
+    /// New devices not created because the table was full.
+    pub dropped: u64,
+    /// Devices changed since the last [`DeviceTable::take_dirty`] (persistence).
+    dirty: BTreeSet<usize>,
+    /// Devices new or re-identified since the last [`DeviceTable::take_changes`] (events).
+    changes: BTreeMap<usize, (Change, i64)>,
+}
+
+impl DeviceTable {
+    pub fn new(max_devices: usize) -> DeviceTable {
+        DeviceTable {
+            devices: Vec::new(),
+            by_key: HashMap::new(),
+            by_ip: HashMap::new(),
+            max_devices,
+            dropped: 0,
+            dirty: BTreeSet::new(),
+            changes: BTreeMap::new(),
+        }
+    }
+
+    /// Restore devices read from the store (identification recomputed, no events).
+    pub fn load(&mut self, devices: Vec<Device>, sigs: &Signatures) {
+        for mut d in devices {
+            if self.devices.len() >= self.max_devices {
+                self.dropped += 1;
+                continue;
+            }
+            d.reidentify(sigs);
+            let i = self.devices.len();
+            self.by_key.insert(d.key.clone(), i);
+            for a in &d.ips {
+                self.by_ip.insert(a.ip, i);
+            }
+            self.devices.push(d);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.devices.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty()
+    }
+
+    pub fn devices(&self) -> &[Device] {
+        &self.devices
+    }
+
+    pub fn get(&self, i: usize) -> &Device {
+        &self.devices[i]
+    }
+
+    /// Devices changed since the last call (to persist).
+    pub fn take_dirty(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.dirty).into_iter().collect()
+    }
+
+    /// Devices new or re-identified since the last call, with the packet time of the change.
+    pub fn take_changes(&mut self) -> Vec<(usize, Change, i64)> {
+        std::mem::take(&mut self.changes)
+            .into_iter()
+            .map(|(i, (c, ts))| (i, c, ts))
+            .collect()
+    }
+
+    fn touch(&mut self, i: usize) {
+        self.dirty.insert(i);
+    }
+
+    fn create(
+        &mut self,
+        key: String,
+        mac: Option<[u8; 6]>,
+        ts: i64,
+        sigs: &Signatures,
+    ) -> Option<usize> {
+        if self.devices.len() >= self.max_devices {
+            self.dropped += 1;
+            return None;
+        }
+        let mut d = Device::new(key.clone(), mac, ts);
+        if let Some(m) = mac {
+            for e in extract::from_mac(&m) {
+                d.add_evidence(&e, ts);
+            }
+        }
+        d.reidentify(sigs);
+        let i = self.devices.len();
+        self.devices.push(d);
+        self.by_key.insert(key, i);
+        self.changes.insert(i, (Change::New, ts));
+        self.touch(i);
+        Some(i)
+    }
+
+    /// The device of the host at (`mac`, `ip`), created if `create` and there is room.
+    pub fn resolve(
+        &mut self,
+        mac: [u8; 6],
+        ip: Option<IpAddr>,
+        ts: i64,
+        create: bool,
+        sigs: &Signatures,
+    ) -> Option<usize> {
+        let ip = ip.filter(is_host_ip);
+        if is_host_mac(&mac) {
+            let key = format!("mac:{}", oui::format_mac(&mac));
+            let i = match self.by_key.get(&key) {
+                Some(&i) => Some(i),
+                None if create => self.create(key, Some(mac), ts, sigs),
+                None => None,
+            };
+            if let Some(i) = i {
+                if !self.devices[i].router {
+                    self.devices[i].seen(ts);
+                    if let Some(ip) = ip {
+                        if self.devices[i].add_ip(ip, ts) {
+                            let (v4, v6) = self.devices[i].distinct_source_ips();
+                            if v4 > ROUTER_MIN_IPV4 || v6 > ROUTER_MIN_IPV6 {
+                                self.devices[i].router = true;
+                            }
+                        }
+                        if !self.devices[i].router {
+                            self.by_ip.insert(ip, i);
+                        }
+                    }
+                    self.touch(i);
+                    return Some(i);
+                }
+                // A router's MAC: the host is known by its address.
+                self.devices[i].seen(ts);
+                self.touch(i);
+                if ip.is_none() {
+                    return Some(i);
+                }
+            }
+        }
+        let ip = ip?;
+        if let Some(&i) = self.by_ip.get(&ip) {
+            let d = &mut self.devices[i];
+            d.seen(ts);
+            d.add_ip(ip, ts);
+            self.touch(i);
+            return Some(i);
+        }
+        if !create || !is_local(&ip) {
+            return None;
+        }
+        let i = self.create(format!("ip:{ip}"), None, ts, sigs)?;
+        self.devices[i].add_ip(ip, ts);
+        self.by_ip.insert(ip, i);
+        Some(i)
+    }
+
+    /// Evidence about the host at (`mac`, `ip`).
+    pub fn evidence(
+        &mut self,
+        ts: i64,
+        mac: [u8; 6],
+        ip: Option<IpAddr>,
+        items: &[Evidence],
+        sigs: &Signatures,
+    ) {
+        let Some(i) = self.resolve(mac, ip, ts, true, sigs) else {
+            return;
+        };
+        let d = &mut self.devices[i];
+        let mut new = false;
+        for e in items {
+            new |= d.add_evidence(e, ts);
+        }
+        if new && d.reidentify(sigs) {
+            self.changes
+                .entry(i)
+                .or_insert((Change::Identification, ts));
+        }
+    }
+
+    /// A flow started: its client is alive (the server is counted when the flow ends, once its
+    /// MAC is known).
+    pub fn flow_start(&mut self, ts: i64, f: &FlowMeta, sigs: &Signatures) {
+        self.resolve(f.client_mac, Some(f.client.0), ts, true, sigs);
+        if f.server_mac != [0; 6] {
+            self.resolve(f.server_mac, Some(f.server.0), ts, true, sigs);
+        }
+    }
+
+    /// A flow ended: protocols by role, peers and volumes on both sides.
+    pub fn flow_end(
+        &mut self,
+        ts: i64,
+        f: &FlowMeta,
+        packets: [u64; 2],
+        bytes: [u64; 2],
+        sigs: &Signatures,
+    ) {
+        let proto = protocol_name(f);
+        // The server side exists only if it answered (else a scan would create devices).
+        let server_answered = packets[1] > 0;
+        let c = self.resolve(f.client_mac, Some(f.client.0), ts, true, sigs);
+        let s = self.resolve(f.server_mac, Some(f.server.0), ts, server_answered, sigs);
+        let to_server = (packets[0], bytes[0]);
+        let to_client = (packets[1], bytes[1]);
+        if let Some(c) = c {
+            let d = &mut self.devices[c];
+            d.add_protocol(proto.clone(), false);
+            d.add_peer(f.server.0, to_server, to_client);
+        }
+        if let Some(s) = s.filter(|&s| Some(s) != c) {
+            let d = &mut self.devices[s];
+            d.add_protocol(proto, true);
+            d.add_peer(f.client.0, to_client, to_server);
+        }
+    }
+
+    /// Devices by category (every category present, zeros included) and how many run an
+    /// end-of-life OS.
+    pub fn gauges(&self) -> (BTreeMap<Category, i64>, i64) {
+        let mut by: BTreeMap<Category, i64> = Category::ALL.iter().map(|c| (*c, 0)).collect();
+        let mut eol = 0;
+        for d in &self.devices {
+            *by.entry(d.category()).or_default() += 1;
+            eol += i64::from(d.eol_os());
+        }
+        (by, eol)
+    }
+}
+
+/// The name a flow's protocol is counted under: the identified application protocol, else
+/// the transport and server port (`tcp/8080`), or the IP protocol name.
+pub fn protocol_name(f: &FlowMeta) -> String {
+    match f.app_proto {
+        Some(p) if p != crate::protocols::AppProto::Unknown => p.as_str().to_string(),
+        _ if f.has_ports() => format!("{}/{}", f.proto_name().to_lowercase(), f.server.1),
+        _ => f.proto_name().to_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint::EvidenceKind as K;
+
+    fn sigs() -> Signatures {
+        Signatures::shipped().unwrap()
+    }
+
+    #[test]
+    fn router_mac_is_split_by_local_ip() {
+        let s = sigs();
+        let mut t = DeviceTable::new(100);
+        let router = [0x00, 0x1b, 0x54, 1, 2, 3];
+        for n in 1..=ROUTER_MIN_IPV4 + 1 {
+            let ip: IpAddr = format!("8.8.{n}.1").parse().unwrap();
+            t.resolve(router, Some(ip), n as i64, true, &s);
+        }
+        assert_eq!(t.len(), 1);
+        assert!(t.get(0).router);
+        // Behind the router: a local host gets its own device, a remote one none.
+        let a = t.resolve(router, Some("10.9.0.5".parse().unwrap()), 50, true, &s);
+        assert_eq!(t.get(a.unwrap()).key, "ip:10.9.0.5");
+        assert_eq!(
+            t.resolve(router, Some("1.1.1.1".parse().unwrap()), 51, true, &s),
+            None
+        );
+        // An ordinary host with two addresses stays one device.
+        let h = [0x00, 0x09, 0x5c, 1, 2, 3];
+        let i = t.resolve(h, Some("10.0.0.2".parse().unwrap()), 1, true, &s);
+        let j = t.resolve(h, Some("fe80::1".parse().unwrap()), 2, true, &s);
+        assert_eq!(i, j);
+        assert!(!t.get(i.unwrap()).router);
+    }
+
+    #[test]
+    fn caps_are_counted() {
+        let s = sigs();
+        let mut t = DeviceTable::new(2);
+        for n in 0..4u8 {
+            t.resolve([0, 9, 0x5c, 0, 0, n], None, 1, true, &s);
+        }
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.dropped, 2);
+        let mut d = Device::new("k".into(), None, 0);
+        for n in 0..(MAX_EVIDENCE + 3) {
+            d.add_evidence(&Evidence::new(K::HttpUserAgent, format!("ua{n}")), 1);
+        }
+        assert_eq!(d.evidence.len(), MAX_EVIDENCE);
+        assert_eq!(d.overflow.evidence, 3);
+    }
+
+    #[test]
+    fn evidence_changes_identification_once() {
+        let s = sigs();
+        let mut t = DeviceTable::new(10);
+        let mac = [0x00, 0x09, 0x5c, 1, 2, 3];
+        t.evidence(1, mac, None, &[], &s);
+        let ch = t.take_changes();
+        assert_eq!(ch.len(), 1);
+        assert_eq!(ch[0].1, Change::New);
+        let e = [Evidence::new(K::DicomModality, "CT")];
+        t.evidence(2, mac, None, &e, &s);
+        t.evidence(3, mac, None, &e, &s);
+        let ch = t.take_changes();
+        assert_eq!(ch.len(), 1, "{ch:?}");
+        assert_eq!(ch[0].1, Change::Identification);
+        assert_eq!(t.get(0).category(), Category::Ct);
+        let e = t
+            .get(0)
+            .evidence
+            .iter()
+            .find(|e| e.kind == K::DicomModality);
+        assert_eq!(e.unwrap().first_seen, 2);
+    }
+}
