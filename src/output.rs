@@ -54,6 +54,22 @@ impl EventSink {
         src: Direction,
         body: &T,
     ) {
+        self.emit_with(ts, event_type, flow, src, |b| {
+            if serde_json::to_writer(&mut *b, body).is_err() {
+                b.extend_from_slice(b"null");
+            }
+        });
+    }
+
+    /// [`EventSink::emit`] with a body that writes its JSON object itself (the hot `flow` event).
+    pub fn emit_with(
+        &mut self,
+        ts: Ts,
+        event_type: &str,
+        flow: &FlowMeta,
+        src: Direction,
+        body: impl FnOnce(&mut Vec<u8>),
+    ) {
         if !self.enabled {
             return;
         }
@@ -62,35 +78,50 @@ impl EventSink {
             Direction::ToServer => (flow.client, flow.server),
             Direction::ToClient => (flow.server, flow.client),
         };
+        // Written byte by byte rather than with `write!` (this runs for every event): the same
+        // text as `{"timestamp":"{ts}","event_type":"{event_type}","flow_id":{id}...`.
         let b = &mut self.buf;
-        let _ = write!(
-            b,
-            "{{\"timestamp\":\"{ts}\",\"event_type\":\"{event_type}\",\"flow_id\":{}",
-            flow.flow_id
-        );
+        b.extend_from_slice(b"{\"timestamp\":\"");
+        b.extend_from_slice(&ts.rfc3339());
+        b.extend_from_slice(b"\",\"event_type\":\"");
+        b.extend_from_slice(event_type.as_bytes());
+        b.extend_from_slice(b"\",\"flow_id\":");
+        push_u64(b, flow.flow_id);
         if let Some(v) = flow.vlan_outer() {
-            let _ = write!(b, ",\"vlan\":[{v}");
+            b.extend_from_slice(b",\"vlan\":[");
+            push_u64(b, u64::from(v));
             if let Some(v2) = flow.vlan_inner() {
-                let _ = write!(b, ",{v2}");
+                b.push(b',');
+                push_u64(b, u64::from(v2));
             }
             b.push(b']');
         }
-        let _ = write!(b, ",\"src_ip\":\"{}\"", DisplayIp(s.0));
+        b.extend_from_slice(b",\"src_ip\":\"");
+        push_ip(b, s.0);
+        b.push(b'"');
         if flow.has_ports() {
-            let _ = write!(b, ",\"src_port\":{}", s.1);
+            b.extend_from_slice(b",\"src_port\":");
+            push_u64(b, u64::from(s.1));
         }
-        let _ = write!(b, ",\"dest_ip\":\"{}\"", DisplayIp(d.0));
+        b.extend_from_slice(b",\"dest_ip\":\"");
+        push_ip(b, d.0);
+        b.push(b'"');
         if flow.has_ports() {
-            let _ = write!(b, ",\"dest_port\":{}", d.1);
+            b.extend_from_slice(b",\"dest_port\":");
+            push_u64(b, u64::from(d.1));
         }
-        let _ = write!(b, ",\"proto\":\"{}\"", flow.proto_name());
+        b.extend_from_slice(b",\"proto\":\"");
+        b.extend_from_slice(flow.proto_name().as_bytes());
+        b.push(b'"');
         if let Some(app) = flow.app_proto {
-            let _ = write!(b, ",\"app_proto\":\"{}\"", app.as_str());
+            b.extend_from_slice(b",\"app_proto\":\"");
+            b.extend_from_slice(app.as_str().as_bytes());
+            b.push(b'"');
         }
-        let _ = write!(b, ",\"{event_type}\":");
-        if serde_json::to_writer(&mut *b, body).is_err() {
-            b.extend_from_slice(b"null");
-        }
+        b.extend_from_slice(b",\"");
+        b.extend_from_slice(event_type.as_bytes());
+        b.extend_from_slice(b"\":");
+        body(b);
         b.extend_from_slice(b"}\n");
     }
 
@@ -127,12 +158,36 @@ impl EventSink {
     }
 }
 
-/// IPv4-mapped addresses print as IPv4, like Suricata.
-struct DisplayIp(IpAddr);
+/// Appends `v` in decimal, as `Display` writes it.
+pub fn push_u64(b: &mut Vec<u8>, v: u64) {
+    b.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
 
-impl std::fmt::Display for DisplayIp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+/// Appends `v` in decimal, as `Display` writes it.
+pub fn push_i64(b: &mut Vec<u8>, v: i64) {
+    b.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+/// Appends `ip` as `Display` writes it (IPv4 dotted quad by hand; IPv6 through `Display`).
+fn push_ip(b: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(a) => {
+            for (i, o) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    b.push(b'.');
+                }
+                if o >= 100 {
+                    b.push(b'0' + o / 100);
+                }
+                if o >= 10 {
+                    b.push(b'0' + o / 10 % 10);
+                }
+                b.push(b'0' + o % 10);
+            }
+        }
+        IpAddr::V6(_) => {
+            let _ = write!(b, "{ip}");
+        }
     }
 }
 
@@ -180,5 +235,98 @@ impl EventWriter {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocols::AppProto;
+
+    /// The header as `write!` formats it (what `emit_with` replaced), for comparison.
+    fn reference(ts: Ts, et: &str, flow: &FlowMeta, src: Direction, body: &str) -> String {
+        let (s, d) = match src {
+            Direction::ToServer => (flow.client, flow.server),
+            Direction::ToClient => (flow.server, flow.client),
+        };
+        let mut o = format!(
+            "{{\"timestamp\":\"{ts}\",\"event_type\":\"{et}\",\"flow_id\":{}",
+            flow.flow_id
+        );
+        if let Some(v) = flow.vlan_outer() {
+            o += &format!(",\"vlan\":[{v}");
+            if let Some(v2) = flow.vlan_inner() {
+                o += &format!(",{v2}");
+            }
+            o.push(']');
+        }
+        o += &format!(",\"src_ip\":\"{}\"", s.0);
+        if flow.has_ports() {
+            o += &format!(",\"src_port\":{}", s.1);
+        }
+        o += &format!(",\"dest_ip\":\"{}\"", d.0);
+        if flow.has_ports() {
+            o += &format!(",\"dest_port\":{}", d.1);
+        }
+        o += &format!(",\"proto\":\"{}\"", flow.proto_name());
+        if let Some(app) = flow.app_proto {
+            o += &format!(",\"app_proto\":\"{}\"", app.as_str());
+        }
+        o + &format!(",\"{et}\":{body}}}\n")
+    }
+
+    #[test]
+    fn header_written_by_hand_equals_the_formatted_one() {
+        let ips: [IpAddr; 6] = [
+            "0.0.0.0".parse().unwrap(),
+            "10.7.100.255".parse().unwrap(),
+            "192.168.1.9".parse().unwrap(),
+            "::".parse().unwrap(),
+            "fe80::1:2ff:fe03:405".parse().unwrap(),
+            "::ffff:10.0.0.1".parse().unwrap(),
+        ];
+        let mut n = 0u64;
+        for (k, &a) in ips.iter().enumerate() {
+            let b = ips[(k + 1) % ips.len()];
+            for (proto, vlan, app) in [
+                (6, [0, 0], Some(AppProto::Tls)),
+                (17, [100, 0], None),
+                (1, [4094, 7], Some(AppProto::Unknown)),
+            ] {
+                n += 1;
+                let flow = FlowMeta {
+                    flow_id: n * 0x0123_4567_89ab_cdef % (1 << 63),
+                    proto,
+                    client: (a, 65535),
+                    server: (b, n as u16),
+                    vlan,
+                    client_mac: [0; 6],
+                    server_mac: [0; 6],
+                    app_proto: app,
+                };
+                for src in [Direction::ToServer, Direction::ToClient] {
+                    let ts = Ts::from_timeval(1_710_489_600 + n as i64 * 7919, n as i64 * 131);
+                    let mut sink = EventSink::new(true);
+                    sink.emit(ts, "flow", &flow, src, &serde_json::json!({"x": n}));
+                    let got = String::from_utf8(sink.take()).unwrap();
+                    let want = reference(ts, "flow", &flow, src, &format!("{{\"x\":{n}}}"));
+                    assert_eq!(got, want);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn integers_as_display_writes_them() {
+        for v in [0u64, 9, 10, 99, 100, 65_535, u64::MAX] {
+            let mut b = Vec::new();
+            push_u64(&mut b, v);
+            assert_eq!(b, v.to_string().into_bytes());
+        }
+        for v in [0i64, -1, -86_400, i64::MIN, i64::MAX] {
+            let mut b = Vec::new();
+            push_i64(&mut b, v);
+            assert_eq!(b, v.to_string().into_bytes());
+        }
     }
 }

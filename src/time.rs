@@ -50,15 +50,16 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-impl fmt::Display for Ts {
-    /// RFC 3339 with microseconds and an explicit UTC offset, as Suricata writes `timestamp`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Ts {
+    /// RFC 3339 with microseconds and an explicit UTC offset, as Suricata writes `timestamp`
+    /// (`2018-01-29T19:23:42.000042+0000`; out of years 0 to 9999, the epoch).
+    pub fn rfc3339(self) -> [u8; 31] {
         let secs = self.secs();
         let micros = self.0.rem_euclid(1_000_000) as u32;
         let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
         let sod = secs.rem_euclid(86_400) as u32;
         if !(0..=9999).contains(&y) {
-            return write!(f, "1970-01-01T00:00:00.000000+0000");
+            return *b"1970-01-01T00:00:00.000000+0000";
         }
         let mut b = *b"0000-00-00T00:00:00.000000+0000";
         let put = |b: &mut [u8], at: usize, width: usize, mut v: u32| {
@@ -74,7 +75,15 @@ impl fmt::Display for Ts {
         put(&mut b, 14, 2, sod / 60 % 60);
         put(&mut b, 17, 2, sod % 60);
         put(&mut b, 20, 6, micros);
-        // ok: every byte written above is an ASCII digit or came from the ASCII template
+        b
+    }
+}
+
+impl fmt::Display for Ts {
+    /// [`Ts::rfc3339`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.rfc3339();
+        // ok: every byte is an ASCII digit or comes from the ASCII template
         f.write_str(std::str::from_utf8(&b).unwrap_or("1970-01-01T00:00:00.000000+0000"))
     }
 }
