@@ -793,7 +793,19 @@ fn end_state(f: &Flow) -> &'static str {
 
 /// Whether `f` has been idle past its timeout at capture clock `now`.
 fn is_expired(t: &Timeouts, f: &Flow, now: Ts) -> bool {
-    now.0.saturating_sub(f.seen.0) > (idle_timeout_of(t, f) as i64).saturating_mul(1_000_000)
+    let idle = now.0.saturating_sub(f.seen.0);
+    // Idle no longer than the shortest timeout: not expired, whatever the flow's state (and its
+    // TCP state, behind a pointer, is not read: the sweep visits every flow).
+    let shortest = t
+        .tcp_new
+        .min(t.tcp_established)
+        .min(t.tcp_closed)
+        .min(t.udp)
+        .min(t.other);
+    if idle <= (shortest as i64).saturating_mul(1_000_000) {
+        return false;
+    }
+    idle > (idle_timeout_of(t, f) as i64).saturating_mul(1_000_000)
 }
 
 /// The reason a flow that timed out ended: a closed TCP flow is a close, anything else idle.

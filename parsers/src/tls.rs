@@ -773,15 +773,42 @@ fn sslv2_specs(bytes: &[u8], out: &mut Vec<u32>, truncated: &mut bool) {
     }
 }
 
-fn join_dec<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
+fn join_dec<'a, T: Copy + Into<u32> + 'a>(items: impl Iterator<Item = &'a T>) -> String {
     let mut s = String::new();
     for (i, v) in items.enumerate() {
         if i > 0 {
             s.push('-');
         }
-        s.push_str(&v.to_string());
+        push_dec(&mut s, (*v).into());
     }
     s
+}
+
+/// Appends `v` in decimal (as `Display` writes it, without going through the formatter: JA3
+/// strings are built for every hello).
+fn push_dec(s: &mut String, v: u32) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        s.push(char::from(b));
+    }
+}
+
+/// Appends `v` as 4 lowercase hex digits (`{v:04x}`).
+pub fn push_hex4(s: &mut String, v: u16) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in [12, 8, 4, 0] {
+        s.push(char::from(HEX[usize::from((v >> shift) & 0xf)]));
+    }
 }
 
 fn hex_lower(bytes: &[u8]) -> String {
@@ -811,7 +838,7 @@ fn join_hex4<'a>(items: impl Iterator<Item = &'a u16>) -> String {
         if i > 0 {
             s.push(',');
         }
-        s.push_str(&format!("{v:04x}"));
+        push_hex4(&mut s, *v);
     }
     s
 }
@@ -974,6 +1001,20 @@ impl ServerHello {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_and_hex_without_the_formatter() {
+        for v in [0u16, 1, 9, 10, 255, 4865, 0xabcd, u16::MAX] {
+            let mut d = String::new();
+            push_dec(&mut d, u32::from(v));
+            assert_eq!(d, v.to_string());
+            let mut h = String::new();
+            push_hex4(&mut h, v);
+            assert_eq!(h, format!("{v:04x}"));
+        }
+        assert_eq!(join_dec([1u8, 0, 2].iter()), "1-0-2");
+        assert_eq!(join_hex4([0x1301u16, 0xc02b].iter()), "1301,c02b");
+    }
 
     // Stream bytes extracted with `tshark -r <capture> -q -z follow,tcp,raw,0` from the
     // corpus captures (copies in pcaps/corpus/), cut after the first non-handshake record;

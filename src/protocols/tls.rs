@@ -528,7 +528,10 @@ impl AppParser for TlsState {
 
 /// `"0x0303"`.
 fn hex4(v: u16) -> String {
-    format!("0x{v:04x}")
+    let mut s = String::with_capacity(6);
+    s.push_str("0x");
+    tls::push_hex4(&mut s, v);
+    s
 }
 
 /// "TLS 1.2", "SSLv3", ... or the hex value when unknown.
