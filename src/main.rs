@@ -130,6 +130,15 @@ fn run_live(args: medtap::config::LiveArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
     let opts = pipeline_options(&settings, false)?;
     let server = start_server(&settings, &metrics, &opts)?;
+    // SIGHUP: reload the signatures (a bad set is logged and the old one kept).
+    let mut reloader = medtap::reload::Reloader::new(&metrics)?;
+    if let Some(sigs) = &opts.intel.signatures {
+        reloader.add(
+            "signatures",
+            medtap::reload::signatures_action(settings.signatures.clone(), sigs.clone()),
+        );
+    }
+    let _reload = reloader.spawn_on_sighup(stop.clone())?;
     if let Some(u) = &user {
         medtap::privilege::drop_to(u)?;
         tracing::info!(user = %u.name, uid = %u.uid, gid = %u.gid, "dropped privileges");
@@ -215,7 +224,7 @@ fn pipeline_options(settings: &Settings, progress: bool) -> anyhow::Result<pipel
         bpf: settings.bpf.clone(),
         progress,
         intel: medtap::intel::IntelOptions {
-            signatures: Some(Arc::new(sigs)),
+            signatures: Some(medtap::reload::Reloadable::new(sigs)),
             state_dir: settings.state_dir.clone(),
             inventory: settings.inventory.clone(),
             max_devices: settings.limits.max_devices,

@@ -142,7 +142,7 @@ fn tls_basic_auth_and_bearer_token_guard_every_route() {
     let ca = ca.to_str().unwrap();
     let tls = ["--cacert", ca];
 
-    for path in ["/metrics", "/healthz", "/nonexistent"] {
+    for path in ["/metrics", "/healthz", "/api/devices", "/nonexistent"] {
         let (code, _) = curl(&format!("{base}{path}"), &tls);
         assert_eq!(code, 401, "{path} without credentials");
     }

@@ -497,6 +497,19 @@ impl DeviceTable {
         }
     }
 
+    /// After the signatures were reloaded (SIGHUP): identify every device again; the ones
+    /// whose identification changed get a `device` event (change "identification") at `ts`.
+    pub fn reidentify_all(&mut self, ts: i64, sigs: &Signatures) {
+        for (i, d) in self.devices.iter_mut().enumerate() {
+            if d.reidentify(sigs) {
+                self.changes
+                    .entry(i)
+                    .or_insert((Change::Identification, ts));
+                self.dirty.insert(i);
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.devices.len()
     }

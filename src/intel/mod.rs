@@ -35,6 +35,7 @@ use crate::fingerprint::Signatures;
 use crate::metrics::Metrics;
 use crate::observe::Observation;
 use crate::output::{EventSink, SINK_FLUSH_BYTES};
+use crate::reload::{Cached, Reloadable};
 use crate::stats::WorkerStats;
 use crate::time::Ts;
 use devices::{Change, DeviceTable, DeviceView};
@@ -73,8 +74,9 @@ pub struct InventorySnapshot {
 /// How the central thread is set up.
 #[derive(Clone)]
 pub struct IntelOptions {
-    /// Fingerprint signatures; `None` = the shipped ones.
-    pub signatures: Option<Arc<Signatures>>,
+    /// Fingerprint signatures; `None` = the shipped ones. Replaced on SIGHUP in live capture
+    /// ([`crate::reload`]); the central thread picks a new set up at its next observation.
+    pub signatures: Option<Arc<Reloadable<Signatures>>>,
     /// `--state-dir`: where the SQLite database lives; `None` = in memory.
     pub state_dir: Option<PathBuf>,
     /// `--inventory`: JSON file written at the end (replay) or every `inventory_every` (live).
@@ -132,7 +134,7 @@ pub struct InventoryFile<'a> {
 /// The central thread's state.
 pub struct Intel {
     opts: IntelOptions,
-    sigs: Arc<Signatures>,
+    sigs: Cached<Signatures>,
     table: DeviceTable,
     store: Store,
     events: EventSink,
@@ -157,12 +159,13 @@ impl Intel {
         metrics: Arc<Metrics>,
         live: bool,
     ) -> Result<Intel> {
-        let sigs = match &opts.signatures {
-            Some(s) => s.clone(),
-            None => Arc::new(
+        let mut sigs = match &opts.signatures {
+            Some(s) => s.cached(),
+            None => Reloadable::new(
                 Signatures::shipped()
                     .map_err(|e| anyhow::anyhow!("shipped signatures: {}", e.0.len()))?,
-            ),
+            )
+            .cached(),
         };
         let store = Store::open(opts.state_dir.as_deref())?;
         let mut table = DeviceTable::new(opts.max_devices);
@@ -170,7 +173,7 @@ impl Intel {
             store
                 .load_devices()
                 .context("reading the stored inventory")?,
-            &sigs,
+            sigs.get(),
         );
         let mut me = Intel {
             opts: opts.clone(),
@@ -205,7 +208,14 @@ impl Intel {
     /// One observation from a worker.
     pub fn observe(&mut self, o: &Observation) {
         self.observations += 1;
-        let sigs = &self.sigs;
+        let before = self.sigs.generation();
+        self.sigs.get();
+        if self.sigs.generation() != before {
+            // The signatures were reloaded (SIGHUP): every device is judged by the new set.
+            let sigs = self.sigs.get();
+            self.table.reidentify_all(o.ts().0, sigs);
+        }
+        let sigs = self.sigs.get();
         match o {
             Observation::Evidence { ts, mac, ip, items } => {
                 self.table.evidence(ts.0, *mac, *ip, items, sigs)
