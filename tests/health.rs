@@ -1,7 +1,7 @@
 //! `/healthz` of `medtap live` tells the truth: it turns 503 when more than 1% of the packets of a
 //! health window were lost (here: medtap is frozen with SIGSTOP while tcpreplay floods a 1 MiB
 //! kernel buffer, so the kernel drops), comes back to 200 after a clean window, and turns 503
-//! when one capture stops (its veth deleted) while another still runs; medtap then exits 1 on
+//! when one capture stops (its veth deleted) while another (a silent veth) still runs; medtap then exits 1 on
 //! SIGTERM, naming the interface, so a supervisor notices.
 //!
 //! Needs root, `ip`, `tcpreplay` and `curl` (CI installs them and runs as root). Elsewhere the
@@ -45,12 +45,14 @@ fn sh(args: &[&str]) {
     assert!(st.success(), "{args:?} failed");
 }
 
-/// Namespaces `app-h<N>-a`/`-b` joined by veth `apph<N>a`/`apph<N>b`, removed on drop.
+/// Namespaces `app-h<N>-a`/`-b` joined by veth `apph<N>a`/`apph<N>b`, plus a second, silent
+/// veth pair `apph<N>d` (in `-b`: a second capture that stays up) / `apph<N>e`; removed on drop.
 struct Link {
     a: String,
     b: String,
     va: String,
     vb: String,
+    dummy: String,
 }
 
 impl Link {
@@ -60,6 +62,7 @@ impl Link {
             b: format!("app-h{tag}-b"),
             va: format!("apph{tag}a"),
             vb: format!("apph{tag}b"),
+            dummy: format!("apph{tag}d"),
         };
         for ns in [&l.a, &l.b] {
             let _ = Command::new("ip")
@@ -78,6 +81,14 @@ impl Link {
         ]);
         sh(&["ip", "link", "set", &l.va, "netns", &l.a]);
         sh(&["ip", "link", "set", &l.vb, "netns", &l.b]);
+        let peer = format!("{}e", &l.dummy[..l.dummy.len() - 1]);
+        sh(&[
+            "ip", "link", "add", &l.dummy, "type", "veth", "peer", "name", &peer,
+        ]);
+        sh(&["ip", "link", "set", &l.dummy, "netns", &l.b]);
+        sh(&["ip", "link", "set", &peer, "netns", &l.a]);
+        sh(&["ip", "-n", &l.b, "link", "set", &l.dummy, "up"]);
+        sh(&["ip", "-n", &l.a, "link", "set", &peer, "up"]);
         for (ns, v) in [(&l.a, &l.va), (&l.b, &l.vb)] {
             sh(&["ip", "-n", ns, "link", "set", v, "mtu", "65535"]);
             sh(&["ip", "-n", ns, "link", "set", v, "up"]);
@@ -158,7 +169,15 @@ fn healthz_fails_on_drops_and_on_a_stopped_capture() {
     let mut child = Command::new("ip")
         .args(["netns", "exec", &link.b])
         .arg(env!("CARGO_BIN_EXE_medtap"))
-        .args(["live", "-i", &link.vb, "-i", "lo", "--buffer-mib", "1"])
+        .args([
+            "live",
+            "-i",
+            &link.vb,
+            "-i",
+            &link.dummy,
+            "--buffer-mib",
+            "1",
+        ])
         .args([
             "--stats-interval",
             "1s",
@@ -202,11 +221,24 @@ fn healthz_fails_on_drops_and_on_a_stopped_capture() {
     );
     assert!(kernel > 0, "no kernel drops counted:\n{m}");
     // A window without drops: healthy again.
-    wait_for("/healthz 200 after a clean window", 15, || {
-        get(&link.b, &healthz).0 == 200
-    });
+    let started = Instant::now();
+    while get(&link.b, &healthz).0 != 200 {
+        if started.elapsed() > Duration::from_secs(15) {
+            let m = get(&link.b, &metrics).1;
+            let drops: Vec<&str> = m
+                .lines()
+                .filter(|l| l.contains("drops") || l.contains("capture_packets"))
+                .collect();
+            panic!(
+                "/healthz not 200 again after a clean window:\n{}\n{}",
+                drops.join("\n"),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
-    // One capture stops (its interface disappears); the other (lo) goes on.
+    // One capture stops (its interface disappears); the other (the silent veth) goes on.
     sh(&["ip", "-n", &link.a, "link", "del", &link.va]);
     wait_for("/healthz 503 after a capture stopped", 15, || {
         get(&link.b, &healthz).0 == 503
