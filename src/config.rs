@@ -348,6 +348,22 @@ mod tests {
     }
 
     #[test]
+    fn web_config_from_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let web = dir.path().join("web.yml");
+        std::fs::write(&web, "bearer_token_file: tok\n").unwrap();
+        std::fs::write(dir.path().join("tok"), "abc\n").unwrap();
+        let (a, _f) = args_with_config(&format!("web_config = {:?}\n", web.display().to_string()));
+        let s = Settings::from_args(&a, false).unwrap();
+        let w = s.web.expect("web config loaded");
+        assert!(w.auth.required() && w.tls.is_none());
+        assert!(w.auth.check(Some(b"Bearer abc")));
+        std::fs::write(&web, "bearer_token_file: missing\n").unwrap();
+        let e = Settings::from_args(&a, false).unwrap_err().0;
+        assert!(e.contains("web.yml") && e.contains("missing"), "{e}");
+    }
+
+    #[test]
     fn config_errors_name_file_and_line() {
         let (a, f) = args_with_config("workers = 2\n\n[limits]\nmax_flows = 3\n");
         let e = Settings::from_args(&a, false).unwrap_err().0;
