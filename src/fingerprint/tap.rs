@@ -11,9 +11,10 @@
 //! cache of what this worker sent recently ([`DEDUP_SLOTS`]); a repeat is skipped before any
 //! parsing or allocation, so a host opening thousands of connections costs one hash each.
 //!
-//! Attribution: the sender of the packet, except DHCPv4, whose client is `chaddr`; a server's
-//! DHCPACK tells which IP its client got (an evidence observation with no items, which the
-//! central thread reads as "this MAC has this IP").
+//! Attribution: the sender of the packet, except DHCPv4, whose client is `chaddr`. A DHCPv4
+//! server's replies give only its own vendor class (they describe the client and may echo its
+//! options), and a DHCPACK tells which IP its client got (an evidence observation with no
+//! items, which the central thread reads as "this MAC has this IP").
 
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -117,6 +118,9 @@ impl Tap {
                     let ip = (!i.ciaddr.is_unspecified()).then_some(IpAddr::V4(i.ciaddr));
                     obs.evidence(ts, client, ip, extract::from_dhcpv4(&i));
                 } else {
+                    // A server's reply describes its client (and may echo the client's host
+                    // name): the address binding goes to the client, and only the server's own
+                    // vendor class (option 60 in a reply, e.g. `ArubaAP`) to the server.
                     if i.message_type == Some(dhcp::MessageType::ACK) && !i.yiaddr.is_unspecified()
                     {
                         obs.push(Observation::Evidence {
@@ -126,7 +130,11 @@ impl Tap {
                             items: Vec::new(),
                         });
                     }
-                    obs.evidence(ts, sender.0, sender.1, extract::from_dhcpv4(&i));
+                    let own: Vec<_> = extract::from_dhcpv4(&i)
+                        .into_iter()
+                        .filter(|e| e.kind == crate::fingerprint::EvidenceKind::DhcpVendorClass)
+                        .collect();
+                    obs.evidence(ts, sender.0, sender.1, own);
                 }
             }
             (546 | 547, _) => {

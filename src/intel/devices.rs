@@ -162,7 +162,17 @@ impl Device {
     }
 
     fn seen(&mut self, ts: i64) {
-        self.first_seen = self.first_seen.min(ts);
+        if ts < self.first_seen {
+            self.first_seen = ts;
+            // The MAC's own evidence (OUI) was there as soon as the device was.
+            for e in self
+                .evidence
+                .iter_mut()
+                .filter(|e| e.source == Source::Ethernet)
+            {
+                e.first_seen = e.first_seen.min(ts);
+            }
+        }
         self.last_seen = self.last_seen.max(ts);
     }
 
@@ -589,19 +599,18 @@ impl DeviceTable {
             if let Some(i) = i {
                 if !self.devices[i].router {
                     self.devices[i].seen(ts);
-                    if let Some(ip) = ip {
-                        if self.devices[i].add_ip(ip, ts) {
-                            let (v4, v6) = self.devices[i].distinct_source_ips();
-                            if v4 > ROUTER_MIN_IPV4 || v6 > ROUTER_MIN_IPV6 {
-                                self.devices[i].router = true;
-                            }
-                        }
-                        if !self.devices[i].router {
-                            self.by_ip.insert(ip, i);
+                    self.touch(i);
+                    let Some(ip) = ip else { return Some(i) };
+                    if self.devices[i].add_ip(ip, ts) {
+                        let (v4, v6) = self.devices[i].distinct_source_ips();
+                        if v4 > ROUTER_MIN_IPV4 || v6 > ROUTER_MIN_IPV6 {
+                            self.become_router(i, ts, sigs);
                         }
                     }
-                    self.touch(i);
-                    return Some(i);
+                    if !self.devices[i].router {
+                        self.by_ip.insert(ip, i);
+                        return Some(i);
+                    }
                 }
                 // A router's MAC: the host is known by its address.
                 self.devices[i].seen(ts);
@@ -628,6 +637,39 @@ impl DeviceTable {
         Some(i)
     }
 
+    /// Device `i`'s MAC turned out to be a router's. What was attributed to it through that MAC
+    /// by address (addresses, protocols, peers, evidence read from IP packets) belonged to the
+    /// hosts behind it and is dropped, so that what the router keeps does not depend on the
+    /// order observations arrived in: its link-layer evidence (OUI, LLDP, CDP), first and last
+    /// seen. Its flows are not counted from then on.
+    fn become_router(&mut self, i: usize, ts: i64, sigs: &Signatures) {
+        let d = &mut self.devices[i];
+        d.router = true;
+        for a in std::mem::take(&mut d.ips) {
+            if self.by_ip.get(&a.ip) == Some(&i) {
+                self.by_ip.remove(&a.ip);
+            }
+        }
+        d.protocols.clear();
+        d.peers.clear();
+        d.totals = PeerCounts::default();
+        d.overflow = Overflow::default();
+        d.evidence
+            .retain(|e| matches!(e.source, Source::Ethernet | Source::Lldp | Source::Cdp));
+        let names: BTreeSet<String> = d
+            .evidence
+            .iter()
+            .filter(|e| HOSTNAME_KINDS.contains(&e.kind))
+            .map(|e| e.value.clone())
+            .collect();
+        d.hostnames = names;
+        if d.reidentify(sigs) {
+            self.changes
+                .entry(i)
+                .or_insert((Change::Identification, ts));
+        }
+    }
+
     /// Evidence about the host at (`mac`, `ip`).
     pub fn evidence(
         &mut self,
@@ -641,6 +683,10 @@ impl DeviceTable {
             return;
         };
         let d = &mut self.devices[i];
+        if d.router && ip.is_some() {
+            // Read from an IP packet routed through it: not the router's own (see become_router).
+            return;
+        }
         let mut new = false;
         for e in items {
             new |= d.add_evidence(e, ts);
@@ -654,10 +700,15 @@ impl DeviceTable {
 
     /// A flow started: its client is alive (the server is counted when the flow ends, once its
     /// MAC is known).
+    ///
+    /// A side whose MAC is not known yet (it has not sent) is left alone, unless neither side
+    /// has a MAC (a capture without link layer).
     pub fn flow_start(&mut self, ts: i64, f: &FlowMeta, sigs: &Signatures) {
-        self.resolve(f.client_mac, Some(f.client.0), ts, true, sigs);
-        if f.server_mac != [0; 6] {
-            self.resolve(f.server_mac, Some(f.server.0), ts, true, sigs);
+        let no_link = f.client_mac == [0; 6] && f.server_mac == [0; 6];
+        for (mac, ip) in [(f.client_mac, f.client.0), (f.server_mac, f.server.0)] {
+            if mac != [0; 6] || no_link {
+                self.resolve(mac, Some(ip), ts, true, sigs);
+            }
         }
     }
 
@@ -673,10 +724,19 @@ impl DeviceTable {
         let proto = protocol_name(f);
         // The server side exists only if it answered (else a scan would create devices).
         let server_answered = packets[1] > 0;
-        let c = self.resolve(f.client_mac, Some(f.client.0), ts, true, sigs);
-        let s = self.resolve(f.server_mac, Some(f.server.0), ts, server_answered, sigs);
+        let no_link = f.client_mac == [0; 6] && f.server_mac == [0; 6];
+        // A side that has not sent has no MAC: it is left alone (looking it up by address
+        // would depend on the order observations arrive in).
+        let c = (f.client_mac != [0; 6] || no_link)
+            .then(|| self.resolve(f.client_mac, Some(f.client.0), ts, true, sigs))
+            .flatten();
+        let s = (server_answered && (f.server_mac != [0; 6] || no_link))
+            .then(|| self.resolve(f.server_mac, Some(f.server.0), ts, true, sigs))
+            .flatten();
         let to_server = (packets[0], bytes[0]);
         let to_client = (packets[1], bytes[1]);
+        let c = c.filter(|&c| !self.devices[c].router);
+        let s = s.filter(|&s| !self.devices[s].router);
         if let Some(c) = c {
             let d = &mut self.devices[c];
             d.add_protocol(proto.clone(), false);
@@ -732,6 +792,10 @@ mod tests {
         }
         assert_eq!(t.len(), 1);
         assert!(t.get(0).router);
+        assert!(
+            t.get(0).ips.is_empty(),
+            "addresses behind a router are not its own"
+        );
         // Behind the router: a local host gets its own device, a remote one none.
         let a = t.resolve(router, Some("10.9.0.5".parse().unwrap()), 50, true, &s);
         assert_eq!(t.get(a.unwrap()).key, "ip:10.9.0.5");
