@@ -64,7 +64,7 @@ table! {
         /// Out-of-order bytes one TCP direction may hold while waiting for a hole to fill; over it the hole becomes a gap.
         reassembly_flow_bytes: usize = 1 << 20, 4 << 10, 64 << 20;
         /// Out-of-order bytes all TCP streams together may hold.
-        reassembly_global_bytes: usize = 256 << 20, 1 << 20, 16 << 30;
+        reassembly_global_bytes: usize = 256 << 20, 1 << 20, 16u64 << 30;
         /// Bytes of a stream inspected to identify its application protocol before giving up.
         detect_bytes: usize = 4096, 64, 65_536;
         /// Packets per batch handed from the capture thread to a worker.
@@ -189,6 +189,12 @@ mod tests {
             .apply(&bad, "limits", parse_size)
             .unwrap_err()
             .contains("outside the valid range"));
+        // the 16 GiB maximum is not truncated to 32 bits (it once was, and read as 0)
+        let big: toml::Table = toml::from_str("reassembly_global_bytes = \"16GiB\"").unwrap();
+        l.apply(&big, "limits", parse_size).unwrap();
+        assert_eq!(l.reassembly_global_bytes as u64, 16 << 30);
+        let over: toml::Table = toml::from_str("reassembly_global_bytes = \"17GiB\"").unwrap();
+        assert!(l.apply(&over, "limits", parse_size).is_err());
         let unknown: toml::Table = toml::from_str("max_flow = 5000").unwrap();
         assert!(l
             .apply(&unknown, "limits", parse_size)
