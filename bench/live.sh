@@ -18,7 +18,9 @@
 #      processed is medtap_packets_total (packets the workers handled: kernel, interface and
 #      queue drops all count as loss) or tcpdump's "packets captured".
 # A rate passes when loss < 0.1% and tcpreplay really sent at >= 95% of R (else the sender, not
-# the capturer, is the limit, and the step is reported as sender-bound). The steps stop at the
+# the capturer, is the limit, and the step is reported as sender-bound). A failing step is tried
+# once more (RETRY=1), because on a shared machine a burst of someone else's load can cost a
+# trial a few hundred packets. The steps stop at the
 # first failing rate; then BISECT steps halve the interval between the last pass and the first
 # failure. Reported: the highest passing rate achieved by tcpreplay (its "Rated: ... pps").
 # Every loop is bounded (rates list, BISECT count, timeouts on every process).
@@ -32,6 +34,7 @@ done
 RATES=${RATES:-"10000 20000 40000 60000 80000 120000 160000 240000 320000 480000"}
 PACKETS=${PACKETS:-200000}
 BISECT=${BISECT:-2}
+RETRY=${RETRY:-1}   # a failing step is tried again this many times (the machine may be shared)
 NPROC=$(nproc)
 NS=${NS_PREFIX:-bench}
 A=$NS-a; B=$NS-b; VA=${NS}va; VB=${NS}vb
@@ -99,6 +102,19 @@ trial() {
   echo "${sent:-0} ${processed:-0} ${achieved:-0}"
 }
 
+# step WHO RATE -> prints "sent processed achieved verdict"; a failure is retried RETRY times
+step() {
+  local who=$1 rate=$2 try=0 sent proc ach v
+  while :; do
+    read -r sent proc ach < <(trial "$who" "$rate")
+    v=$(verdict "$sent" "$proc" "$ach" "$rate")
+    if [ "$v" = pass ] || [ "$try" -ge "$RETRY" ]; then break; fi
+    try=$((try + 1))
+    echo "  ($who at $rate: $v, sent $sent processed $proc; retrying)" >&2
+  done
+  echo "$sent $proc $ach $v"
+}
+
 # verdict SENT PROCESSED ACHIEVED RATE -> pass | loss | sender
 verdict() {
   local sent=$1 proc=$2 ach=$3 rate=$4
@@ -111,8 +127,7 @@ declare -A BEST LIMIT
 for who in tcpdump medtap1 medtapN; do
   best=0; best_ach=0; fail=0; why="none"
   for rate in $RATES; do
-    read -r sent proc ach < <(trial "$who" "$rate")
-    v=$(verdict "$sent" "$proc" "$ach" "$rate")
+    read -r sent proc ach v < <(step "$who" "$rate")
     printf '%-8s rate %7d  sent %8d  processed %8d  achieved %7d pps  %s\n' "$who" "$rate" "$sent" "$proc" "$ach" "$v"
     if [ "$v" = pass ]; then best=$rate; best_ach=$ach; else fail=$rate; why="$v at $rate"; break; fi
   done
@@ -121,8 +136,7 @@ for who in tcpdump medtap1 medtapN; do
     i=$((i + 1))
     rate=$(( (best + fail) / 2 ))
     [ "$rate" -gt "$best" ] || break
-    read -r sent proc ach < <(trial "$who" "$rate")
-    v=$(verdict "$sent" "$proc" "$ach" "$rate")
+    read -r sent proc ach v < <(step "$who" "$rate")
     printf '%-8s rate %7d  sent %8d  processed %8d  achieved %7d pps  %s (bisect)\n' "$who" "$rate" "$sent" "$proc" "$ach" "$v"
     if [ "$v" = pass ]; then best=$rate; best_ach=$ach; else fail=$rate; why="$v at $rate"; fi
   done
