@@ -231,8 +231,16 @@ fn load_file(path: &Path) -> Result<(FileConfig, String), ConfigError> {
             let line = key_line()
                 .or_else(|| e.span().map(|s| line_of(&text, s.start)))
                 .unwrap_or(1);
+            // Name the key when the message does not ("invalid type: ..." does not).
+            let key = text
+                .lines()
+                .nth(line - 1)
+                .and_then(|l| l.split_once('='))
+                .map(|(k, _)| k.trim())
+                .filter(|k| !k.is_empty() && !e.message().contains(*k));
+            let what = key.map(|k| format!("{k}: ")).unwrap_or_default();
             Err(ConfigError(format!(
-                "{}:{line}: {}",
+                "{}:{line}: {what}{}",
                 path.display(),
                 e.message()
             )))
@@ -279,16 +287,26 @@ impl Settings {
                     ConfigError(format!("{path}:{}: {e}", find_line(key)))
                 })?;
         }
+        // A bad value names the flag when it came from one, else the file and line.
+        let origin = |flag: bool, key: &str| {
+            if flag {
+                format!("--{key}")
+            } else {
+                format!("{path}:{}: {key}", find_line(key))
+            }
+        };
         let workers = a.workers.or(file.workers).unwrap_or_else(default_workers);
         if !(1..=256).contains(&workers) {
             return Err(ConfigError(format!(
-                "--workers {workers}: must be between 1 and 256"
+                "{} {workers}: must be between 1 and 256",
+                origin(a.workers.is_some(), "workers")
             )));
         }
         let listen = match a.listen.clone().or(file.listen) {
             Some(s) => Some(s.parse::<SocketAddr>().map_err(|_| {
                 ConfigError(format!(
-                    "--listen '{s}': not an address:port (e.g. 127.0.0.1:9860)"
+                    "{} '{s}': not an address:port (e.g. 127.0.0.1:9860)",
+                    origin(a.listen.is_some(), "listen")
                 ))
             })?),
             None => None,
