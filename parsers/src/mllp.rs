@@ -173,10 +173,7 @@ impl Deframer {
             match self.state {
                 State::Frame => {
                     let rest = &data[i..];
-                    match rest
-                        .iter()
-                        .position(|&b| b == START_BLOCK || b == END_BLOCK)
-                    {
+                    match memchr::memchr2(START_BLOCK, END_BLOCK, rest) {
                         None => {
                             f(Event::Data(rest));
                             i = data.len();
