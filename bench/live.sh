@@ -36,6 +36,9 @@ PACKETS=${PACKETS:-200000}
 BISECT=${BISECT:-2}
 RETRY=${RETRY:-1}   # a failing step is tried again this many times (the machine may be shared)
 NPROC=$(nproc)
+# medtap1/medtapN: 1 and $(nproc) workers (immediate mode, the default); medtap1b/medtapNb: the
+# same with --no-immediate (the kernel's batched, packed ring).
+CAPTURERS=${CAPTURERS:-"tcpdump medtap1 medtapN medtap1b medtapNb"}
 NS=${NS_PREFIX:-bench}
 A=$NS-a; B=$NS-b; VA=${NS}va; VB=${NS}vb
 BIN=${CARGO_TARGET_DIR:-target}/release/medtap
@@ -54,7 +57,7 @@ trap cleanup EXIT
 inputs=()
 while IFS= read -r f; do
   if capinfos -E "$f" 2>/dev/null | grep -q "Ethernet$"; then inputs+=("$f"); fi
-done < <(find pcaps -name '*.pcap' -o -name '*.pcapng' | grep -v -e damaged/ -e linktype_ | sort)
+done < <(find pcaps -name '*.pcap' -o -name '*.pcapng' | grep -v -e damaged/ -e hostile/ -e linktype_ | sort)
 mergecap -a -F pcap -w "$TMP/input.pcap" "${inputs[@]}"
 IN_PKTS=$(capinfos -c -M "$TMP/input.pcap" | awk '/Number of packets/ {print $NF}')
 IN_AVG=$(capinfos -z -M "$TMP/input.pcap" | awk '/Average packet size/ {print $(NF-1)}')
@@ -83,6 +86,10 @@ trial() {
     medtap1) ip netns exec "$B" timeout 300 "$BIN" live -i "$VB" --workers 1 --listen 127.0.0.1:0 \
                --events /dev/null --metrics-out "$TMP/metrics.prom" 2>"$TMP/cap.err" & ;;
     medtapN) ip netns exec "$B" timeout 300 "$BIN" live -i "$VB" --workers "$NPROC" --listen 127.0.0.1:0 \
+               --events /dev/null --metrics-out "$TMP/metrics.prom" 2>"$TMP/cap.err" & ;;
+    medtap1b) ip netns exec "$B" timeout 300 "$BIN" live -i "$VB" --workers 1 --no-immediate --listen 127.0.0.1:0 \
+               --events /dev/null --metrics-out "$TMP/metrics.prom" 2>"$TMP/cap.err" & ;;
+    medtapNb) ip netns exec "$B" timeout 300 "$BIN" live -i "$VB" --workers "$NPROC" --no-immediate --listen 127.0.0.1:0 \
                --events /dev/null --metrics-out "$TMP/metrics.prom" 2>"$TMP/cap.err" & ;;
   esac
   pid=$!
@@ -124,11 +131,11 @@ verdict() {
 }
 
 declare -A BEST LIMIT
-for who in tcpdump medtap1 medtapN; do
+for who in $CAPTURERS; do
   best=0; best_ach=0; fail=0; why="none"
   for rate in $RATES; do
     read -r sent proc ach v < <(step "$who" "$rate")
-    printf '%-8s rate %7d  sent %8d  processed %8d  achieved %7d pps  %s\n' "$who" "$rate" "$sent" "$proc" "$ach" "$v"
+    printf '%-9s rate %7d  sent %8d  processed %8d  achieved %7d pps  %s\n' "$who" "$rate" "$sent" "$proc" "$ach" "$v"
     if [ "$v" = pass ]; then best=$rate; best_ach=$ach; else fail=$rate; why="$v at $rate"; break; fi
   done
   i=0
@@ -137,7 +144,7 @@ for who in tcpdump medtap1 medtapN; do
     rate=$(( (best + fail) / 2 ))
     [ "$rate" -gt "$best" ] || break
     read -r sent proc ach v < <(step "$who" "$rate")
-    printf '%-8s rate %7d  sent %8d  processed %8d  achieved %7d pps  %s (bisect)\n' "$who" "$rate" "$sent" "$proc" "$ach" "$v"
+    printf '%-9s rate %7d  sent %8d  processed %8d  achieved %7d pps  %s (bisect)\n' "$who" "$rate" "$sent" "$proc" "$ach" "$v"
     if [ "$v" = pass ]; then best=$rate; best_ach=$ach; else fail=$rate; why="$v at $rate"; fi
   done
   LIMIT[$who]=$why
@@ -147,12 +154,12 @@ done
 
 echo
 echo "highest rate with < 0.1% loss (packets/s actually sent; + = every step passed):"
-for who in tcpdump medtap1 medtapN; do
+for who in $CAPTURERS; do
   b=${BEST[$who]%+}
   t=${BEST[tcpdump]%+}
   ratio=$(awk -v a="$b" -v t="$t" 'BEGIN { if (t > 0) printf "%.2f", a / t; else print "n/a" }')
-  printf '  %-8s %8s pps  (%s of tcpdump; next step failed: %s)\n' "$who" "${BEST[$who]}" "$ratio" "${LIMIT[$who]}"
+  printf '  %-9s %8s pps  (%s of tcpdump; next step failed: %s)\n' "$who" "${BEST[$who]}" "$ratio" "${LIMIT[$who]}"
 done
-echo "(medtap1 = --workers 1, medtapN = --workers $NPROC; mean packet $IN_AVG bytes;"
+echo "(medtap1 = --workers 1, medtapN = --workers $NPROC, b = --no-immediate; mean packet $IN_AVG bytes;"
 echo " 'sender' = tcpreplay could not reach the rate: the capturer was not the limit there)"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

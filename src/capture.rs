@@ -191,6 +191,12 @@ pub struct LiveSettings {
     pub buffer_bytes: i32,
     pub promisc: bool,
     pub bpf: Option<String>,
+    /// Immediate mode (the default): each packet is handed over as it arrives. On Linux
+    /// libpcap then uses a TPACKET_V2 ring of fixed slots sized by the snaplen (capped by the
+    /// interface's largest frame), so a 64 MiB buffer on a 64 KiB-MTU or offloading interface
+    /// holds only about a thousand packets. Off: a TPACKET_V3 ring of packed blocks, handed
+    /// over when full or after the read timeout ([`LIVE_READ_TIMEOUT_MS`]).
+    pub immediate: bool,
 }
 
 /// What one read from a live interface gave.
@@ -239,7 +245,7 @@ impl LiveSource {
     pub fn open(s: &LiveSettings) -> Result<LiveSource> {
         let cap = pcap::Capture::from_device(s.interface.as_str())
             .map_err(|e| anyhow::anyhow!("--interface {}: {e}", s.interface))?
-            .immediate_mode(true)
+            .immediate_mode(s.immediate)
             .promisc(s.promisc)
             .snaplen(s.snaplen)
             .buffer_size(s.buffer_bytes)

@@ -85,6 +85,10 @@ pub struct LiveArgs {
     /// Do not put the interfaces in promiscuous mode.
     #[arg(long = "no-promisc")]
     pub no_promisc: bool,
+    /// Let the kernel batch packets (libpcap without immediate mode: a packed ring that holds
+    /// far more packets per MiB on high-MTU or offloading interfaces; packets wait up to 100 ms).
+    #[arg(long = "no-immediate")]
+    pub no_immediate: bool,
     /// Once the interfaces are open and --listen is bound, switch to this user (its uid, gid and
     /// supplementary groups); refuse to run on if that fails.
     #[arg(long)]

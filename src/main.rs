@@ -119,6 +119,7 @@ fn run_live(args: medtap::config::LiveArgs) -> anyhow::Result<()> {
             buffer_bytes: args.buffer_mib.saturating_mul(1 << 20),
             promisc: !args.no_promisc,
             bpf: settings.bpf.clone(),
+            immediate: !args.no_immediate,
         };
         let src = medtap::capture::LiveSource::open(&s)?;
         sources.push((s, src));

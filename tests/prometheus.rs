@@ -5,7 +5,8 @@
 //! `tls_config` and `basic_auth`, and `tcpreplay` sending captures from the other end. Once the
 //! replay is over and the counter settled, `medtap_capture_packets_total` read back through
 //! Prometheus's HTTP API (`/api/v1/query`) must equal what medtap serves itself and the
-//! number of packets tcpreplay sent, and `up` must be 1.
+//! number of packets tcpreplay sent, and `up` must be 1. medtap runs with `--no-immediate`
+//! here (tests/live.rs covers the default immediate mode).
 //!
 //! Needs root, `ip`, `tcpreplay`, `prometheus`, `openssl` and `curl` (CI installs them and runs
 //! as root). Elsewhere the test says why it did not run, and fails under CI=true.
@@ -246,6 +247,8 @@ fn prometheus_scrapes_live_capture_over_tls_with_basic_auth() {
                 "--listen",
                 medtap_addr,
             ])
+            // The batched (non-immediate) ring: its packets must all be counted too.
+            .arg("--no-immediate")
             .arg("--web-config")
             .arg(d.join("web.yml"))
             .stdout(Stdio::null())
