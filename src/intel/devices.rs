@@ -131,15 +131,19 @@ pub struct Device {
     /// by role.
     pub protocols: BTreeMap<String, RoleCounts>,
     /// Peer address → aggregate counts.
-    pub peers: BTreeMap<String, PeerCounts>,
+    pub peers: BTreeMap<IpAddr, PeerCounts>,
     /// All flows together.
     pub totals: PeerCounts,
     pub evidence: Vec<EvidenceSeen>,
     #[serde(default)]
     pub overflow: Overflow,
-    /// Derived from `evidence`; recomputed when it changes and on load.
+    /// Derived from `evidence`; recomputed when it changes (once per batch of observations,
+    /// see [`DeviceTable::take_changes`]) and on load.
     #[serde(skip)]
     pub ident: Option<Identification>,
+    /// New evidence since the identification was computed.
+    #[serde(skip)]
+    stale_ident: Option<i64>,
 }
 
 impl Device {
@@ -158,6 +162,7 @@ impl Device {
             evidence: Vec::new(),
             overflow: Overflow::default(),
             ident: None,
+            stale_ident: None,
         }
     }
 
@@ -254,12 +259,18 @@ impl Device {
         true
     }
 
-    fn add_protocol(&mut self, name: String, server: bool) {
-        if !self.protocols.contains_key(&name) && self.protocols.len() >= MAX_PROTOCOLS {
-            self.overflow.protocols += 1;
-            return;
+    fn add_protocol(&mut self, name: &str, server: bool) {
+        if !self.protocols.contains_key(name) {
+            if self.protocols.len() >= MAX_PROTOCOLS {
+                self.overflow.protocols += 1;
+                return;
+            }
+            self.protocols
+                .insert(name.to_string(), RoleCounts::default());
         }
-        let r = self.protocols.entry(name).or_default();
+        let Some(r) = self.protocols.get_mut(name) else {
+            return;
+        };
         if server {
             r.server += 1;
         } else {
@@ -269,12 +280,11 @@ impl Device {
 
     fn add_peer(&mut self, peer: IpAddr, sent: (u64, u64), received: (u64, u64)) {
         self.totals.add(sent, received);
-        let k = peer.to_string();
-        if !self.peers.contains_key(&k) && self.peers.len() >= MAX_PEERS {
+        if !self.peers.contains_key(&peer) && self.peers.len() >= MAX_PEERS {
             self.overflow.peers += 1;
             return;
         }
-        self.peers.entry(k).or_default().add(sent, received);
+        self.peers.entry(peer).or_default().add(sent, received);
     }
 
     fn evidence_list(&self) -> Vec<Evidence> {
@@ -348,7 +358,7 @@ impl Device {
                 count: self.peers.len() as u64 + self.overflow.peers,
                 totals: &self.totals,
                 top: {
-                    let mut p: Vec<(&String, &PeerCounts)> = self.peers.iter().collect();
+                    let mut p: Vec<(&IpAddr, &PeerCounts)> = self.peers.iter().collect();
                     p.sort_by(|a, b| b.1.flows.cmp(&a.1.flows).then(a.0.cmp(b.0)));
                     p.truncate(PEERS_SHOWN);
                     p.into_iter()
@@ -375,7 +385,7 @@ pub struct EvidenceView<'a> {
 
 #[derive(Serialize)]
 pub struct PeerView<'a> {
-    pub ip: &'a str,
+    pub ip: &'a IpAddr,
     #[serde(flatten)]
     pub counts: &'a PeerCounts,
 }
@@ -465,14 +475,20 @@ impl Change {
 /// The table.
 pub struct DeviceTable {
     devices: Vec<Device>,
-    by_key: HashMap<String, usize>,
+    /// Devices keyed by MAC, and devices keyed by address (`ip:` keys).
+    by_mac: HashMap<[u8; 6], usize>,
+    by_ip_key: HashMap<IpAddr, usize>,
     /// The device that last had each address.
     by_ip: HashMap<IpAddr, usize>,
     max_devices: usize,
     /// New devices not created because the table was full.
     pub dropped: u64,
-    /// Devices changed since the last [`DeviceTable::take_dirty`] (persistence).
-    dirty: BTreeSet<usize>,
+    /// Devices changed since the last [`DeviceTable::take_dirty`] (persistence): a flag per
+    /// device and the list of flagged ones.
+    dirty_flag: Vec<bool>,
+    dirty: Vec<usize>,
+    /// Devices with new evidence, to identify again at the end of the batch.
+    stale: Vec<usize>,
     /// Devices new or re-identified since the last [`DeviceTable::take_changes`] (events).
     changes: BTreeMap<usize, (Change, i64)>,
 }
@@ -481,11 +497,14 @@ impl DeviceTable {
     pub fn new(max_devices: usize) -> DeviceTable {
         DeviceTable {
             devices: Vec::new(),
-            by_key: HashMap::new(),
+            by_mac: HashMap::new(),
+            by_ip_key: HashMap::new(),
             by_ip: HashMap::new(),
             max_devices,
             dropped: 0,
-            dirty: BTreeSet::new(),
+            dirty_flag: Vec::new(),
+            dirty: Vec::new(),
+            stale: Vec::new(),
             changes: BTreeMap::new(),
         }
     }
@@ -499,11 +518,23 @@ impl DeviceTable {
             }
             d.reidentify(sigs);
             let i = self.devices.len();
-            self.by_key.insert(d.key.clone(), i);
+            if let Some(m) = d
+                .key
+                .strip_prefix("mac:")
+                .and_then(|m| oui::parse_mac(m).ok())
+            {
+                self.by_mac.insert(m, i);
+            } else if let Some(ip) = d.key.strip_prefix("ip:").and_then(|a| a.parse().ok()) {
+                self.by_ip_key.insert(ip, i);
+            } else {
+                tracing::warn!(device = %d.key, "state: stored device with an unknown key skipped");
+                continue;
+            }
             for a in &d.ips {
                 self.by_ip.insert(a.ip, i);
             }
             self.devices.push(d);
+            self.dirty_flag.push(false);
         }
     }
 
@@ -515,7 +546,10 @@ impl DeviceTable {
                 self.changes
                     .entry(i)
                     .or_insert((Change::Identification, ts));
-                self.dirty.insert(i);
+                if !self.dirty_flag[i] {
+                    self.dirty_flag[i] = true;
+                    self.dirty.push(i);
+                }
             }
         }
     }
@@ -536,27 +570,54 @@ impl DeviceTable {
         &self.devices[i]
     }
 
-    /// Devices changed since the last call (to persist).
+    /// Devices changed since the last call (to persist), in index order.
     pub fn take_dirty(&mut self) -> Vec<usize> {
-        std::mem::take(&mut self.dirty).into_iter().collect()
+        let mut v = std::mem::take(&mut self.dirty);
+        for &i in &v {
+            self.dirty_flag[i] = false;
+        }
+        v.sort_unstable();
+        v
     }
 
-    /// Devices new or re-identified since the last call, with the packet time of the change.
-    pub fn take_changes(&mut self) -> Vec<(usize, Change, i64)> {
+    /// Identify again the devices that got new evidence (once per batch of observations:
+    /// identification runs every rule over all of a device's evidence).
+    pub fn settle(&mut self, sigs: &Signatures) {
+        for i in std::mem::take(&mut self.stale) {
+            let d = &mut self.devices[i];
+            let Some(ts) = d.stale_ident.take() else {
+                continue;
+            };
+            if d.reidentify(sigs) {
+                self.changes
+                    .entry(i)
+                    .or_insert((Change::Identification, ts));
+            }
+        }
+    }
+
+    /// Devices new or re-identified since the last call, with the packet time of the change
+    /// (identifications brought up to date first).
+    pub fn take_changes(&mut self, sigs: &Signatures) -> Vec<(usize, Change, i64)> {
+        self.settle(sigs);
         std::mem::take(&mut self.changes)
             .into_iter()
             .map(|(i, (c, ts))| (i, c, ts))
             .collect()
     }
 
+    #[inline]
     fn touch(&mut self, i: usize) {
-        self.dirty.insert(i);
+        if !self.dirty_flag[i] {
+            self.dirty_flag[i] = true;
+            self.dirty.push(i);
+        }
     }
 
     fn create(
         &mut self,
-        key: String,
         mac: Option<[u8; 6]>,
+        ip: Option<IpAddr>,
         ts: i64,
         sigs: &Signatures,
     ) -> Option<usize> {
@@ -564,7 +625,12 @@ impl DeviceTable {
             self.dropped += 1;
             return None;
         }
-        let mut d = Device::new(key.clone(), mac, ts);
+        let key = match (mac, ip) {
+            (Some(m), _) => format!("mac:{}", oui::format_mac(&m)),
+            (None, Some(ip)) => format!("ip:{ip}"),
+            (None, None) => return None,
+        };
+        let mut d = Device::new(key, mac, ts);
         if let Some(m) = mac {
             for e in extract::from_mac(&m) {
                 d.add_evidence(&e, ts);
@@ -573,7 +639,12 @@ impl DeviceTable {
         d.reidentify(sigs);
         let i = self.devices.len();
         self.devices.push(d);
-        self.by_key.insert(key, i);
+        self.dirty_flag.push(false);
+        match (mac, ip) {
+            (Some(m), _) => self.by_mac.insert(m, i),
+            (None, Some(ip)) => self.by_ip_key.insert(ip, i),
+            (None, None) => None,
+        };
         self.changes.insert(i, (Change::New, ts));
         self.touch(i);
         Some(i)
@@ -590,10 +661,9 @@ impl DeviceTable {
     ) -> Option<usize> {
         let ip = ip.filter(is_host_ip);
         if is_host_mac(&mac) {
-            let key = format!("mac:{}", oui::format_mac(&mac));
-            let i = match self.by_key.get(&key) {
+            let i = match self.by_mac.get(&mac) {
                 Some(&i) => Some(i),
-                None if create => self.create(key, Some(mac), ts, sigs),
+                None if create => self.create(Some(mac), None, ts, sigs),
                 None => None,
             };
             if let Some(i) = i {
@@ -631,7 +701,13 @@ impl DeviceTable {
         if !create || !is_local(&ip) {
             return None;
         }
-        let i = self.create(format!("ip:{ip}"), None, ts, sigs)?;
+        if let Some(&i) = self.by_ip_key.get(&ip) {
+            // An `ip:` device whose address a MAC device had meanwhile: still this one.
+            self.devices[i].seen(ts);
+            self.touch(i);
+            return Some(i);
+        }
+        let i = self.create(None, Some(ip), ts, sigs)?;
         self.devices[i].add_ip(ip, ts);
         self.by_ip.insert(ip, i);
         Some(i)
@@ -691,10 +767,9 @@ impl DeviceTable {
         for e in items {
             new |= d.add_evidence(e, ts);
         }
-        if new && d.reidentify(sigs) {
-            self.changes
-                .entry(i)
-                .or_insert((Change::Identification, ts));
+        if new && d.stale_ident.is_none() {
+            d.stale_ident = Some(ts);
+            self.stale.push(i);
         }
     }
 
@@ -722,6 +797,7 @@ impl DeviceTable {
         sigs: &Signatures,
     ) {
         let proto = protocol_name(f);
+        let proto = proto.as_ref();
         // The server side exists only if it answered (else a scan would create devices).
         let server_answered = packets[1] > 0;
         let no_link = f.client_mac == [0; 6] && f.server_mac == [0; 6];
@@ -739,7 +815,7 @@ impl DeviceTable {
         let s = s.filter(|&s| !self.devices[s].router);
         if let Some(c) = c {
             let d = &mut self.devices[c];
-            d.add_protocol(proto.clone(), false);
+            d.add_protocol(proto, false);
             d.add_peer(f.server.0, to_server, to_client);
         }
         if let Some(s) = s.filter(|&s| Some(s) != c) {
@@ -764,11 +840,28 @@ impl DeviceTable {
 
 /// The name a flow's protocol is counted under: the identified application protocol, else
 /// the transport and server port (`tcp/8080`), or the IP protocol name.
-pub fn protocol_name(f: &FlowMeta) -> String {
+pub fn protocol_name(f: &FlowMeta) -> std::borrow::Cow<'static, str> {
+    use std::borrow::Cow;
     match f.app_proto {
-        Some(p) if p != crate::protocols::AppProto::Unknown => p.as_str().to_string(),
-        _ if f.has_ports() => format!("{}/{}", f.proto_name().to_lowercase(), f.server.1),
-        _ => f.proto_name().to_lowercase(),
+        Some(p) if p != crate::protocols::AppProto::Unknown => Cow::Borrowed(p.as_str()),
+        _ => {
+            let name = match f.proto {
+                6 => "tcp",
+                17 => "udp",
+                132 => "sctp",
+                1 => "icmp",
+                58 => "ipv6-icmp",
+                2 => "igmp",
+                47 => "gre",
+                50 => "esp",
+                _ => "other",
+            };
+            if f.has_ports() {
+                Cow::Owned(format!("{name}/{}", f.server.1))
+            } else {
+                Cow::Borrowed(name)
+            }
+        }
     }
 }
 
@@ -834,13 +927,13 @@ mod tests {
         let mut t = DeviceTable::new(10);
         let mac = [0x00, 0x09, 0x5c, 1, 2, 3];
         t.evidence(1, mac, None, &[], &s);
-        let ch = t.take_changes();
+        let ch = t.take_changes(&s);
         assert_eq!(ch.len(), 1);
         assert_eq!(ch[0].1, Change::New);
         let e = [Evidence::new(K::DicomModality, "CT")];
         t.evidence(2, mac, None, &e, &s);
         t.evidence(3, mac, None, &e, &s);
-        let ch = t.take_changes();
+        let ch = t.take_changes(&s);
         assert_eq!(ch.len(), 1, "{ch:?}");
         assert_eq!(ch[0].1, Change::Identification);
         assert_eq!(t.get(0).category(), Category::Ct);

@@ -147,6 +147,9 @@ pub struct Intel {
     /// The snapshot is older than the table.
     stale: bool,
     dropped_reported: u64,
+    /// The gauges are behind the table, and when they were last set.
+    gauges_due: bool,
+    gauges_at: Instant,
     errors: Vec<String>,
 }
 
@@ -188,6 +191,8 @@ impl Intel {
             live,
             stale: true,
             dropped_reported: 0,
+            gauges_due: false,
+            gauges_at: Instant::now(),
             errors: Vec::new(),
         };
         me.update_gauges();
@@ -234,13 +239,15 @@ impl Intel {
         // view of the devices involved.
     }
 
-    /// After a batch: `device` events for what appeared or changed, gauges.
-    fn after_batch(&mut self) {
-        let changes = self.table.take_changes();
-        if changes.is_empty() {
-            return;
-        }
+    /// After a batch: identifications brought up to date, `device` events for what appeared
+    /// or changed, gauges (at most once a second: they count every device).
+    fn after_batch(&mut self, force_gauges: bool) {
         self.stale = true;
+        let changes = self.table.take_changes(self.sigs.get());
+        self.gauges_due |= !changes.is_empty();
+        if self.gauges_due && (force_gauges || self.gauges_at.elapsed() >= Duration::from_secs(1)) {
+            self.update_gauges();
+        }
         for (i, change, ts) in changes {
             let d = self.table.get(i);
             self.events.emit_global(
@@ -252,10 +259,11 @@ impl Intel {
                 },
             );
         }
-        self.update_gauges();
     }
 
     fn update_gauges(&mut self) {
+        self.gauges_due = false;
+        self.gauges_at = Instant::now();
         let (by, eol) = self.table.gauges();
         for (c, n) in by {
             self.metrics.devices.with_label_values(&[c.as_str()]).set(n);
@@ -377,7 +385,7 @@ impl Intel {
                     }
                     batch.clear();
                     let _ = spare.try_send(batch);
-                    self.after_batch();
+                    self.after_batch(false);
                     if let Some(lines) = self.take_events(false) {
                         emit(lines);
                     }
@@ -402,7 +410,7 @@ impl Intel {
                 inventory_written = Instant::now();
             }
         }
-        self.after_batch();
+        self.after_batch(true);
         if let Some(lines) = self.take_events(true) {
             emit(lines);
         }
