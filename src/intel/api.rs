@@ -31,6 +31,14 @@ pub fn router(inv: SharedInventory) -> Router {
         .with_state(inv)
 }
 
+fn json_text(body: String) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
 fn bad(msg: String) -> Response {
     (
         StatusCode::BAD_REQUEST,
@@ -88,19 +96,19 @@ async fn list(
             })
         })
         .collect();
-    let page: Vec<&serde_json::Value> = matching
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|d| &d.summary)
-        .collect();
-    Json(serde_json::json!({
-        "total": matching.len(),
-        "offset": offset,
-        "limit": limit,
-        "devices": page,
-    }))
-    .into_response()
+    // The devices are JSON text already: the body is put together around them.
+    let mut body = format!(
+        "{{\"total\":{},\"offset\":{offset},\"limit\":{limit},\"devices\":[",
+        matching.len()
+    );
+    for (n, d) in matching.iter().skip(offset).take(limit).enumerate() {
+        if n > 0 {
+            body.push(',');
+        }
+        body.push_str(&d.summary);
+    }
+    body.push_str("]}");
+    json_text(body)
 }
 
 /// A device key from a path id: `mac:..`/`ip:..` as is, or a MAC in any usual spelling.
@@ -121,7 +129,7 @@ async fn one(State(inv): State<SharedInventory>, Path(id): Path<String>) -> Resp
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
     match snap.devices.binary_search_by(|d| d.key.as_str().cmp(&key)) {
-        Ok(i) => Json(snap.devices[i].detail.clone()).into_response(),
+        Ok(i) => json_text(snap.devices[i].detail.to_string()),
         Err(_) => (
             StatusCode::NOT_FOUND,
             Json(serde_json::json!({ "error": format!("no device {key}") })),

@@ -59,10 +59,11 @@ pub struct SnapshotDevice {
     pub mac: Option<String>,
     pub category: &'static str,
     pub vendor: Option<String>,
-    /// The device without its evidence list (for listings).
-    pub summary: serde_json::Value,
-    /// The device with its evidence (for `/api/devices/{mac}`).
-    pub detail: serde_json::Value,
+    /// The device without its evidence list (for listings), as JSON text (kept as text: a
+    /// parsed `serde_json::Value` takes several times the memory).
+    pub summary: Box<str>,
+    /// The device with its evidence (for `/api/devices/{mac}`), as JSON text.
+    pub detail: Box<str>,
 }
 
 /// Every device, sorted by key.
@@ -311,8 +312,12 @@ impl Intel {
                     .as_ref()
                     .and_then(|i| i.vendor.as_ref())
                     .map(|v| v.value.clone()),
-                summary: serde_json::to_value(d.view(false)).unwrap_or_default(),
-                detail: serde_json::to_value(d.view(true)).unwrap_or_default(),
+                summary: serde_json::to_string(&d.view(false))
+                    .unwrap_or_default()
+                    .into_boxed_str(),
+                detail: serde_json::to_string(&d.view(true))
+                    .unwrap_or_default()
+                    .into_boxed_str(),
             })
             .collect();
         devices.sort_by(|a, b| a.key.cmp(&b.key));
