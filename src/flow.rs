@@ -178,6 +178,17 @@ struct TcpFlow {
     stopped: bool,
     gaps: u32,
     gap_bytes: u64,
+    /// The first reassembly cap this flow hit (reported once, in its `flow` event).
+    cap_hit: Option<CapHitRecord>,
+}
+
+/// A reassembly byte cap hit by a flow: which cap, the bytes the stream wanted to hold
+/// (held plus the refused segment) and the cap.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq)]
+struct CapHitRecord {
+    cap: &'static str,
+    value: u64,
+    limit: u64,
 }
 
 impl TcpFlow {
@@ -189,6 +200,27 @@ impl TcpFlow {
 /// How often (packet time) the table is swept for idle flows. Timeouts are also checked on
 /// every lookup, so this only bounds how long an idle flow holds memory past its timeout.
 const SWEEP_EVERY_SECS: u64 = 10;
+
+/// The caps of [`Limits`] the protocol layer needs, copied into each flow table.
+#[derive(Debug, Clone, Copy)]
+pub struct AppCaps {
+    /// [`Limits::detect_bytes`].
+    pub detect_bytes: usize,
+    /// [`Limits::dicom_pdu_kept`].
+    pub dicom_pdu_kept: usize,
+    /// [`Limits::hl7_message_bytes`].
+    pub hl7_message_bytes: usize,
+}
+
+impl AppCaps {
+    pub fn of(l: &Limits) -> AppCaps {
+        AppCaps {
+            detect_bytes: l.detect_bytes,
+            dicom_pdu_kept: l.dicom_pdu_kept,
+            hl7_message_bytes: l.hl7_message_bytes,
+        }
+    }
+}
 
 /// Bytes buffered while a probe needs more than one chunk to decide.
 const PROBE_BUF: usize = 512;
@@ -246,6 +278,8 @@ struct TcpRecord {
     gaps: u32,
     #[serde(skip_serializing_if = "is_zero64")]
     gap_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reassembly_cap: Option<CapHitRecord>,
 }
 
 fn is_zero32(v: &u32) -> bool {
@@ -297,6 +331,15 @@ impl FlowRecord<'_> {
                 b.extend_from_slice(b",\"gap_bytes\":");
                 push_u64(b, t.gap_bytes);
             }
+            if let Some(c) = &t.reassembly_cap {
+                b.extend_from_slice(b",\"reassembly_cap\":{\"cap\":\"");
+                b.extend_from_slice(c.cap.as_bytes());
+                b.extend_from_slice(b"\",\"value\":");
+                push_u64(b, c.value);
+                b.extend_from_slice(b",\"limit\":");
+                push_u64(b, c.limit);
+                b.push(b'}');
+            }
             b.push(b'}');
         }
         b.push(b'}');
@@ -340,7 +383,7 @@ pub struct FlowTable {
     key_hasher: ahash::RandomState,
     cap: usize,
     reasm_flow_cap: usize,
-    detect_bytes: usize,
+    caps: AppCaps,
     timeouts: Timeouts,
     budget: GlobalBudget,
     next_sweep: Ts,
@@ -355,7 +398,7 @@ impl FlowTable {
             key_hasher: ahash::RandomState::new(),
             cap: Limits::per_worker(limits.max_flows, workers),
             reasm_flow_cap: limits.reassembly_flow_bytes,
-            detect_bytes: limits.detect_bytes,
+            caps: AppCaps::of(limits),
             timeouts: timeouts.clone(),
             budget: GlobalBudget::new(Limits::per_worker(limits.reassembly_global_bytes, workers)),
             next_sweep: Ts::ZERO,
@@ -478,16 +521,21 @@ impl FlowTable {
                     obs,
                 } = out;
                 let mut gaps = (0u32, 0u64);
-                let detect_bytes = self.detect_bytes;
+                let caps = self.caps;
                 {
                     let [s0, s1] = &mut tf.streams;
                     let (this, other) = if i == 0 { (s0, s1) } else { (s1, s0) };
+                    let hits_before = (
+                        stats.get(Counter::ReasmFlowCapHits),
+                        stats.get(Counter::ReasmGlobalCapHits),
+                    );
+                    let wanted = (this.buffered_bytes() + d.payload.len()) as u64;
                     let mut deliver = |c: Chunk<'_>| {
                         if let Chunk::Gap(n) = c {
                             gaps.0 += 1;
                             gaps.1 += n;
                         }
-                        feed(app, meta, dir, c, ts, detect_bytes, events, app_stats, obs);
+                        feed(app, meta, dir, c, ts, caps, events, app_stats, obs);
                     };
                     this.segment(
                         t.seq,
@@ -500,6 +548,21 @@ impl FlowTable {
                         stats,
                         &mut deliver,
                     );
+                    if tf.cap_hit.is_none() {
+                        if stats.get(Counter::ReasmFlowCapHits) > hits_before.0 {
+                            tf.cap_hit = Some(CapHitRecord {
+                                cap: "flow",
+                                value: wanted,
+                                limit: self.reasm_flow_cap as u64,
+                            });
+                        } else if stats.get(Counter::ReasmGlobalCapHits) > hits_before.1 {
+                            tf.cap_hit = Some(CapHitRecord {
+                                cap: "global",
+                                value: self.budget.used as u64 + d.payload.len() as u64,
+                                limit: self.budget.cap as u64,
+                            });
+                        }
+                    }
                     if t.ack_flag {
                         let mut deliver_other = |c: Chunk<'_>| {
                             if let Chunk::Gap(n) = c {
@@ -512,7 +575,7 @@ impl FlowTable {
                                 dir.reverse(),
                                 c,
                                 ts,
-                                detect_bytes,
+                                caps,
                                 events,
                                 app_stats,
                                 obs,
@@ -541,7 +604,7 @@ impl FlowTable {
                             Some(p) => {
                                 flow.meta.app_proto = Some(p);
                                 out.app_stats.inc(app_counter(p));
-                                flow.app = match detect::parser_for(p) {
+                                flow.app = match detect::parser_for(p, &self.caps) {
                                     Some(parser) => App::Parsing(parser),
                                     None => App::Done,
                                 };
@@ -598,6 +661,7 @@ impl FlowTable {
                     fin: [false; 2],
                     rst: false,
                     stopped: false,
+                    cap_hit: None,
                     gaps: 0,
                     gap_bytes: 0,
                 }))
@@ -722,7 +786,7 @@ impl FlowTable {
 
     fn end(&mut self, mut f: Flow, reason: EndReason, out: &mut Sinks) {
         let ts = f.last;
-        let detect_bytes = self.detect_bytes;
+        let caps = self.caps;
         let Flow { app, meta, tcp, .. } = &mut f;
         if let Some(tf) = tcp.as_mut() {
             let Sinks {
@@ -738,7 +802,7 @@ impl FlowTable {
                         gaps.0 += 1;
                         gaps.1 += n;
                     }
-                    feed(app, meta, dir, c, ts, detect_bytes, events, app_stats, obs);
+                    feed(app, meta, dir, c, ts, caps, events, app_stats, obs);
                 };
                 tf.streams[i].flush(&mut self.budget, stats, &mut deliver);
             }
@@ -854,6 +918,7 @@ fn emit_flow(f: &Flow, reason: EndReason, out: &mut Sinks) {
             rst: t.rst,
             gaps: t.gaps,
             gap_bytes: t.gap_bytes,
+            reassembly_cap: t.cap_hit,
         }),
     };
     out.events
@@ -887,7 +952,7 @@ fn feed(
     dir: Direction,
     chunk: Chunk<'_>,
     ts: Ts,
-    detect_bytes: usize,
+    caps: AppCaps,
     events: &mut EventSink,
     stats: &mut WorkerStats,
     obs: &mut ObsBuf,
@@ -929,7 +994,7 @@ fn feed(
                 meta.app_proto = Some(p);
                 stats.inc(app_counter(p));
                 let held = std::mem::take(&mut buf[i]);
-                match detect::parser_for(p) {
+                match detect::parser_for(p, &caps) {
                     Some(mut parser) => {
                         let mut cx = AppContext {
                             ts,
@@ -962,7 +1027,7 @@ fn feed(
                     None => *app = App::Done,
                 }
             }
-            Probe::NeedMore if seen[i] < detect_bytes.min(PROBE_BUF) => {
+            Probe::NeedMore if seen[i] < caps.detect_bytes.min(PROBE_BUF) => {
                 if buf[i].is_empty() {
                     buf[i].extend_from_slice(&data[..data.len().min(PROBE_BUF)]);
                 }
@@ -1023,6 +1088,11 @@ mod tests {
                             rst: n.is_multiple_of(7),
                             gaps,
                             gap_bytes,
+                            reassembly_cap: (gaps == 1).then_some(CapHitRecord {
+                                cap: "flow",
+                                value: n * 4096,
+                                limit: 65_536,
+                            }),
                         }),
                     };
                     let mut b = Vec::new();

@@ -5,18 +5,16 @@
 //! `[timeouts]` tables of the `--config` file; a value outside its range is a configuration
 //! error (exit 2).
 //!
-//! Per-flow protocol caps are fixed constants next to the state they bound (not yet
-//! configurable), each counted when hit and reported once per flow in its event:
+//! Other per-flow protocol caps are fixed constants next to the state they bound, each counted
+//! when hit and reported once per flow (or message) in its event:
 //!
 //! | cap | value | constant |
 //! | --- | --- | --- |
 //! | TLS hello bytes buffered per direction | 32 KiB | [`crate::protocols::tls::MAX_HANDSHAKE_BUF`] |
-//! | DICOM non-P-DATA PDU bytes kept | 64 KiB | [`crate::protocols::dicom::state::MAX_PDU_KEPT`] |
 //! | DICOM presentation contexts | 128 | [`crate::protocols::dicom::state::MAX_CONTEXTS`] |
 //! | DICOM pending requests | 64 | [`crate::protocols::dicom::state::MAX_PENDING`] |
 //! | DICOM command set bytes | 16 KiB | [`crate::protocols::dicom::state::MAX_COMMAND_SET`] |
 //! | DICOM data set prefix scanned | 32 KiB | [`crate::protocols::dicom::state::MAX_DATASET_PREFIX`] |
-//! | HL7 message bytes (over it: MSH kept, rest skipped) | 1 MiB | [`crate::protocols::hl7::MAX_MESSAGE_BYTES`] |
 //! | HL7 messages awaiting an acknowledgement | 64 | [`crate::protocols::hl7::MAX_PENDING_ACKS`] |
 //! | bytes held by protocol detection per direction | 512 | `flow::PROBE_BUF` |
 
@@ -75,6 +73,10 @@ table! {
         event_queue: usize = 256, 1, 65_536;
         /// Observation batches (one per worker packet batch with something to say) queued for the central thread; when full, replay waits and live capture drops (medtap_observations_dropped_total).
         observe_queue: usize = 1_024, 1, 65_536;
+        /// Bytes of one DICOM A-ASSOCIATE/RELEASE/ABORT PDU kept for parsing; a longer one is skipped, not buffered (dicom_errors{kind=pdu_too_large}, event limits.pdu_kept). P-DATA is streamed, never kept whole.
+        dicom_pdu_kept: usize = 64 << 10, 4 << 10, 16 << 20;
+        /// Bytes of one HL7 message kept for parsing; the rest of a longer one is skipped (hl7_errors{kind=too_large}, event too_large).
+        hl7_message_bytes: usize = 1 << 20, 16 << 10, 64 << 20;
         /// Devices in the inventory; when full, new devices are not added (medtap_devices_dropped_total).
         max_devices: usize = 65_536, 16, 4_194_304;
     }

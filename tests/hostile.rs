@@ -286,6 +286,58 @@ fn dicom_pdu_over_the_kept_cap() {
     );
 }
 
+/// The DICOM and HL7 caps are configuration: the event carries the configured limit.
+#[test]
+fn protocol_caps_come_from_the_config() {
+    let r = replay_measured(
+        &[&small("dicom_assoc_rq_1mib.pcap")],
+        &format!("{SMALL_LIMITS}\ndicom_pdu_kept = \"16KiB\""),
+    );
+    assert_eq!(
+        payload(&r.events, "dicom")[0]["limits"]["pdu_kept"],
+        serde_json::json!({"value": 1 << 20, "limit": 16384})
+    );
+    let r = replay_measured(
+        &[&common::pcap("hl7/large_oru.pcap")],
+        &format!("{SMALL_LIMITS}\nhl7_message_bytes = \"64KiB\""),
+    );
+    let big: Vec<_> = payload(&r.events, "hl7")
+        .into_iter()
+        .filter(|h| !h["too_large"].is_null())
+        .collect();
+    assert!(!big.is_empty());
+    assert!(big.iter().all(|h| h["too_large"]["limit"] == 65536));
+    assert_eq!(
+        r.stats()["app_layer"]["hl7_errors"]["too_large"].as_u64(),
+        Some(big.len() as u64)
+    );
+}
+
+/// The per-flow reassembly cap: counted, and reported once in the flow's `flow` event with the
+/// bytes wanted and the limit (ooo_retrans.pcap, lossy and reordered, with 4 KiB per direction).
+#[test]
+fn reassembly_flow_cap_is_counted_and_reported_once_per_flow() {
+    let r = replay_measured(
+        &[&common::pcap("ooo_retrans.pcap")],
+        &format!("{SMALL_LIMITS}\nreassembly_flow_bytes = \"4KiB\""),
+    );
+    let hits = r.counter("tcp", "reassembly_cap_hits_flow");
+    let reported: Vec<_> = payload(&r.events, "flow")
+        .into_iter()
+        .filter_map(|f| f["tcp"].get("reassembly_cap"))
+        .collect();
+    assert!(hits >= 1 && !reported.is_empty(), "hits {hits}");
+    assert!(reported.len() as u64 <= hits);
+    for c in &reported {
+        assert_eq!(c["cap"], "flow");
+        assert_eq!(c["limit"], 4096);
+        assert!(c["value"].as_u64().unwrap() > 4096, "{c}");
+    }
+    // with the default cap, nothing is hit
+    let r = replay_measured(&[&common::pcap("ooo_retrans.pcap")], SMALL_LIMITS);
+    assert_eq!(r.counter("tcp", "reassembly_cap_hits_flow"), 0);
+}
+
 /// Overlapping resends with other bytes are counted, and the first copy (the real bytes) is
 /// what the HL7 parser sees: the events are those of the original capture.
 #[test]

@@ -110,11 +110,15 @@ pub fn identify_udp(data: &[u8], src_port: u16, dst_port: u16) -> Option<AppProt
 }
 
 /// The streaming parser for a protocol, if medtap has one.
-pub fn parser_for(proto: AppProto) -> Option<Box<dyn AppParser>> {
+pub fn parser_for(proto: AppProto, caps: &crate::flow::AppCaps) -> Option<Box<dyn AppParser>> {
     match proto {
         AppProto::Tls => Some(Box::new(super::tls::TlsState::new())),
-        AppProto::Dicom => super::dicom::parser(),
-        AppProto::Hl7 => super::hl7::parser(),
+        AppProto::Dicom => Some(Box::new(super::dicom::DicomState::with_pdu_cap(
+            caps.dicom_pdu_kept,
+        ))),
+        AppProto::Hl7 => Some(Box::new(super::hl7::Hl7State::with_cap(
+            caps.hl7_message_bytes,
+        ))),
         AppProto::Http => Some(Box::new(super::http::HttpState::new())),
         _ => None,
     }

@@ -185,6 +185,8 @@ struct Pending {
 
 /// The per-connection DICOM state machine.
 pub struct DicomState {
+    /// Bytes of a non-P-DATA PDU kept (`limits.dicom_pdu_kept`, default [`MAX_PDU_KEPT`]).
+    pdu_kept: usize,
     sides: [Side; 2],
     phase: Phase,
     /// Direction of the A-ASSOCIATE-RQ (or inferred on midstream pickup).
@@ -217,7 +219,13 @@ fn role_of(requestor: Option<Direction>, dir: Direction) -> &'static str {
 
 impl DicomState {
     pub fn new() -> DicomState {
+        DicomState::with_pdu_cap(MAX_PDU_KEPT)
+    }
+
+    /// With another cap on the bytes of a non-P-DATA PDU kept (`limits.dicom_pdu_kept`).
+    pub fn with_pdu_cap(pdu_kept: usize) -> DicomState {
         DicomState {
+            pdu_kept,
             sides: [Side::new(), Side::new()],
             phase: Phase::Idle,
             requestor: None,
@@ -358,12 +366,12 @@ impl DicomState {
             s.reset_pdv();
             s.stage = Stage::PData { left: h.len };
             self.on_pdata_start(dir, cx);
-        } else if h.len as usize > MAX_PDU_KEPT {
+        } else if h.len as usize > self.pdu_kept {
             s.stage = Stage::Skip { left: h.len };
             self.raise(ErrorKind::PduTooLarge, cx.stats);
             self.ev.limits.pdu_kept.get_or_insert(LimitRecord {
                 value: h.len as u64,
-                limit: MAX_PDU_KEPT as u64,
+                limit: self.pdu_kept as u64,
             });
             // The association state still moves: an oversized RQ/AC is still an RQ/AC.
             self.on_pdu_unparsed(dir, h.pdu_type, cx);

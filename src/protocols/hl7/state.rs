@@ -82,7 +82,7 @@ impl Hl7State {
         Hl7State::with_cap(MAX_MESSAGE_BYTES)
     }
 
-    /// With another message-size cap (tests).
+    /// With another message-size cap (`limits.hl7_message_bytes`).
     pub fn with_cap(cap: usize) -> Hl7State {
         let side = || Side {
             deframer: Deframer::new(),
