@@ -10,6 +10,9 @@ use std::path::Path;
 enum Input {
     /// Extra flags for `medtap replay`.
     Flags(&'static [&'static str]),
+    /// Extra flags for `medtap live -i hos-none0` (rejected before any capture starts; the
+    /// interface does not exist, so a check that came too late would fail, not capture).
+    Live(&'static [&'static str]),
     /// A `--config` file with this text.
     Config(&'static str),
     /// An operator signature file `site.toml` (checked by `medtap signatures check DIR` and
@@ -34,6 +37,9 @@ const CASES: &[Case] = &[
     Case { name: "listen not an address", input: Input::Flags(&["--listen", "not-an-address"]), line: 0, words: &["--listen", "not-an-address"] },
     Case { name: "linger bad duration", input: Input::Flags(&["--listen", "127.0.0.1:0", "--linger", "3 fortnights"]), line: 0, words: &["--linger"] },
     Case { name: "bpf syntax", input: Input::Flags(&["--bpf", "tcp and and"]), line: 0, words: &["tcp and and"] },
+    Case { name: "live snaplen out of range", input: Input::Live(&["--snaplen", "10"]), line: 0, words: &["--snaplen", "10"] },
+    Case { name: "live stats interval", input: Input::Live(&["--stats-interval", "soon"]), line: 0, words: &["--stats-interval", "soon"] },
+    Case { name: "live buffer out of range", input: Input::Live(&["--buffer-mib", "0"]), line: 0, words: &["--buffer-mib"] },
     Case { name: "config missing", input: Input::Flags(&["--config", "/nonexistent/medtap.toml"]), line: 0, words: &["/nonexistent/medtap.toml"] },
     Case { name: "toml syntax", input: Input::Config("workers = 2\n\n[limits\nmax_flows = 2048\n"), line: 3, words: &[] },
     Case { name: "unknown top-level key", input: Input::Config("workers = 2\nworkerz = 3\n"), line: 2, words: &["workerz"] },
@@ -110,6 +116,13 @@ fn every_kind_of_bad_input_exits_2_naming_file_line_and_problem() {
                 a.push(pcap.as_os_str());
                 let (code, err) = run(&a);
                 problems.extend(check(case, "replay", code, &err, None));
+            }
+            Input::Live(flags) => {
+                let mut a: Vec<&std::ffi::OsStr> =
+                    vec!["live".as_ref(), "-i".as_ref(), "hos-none0".as_ref()];
+                a.extend(flags.iter().map(std::ffi::OsStr::new));
+                let (code, err) = run(&a);
+                problems.extend(check(case, "live", code, &err, None));
             }
             Input::Config(text) => {
                 let f = dir.path().join("medtap.toml");
