@@ -721,11 +721,28 @@ impl DeviceTable {
     fn become_router(&mut self, i: usize, ts: i64, sigs: &Signatures) {
         let d = &mut self.devices[i];
         d.router = true;
-        for a in std::mem::take(&mut d.ips) {
+        let behind = std::mem::take(&mut d.ips);
+        for a in &behind {
             if self.by_ip.get(&a.ip) == Some(&i) {
                 self.by_ip.remove(&a.ip);
             }
         }
+        // The local hosts seen behind it so far get their `ip:` devices now, as later ones do
+        // on their next observation: which hosts exist must not depend on whether one of
+        // theirs happened to arrive before or after the switch (it does with several workers).
+        for a in behind.iter().filter(|a| is_local(&a.ip)) {
+            if self.by_ip.contains_key(&a.ip) || self.by_ip_key.contains_key(&a.ip) {
+                continue;
+            }
+            if let Some(h) = self.create(None, Some(a.ip), a.first_seen, sigs) {
+                let d = &mut self.devices[h];
+                d.add_ip(a.ip, a.first_seen);
+                d.add_ip(a.ip, a.last_seen);
+                d.seen(a.last_seen);
+                self.by_ip.insert(a.ip, h);
+            }
+        }
+        let d = &mut self.devices[i];
         d.protocols.clear();
         d.peers.clear();
         d.totals = PeerCounts::default();
@@ -902,6 +919,34 @@ mod tests {
         let j = t.resolve(h, Some("fe80::1".parse().unwrap()), 2, true, &s);
         assert_eq!(i, j);
         assert!(!t.get(i.unwrap()).router);
+    }
+
+    #[test]
+    fn hosts_seen_behind_a_router_before_the_switch_get_devices_too() {
+        let s = sigs();
+        let router = [0x00, 0x1b, 0x54, 1, 2, 3];
+        let hosts: Vec<IpAddr> = (1..=ROUTER_MIN_IPV4 as u8 + 1)
+            .map(|n| IpAddr::from([10, 9, 0, n]))
+            .collect();
+        // Two arrival orders of the same observations give the same set of devices.
+        let keys = |order: &[IpAddr]| {
+            let mut t = DeviceTable::new(100);
+            for (n, ip) in order.iter().enumerate() {
+                t.resolve(router, Some(*ip), n as i64, true, &s);
+            }
+            let mut k: Vec<String> = (0..t.len()).map(|i| t.get(i).key.clone()).collect();
+            k.sort();
+            k
+        };
+        let mut reversed = hosts.clone();
+        reversed.reverse();
+        let a = keys(&hosts);
+        assert_eq!(a, keys(&reversed));
+        assert_eq!(
+            a.len(),
+            hosts.len() + 1,
+            "the router and every local host: {a:?}"
+        );
     }
 
     #[test]
