@@ -159,6 +159,9 @@ pub struct CommonArgs {
     /// Print the summary as JSON on standard error instead of text.
     #[arg(long = "summary-json")]
     pub summary_json: bool,
+    /// Behaviour baseline learning time per device, in packet time (e.g. 90s, 7d; default 7d).
+    #[arg(long = "learning-period")]
+    pub learning_period: Option<String>,
 }
 
 /// A problem with flags or configuration: exit code 2.
@@ -182,6 +185,7 @@ struct FileConfig {
     p0f_db: Option<PathBuf>,
     limits: Option<toml::Table>,
     timeouts: Option<toml::Table>,
+    learning_period: Option<String>,
 }
 
 /// Everything a run needs, merged and validated.
@@ -202,6 +206,8 @@ pub struct Settings {
     pub timeouts: Timeouts,
     pub progress: bool,
     pub summary_json: bool,
+    /// Seconds of packet time.
+    pub learning_period: u64,
 }
 
 pub fn default_workers() -> usize {
@@ -339,6 +345,17 @@ impl Settings {
             timeouts,
             progress,
             summary_json: a.summary_json,
+            learning_period: match a.learning_period.clone().or(file.learning_period) {
+                Some(l) => crate::detect::rules::parse_duration_str(&l)
+                    .ok()
+                    .filter(|&d| d > 0)
+                    .ok_or_else(|| {
+                        ConfigError(format!(
+                            "--learning-period {l:?}: not a duration above 0 (e.g. 90s, 15m, 2h, 7d)"
+                        ))
+                    })?,
+                None => 7 * 86_400,
+            },
         })
     }
 }

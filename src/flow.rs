@@ -940,6 +940,12 @@ pub fn app_counter(p: AppProto) -> Counter {
         AppProto::Dns => Counter::AppDns,
         AppProto::Snmp => Counter::AppSnmp,
         AppProto::Tftp => Counter::AppTftp,
+        AppProto::Rfb => Counter::AppRfb,
+        AppProto::Rdp => Counter::AppRdp,
+        AppProto::Rlogin => Counter::AppRlogin,
+        AppProto::Rsh => Counter::AppRsh,
+        AppProto::Rexec => Counter::AppRexec,
+        AppProto::Netbios => Counter::AppNetbios,
         AppProto::Unknown => Counter::AppUnknown,
     }
 }

@@ -8,6 +8,7 @@
 pub mod capture;
 pub mod config;
 pub mod decode;
+pub mod detect;
 pub mod fingerprint;
 pub mod flow;
 pub mod intel;

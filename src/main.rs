@@ -44,24 +44,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             action: medtap::config::SignaturesAction::Check { dir },
         } => {
             use medtap::fingerprint::signatures::Signatures;
-            match Signatures::load(dir.as_deref()) {
-                Ok(s) => {
+            let fp = Signatures::load(dir.as_deref());
+            let rules = medtap::detect::RuleSet::load(dir.as_deref());
+            match (fp, rules) {
+                (Ok(s), Ok(r)) => {
                     println!(
-                        "signatures ok: {} rules, {} evidence weights, {} end-of-life entries",
+                        "signatures ok: {} rules, {} evidence weights, {} end-of-life entries; {} detection rules, {} anomaly thresholds",
                         s.rules.len(),
                         s.weights.len(),
-                        s.eol.len()
+                        s.eol.len(),
+                        r.rules.len(),
+                        r.anomalies.len()
                     );
                     Ok(())
                 }
-                Err(errors) => {
-                    for e in &errors.0 {
-                        eprintln!("{e}");
+                (fp, rules) => {
+                    let mut n = 0;
+                    for errors in [fp.err(), rules.err()].into_iter().flatten() {
+                        for e in &errors.0 {
+                            eprintln!("{e}");
+                        }
+                        n += errors.0.len();
                     }
-                    Err(
-                        ConfigError(format!("{} problem(s) in the signatures", errors.0.len()))
-                            .into(),
-                    )
+                    Err(ConfigError(format!("{n} problem(s) in the signatures")).into())
                 }
             }
         }
@@ -88,7 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let _server = start_server(&settings, &metrics, &opts)?;
             let summary = pipeline::replay(&files, &opts, &metrics)?;
             write_metrics(&settings, &metrics)?;
-            print_summary(&summary, settings.summary_json);
+            print_summary(&summary, metrics.alerts_total(), settings.summary_json);
             if let (Some(l), Some(_)) = (&args.linger, &_server) {
                 let secs = medtap::limits::parse_duration(l)
                     .map_err(|e| ConfigError(format!("--linger: {e}")))?;
@@ -161,7 +166,7 @@ fn run_live(args: medtap::config::LiveArgs) -> anyhow::Result<()> {
     );
     let summary = pipeline::live(sources, &opts, &metrics, &stop, &healthy, &timing)?;
     write_metrics(&settings, &metrics)?;
-    print_summary(&summary, settings.summary_json);
+    print_summary(&summary, metrics.alerts_total(), settings.summary_json);
     Ok(())
 }
 
@@ -217,6 +222,13 @@ fn pipeline_options(settings: &Settings, progress: bool) -> anyhow::Result<pipel
         None => None,
     };
     let sigs = load_signatures(settings.signatures.as_deref())?;
+    let rules =
+        medtap::detect::RuleSet::load(settings.signatures.as_deref()).map_err(|errors| {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            ConfigError(format!("{} problem(s) in the signatures", errors.0.len()))
+        })?;
     Ok(pipeline::Options {
         workers: settings.workers,
         limits: settings.limits.clone(),
@@ -230,6 +242,10 @@ fn pipeline_options(settings: &Settings, progress: bool) -> anyhow::Result<pipel
             inventory: settings.inventory.clone(),
             max_devices: settings.limits.max_devices,
             shared: Some(medtap::intel::shared_inventory()),
+            rules: Some(rules),
+            detect: medtap::detect::DetectOptions {
+                learning_period: settings.learning_period,
+            },
             ..medtap::intel::IntelOptions::default()
         },
         p0f,
@@ -354,7 +370,7 @@ fn write_metrics(settings: &Settings, metrics: &Metrics) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_summary(s: &Summary, json: bool) {
+fn print_summary(s: &Summary, alerts: u64, json: bool) {
     for (p, why) in &s.damage {
         tracing::warn!(file = %p.display(), reason = %why, "damaged capture");
     }
@@ -385,6 +401,7 @@ fn print_summary(s: &Summary, json: bool) {
             "decode_errors": decode_errors,
             "duration_s": s.elapsed, "packets_per_s": pps,
             "events": {"produced": t.get(Counter::EventsProduced), "written": s.events_written},
+            "alerts": alerts,
         });
         eprintln!("{v}");
         return;
@@ -398,7 +415,7 @@ fn print_summary(s: &Summary, json: bool) {
             .join(", ")
     };
     eprintln!(
-        "medtap: {} files ({} damaged, {} skipped), {} packets, {} bytes, {} flows; app protocols: {}; {} decode errors; {:.2}s, {:.0} packets/s",
+        "medtap: {} files ({} damaged, {} skipped), {} packets, {} bytes, {} flows; app protocols: {}; {} alerts; {} decode errors; {:.2}s, {:.0} packets/s",
         s.files_ok + s.files_damaged,
         s.files_damaged,
         s.files_skipped,
@@ -406,6 +423,7 @@ fn print_summary(s: &Summary, json: bool) {
         s.bytes,
         flows,
         apps_text,
+        alerts,
         decode_errors,
         s.elapsed,
         pps

@@ -43,6 +43,17 @@ pub struct Metrics {
     pub devices_eol_os: IntGauge,
     /// New devices not added because the inventory was full (`max_devices`).
     pub devices_dropped: IntCounter,
+    /// Alerts emitted, by signature id, severity and category (label values from the loaded
+    /// rule set, never from a packet).
+    pub alerts: IntCounterVec,
+    /// Flows that used a legacy or cleartext protocol, by rule family.
+    pub legacy_flows: IntCounterVec,
+    /// Flows that raised a behaviour anomaly, by kind.
+    pub anomalous_flows: IntCounterVec,
+    /// Detection state caps hit, by table.
+    pub detect_cap_hits: IntCounterVec,
+    /// The most recent alerts (EVE JSON lines), newest last, for `GET /api/alerts`.
+    pub recent_alerts: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
 impl Metrics {
@@ -182,6 +193,32 @@ impl Metrics {
             "medtap_devices_dropped_total",
             "New devices not added to the inventory because it held max_devices.",
         );
+        let alerts = counter_vec(
+            "medtap_alerts_total",
+            "Alerts emitted, by signature id, severity (1 high .. 3 low) and category.",
+            &["signature_id", "severity", "category"],
+        );
+        let legacy_flows = counter_vec(
+            "medtap_legacy_flows_total",
+            "Flows that used a legacy or cleartext protocol, by rule family.",
+            &["protocol"],
+        );
+        let anomalous_flows = counter_vec(
+            "medtap_anomalous_flows_total",
+            "Flows that raised a behaviour anomaly, by kind.",
+            &["kind"],
+        );
+        for k in crate::detect::rules::AnomalyKind::ALL {
+            anomalous_flows.with_label_values(&[k.as_str()]);
+        }
+        let detect_cap_hits = counter_vec(
+            "medtap_detect_cap_hits_total",
+            "Detection state tables that were full when a new entry came, by table.",
+            &["table"],
+        );
+        for t in ["dedup", "devices", "baseline", "scan", "burst", "dicom_scp"] {
+            detect_cap_hits.with_label_values(&[t]);
+        }
         let build = IntGaugeVec::new(
             Opts::new("medtap_build_info", "medtap build information; always 1."),
             &["version"],
@@ -210,7 +247,40 @@ impl Metrics {
             devices,
             devices_eol_os,
             devices_dropped,
+            alerts,
+            legacy_flows,
+            anomalous_flows,
+            detect_cap_hits,
+            recent_alerts: std::sync::Mutex::new(std::collections::VecDeque::new()),
         }
+    }
+
+    /// Create the alert series of every loaded rule at 0 (so dashboards and alerting rules see
+    /// them before the first alert), and the legacy-flow series of every rule family.
+    pub fn init_alert_labels(&self, rules: &crate::detect::RuleSet) {
+        for (id, sev, cat) in rules.label_sets() {
+            self.alerts
+                .with_label_values(&[&id.to_string(), &sev.to_string(), cat]);
+        }
+        for r in &rules.rules {
+            if let Some(f) = &r.family {
+                self.legacy_flows.with_label_values(&[f]);
+            }
+        }
+    }
+
+    /// Alerts emitted so far (all labels).
+    pub fn alerts_total(&self) -> u64 {
+        use prometheus::core::Collector;
+        self.alerts
+            .collect()
+            .iter()
+            .flat_map(|mf| {
+                mf.get_metric()
+                    .iter()
+                    .map(|m| m.get_counter().get_value() as u64)
+            })
+            .sum()
     }
 
     /// Add what `now` counted since `prev` and remember `now`.

@@ -40,6 +40,7 @@ fn routes(state: AppState, inventory: crate::intel::SharedInventory) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz))
+        .route("/api/alerts", get(alerts_handler))
         .with_state(state)
         .merge(crate::intel::api::router(inventory))
 }
@@ -139,6 +140,27 @@ async fn metrics_handler(State(s): State<AppState>) -> impl IntoResponse {
         )],
         s.metrics.render(),
     )
+}
+
+/// `GET /api/alerts`: the most recent alerts (at most
+/// [`crate::detect::output::RECENT_ALERTS`]), oldest first, as `{"alerts": [...]}`.
+async fn alerts_handler(State(s): State<AppState>) -> impl IntoResponse {
+    let body = {
+        let r = match s.metrics.recent_alerts.lock() {
+            Ok(r) => r,
+            Err(p) => p.into_inner(),
+        };
+        let mut b = String::from("{\"alerts\":[");
+        for (i, line) in r.iter().enumerate() {
+            if i > 0 {
+                b.push(',');
+            }
+            b.push_str(line);
+        }
+        b.push_str("]}\n");
+        b
+    };
+    ([(header::CONTENT_TYPE, "application/json")], body)
 }
 
 async fn healthz(State(s): State<AppState>) -> impl IntoResponse {

@@ -255,6 +255,11 @@ pub fn is_grease(v: u16) -> bool {
     (v & 0x0f0f) == 0x0a0a && (v >> 8) == (v & 0xff)
 }
 
+/// The IANA name of a cipher suite (`TLS_RSA_WITH_RC4_128_SHA`), if it has one.
+pub fn cipher_suite_name(v: u16) -> Option<&'static str> {
+    tls_parser::TlsCipherSuite::from_id(v).map(|c| c.name)
+}
+
 /// Human name of a protocol version, as the event log spells it; `None` if unknown.
 pub fn version_name(v: u16) -> Option<&'static str> {
     Some(match v {

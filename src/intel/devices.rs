@@ -763,6 +763,37 @@ impl DeviceTable {
         }
     }
 
+    /// The device at (`mac`, `ip`) without creating or touching anything.
+    fn lookup(&self, mac: [u8; 6], ip: IpAddr) -> Option<&Device> {
+        if is_host_mac(&mac) {
+            let key = format!("mac:{}", oui::format_mac(&mac));
+            if let Some(&i) = self.by_key.get(&key) {
+                if !self.devices[i].router {
+                    return self.devices.get(i);
+                }
+            }
+        }
+        self.by_ip.get(&ip).and_then(|&i| self.devices.get(i))
+    }
+
+    /// What the detection engine may know of a flow's two devices: their category (when
+    /// identified) and whether it is medical.
+    pub fn detect_view(&self, f: &FlowMeta) -> crate::detect::DeviceView {
+        let info = |mac, ip| {
+            self.lookup(mac, ip).map(|d| {
+                let c = d.category();
+                crate::detect::DeviceInfo {
+                    category: (c != Category::Unknown).then_some(c),
+                    is_medical: c.is_medical(),
+                }
+            })
+        };
+        crate::detect::DeviceView {
+            client: info(f.client_mac, f.client.0),
+            server: info(f.server_mac, f.server.0),
+        }
+    }
+
     /// Evidence about the host at (`mac`, `ip`).
     pub fn evidence(
         &mut self,

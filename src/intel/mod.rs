@@ -31,6 +31,8 @@ use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::Serialize;
 
+use crate::detect::output::Publisher;
+use crate::detect::{Alert, Detector};
 use crate::fingerprint::Signatures;
 use crate::metrics::Metrics;
 use crate::observe::Observation;
@@ -89,6 +91,9 @@ pub struct IntelOptions {
     pub max_devices: usize,
     /// Where `/api/devices` reads from.
     pub shared: Option<SharedInventory>,
+    /// Detection rules and anomaly thresholds; none: no detection.
+    pub rules: Option<crate::detect::RuleSet>,
+    pub detect: crate::detect::DetectOptions,
 }
 
 impl Default for IntelOptions {
@@ -101,6 +106,8 @@ impl Default for IntelOptions {
             flush_every: Duration::from_secs(5),
             max_devices: crate::limits::Limits::default().max_devices,
             shared: None,
+            rules: None,
+            detect: crate::detect::DetectOptions::default(),
         }
     }
 }
@@ -152,6 +159,9 @@ pub struct Intel {
     gauges_due: bool,
     gauges_at: Instant,
     errors: Vec<String>,
+    detector: Option<Detector>,
+    alert_publisher: Publisher,
+    alerts: Vec<Alert>,
 }
 
 impl Intel {
@@ -179,7 +189,14 @@ impl Intel {
                 .context("reading the stored inventory")?,
             sigs.get(),
         );
+        let detector = opts
+            .rules
+            .clone()
+            .map(|r| Detector::new(r, &opts.detect, Some(metrics.clone())));
         let mut me = Intel {
+            detector,
+            alert_publisher: Publisher::new(),
+            alerts: Vec::new(),
             opts: opts.clone(),
             sigs,
             table,
@@ -236,8 +253,27 @@ impl Intel {
             } => self.table.flow_end(ts.0, flow, *packets, *bytes, sigs),
             Observation::Facts { .. } => {}
         }
-        // The detection engine (src/detect/) takes the observation here, with a read-only
-        // view of the devices involved.
+        // The detection engine takes the observation with a read-only view of the devices
+        // involved.
+        if let Some(d) = &mut self.detector {
+            let view = match o {
+                Observation::FlowStart { flow, .. }
+                | Observation::FlowEnd { flow, .. }
+                | Observation::Facts { flow, .. } => self.table.detect_view(flow),
+                Observation::Evidence { .. } => crate::detect::DeviceView::default(),
+            };
+            d.observe(o, &view, &mut self.alerts);
+            self.publish_alerts();
+        }
+    }
+
+    /// Emit and count the alerts the detector produced.
+    fn publish_alerts(&mut self) {
+        if !self.alerts.is_empty() {
+            self.alert_publisher
+                .publish(&self.alerts, &mut self.events, Some(&self.metrics));
+            self.alerts.clear();
+        }
     }
 
     /// After a batch: identifications brought up to date, `device` events for what appeared
@@ -416,6 +452,10 @@ impl Intel {
             }
         }
         self.after_batch(true);
+        if let Some(d) = &mut self.detector {
+            d.finish(&mut self.alerts);
+            self.publish_alerts();
+        }
         if let Some(lines) = self.take_events(true) {
             emit(lines);
         }

@@ -18,7 +18,6 @@ pub enum Probe {
 /// Identify a TCP stream from the first bytes of direction `dir`.
 /// `server_port` is a hint only.
 pub fn identify_tcp(dir: Direction, data: &[u8], server_port: u16) -> Probe {
-    let _ = server_port;
     let mut need_more = false;
     for probe in TCP_PROBES {
         match probe(dir, data) {
@@ -27,10 +26,112 @@ pub fn identify_tcp(dir: Direction, data: &[u8], server_port: u16) -> Probe {
             Probe::No => {}
         }
     }
+    for probe in TCP_PORT_PROBES {
+        match probe(dir, data, server_port) {
+            Probe::Match(p) => return Probe::Match(p),
+            Probe::NeedMore => need_more = true,
+            Probe::No => {}
+        }
+    }
     if need_more {
         Probe::NeedMore
     } else {
-        Probe::No
+        // Port second: the content said nothing, the port names a cleartext service whose
+        // first bytes are free text (a telnet server that does not negotiate, an FTP greeting
+        // that does not say FTP).
+        match server_port {
+            21 => Probe::Match(AppProto::Ftp),
+            23 => Probe::Match(AppProto::Telnet),
+            _ => Probe::No,
+        }
+    }
+}
+
+type PortProbeFn = fn(Direction, &[u8], u16) -> Probe;
+
+/// Content probes that take the server port as a hint, after [`TCP_PROBES`].
+const TCP_PORT_PROBES: &[PortProbeFn] =
+    &[probe_ftp, probe_telnet, probe_rfb, probe_rdp, probe_rcmd];
+
+/// FTP: the server greets first with `220`; its text names FTP (vsFTPd, ProFTPD, "Microsoft
+/// FTP Service", FileZilla ...), or the port is 21. SMTP greets with 220 too, hence the text.
+fn probe_ftp(dir: Direction, data: &[u8], port: u16) -> Probe {
+    if dir != Direction::ToClient {
+        return Probe::No;
+    }
+    match medtap_parsers::ftp::looks_like_greeting(data) {
+        None => Probe::NeedMore,
+        Some(false) => Probe::No,
+        Some(true) => {
+            let line_end = data.iter().position(|&c| c == b'\n');
+            let line = &data[..line_end.unwrap_or(data.len())];
+            let says_ftp = line.windows(3).any(|w| w.eq_ignore_ascii_case(b"ftp"));
+            if says_ftp || port == 21 {
+                Probe::Match(AppProto::Ftp)
+            } else if line_end.is_none() && data.len() < 128 {
+                Probe::NeedMore
+            } else {
+                Probe::No
+            }
+        }
+    }
+}
+
+/// Telnet: a stream that opens with option negotiation (IAC WILL/WONT/DO/DONT).
+fn probe_telnet(_dir: Direction, data: &[u8], _port: u16) -> Probe {
+    match medtap_parsers::telnet::looks_like_telnet(data) {
+        Some(true) => Probe::Match(AppProto::Telnet),
+        Some(false) => Probe::No,
+        None => Probe::NeedMore,
+    }
+}
+
+/// VNC: both sides open with `RFB xxx.yyy\n`.
+fn probe_rfb(_dir: Direction, data: &[u8], _port: u16) -> Probe {
+    match medtap_parsers::rfb::parse_version(data) {
+        Ok(_) => Probe::Match(AppProto::Rfb),
+        Err(Some(_)) => Probe::NeedMore,
+        Err(None) => Probe::No,
+    }
+}
+
+/// RDP: a TPKT carrying an X.224 Connection Request with an RDP cookie or negotiation request
+/// (a bare CR is also ISO-TSAP, e.g. S7comm on 102), or any CR on 3389.
+fn probe_rdp(dir: Direction, data: &[u8], port: u16) -> Probe {
+    use medtap_parsers::rdp;
+    if dir != Direction::ToServer {
+        return Probe::No;
+    }
+    match rdp::parse_x224(data) {
+        Ok((_, x)) if x.code == rdp::TpduCode::CONNECTION_REQUEST => {
+            if x.cookie || x.negotiation.is_some() || port == 3389 {
+                Probe::Match(AppProto::Rdp)
+            } else {
+                Probe::No
+            }
+        }
+        Ok(_) => Probe::No,
+        Err(rdp::RdpError::Incomplete(_)) => Probe::NeedMore,
+        Err(rdp::RdpError::NotRdp) => Probe::No,
+    }
+}
+
+/// rexec (512), rlogin (513), rsh (514): the port and the shape of the client's preamble.
+fn probe_rcmd(dir: Direction, data: &[u8], port: u16) -> Probe {
+    use medtap_parsers::rcmd::{parse_preamble, Preamble};
+    let proto = match port {
+        512 => AppProto::Rexec,
+        513 => AppProto::Rlogin,
+        514 => AppProto::Rsh,
+        _ => return Probe::No,
+    };
+    if dir != Direction::ToServer {
+        return Probe::No;
+    }
+    match parse_preamble(data, super::rcmd::shape_of(proto)) {
+        Preamble::Fits { fields, .. } if fields >= 2 => Probe::Match(proto),
+        Preamble::Fits { .. } => Probe::NeedMore,
+        Preamble::No => Probe::No,
     }
 }
 
@@ -83,8 +184,19 @@ fn probe_http(_dir: Direction, data: &[u8]) -> Probe {
     }
 }
 
-/// NetBIOS session message (type 0) carrying an SMB1 (0xFF 'SMB') or SMB2/3 (0xFE 'SMB') header.
+/// NetBIOS session message (type 0) carrying an SMB1 (0xFF 'SMB') or SMB2/3 (0xFE 'SMB') header,
+/// or a NetBIOS session request (0x81, TCP 139) with its two 34-byte encoded names.
 fn probe_smb(_dir: Direction, data: &[u8]) -> Probe {
+    if data.first() == Some(&0x81) {
+        return match data.get(..6) {
+            None => Probe::NeedMore,
+            // Length 68 (two names of 32 encoded bytes plus length and terminator each).
+            Some([0x81, 0, 0, 68, 0x20, c]) if (b'A'..=b'P').contains(c) => {
+                Probe::Match(AppProto::Smb)
+            }
+            Some(_) => Probe::No,
+        };
+    }
     if data.len() < 8 {
         return if data.first().is_none_or(|&b| b == 0) {
             Probe::NeedMore
@@ -105,7 +217,30 @@ pub fn identify_udp(data: &[u8], src_port: u16, dst_port: u16) -> Option<AppProt
     if data.len() >= 240 && data[236..240] == [99, 130, 83, 99] {
         return Some(AppProto::Dhcp);
     }
-    let _ = (src_port, dst_port);
+    // SNMP on any port: a BER message that decodes with a known version.
+    if data.first() == Some(&0x30) {
+        if let Ok(m) = medtap_parsers::snmp::parse_message(data) {
+            if matches!(m.version.0, 0 | 1 | 3) {
+                return Some(AppProto::Snmp);
+            }
+        }
+    }
+    // TFTP: a read or write request with a printable name and a known mode.
+    if let Ok(p) = medtap_parsers::tftp::parse_packet(data) {
+        use medtap_parsers::tftp::Opcode;
+        if p.opcode == Opcode::RRQ || p.opcode == Opcode::WRQ {
+            return Some(AppProto::Tftp);
+        }
+    }
+    // NetBIOS name and datagram services: port first here (NBNS is DNS-shaped), content to
+    // confirm.
+    let port = |p: u16| src_port == p || dst_port == p;
+    if port(137) && medtap_parsers::netbios::parse_nbns(data).is_ok() {
+        return Some(AppProto::Netbios);
+    }
+    if port(138) && medtap_parsers::netbios::parse_nbdgm(data).is_ok() {
+        return Some(AppProto::Netbios);
+    }
     None
 }
 
@@ -119,7 +254,18 @@ pub fn parser_for(proto: AppProto, caps: &crate::flow::AppCaps) -> Option<Box<dy
         AppProto::Hl7 => Some(Box::new(super::hl7::Hl7State::with_cap(
             caps.hl7_message_bytes,
         ))),
+        AppProto::Smb => Some(Box::new(super::smb::SmbState::new())),
+        AppProto::Ftp => Some(Box::new(super::ftp::FtpState::new())),
+        AppProto::Telnet => Some(Box::new(super::telnet::TelnetState::new())),
+        AppProto::Snmp => Some(Box::new(super::snmp::SnmpState::new())),
+        AppProto::Tftp => Some(Box::new(super::tftp::TftpState::new())),
+        AppProto::Rfb => Some(Box::new(super::rfb::RfbState::new())),
+        AppProto::Rdp => Some(Box::new(super::rdp::RdpState::new())),
         AppProto::Http => Some(Box::new(super::http::HttpState::new())),
+        AppProto::Netbios => Some(Box::new(super::netbios::NetbiosState::new())),
+        AppProto::Rlogin | AppProto::Rsh | AppProto::Rexec => {
+            Some(Box::new(super::rcmd::RcmdState::new(proto)))
+        }
         _ => None,
     }
 }

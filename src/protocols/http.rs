@@ -1,19 +1,50 @@
-//! HTTP/1.x: device evidence only (the request's User-Agent for the client, the response's
-//! Server for the server). No event; each direction's first head is read, then the parser is
-//! done with that direction, and with the flow once both are read.
+//! HTTP/1.x: device evidence (the request's User-Agent for the client, the response's Server
+//! for the server, from each direction's first head) and, for detection, whether requests carry
+//! credentials in clear (`Authorization` / `Proxy-Authorization`: Basic sends the password
+//! base64-encoded, Digest a replayable hash). Only the scheme is kept, never the value. No
+//! event; facts the first time a scheme is seen on a connection.
+//!
+//! Authorization lines are found by scanning the client's lines (at most [`MAX_SCAN_BYTES`]
+//! bytes and [`MAX_REQUESTS`] requests per connection; bodies are scanned too, and a body line
+//! that looks like an Authorization header would count, which no real client sends).
 
 use medtap_parsers::http;
 
+use super::lines::Lines;
 use super::{AppContext, AppParser, Direction};
 use crate::fingerprint::extract;
+use crate::observe::{FactValue, Facts};
 
 /// Bytes of one direction held while waiting for the end of its first head.
 pub const MAX_HEAD_BUF: usize = 8 * 1024;
+/// Client bytes scanned per connection for Authorization lines.
+const MAX_SCAN_BYTES: u64 = 64 << 10;
+/// Request heads read per connection (browsers retry with credentials after a 401 on the
+/// same connection).
+const MAX_REQUESTS: u64 = 8;
+/// Distinct schemes remembered per connection.
+const MAX_SCHEMES: usize = 4;
 
 #[derive(Default)]
 pub struct HttpState {
     buf: [Vec<u8>; 2],
     done: [bool; 2],
+    lines: Lines,
+    scanned: u64,
+    schemes: Vec<&'static str>,
+    requests: u64,
+}
+
+/// The scheme of an Authorization header value, from a fixed set.
+fn scheme(value: &[u8]) -> &'static str {
+    let v = value.trim_ascii_start();
+    let word = v.split(|c| c.is_ascii_whitespace()).next().unwrap_or(&[]);
+    for s in ["basic", "digest", "bearer", "ntlm", "negotiate"] {
+        if word.eq_ignore_ascii_case(s.as_bytes()) {
+            return s;
+        }
+    }
+    "other"
 }
 
 impl HttpState {
@@ -31,10 +62,50 @@ impl HttpState {
                 .evidence(cx.ts, mac, Some(ip), extract::from_http(&h));
         }
     }
+
+    fn scan_done(&self) -> bool {
+        self.scanned >= MAX_SCAN_BYTES || self.requests >= MAX_REQUESTS
+    }
+
+    /// Authorization lines in the client's bytes.
+    fn scan(&mut self, data: &[u8], cx: &mut AppContext<'_>) {
+        self.scanned += data.len() as u64;
+        let mut found: Vec<&'static str> = Vec::new();
+        let requests = &mut self.requests;
+        self.lines.feed(data, |line, _cut| {
+            let starts =
+                |p: &[u8]| line.len() >= p.len() && line[..p.len()].eq_ignore_ascii_case(p);
+            if http::looks_like_http(line) && line.windows(5).any(|w| w == b"HTTP/") {
+                *requests += 1;
+            } else if starts(b"authorization:") {
+                found.push(scheme(&line[14..]));
+            } else if starts(b"proxy-authorization:") {
+                found.push(scheme(&line[20..]));
+            }
+        });
+        for s in found {
+            if !self.schemes.contains(&s) && self.schemes.len() < MAX_SCHEMES {
+                self.schemes.push(s);
+                cx.obs.facts(
+                    cx.ts,
+                    cx.flow,
+                    Facts::new("http")
+                        .with("authorization_scheme", FactValue::Str(s.into()))
+                        .with(
+                            "credentials_in_clear",
+                            FactValue::Bool(matches!(s, "basic" | "digest" | "ntlm" | "other")),
+                        ),
+                );
+            }
+        }
+    }
 }
 
 impl AppParser for HttpState {
     fn on_data(&mut self, dir: Direction, data: &[u8], cx: &mut AppContext<'_>) {
+        if dir == Direction::ToServer && !self.scan_done() && cx.obs.enabled() {
+            self.scan(data, cx);
+        }
         let i = dir.index();
         if self.done[i] || !cx.obs.enabled() {
             self.done[i] = true;
@@ -54,6 +125,9 @@ impl AppParser for HttpState {
             self.read(dir, cx);
         }
         self.done[dir.index()] = true;
+        if dir == Direction::ToServer {
+            self.lines.gap();
+        }
     }
 
     fn on_close(&mut self, cx: &mut AppContext<'_>) {
@@ -65,6 +139,6 @@ impl AppParser for HttpState {
     }
 
     fn done(&self) -> bool {
-        self.done[0] && self.done[1]
+        self.done[0] && self.done[1] && self.scan_done()
     }
 }

@@ -12,8 +12,18 @@
 
 pub mod detect;
 pub mod dicom;
+pub mod ftp;
 pub mod hl7;
 pub mod http;
+pub mod lines;
+pub mod netbios;
+pub mod rcmd;
+pub mod rdp;
+pub mod rfb;
+pub mod smb;
+pub mod snmp;
+pub mod telnet;
+pub mod tftp;
 pub mod tls;
 
 use crate::flow::FlowMeta;
@@ -60,12 +70,18 @@ pub enum AppProto {
     Dns,
     Snmp,
     Tftp,
+    Rfb,
+    Rdp,
+    Rlogin,
+    Rsh,
+    Rexec,
+    Netbios,
     /// Inspected and not recognised.
     Unknown,
 }
 
 impl AppProto {
-    pub const ALL: [AppProto; 12] = [
+    pub const ALL: [AppProto; 18] = [
         AppProto::Tls,
         AppProto::Dicom,
         AppProto::Hl7,
@@ -77,6 +93,12 @@ impl AppProto {
         AppProto::Dns,
         AppProto::Snmp,
         AppProto::Tftp,
+        AppProto::Rfb,
+        AppProto::Rdp,
+        AppProto::Rlogin,
+        AppProto::Rsh,
+        AppProto::Rexec,
+        AppProto::Netbios,
         AppProto::Unknown,
     ];
 
@@ -94,6 +116,12 @@ impl AppProto {
             AppProto::Dns => "dns",
             AppProto::Snmp => "snmp",
             AppProto::Tftp => "tftp",
+            AppProto::Rfb => "rfb",
+            AppProto::Rdp => "rdp",
+            AppProto::Rlogin => "rlogin",
+            AppProto::Rsh => "rsh",
+            AppProto::Rexec => "rexec",
+            AppProto::Netbios => "netbios",
             AppProto::Unknown => "failed",
         }
     }

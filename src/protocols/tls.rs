@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use super::{AppContext, AppParser, Direction};
 use crate::fingerprint::{Evidence, EvidenceKind};
+use crate::observe::{FactValue, Facts};
 use crate::stats::{Counter, WorkerStats};
 
 /// Bytes of one hello message buffered per direction. A ClientHello is usually 200 to 2000
@@ -424,6 +425,62 @@ impl TlsState {
             (None, None) => Direction::ToServer,
         };
         cx.events.emit(cx.ts, "tls", cx.flow, src, &body);
+        let facts = self.facts();
+        cx.obs.facts(cx.ts, cx.flow, facts);
+    }
+
+    /// What detection rules test: versions offered (the hello's version and its
+    /// supported_versions, GREASE left out) and chosen, cipher suites offered and chosen by
+    /// IANA name (hex when unnamed).
+    fn facts(&self) -> Facts {
+        let c = self.client.as_ref().map(|(_, c)| c);
+        let s = self.server.as_ref().map(|(_, s)| s);
+        let mut f = Facts::new("tls");
+        if let Some(c) = c {
+            let mut offered: Vec<u16> = c
+                .supported_versions
+                .iter()
+                .copied()
+                .filter(|v| !tls::is_grease(*v))
+                .collect();
+            if offered.is_empty() {
+                offered.push(if c.sslv2 && c.version < 0x0300 {
+                    0x0002
+                } else {
+                    c.version
+                });
+            }
+            let max = offered.iter().copied().max().unwrap_or(c.version);
+            f = f
+                .with(
+                    "versions_offered",
+                    FactValue::List(offered.iter().map(|&v| version_string(v)).collect()),
+                )
+                .with("client_max_version", FactValue::Str(version_string(max)))
+                .with(
+                    "cipher_suites_offered",
+                    FactValue::List(
+                        c.cipher_suites
+                            .iter()
+                            .filter(|v| !tls::is_grease(**v))
+                            .map(|&v| cipher_name(v))
+                            .collect(),
+                    ),
+                );
+        }
+        if let Some(s) = s {
+            f = f.with(
+                "version",
+                FactValue::Str(version_string(s.negotiated_version())),
+            );
+            if !s.sslv2 {
+                f = f.with("cipher_suite", FactValue::Str(cipher_name(s.cipher_suite)));
+            }
+        }
+        f.with(
+            "sslv2",
+            FactValue::Bool(c.is_some_and(|c| c.sslv2) || s.is_some_and(|s| s.sslv2)),
+        )
     }
 
     fn event(&self) -> TlsEvent {
@@ -524,6 +581,11 @@ impl AppParser for TlsState {
     fn done(&self) -> bool {
         self.sides.iter().all(Side::finished)
     }
+}
+
+/// The IANA name of a cipher suite (`TLS_RSA_WITH_RC4_128_SHA`), or its hex value.
+fn cipher_name(v: u16) -> String {
+    tls::cipher_suite_name(v).map_or_else(|| hex4(v), str::to_string)
 }
 
 /// `"0x0303"`.

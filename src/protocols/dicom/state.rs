@@ -39,6 +39,7 @@ use medtap_parsers::dicom::{text, Encoding};
 
 use super::events::{ErrorKind, Errors};
 use super::log::*;
+use crate::observe::{FactValue, Facts};
 use crate::protocols::{AppContext, AppParser, Direction};
 use crate::stats::{Family, WorkerStats, DICOM_PDU_TYPES};
 
@@ -1003,6 +1004,7 @@ impl DicomState {
         device_evidence(&ev, self.requestor.unwrap_or(Direction::ToServer), cx);
         cx.events
             .emit(cx.ts, "dicom", cx.flow, Direction::ToServer, &ev);
+        cx.obs.facts(cx.ts, cx.flow, association_facts(&ev));
     }
 }
 
@@ -1056,6 +1058,33 @@ fn device_evidence(ev: &DicomEvent, requestor: Direction, cx: &mut AppContext<'_
         let (mac, ip) = cx.flow.sender(dir);
         cx.obs.evidence(cx.ts, mac, Some(ip), items);
     }
+}
+
+/// What detection rules and anomalies test about one association: its result, whether PHI
+/// crossed (never which values), the AE titles (not PHI: they name applications), and how many
+/// query/retrieve/store requests it carried.
+fn association_facts(ev: &DicomEvent) -> Facts {
+    let count = |name: &str| ev.commands.iter().filter(|c| c.command == name).count() as i64;
+    let mut f = Facts::new("dicom")
+        .with("result", FactValue::Str(ev.result.to_string()))
+        .with("phi_present", FactValue::Bool(!ev.phi_present.is_empty()))
+        .with("c_find", FactValue::Int(count("C-FIND-RQ")))
+        .with("c_move", FactValue::Int(count("C-MOVE-RQ")))
+        .with("c_get", FactValue::Int(count("C-GET-RQ")))
+        .with("c_store", FactValue::Int(count("C-STORE-RQ")))
+        .with("commands_total", FactValue::Int(ev.commands_total as i64));
+    if let Some(a) = &ev.called_ae {
+        f = f.with("called_ae", FactValue::Str(a.clone()));
+    }
+    if let Some(a) = &ev.calling_ae {
+        f = f.with("calling_ae", FactValue::Str(a.clone()));
+    }
+    if let Some(r) = &ev.reject {
+        f = f
+            .with("reject_result", FactValue::Int(i64::from(r.result)))
+            .with("reject_reason", FactValue::Int(i64::from(r.reason)));
+    }
+    f
 }
 
 /// Whether `p` (a candidate PDU header and the 6 bytes after it) is believable.

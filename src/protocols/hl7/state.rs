@@ -16,6 +16,7 @@ use medtap_parsers::mllp::{Deframer, End, Event, Framing};
 use super::events::Anomaly;
 use super::log::{Context, Hl7Event};
 use super::{KEEP_BUF_BYTES, MAX_MESSAGE_BYTES, MAX_PENDING_ACKS};
+use crate::observe::{FactValue, Facts};
 use crate::protocols::{AppContext, AppParser, Direction};
 use crate::stats::{Family, HL7_ACK_CODES, HL7_MESSAGE_TYPES};
 use crate::time::Ts;
@@ -189,6 +190,7 @@ fn finish(why: End, dir: Direction, acc: &mut Acc, shared: &mut Shared, cx: &mut
     device_evidence(&m, dir, shared, cx);
     cx.events
         .emit(cx.ts, "hl7", cx.flow, dir, &Hl7Event::new(&m, &ctx));
+    cx.obs.facts(cx.ts, cx.flow, message_facts(&m, &ctx, dir));
     acc.buf.clear();
     if acc.buf.capacity() > KEEP_BUF_BYTES {
         acc.buf = Vec::new();
@@ -238,6 +240,52 @@ fn device_evidence(m: &Message, dir: Direction, shared: &mut Shared, cx: &mut Ap
     }
     let (mac, ip) = cx.flow.sender(dir);
     cx.obs.evidence(cx.ts, mac, Some(ip), items);
+}
+
+/// What detection rules and anomalies test about one message: who sent it (`from`: client or
+/// server of the connection), its sending application, type and ack code, whether a PID
+/// segment or any PHI field was present (never the values), and whether its framing was broken.
+fn message_facts(m: &Message, ctx: &Context, dir: Direction) -> Facts {
+    let h = m.msh.as_ref();
+    let mut f = Facts::new("hl7")
+        .with(
+            "from",
+            FactValue::Str(
+                if dir == Direction::ToServer {
+                    "client"
+                } else {
+                    "server"
+                }
+                .into(),
+            ),
+        )
+        .with(
+            "pid_present",
+            FactValue::Bool(m.segment_ids.iter().any(|s| s.as_str() == "PID")),
+        )
+        .with("phi_present", FactValue::Bool(!m.phi_fields.is_empty()))
+        .with(
+            "framing_error",
+            FactValue::Bool(ctx.anomalies.iter().any(|a| {
+                matches!(
+                    a,
+                    Anomaly::UnterminatedFrame
+                        | Anomaly::NoMsh
+                        | Anomaly::BadDelimiters
+                        | Anomaly::Malformed
+                )
+            })),
+        );
+    if let Some(a) = h.and_then(|h| h.sending_application.as_deref()) {
+        f = f.with("sending_application", FactValue::Str(a.to_string()));
+    }
+    if let Some(t) = h.and_then(|h| h.message_type()) {
+        f = f.with("message_type", FactValue::Str(t));
+    }
+    if let Some(a) = m.msa.as_ref().and_then(|a| a.ack_code.as_deref()) {
+        f = f.with("ack_code", FactValue::Str(a.to_string()));
+    }
+    f
 }
 
 fn count_message(m: &Message, cx: &mut AppContext<'_>) {

@@ -1,0 +1,767 @@
+//! Behaviour anomalies, each with its thresholds from `signatures/rules/anomalies.toml`:
+//!
+//! - `new_peer`: per device (by IP), the (peer, service port, transport) pairs of its completed
+//!   flows are learnt for `--learning-period` from the device's first appearance; after that a
+//!   new pair is an alert for the client (and for the server when it is a medical device).
+//! - `scan_hosts` / `scan_ports`: per source, the distinct hosts per destination port and the
+//!   distinct ports per destination host of flows *started* (so half-open and rejected
+//!   connection attempts count) within `window`.
+//! - `volume`: per device, bytes of the flows that ended per `window` interval against the
+//!   device's moving mean (EWMA); after `threshold` intervals, an interval over `factor` times
+//!   the mean (and over [`VOLUME_MIN_BYTES`]) is an alert. Bytes count when the flow ends.
+//! - `public_address`: a flow between a medical device and a public (not private, not
+//!   link-local, not multicast) address.
+//! - DICOM: rejected associations from one source in `window`; C-FIND/C-MOVE/C-GET requests
+//!   from one source in `window`; C-STORE from a device (after its learning period) to a
+//!   destination it never stored to; an SCP that accepted `threshold` different called AE
+//!   titles (it answers to any name).
+//! - HL7: negative acknowledgements (AE/AR/CE/CR) sent by one host in `window`; a sending
+//!   application a receiver never got during its learning period; framing errors from one
+//!   host in `window`.
+//!
+//! A device is medical when the central thread's device view says so; when it has no category
+//! yet, a host seen speaking DICOM or HL7 counts as medical.
+//!
+//! Every table is capped (constants below); a full table skips the new key and counts it.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use super::rules::{Anomaly, AnomalyKind, RuleSet};
+use super::{Alert, DetectOptions, DeviceView};
+use crate::flow::FlowMeta;
+use crate::observe::{FactValue, Facts, Observation};
+use crate::time::Ts;
+
+/// Devices with a behaviour baseline.
+pub const MAX_DEVICES: usize = 65_536;
+/// (peer, port, transport) pairs learnt per device.
+pub const MAX_PEERS_PER_DEVICE: usize = 512;
+/// Scan sources tracked at once.
+pub const MAX_SCAN_SOURCES: usize = 4096;
+/// (port, host) entries per scan source and window.
+pub const MAX_SCAN_ENTRIES: usize = 4096;
+/// Keys of each burst counter (per source host).
+pub const MAX_BURST_KEYS: usize = 16_384;
+/// Called AE titles remembered per SCP.
+pub const MAX_AES_PER_SCP: usize = 16;
+/// Sending applications remembered per HL7 receiver, or store destinations per DICOM sender.
+pub const MAX_NAMES_PER_DEVICE: usize = 256;
+/// Below this many bytes in an interval, no volume alert (quiet devices are noisy in ratio).
+pub const VOLUME_MIN_BYTES: u64 = 1 << 20;
+
+#[derive(Default)]
+struct Device {
+    first_seen: Ts,
+    peers: HashSet<(IpAddr, u16, u8)>,
+    peers_full: bool,
+    vol_start: Ts,
+    vol_bytes: u64,
+    vol_mean: f64,
+    vol_n: u64,
+    store_dests: HashSet<IpAddr>,
+    hl7_senders: HashSet<String>,
+}
+
+#[derive(Default)]
+struct Scan {
+    start: Ts,
+    hosts_by_port: HashMap<u16, HashSet<IpAddr>>,
+    ports_by_host: HashMap<IpAddr, HashSet<u16>>,
+    entries: usize,
+    alerted_ports: HashSet<u16>,
+    alerted_hosts: HashSet<IpAddr>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Burst {
+    start: Ts,
+    count: u64,
+    alerted: bool,
+}
+
+/// Counters of one kind of burst, per source host.
+#[derive(Default)]
+struct Bursts(HashMap<IpAddr, Burst>);
+
+impl Bursts {
+    /// Add `n` at `ts`; true when the window's count reaches `threshold` (once per window).
+    fn add(
+        &mut self,
+        ip: IpAddr,
+        ts: Ts,
+        n: u64,
+        a: &Anomaly,
+        hits: &mut Vec<&'static str>,
+    ) -> Option<u64> {
+        if !self.0.contains_key(&ip) && self.0.len() >= MAX_BURST_KEYS {
+            // Drop the counters whose window has closed before giving up.
+            let w = secs(a.window);
+            self.0.retain(|_, b| ts.0.saturating_sub(b.start.0) < w);
+            if self.0.len() >= MAX_BURST_KEYS {
+                hits.push("burst");
+                return None;
+            }
+        }
+        let b = self.0.entry(ip).or_insert(Burst {
+            start: ts,
+            ..Burst::default()
+        });
+        if ts.0.saturating_sub(b.start.0) >= secs(a.window) {
+            *b = Burst {
+                start: ts,
+                ..Burst::default()
+            };
+        }
+        b.count = b.count.saturating_add(n);
+        if b.count >= a.threshold && !b.alerted {
+            b.alerted = true;
+            return Some(b.count);
+        }
+        None
+    }
+}
+
+fn secs(s: u64) -> i64 {
+    (s as i64).saturating_mul(1_000_000)
+}
+
+/// Whether an address is public (routable on the Internet).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v) => {
+            let o = v.octets();
+            !(v.is_private()
+                || v.is_loopback()
+                || v.is_link_local()
+                || v.is_multicast()
+                || v.is_broadcast()
+                || v.is_unspecified()
+                || v.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || o[0] >= 240)
+        }
+        IpAddr::V6(v) => {
+            let s = v.segments();
+            !(v.is_loopback()
+                || v.is_unspecified()
+                || v.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || v.to_ipv4_mapped()
+                    .is_some_and(|m| !is_public(IpAddr::V4(m))))
+        }
+    }
+}
+
+/// The anomaly detectors' state.
+pub struct Anomalies {
+    cfg: HashMap<AnomalyKind, Anomaly>,
+    learning: i64,
+    devices: HashMap<IpAddr, Device>,
+    scans: HashMap<IpAddr, Scan>,
+    rejected: Bursts,
+    queries: Bursts,
+    naks: Bursts,
+    framing: Bursts,
+    scp_aes: HashMap<(IpAddr, u16), Vec<String>>,
+    scp_alerted: HashSet<(IpAddr, u16)>,
+    /// Hosts seen speaking DICOM or HL7 (medical when the device view has no category).
+    clinical: HashSet<IpAddr>,
+}
+
+impl Anomalies {
+    pub fn new(rules: &RuleSet, opts: &DetectOptions) -> Anomalies {
+        let mut cfg = HashMap::new();
+        for k in AnomalyKind::ALL {
+            if let Some(a) = rules.anomaly(*k) {
+                cfg.insert(*k, a.clone());
+            }
+        }
+        Anomalies {
+            cfg,
+            learning: secs(opts.learning_period),
+            devices: HashMap::new(),
+            scans: HashMap::new(),
+            rejected: Bursts::default(),
+            queries: Bursts::default(),
+            naks: Bursts::default(),
+            framing: Bursts::default(),
+            scp_aes: HashMap::new(),
+            scp_alerted: HashSet::new(),
+            clinical: HashSet::new(),
+        }
+    }
+
+    fn medical(&self, ip: IpAddr, dev: Option<&super::DeviceInfo>) -> bool {
+        match dev {
+            Some(d) if d.category.is_some() => d.is_medical,
+            _ => self.clinical.contains(&ip),
+        }
+    }
+
+    /// The device entry of `ip`, created (first seen at `ts`) if there is room.
+    fn device(&mut self, ip: IpAddr, ts: Ts, hits: &mut Vec<&'static str>) -> Option<&mut Device> {
+        if !self.devices.contains_key(&ip) {
+            if self.devices.len() >= MAX_DEVICES {
+                hits.push("devices");
+                return None;
+            }
+            self.devices.insert(
+                ip,
+                Device {
+                    first_seen: ts,
+                    vol_start: ts,
+                    ..Device::default()
+                },
+            );
+        }
+        self.devices.get_mut(&ip)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn alert(
+        &self,
+        kind: AnomalyKind,
+        ts: Ts,
+        flow: &FlowMeta,
+        side: &'static str,
+        medical: bool,
+        matched: Vec<(String, FactValue)>,
+        out: &mut Vec<Alert>,
+    ) {
+        let Some(a) = self.cfg.get(&kind) else {
+            return;
+        };
+        out.push(Alert {
+            ts,
+            signature_id: a.id,
+            signature: a.name.clone(),
+            category: "anomaly",
+            severity: if medical {
+                a.severity_medical
+            } else {
+                a.severity
+            },
+            flow: flow.clone(),
+            family: None,
+            anomaly: Some(kind.as_str()),
+            protocol: None,
+            matched,
+            device_side: side,
+            count: 1,
+            first: ts,
+        });
+    }
+
+    pub fn observe(
+        &mut self,
+        o: &Observation,
+        view: &DeviceView,
+        out: &mut Vec<Alert>,
+        hits: &mut Vec<&'static str>,
+    ) {
+        match o {
+            Observation::FlowStart { ts, flow } => {
+                self.scan(*ts, flow, view, out, hits);
+                self.public(*ts, flow, view, out);
+            }
+            Observation::FlowEnd {
+                ts,
+                flow,
+                bytes,
+                state,
+                ..
+            } => {
+                let completed = matches!(*state, "established" | "closed" | "other")
+                    || (*state == "one_way" && flow.proto != 6);
+                if completed {
+                    self.new_peer(*ts, flow, view, out, hits);
+                }
+                let total = bytes[0].saturating_add(bytes[1]);
+                self.volume(*ts, flow, flow.client.0, "client", total, view, out, hits);
+                self.volume(*ts, flow, flow.server.0, "server", total, view, out, hits);
+            }
+            Observation::Facts { ts, flow, facts } => match facts.protocol {
+                "dicom" => self.dicom(*ts, flow, facts, view, out, hits),
+                "hl7" => self.hl7(*ts, flow, facts, view, out, hits),
+                _ => {}
+            },
+            Observation::Evidence { .. } => {}
+        }
+    }
+
+    fn scan(
+        &mut self,
+        ts: Ts,
+        flow: &FlowMeta,
+        view: &DeviceView,
+        out: &mut Vec<Alert>,
+        hits: &mut Vec<&'static str>,
+    ) {
+        if !flow.has_ports() {
+            return;
+        }
+        let (hosts_cfg, ports_cfg) = (
+            self.cfg.get(&AnomalyKind::ScanHosts).cloned(),
+            self.cfg.get(&AnomalyKind::ScanPorts).cloned(),
+        );
+        let window = hosts_cfg
+            .as_ref()
+            .map(|a| a.window)
+            .into_iter()
+            .chain(ports_cfg.as_ref().map(|a| a.window))
+            .max();
+        let Some(window) = window else {
+            return;
+        };
+        let src = flow.client.0;
+        if !self.scans.contains_key(&src) && self.scans.len() >= MAX_SCAN_SOURCES {
+            self.scans
+                .retain(|_, s| ts.0.saturating_sub(s.start.0) < secs(window));
+            if self.scans.len() >= MAX_SCAN_SOURCES {
+                hits.push("scan");
+                return;
+            }
+        }
+        let s = self.scans.entry(src).or_insert_with(|| Scan {
+            start: ts,
+            ..Scan::default()
+        });
+        if ts.0.saturating_sub(s.start.0) >= secs(window) {
+            *s = Scan {
+                start: ts,
+                ..Scan::default()
+            };
+        }
+        let (dst, port) = flow.server;
+        if s.entries >= MAX_SCAN_ENTRIES {
+            hits.push("scan");
+            return;
+        }
+        let hosts = s.hosts_by_port.entry(port).or_default();
+        let mut added = hosts.insert(dst);
+        let nhosts = hosts.len() as u64;
+        let ports = s.ports_by_host.entry(dst).or_default();
+        added |= ports.insert(port);
+        let nports = ports.len() as u64;
+        if added {
+            s.entries += 1;
+        }
+        let mut fire_hosts = false;
+        let mut fire_ports = false;
+        if let Some(a) = &hosts_cfg {
+            if nhosts >= a.threshold && s.alerted_ports.insert(port) {
+                fire_hosts = true;
+            }
+        }
+        if let Some(a) = &ports_cfg {
+            if nports >= a.threshold && s.alerted_hosts.insert(dst) {
+                fire_ports = true;
+            }
+        }
+        let medical = self.medical(dst, view.server.as_ref());
+        if fire_hosts {
+            self.alert(
+                AnomalyKind::ScanHosts,
+                ts,
+                flow,
+                "client",
+                medical,
+                vec![
+                    ("port".into(), FactValue::Int(i64::from(port))),
+                    ("hosts".into(), FactValue::Int(nhosts as i64)),
+                ],
+                out,
+            );
+        }
+        if fire_ports {
+            self.alert(
+                AnomalyKind::ScanPorts,
+                ts,
+                flow,
+                "client",
+                medical,
+                vec![("ports".into(), FactValue::Int(nports as i64))],
+                out,
+            );
+        }
+    }
+
+    fn public(&mut self, ts: Ts, flow: &FlowMeta, view: &DeviceView, out: &mut Vec<Alert>) {
+        let (c, s) = (flow.client.0, flow.server.0);
+        let side = if self.medical(c, view.client.as_ref()) && is_public(s) {
+            "client"
+        } else if self.medical(s, view.server.as_ref()) && is_public(c) {
+            "server"
+        } else {
+            return;
+        };
+        self.alert(
+            AnomalyKind::PublicAddress,
+            ts,
+            flow,
+            side,
+            true,
+            Vec::new(),
+            out,
+        );
+    }
+
+    fn new_peer(
+        &mut self,
+        ts: Ts,
+        flow: &FlowMeta,
+        view: &DeviceView,
+        out: &mut Vec<Alert>,
+        hits: &mut Vec<&'static str>,
+    ) {
+        if !self.cfg.contains_key(&AnomalyKind::NewPeer) {
+            return;
+        }
+        let port = flow.server.1;
+        let server_medical = self.medical(flow.server.0, view.server.as_ref());
+        let client_medical = self.medical(flow.client.0, view.client.as_ref());
+        for (side, me, peer) in [
+            ("client", flow.client.0, flow.server.0),
+            ("server", flow.server.0, flow.client.0),
+        ] {
+            let learning = self.learning;
+            let Some(d) = self.device(me, ts, hits) else {
+                continue;
+            };
+            let key = (peer, port, flow.proto);
+            if d.peers.contains(&key) {
+                continue;
+            }
+            let learnt = ts.0.saturating_sub(d.first_seen.0) >= learning;
+            if d.peers.len() >= MAX_PEERS_PER_DEVICE {
+                if !d.peers_full {
+                    d.peers_full = true;
+                    hits.push("baseline");
+                }
+            } else {
+                d.peers.insert(key);
+            }
+            let report = learnt && (side == "client" || server_medical);
+            if report {
+                let medical = if side == "client" {
+                    client_medical
+                } else {
+                    server_medical
+                };
+                self.alert(
+                    AnomalyKind::NewPeer,
+                    ts,
+                    flow,
+                    side,
+                    medical,
+                    vec![
+                        ("peer".into(), FactValue::Str(peer.to_string())),
+                        ("service_port".into(), FactValue::Int(i64::from(port))),
+                    ],
+                    out,
+                );
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn volume(
+        &mut self,
+        ts: Ts,
+        flow: &FlowMeta,
+        ip: IpAddr,
+        side: &'static str,
+        bytes: u64,
+        view: &DeviceView,
+        out: &mut Vec<Alert>,
+        hits: &mut Vec<&'static str>,
+    ) {
+        let Some(a) = self.cfg.get(&AnomalyKind::Volume).cloned() else {
+            return;
+        };
+        let w = secs(a.window);
+        let dev_view = if side == "client" {
+            view.client
+        } else {
+            view.server
+        };
+        let medical = self.medical(ip, dev_view.as_ref());
+        let Some(d) = self.device(ip, ts, hits) else {
+            return;
+        };
+        let mut fired = None;
+        // Close the intervals that ended before `ts` (empty ones count as zero; at most 1000).
+        let mut closed = 0;
+        while ts.0.saturating_sub(d.vol_start.0) >= w && closed < 1000 {
+            let v = d.vol_bytes as f64;
+            if d.vol_n >= a.threshold
+                && d.vol_bytes >= VOLUME_MIN_BYTES
+                && v > a.factor * d.vol_mean.max(1.0)
+            {
+                fired = Some((d.vol_bytes, d.vol_mean));
+            }
+            d.vol_mean = if d.vol_n == 0 {
+                v
+            } else if d.vol_n < a.threshold {
+                d.vol_mean + (v - d.vol_mean) / (d.vol_n + 1) as f64
+            } else {
+                0.9 * d.vol_mean + 0.1 * v
+            };
+            d.vol_n += 1;
+            d.vol_bytes = 0;
+            d.vol_start = Ts(d.vol_start.0.saturating_add(w));
+            closed += 1;
+        }
+        if closed == 1000 {
+            d.vol_start = ts;
+        }
+        d.vol_bytes = d.vol_bytes.saturating_add(bytes);
+        if let Some((b, mean)) = fired {
+            self.alert(
+                AnomalyKind::Volume,
+                ts,
+                flow,
+                side,
+                medical,
+                vec![
+                    ("interval_bytes".into(), FactValue::Int(b as i64)),
+                    ("baseline_bytes".into(), FactValue::Int(mean as i64)),
+                ],
+                out,
+            );
+        }
+    }
+
+    fn dicom(
+        &mut self,
+        ts: Ts,
+        flow: &FlowMeta,
+        f: &Facts,
+        view: &DeviceView,
+        out: &mut Vec<Alert>,
+        hits: &mut Vec<&'static str>,
+    ) {
+        let (client, server) = (flow.client.0, flow.server.0);
+        for ip in [client, server] {
+            if self.clinical.len() < MAX_DEVICES {
+                self.clinical.insert(ip);
+            }
+        }
+        let int = |n: &str| match f.get(n) {
+            Some(FactValue::Int(i)) => (*i).max(0) as u64,
+            _ => 0,
+        };
+        let s = |n: &str| match f.get(n) {
+            Some(FactValue::Str(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        let medical = self.medical(server, view.server.as_ref());
+        if s("result") == Some("rejected") {
+            if let Some(a) = self.cfg.get(&AnomalyKind::DicomRejectedAssociations) {
+                if let Some(n) = self.rejected.add(client, ts, 1, a, hits) {
+                    self.alert(
+                        AnomalyKind::DicomRejectedAssociations,
+                        ts,
+                        flow,
+                        "client",
+                        medical,
+                        vec![("rejected_associations".into(), FactValue::Int(n as i64))],
+                        out,
+                    );
+                }
+            }
+        }
+        let q = int("c_find") + int("c_move") + int("c_get");
+        if q > 0 {
+            if let Some(a) = self.cfg.get(&AnomalyKind::DicomQueryBurst) {
+                if let Some(n) = self.queries.add(client, ts, q, a, hits) {
+                    self.alert(
+                        AnomalyKind::DicomQueryBurst,
+                        ts,
+                        flow,
+                        "client",
+                        medical,
+                        vec![("query_requests".into(), FactValue::Int(n as i64))],
+                        out,
+                    );
+                }
+            }
+        }
+        if int("c_store") > 0
+            && self
+                .cfg
+                .contains_key(&AnomalyKind::DicomStoreNewDestination)
+        {
+            let learning = self.learning;
+            if let Some(d) = self.device(client, ts, hits) {
+                let learnt = ts.0.saturating_sub(d.first_seen.0) >= learning;
+                let new = !d.store_dests.contains(&server);
+                if new && d.store_dests.len() < MAX_NAMES_PER_DEVICE {
+                    d.store_dests.insert(server);
+                } else if new {
+                    hits.push("baseline");
+                }
+                if new && learnt {
+                    self.alert(
+                        AnomalyKind::DicomStoreNewDestination,
+                        ts,
+                        flow,
+                        "client",
+                        medical,
+                        vec![("destination".into(), FactValue::Str(server.to_string()))],
+                        out,
+                    );
+                }
+            }
+        }
+        if let (Some("accepted"), Some(ae)) = (s("result"), s("called_ae")) {
+            if let Some(a) = self.cfg.get(&AnomalyKind::DicomPromiscuousScp).cloned() {
+                let key = flow.server;
+                if !self.scp_aes.contains_key(&key) && self.scp_aes.len() >= MAX_BURST_KEYS {
+                    hits.push("dicom_scp");
+                    return;
+                }
+                let aes = self.scp_aes.entry(key).or_default();
+                if !aes.iter().any(|x| x == ae) && aes.len() < MAX_AES_PER_SCP {
+                    aes.push(ae.to_string());
+                }
+                let n = aes.len() as u64;
+                if n >= a.threshold && self.scp_alerted.insert(key) {
+                    let list = aes.clone();
+                    self.alert(
+                        AnomalyKind::DicomPromiscuousScp,
+                        ts,
+                        flow,
+                        "server",
+                        medical,
+                        vec![("called_aes_accepted".into(), FactValue::List(list))],
+                        out,
+                    );
+                }
+            }
+        }
+    }
+
+    fn hl7(
+        &mut self,
+        ts: Ts,
+        flow: &FlowMeta,
+        f: &Facts,
+        view: &DeviceView,
+        out: &mut Vec<Alert>,
+        hits: &mut Vec<&'static str>,
+    ) {
+        let (client, server) = (flow.client.0, flow.server.0);
+        for ip in [client, server] {
+            if self.clinical.len() < MAX_DEVICES {
+                self.clinical.insert(ip);
+            }
+        }
+        let s = |n: &str| match f.get(n) {
+            Some(FactValue::Str(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        let from_client = s("from") != Some("server");
+        let (sender, receiver, side, rside) = if from_client {
+            (client, server, "client", "server")
+        } else {
+            (server, client, "server", "client")
+        };
+        let sender_view = if from_client {
+            view.client
+        } else {
+            view.server
+        };
+        let medical = self.medical(sender, sender_view.as_ref());
+        if matches!(s("ack_code"), Some("AE" | "AR" | "CE" | "CR")) {
+            if let Some(a) = self.cfg.get(&AnomalyKind::Hl7NakBurst) {
+                if let Some(n) = self.naks.add(sender, ts, 1, a, hits) {
+                    self.alert(
+                        AnomalyKind::Hl7NakBurst,
+                        ts,
+                        flow,
+                        side,
+                        medical,
+                        vec![("negative_acks".into(), FactValue::Int(n as i64))],
+                        out,
+                    );
+                }
+            }
+        }
+        if f.get("framing_error") == Some(&FactValue::Bool(true)) {
+            if let Some(a) = self.cfg.get(&AnomalyKind::Hl7FramingErrors) {
+                if let Some(n) = self.framing.add(sender, ts, 1, a, hits) {
+                    self.alert(
+                        AnomalyKind::Hl7FramingErrors,
+                        ts,
+                        flow,
+                        side,
+                        medical,
+                        vec![("framing_errors".into(), FactValue::Int(n as i64))],
+                        out,
+                    );
+                }
+            }
+        }
+        if let Some(app) = s("sending_application") {
+            if !self.cfg.contains_key(&AnomalyKind::Hl7UnknownSender) || f.get("ack_code").is_some()
+            {
+                return;
+            }
+            let learning = self.learning;
+            let Some(d) = self.device(receiver, ts, hits) else {
+                return;
+            };
+            if d.hl7_senders.contains(app) {
+                return;
+            }
+            let learnt = ts.0.saturating_sub(d.first_seen.0) >= learning;
+            if d.hl7_senders.len() < MAX_NAMES_PER_DEVICE {
+                d.hl7_senders.insert(app.to_string());
+            } else {
+                hits.push("baseline");
+            }
+            if learnt {
+                self.alert(
+                    AnomalyKind::Hl7UnknownSender,
+                    ts,
+                    flow,
+                    rside,
+                    medical,
+                    vec![(
+                        "sending_application".into(),
+                        FactValue::Str(app.to_string()),
+                    )],
+                    out,
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_addresses() {
+        for (ip, public) in [
+            ("10.1.2.3", false),
+            ("192.168.0.1", false),
+            ("172.20.0.1", false),
+            ("100.64.0.1", false),
+            ("169.254.1.1", false),
+            ("224.0.0.1", false),
+            ("8.8.8.8", true),
+            ("74.125.228.238", true),
+            ("fd00::1", false),
+            ("fe80::1", false),
+            ("2001:4860::1", true),
+        ] {
+            assert_eq!(is_public(ip.parse().unwrap()), public, "{ip}");
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Detection: legacy-protocol rules from `signatures/rules/` and behaviour anomalies, run on
+//! the central thread ([`crate::intel`]) over the workers' observations ([`crate::observe`]).
+//!
+//! Inputs: one [`Observation`] at a time and a read-only view of the devices of its flow
+//! ([`DeviceView`]). Output: [`Alert`]s, de-duplicated (the same signature for the same device
+//! and peer within the dedup window is one alert; the repeats are counted and reported once
+//! in a follow-up alert with the total `count` when the window closes). Time is packet time.
+//!
+//! What it never does: keep a PHI value, password or community (facts carry none), allocate
+//! per packet (it sees observations, not packets), or grow without bound: every table has a
+//! cap (see the table in [`crate::limits`]), and hitting it is counted in
+//! `medtap_detect_cap_hits_total{table}`.
+
+pub mod anomaly;
+pub mod output;
+pub mod rules;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::flow::FlowMeta;
+use crate::metrics::Metrics;
+use crate::observe::{FactValue, Observation};
+use crate::time::Ts;
+
+pub use rules::{DeviceInfo, RuleSet};
+
+/// De-duplication entries held (signature, device, peer). When full, entries whose window has
+/// closed are reported and dropped; if none has, new alerts pass undeduplicated (counted).
+pub const MAX_DEDUP: usize = 65_536;
+
+/// The devices of one observation's flow, as the central thread knows them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeviceView {
+    pub client: Option<DeviceInfo>,
+    pub server: Option<DeviceInfo>,
+}
+
+/// How the detector is set up.
+#[derive(Debug, Clone)]
+pub struct DetectOptions {
+    /// Behaviour baseline learning time per device, seconds of packet time.
+    pub learning_period: u64,
+}
+
+impl Default for DetectOptions {
+    fn default() -> Self {
+        DetectOptions {
+            learning_period: 7 * 86_400,
+        }
+    }
+}
+
+/// One alert.
+#[derive(Debug, Clone)]
+pub struct Alert {
+    pub ts: Ts,
+    pub signature_id: u32,
+    pub signature: String,
+    pub category: &'static str,
+    pub severity: u8,
+    /// The flow that triggered it (EVE `src`/`dest` are its client and server).
+    pub flow: FlowMeta,
+    /// Rule family (`medtap_legacy_flows_total{protocol}`), for rule alerts.
+    pub family: Option<String>,
+    /// Anomaly kind (`medtap_anomalous_flows_total{kind}`), for anomaly alerts.
+    pub anomaly: Option<&'static str>,
+    /// The protocol whose facts matched (rule alerts).
+    pub protocol: Option<&'static str>,
+    /// What matched: fact fields and values, or the anomaly's measure and threshold.
+    pub matched: Vec<(String, FactValue)>,
+    /// Which side of the flow is the device the alert is about ("client" or "server").
+    pub device_side: &'static str,
+    /// Occurrences this alert stands for (1, or the total of a de-duplication window).
+    pub count: u64,
+    /// First occurrence (for a follow-up alert of a dedup window).
+    pub first: Ts,
+}
+
+impl Alert {
+    /// (device ip, peer ip).
+    pub fn device_and_peer(&self) -> (IpAddr, IpAddr) {
+        if self.device_side == "server" {
+            (self.flow.server.0, self.flow.client.0)
+        } else {
+            (self.flow.client.0, self.flow.server.0)
+        }
+    }
+}
+
+struct DedupEntry {
+    first: Ts,
+    repeats: u64,
+    last: Alert,
+}
+
+/// The detection engine.
+pub struct Detector {
+    rules: RuleSet,
+    window: i64,
+    dedup: HashMap<(u32, IpAddr, IpAddr), DedupEntry>,
+    anomalies: anomaly::Anomalies,
+    metrics: Option<Arc<Metrics>>,
+    /// Next time (packet time) the dedup table is swept for closed windows.
+    next_sweep: Ts,
+}
+
+impl Detector {
+    pub fn new(rules: RuleSet, opts: &DetectOptions, metrics: Option<Arc<Metrics>>) -> Detector {
+        if let Some(m) = &metrics {
+            m.init_alert_labels(&rules);
+        }
+        let window = (rules.dedup_window as i64).saturating_mul(1_000_000);
+        Detector {
+            anomalies: anomaly::Anomalies::new(&rules, opts),
+            rules,
+            window,
+            dedup: HashMap::new(),
+            metrics,
+            next_sweep: Ts::ZERO,
+        }
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    fn cap_hit(&self, table: &str) {
+        if let Some(m) = &self.metrics {
+            m.detect_cap_hits.with_label_values(&[table]).inc();
+        }
+    }
+
+    /// One observation: rule alerts for facts, anomaly alerts for anything, de-duplicated,
+    /// appended to `out`.
+    pub fn observe(&mut self, o: &Observation, view: &DeviceView, out: &mut Vec<Alert>) {
+        let mut raw = Vec::new();
+        if let Observation::Facts { ts, flow, facts } = o {
+            for r in &self.rules.rules {
+                if r.matches(facts, flow, view.client.as_ref(), view.server.as_ref()) {
+                    // Server-side services (a Telnet server, an SMBv1 share) are what the alert
+                    // is about; the client is the peer.
+                    raw.push(Alert {
+                        ts: *ts,
+                        signature_id: r.id,
+                        signature: r.name.clone(),
+                        category: r.category,
+                        severity: r.severity,
+                        flow: flow.clone(),
+                        family: r.family.clone(),
+                        anomaly: None,
+                        protocol: Some(facts.protocol),
+                        matched: r.evidence(facts),
+                        device_side: "server",
+                        count: 1,
+                        first: *ts,
+                    });
+                }
+            }
+        }
+        let mut hits = Vec::new();
+        self.anomalies.observe(o, view, &mut raw, &mut hits);
+        for t in hits {
+            self.cap_hit(t);
+        }
+        let ts = o.ts();
+        self.sweep(ts, false, out);
+        for a in raw {
+            self.dedup(a, out);
+        }
+    }
+
+    fn dedup(&mut self, a: Alert, out: &mut Vec<Alert>) {
+        let (dev, peer) = a.device_and_peer();
+        let key = (a.signature_id, dev, peer);
+        if let Some(e) = self.dedup.get_mut(&key) {
+            if a.ts.0.saturating_sub(e.first.0) < self.window {
+                // Facts repeated for the same flow (e.g. at a login and at the end) are the same
+                // occurrence.
+                if e.last.flow.flow_id != a.flow.flow_id {
+                    e.repeats += 1;
+                    e.last = a;
+                }
+                return;
+            }
+            // The window closed: report its repeats, start a new one with this alert.
+            let e = self.dedup.remove(&key);
+            if let Some(e) = e {
+                flush_entry(e, out);
+            }
+        }
+        if self.dedup.len() >= MAX_DEDUP {
+            let now = a.ts;
+            self.sweep(now, true, out);
+            if self.dedup.len() >= MAX_DEDUP {
+                self.cap_hit("dedup");
+                out.push(a);
+                return;
+            }
+        }
+        self.dedup.insert(
+            key,
+            DedupEntry {
+                first: a.ts,
+                repeats: 0,
+                last: a.clone(),
+            },
+        );
+        out.push(a);
+    }
+
+    /// Report and drop the dedup entries whose window has closed at `now` (every 60 s of packet
+    /// time, or when `force`d).
+    fn sweep(&mut self, now: Ts, force: bool, out: &mut Vec<Alert>) {
+        if !force && now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = Ts(now.0.saturating_add(60_000_000));
+        let window = self.window;
+        let closed: Vec<_> = self
+            .dedup
+            .iter()
+            .filter(|(_, e)| now.0.saturating_sub(e.first.0) >= window)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in closed {
+            if let Some(e) = self.dedup.remove(&k) {
+                flush_entry(e, out);
+            }
+        }
+    }
+
+    /// End of capture: report every open dedup window's repeats.
+    pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        let mut entries: Vec<_> = self.dedup.drain().map(|(_, e)| e).collect();
+        entries.sort_by_key(|e| (e.first, e.last.signature_id));
+        for e in entries {
+            flush_entry(e, out);
+        }
+    }
+}
+
+fn flush_entry(e: DedupEntry, out: &mut Vec<Alert>) {
+    if e.repeats == 0 {
+        return;
+    }
+    let mut a = e.last;
+    a.count = e.repeats + 1;
+    a.first = e.first;
+    out.push(a);
+}
