@@ -82,7 +82,7 @@ struct Burst {
 
 /// Counters of one kind of burst, per source host.
 #[derive(Default)]
-struct Bursts(HashMap<IpAddr, Burst>);
+struct Bursts(HashMap<IpAddr, Burst>, Ts);
 
 impl Bursts {
     /// Add `n` at `ts`; true when the window's count reaches `threshold` (once per window).
@@ -97,7 +97,10 @@ impl Bursts {
         if !self.0.contains_key(&ip) && self.0.len() >= MAX_BURST_KEYS {
             // Drop the counters whose window has closed before giving up.
             let w = secs(a.window);
-            self.0.retain(|_, b| ts.0.saturating_sub(b.start.0) < w);
+            if ts.0.saturating_sub(self.1 .0) >= 1_000_000 {
+                self.1 = ts;
+                self.0.retain(|_, b| ts.0.saturating_sub(b.start.0) < w);
+            }
             if self.0.len() >= MAX_BURST_KEYS {
                 hits.push("burst");
                 return None;
@@ -161,6 +164,7 @@ pub struct Anomalies {
     learning: i64,
     devices: HashMap<IpAddr, Device>,
     scans: HashMap<IpAddr, Scan>,
+    scans_pruned: Ts,
     rejected: Bursts,
     queries: Bursts,
     naks: Bursts,
@@ -184,6 +188,7 @@ impl Anomalies {
             learning: secs(opts.learning_period),
             devices: HashMap::new(),
             scans: HashMap::new(),
+            scans_pruned: Ts::ZERO,
             rejected: Bursts::default(),
             queries: Bursts::default(),
             naks: Bursts::default(),
@@ -276,12 +281,13 @@ impl Anomalies {
             } => {
                 let completed = matches!(*state, "established" | "closed" | "other")
                     || (*state == "one_way" && flow.proto != 6);
+                // Half-open and rejected attempts (scans, floods) teach no baseline.
                 if completed {
                     self.new_peer(*ts, flow, view, out, hits);
+                    let total = bytes[0].saturating_add(bytes[1]);
+                    self.volume(*ts, flow, flow.client.0, "client", total, view, out, hits);
+                    self.volume(*ts, flow, flow.server.0, "server", total, view, out, hits);
                 }
-                let total = bytes[0].saturating_add(bytes[1]);
-                self.volume(*ts, flow, flow.client.0, "client", total, view, out, hits);
-                self.volume(*ts, flow, flow.server.0, "server", total, view, out, hits);
             }
             Observation::Facts { ts, flow, facts } => match facts.protocol {
                 "dicom" => self.dicom(*ts, flow, facts, view, out, hits),
@@ -318,8 +324,13 @@ impl Anomalies {
         };
         let src = flow.client.0;
         if !self.scans.contains_key(&src) && self.scans.len() >= MAX_SCAN_SOURCES {
-            self.scans
-                .retain(|_, s| ts.0.saturating_sub(s.start.0) < secs(window));
+            // Prune closed windows at most once a second of packet time (a flood of sources
+            // must not make every flow walk the table).
+            if ts.0.saturating_sub(self.scans_pruned.0) >= 1_000_000 {
+                self.scans_pruned = ts;
+                self.scans
+                    .retain(|_, s| ts.0.saturating_sub(s.start.0) < secs(window));
+            }
             if self.scans.len() >= MAX_SCAN_SOURCES {
                 hits.push("scan");
                 return;

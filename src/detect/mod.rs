@@ -192,7 +192,10 @@ impl Detector {
         }
         if self.dedup.len() >= MAX_DEDUP {
             let now = a.ts;
-            self.sweep(now, true, out);
+            // At most once a second of packet time, so an alert flood does not walk the table
+            // for every alert.
+            let force = now.0.saturating_sub(self.next_sweep.0) >= -59_000_000;
+            self.sweep(now, force, out);
             if self.dedup.len() >= MAX_DEDUP {
                 self.cap_hit("dedup");
                 out.push(a);
