@@ -17,6 +17,20 @@
 //! | DICOM data set prefix scanned | 32 KiB | [`crate::protocols::dicom::state::MAX_DATASET_PREFIX`] |
 //! | HL7 messages awaiting an acknowledgement | 64 | [`crate::protocols::hl7::MAX_PENDING_ACKS`] |
 //! | bytes held by protocol detection per direction | 512 | `flow::PROBE_BUF` |
+//! | SMB frame bytes kept (file data is skipped) | 4 KiB | [`crate::protocols::smb::MAX_FRAME_KEPT`] |
+//! | FTP/HTTP line bytes kept per direction | 2 KiB | [`crate::protocols::lines::MAX_LINE`] |
+//!
+//! Detection state (central thread; a full table skips the new key and counts
+//! `medtap_detect_cap_hits_total{table}`):
+//!
+//! | table | cap | constant |
+//! | --- | --- | --- |
+//! | alert de-duplication entries | 4096 | [`crate::detect::MAX_DEDUP`] |
+//! | devices with a behaviour baseline | 4096 | [`crate::detect::anomaly::MAX_DEVICES`] |
+//! | peers learnt per device | 512 | [`crate::detect::anomaly::MAX_PEERS_PER_DEVICE`] |
+//! | scan sources / entries per source / entries in all | 1024 / 1024 / 65536 | [`crate::detect::anomaly::MAX_SCAN_TOTAL`] |
+//! | burst counters per kind | 4096 | [`crate::detect::anomaly::MAX_BURST_KEYS`] |
+//! | recent alerts for `/api/alerts` | 1000 | [`crate::detect::output::RECENT_ALERTS`] |
 
 macro_rules! table {
     ($(#[$m:meta])* $name:ident { $( $(#[doc = $doc:literal])* $field:ident : $ty:ty = $default:expr, $min:expr, $max:expr; )* }) => {

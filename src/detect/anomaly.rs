@@ -34,15 +34,17 @@ use crate::observe::{FactValue, Facts, Observation};
 use crate::time::Ts;
 
 /// Devices with a behaviour baseline.
-pub const MAX_DEVICES: usize = 65_536;
+pub const MAX_DEVICES: usize = 4096;
 /// (peer, port, transport) pairs learnt per device.
 pub const MAX_PEERS_PER_DEVICE: usize = 512;
 /// Scan sources tracked at once.
-pub const MAX_SCAN_SOURCES: usize = 4096;
+pub const MAX_SCAN_SOURCES: usize = 1024;
 /// (port, host) entries per scan source and window.
-pub const MAX_SCAN_ENTRIES: usize = 4096;
+pub const MAX_SCAN_ENTRIES: usize = 1024;
+/// (port, host) entries of all scan sources together.
+pub const MAX_SCAN_TOTAL: usize = 65_536;
 /// Keys of each burst counter (per source host).
-pub const MAX_BURST_KEYS: usize = 16_384;
+pub const MAX_BURST_KEYS: usize = 4096;
 /// Called AE titles remembered per SCP.
 pub const MAX_AES_PER_SCP: usize = 16;
 /// Sending applications remembered per HL7 receiver, or store destinations per DICOM sender.
@@ -165,6 +167,8 @@ pub struct Anomalies {
     devices: HashMap<IpAddr, Device>,
     scans: HashMap<IpAddr, Scan>,
     scans_pruned: Ts,
+    /// Entries of all scan sources.
+    scan_total: usize,
     rejected: Bursts,
     queries: Bursts,
     naks: Bursts,
@@ -189,6 +193,7 @@ impl Anomalies {
             devices: HashMap::new(),
             scans: HashMap::new(),
             scans_pruned: Ts::ZERO,
+            scan_total: 0,
             rejected: Bursts::default(),
             queries: Bursts::default(),
             naks: Bursts::default(),
@@ -330,6 +335,7 @@ impl Anomalies {
                 self.scans_pruned = ts;
                 self.scans
                     .retain(|_, s| ts.0.saturating_sub(s.start.0) < secs(window));
+                self.scan_total = self.scans.values().map(|s| s.entries).sum();
             }
             if self.scans.len() >= MAX_SCAN_SOURCES {
                 hits.push("scan");
@@ -341,13 +347,14 @@ impl Anomalies {
             ..Scan::default()
         });
         if ts.0.saturating_sub(s.start.0) >= secs(window) {
+            self.scan_total = self.scan_total.saturating_sub(s.entries);
             *s = Scan {
                 start: ts,
                 ..Scan::default()
             };
         }
         let (dst, port) = flow.server;
-        if s.entries >= MAX_SCAN_ENTRIES {
+        if s.entries >= MAX_SCAN_ENTRIES || self.scan_total >= MAX_SCAN_TOTAL {
             hits.push("scan");
             return;
         }
@@ -359,6 +366,7 @@ impl Anomalies {
         let nports = ports.len() as u64;
         if added {
             s.entries += 1;
+            self.scan_total += 1;
         }
         let mut fire_hosts = false;
         let mut fire_ports = false;
