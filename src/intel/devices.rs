@@ -766,8 +766,7 @@ impl DeviceTable {
     /// The device at (`mac`, `ip`) without creating or touching anything.
     fn lookup(&self, mac: [u8; 6], ip: IpAddr) -> Option<&Device> {
         if is_host_mac(&mac) {
-            let key = format!("mac:{}", oui::format_mac(&mac));
-            if let Some(&i) = self.by_key.get(&key) {
+            if let Some(&i) = self.by_mac.get(&mac) {
                 if !self.devices[i].router {
                     return self.devices.get(i);
                 }
