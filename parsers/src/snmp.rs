@@ -83,10 +83,11 @@ impl Community {
         }
     }
 
+    /// "default" (public or private, not told apart: naming it would be writing the
+    /// community), "empty" or "other".
     pub fn name(self) -> &'static str {
         match self {
-            Community::Public => "public",
-            Community::Private => "private",
+            Community::Public | Community::Private => "default",
             Community::Empty => "empty",
             Community::Other => "other",
         }

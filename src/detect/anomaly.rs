@@ -9,7 +9,7 @@
 //! - `volume`: per device, bytes of the flows that ended per `window` interval against the
 //!   device's moving mean (EWMA); after `threshold` intervals, an interval over `factor` times
 //!   the mean (and over [`VOLUME_MIN_BYTES`]) is an alert. Bytes count when the flow ends.
-//! - `public_address`: a flow between a medical device and a public (not private, not
+//! - `internet_address`: a flow between a medical device and a public (not private, not
 //!   link-local, not multicast) address.
 //! - DICOM: rejected associations from one source in `window`; C-FIND/C-MOVE/C-GET requests
 //!   from one source in `window`; C-STORE from a device (after its learning period) to a
@@ -418,7 +418,7 @@ impl Anomalies {
             return;
         };
         self.alert(
-            AnomalyKind::PublicAddress,
+            AnomalyKind::InternetAddress,
             ts,
             flow,
             side,
@@ -766,7 +766,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn public_addresses() {
+    fn internet_addresses() {
         for (ip, public) in [
             ("10.1.2.3", false),
             ("192.168.0.1", false),

@@ -27,7 +27,7 @@ struct SnmpRecord {
     version: Option<&'static str>,
     /// v1/v2c: a community was sent (its value never is).
     community_present: bool,
-    /// "public", "private", "other" or "empty".
+    /// "default" (public or private), "other" or "empty".
     #[serde(skip_serializing_if = "Option::is_none")]
     community: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
