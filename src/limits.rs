@@ -25,7 +25,7 @@
 //!
 //! | table | cap | constant |
 //! | --- | --- | --- |
-//! | alert de-duplication entries | 4096 | [`crate::detect::MAX_DEDUP`] |
+//! | alert de-duplication entries | 1024 | [`crate::detect::MAX_DEDUP`] |
 //! | devices with a behaviour baseline | 4096 | [`crate::detect::anomaly::MAX_DEVICES`] |
 //! | peers learnt per device | 512 | [`crate::detect::anomaly::MAX_PEERS_PER_DEVICE`] |
 //! | scan sources / entries per source / entries in all | 1024 / 1024 / 65536 | [`crate::detect::anomaly::MAX_SCAN_TOTAL`] |

@@ -283,3 +283,58 @@ fn bad_rule_file_exits_2_with_file_and_line() {
     assert!(out.status.success());
     assert!(ids(&events).contains(&7000001), "{:?}", keys(&events));
 }
+
+fn anomalies(events: &[Value]) -> Vec<(String, String, String)> {
+    alerts(events)
+        .iter()
+        .filter(|a| a["category"] == "anomaly")
+        .map(|a| {
+            (
+                a["anomaly"].as_str().unwrap_or("?").to_string(),
+                a["device"]["ip"].as_str().unwrap_or("?").to_string(),
+                a["peer"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// nmap's SYN scan of 40 ports on one host (pcaps/gen/anomalies.sh) is one scan alert for the
+/// scanner; the periodic HTTP capture (one port, two hosts) is none.
+#[test]
+fn port_scan_is_one_alert_and_normal_traffic_none() {
+    let scan = anomalies(&run("detect/port_scan.pcap"));
+    assert_eq!(
+        scan,
+        vec![(
+            "scan_ports".to_string(),
+            "10.75.0.1".to_string(),
+            "10.75.0.2".to_string()
+        )]
+    );
+    let normal = run("detect/new_peer.pcap");
+    assert!(
+        !anomalies(&normal).iter().any(|a| a.0.starts_with("scan")),
+        "{:?}",
+        anomalies(&normal)
+    );
+}
+
+/// A device that talked to one peer every 2 s then talks to a new one: with a 20 s learning
+/// period the new peer is an alert (and the learnt one is not); with the default 7 days
+/// everything is still being learnt.
+#[test]
+fn new_peer_after_learning_period() {
+    let (events, _) = common::replay(
+        &[&common::pcap("detect/new_peer.pcap")],
+        &["--workers", "1", "--learning-period", "20s"],
+    );
+    assert_eq!(
+        anomalies(&events),
+        vec![(
+            "new_peer".to_string(),
+            "10.75.0.1".to_string(),
+            "10.75.0.3".to_string()
+        )]
+    );
+    assert!(anomalies(&run("detect/new_peer.pcap")).is_empty());
+}

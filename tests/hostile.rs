@@ -167,7 +167,7 @@ fn read_events_counted(
 /// configured: event queue (about 64 KiB per buffer), flow table (generously 4 KiB per flow
 /// with its protocol state), reassembly bytes, one HL7 message, and the device inventory
 /// (64 KiB per device: about 30 KiB each was measured for devices seen in DICOM associations),
-/// and the detection engine's fixed caps (src/limits.rs: 4096 de-duplication entries and
+/// and the detection engine's fixed caps (src/limits.rs: 1024 de-duplication entries, 4096
 /// behaviour baselines, 65,536 scan entries, burst counters, 1000 recent alerts; 16 MiB
 /// generously: 8.5 MiB was measured with 100,000 distinct DICOM peers each raising an alert).
 fn bound_kib(max_flows: u64, event_queue: u64, reassembly_global: u64, max_devices: u64) -> u64 {

@@ -28,7 +28,7 @@ pub use rules::{DeviceInfo, RuleSet};
 
 /// De-duplication entries held (signature, device, peer). When full, entries whose window has
 /// closed are reported and dropped; if none has, new alerts pass undeduplicated (counted).
-pub const MAX_DEDUP: usize = 4096;
+pub const MAX_DEDUP: usize = 1024;
 
 /// The devices of one observation's flow, as the central thread knows them.
 #[derive(Debug, Clone, Copy, Default)]

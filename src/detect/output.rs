@@ -21,7 +21,7 @@ use crate::time::Ts;
 /// Recent alerts kept for `GET /api/alerts`.
 pub const RECENT_ALERTS: usize = 1000;
 /// Flows remembered to count each legacy flow once per family.
-const COUNTED_FLOWS: usize = 8192;
+const COUNTED_FLOWS: usize = 2048;
 
 #[derive(Serialize)]
 struct AlertBody<'a> {
