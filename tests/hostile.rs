@@ -185,7 +185,7 @@ fn small(name: &str) -> PathBuf {
 }
 
 const SMALL_LIMITS: &str =
-    "max_flows = 1024\nevent_queue = 16\nreassembly_global_bytes = \"4MiB\"\nmax_devices = 256";
+    "max_flows = 1024\nevent_queue = 16\nreassembly_global_bytes = \"4MiB\"\nmax_devices = 256\nobserve_queue = 16";
 
 fn small_bound() -> u64 {
     bound_kib(1024, 16, 4 << 20, 256)
