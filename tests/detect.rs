@@ -338,3 +338,50 @@ fn new_peer_after_learning_period() {
     );
     assert!(anomalies(&run("detect/new_peer.pcap")).is_empty());
 }
+
+/// `GET /api/alerts` serves the recent alerts while a replay lingers.
+#[test]
+fn api_alerts_serves_recent_alerts() {
+    use std::io::{Read, Write};
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = common::medtap()
+        .args([
+            "replay",
+            "--no-progress",
+            "--workers",
+            "1",
+            "--linger",
+            "20s",
+            "--listen",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(common::pcap("corpus/legacy/ndpi_telnet.pcap"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut body = String::new();
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            continue;
+        };
+        s.write_all(b"GET /api/alerts HTTP/1.0\r\nHost: x\r\n\r\n")
+            .unwrap();
+        body.clear();
+        s.read_to_string(&mut body).unwrap();
+        if body.contains("6001001") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let json = body.split("\r\n\r\n").nth(1).unwrap_or("");
+    let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let a = &v["alerts"][0];
+    assert_eq!(a["event_type"], "alert");
+    assert_eq!(a["alert"]["signature_id"], 6001001);
+    assert_eq!(a["dest_port"], 23);
+}
