@@ -385,3 +385,34 @@ fn api_alerts_serves_recent_alerts() {
     assert_eq!(a["alert"]["signature_id"], 6001001);
     assert_eq!(a["dest_port"], 23);
 }
+
+/// DICOM and HL7 abuse detectors on real captures, with thresholds lowered by an operator
+/// file (the shipped ones need a real burst): C-FIND/C-MOVE/C-GET requests from one source
+/// (dcmtk findscu/movescu), negative acknowledgements from one sender (python-hl7). The
+/// shipped thresholds stay quiet on the same captures.
+#[test]
+fn dicom_query_and_hl7_nak_bursts_with_operator_thresholds() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(
+        dir.path().join("rules/low.toml"),
+        "[[anomaly]]\nid = 6009007\nname = \"query burst\"\nkind = \"dicom_query_burst\"\nseverity = 2\nwindow = \"1h\"\nthreshold = 2\n\n[[anomaly]]\nid = 6009010\nname = \"nak burst\"\nkind = \"hl7_nak_burst\"\nseverity = 2\nwindow = \"1h\"\nthreshold = 1\n",
+    )
+    .unwrap();
+    let sig = dir.path().to_str().unwrap();
+    for (rel, kind) in [
+        ("dicom/find.pcap", "dicom_query_burst"),
+        ("hl7/nak.pcap", "hl7_nak_burst"),
+    ] {
+        let (events, _) = common::replay(
+            &[&common::pcap(rel)],
+            &["--workers", "1", "--signatures", sig],
+        );
+        let got = anomalies(&events);
+        assert!(got.iter().any(|a| a.0 == kind), "{rel}: {got:?}");
+        assert!(
+            !anomalies(&run(rel)).iter().any(|a| a.0 == kind),
+            "{rel} with the shipped thresholds"
+        );
+    }
+}
