@@ -234,7 +234,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn expect(&mut self, tag: u8, layer: &'static str) -> Result<Tlv<'a>, SnmpError> {
+    fn take_tagged(&mut self, tag: u8, layer: &'static str) -> Result<Tlv<'a>, SnmpError> {
         let at = self.base;
         let t = self.read(layer)?;
         if t.tag != tag {
@@ -310,9 +310,9 @@ const OID: u8 = 0x06;
 /// Parse one SNMP message (one UDP datagram).
 pub fn parse_message(input: &[u8]) -> Result<SnmpMessage, SnmpError> {
     let mut top = Reader::new(input, 0);
-    let msg = top.expect(SEQUENCE, "message")?;
+    let msg = top.take_tagged(SEQUENCE, "message")?;
     let mut r = Reader::new(msg.content, msg.at);
-    let vtlv = r.expect(INTEGER, "version")?;
+    let vtlv = r.take_tagged(INTEGER, "version")?;
     let version = SnmpVersion(integer(vtlv.content).ok_or(SnmpError::Invalid {
         layer: "version",
         offset: vtlv.at,
@@ -330,12 +330,12 @@ pub fn parse_message(input: &[u8]) -> Result<SnmpMessage, SnmpError> {
     };
     if version == SnmpVersion::V3 {
         // RFC 3412 6: msgGlobalData SEQUENCE { msgID, msgMaxSize, msgFlags, msgSecurityModel }.
-        let g = r.expect(SEQUENCE, "msgGlobalData")?;
+        let g = r.take_tagged(SEQUENCE, "msgGlobalData")?;
         let mut gr = Reader::new(g.content, g.at);
-        gr.expect(INTEGER, "msgID")?;
-        gr.expect(INTEGER, "msgMaxSize")?;
-        let flags = gr.expect(OCTET_STRING, "msgFlags")?;
-        let model = gr.expect(INTEGER, "msgSecurityModel")?;
+        gr.take_tagged(INTEGER, "msgID")?;
+        gr.take_tagged(INTEGER, "msgMaxSize")?;
+        let flags = gr.take_tagged(OCTET_STRING, "msgFlags")?;
+        let model = gr.take_tagged(INTEGER, "msgSecurityModel")?;
         let f = flags.content.first().copied().unwrap_or(0);
         let mut v3 = V3Info {
             auth: f & 1 != 0,
@@ -346,16 +346,16 @@ pub fn parse_message(input: &[u8]) -> Result<SnmpMessage, SnmpError> {
         };
         // msgSecurityParameters: OCTET STRING holding (for USM) SEQUENCE { engineID, boots,
         // time, userName, authParams, privParams } (RFC 3414 2.4).
-        let sp = r.expect(OCTET_STRING, "msgSecurityParameters")?;
+        let sp = r.take_tagged(OCTET_STRING, "msgSecurityParameters")?;
         if v3.security_model == 3 {
             let mut spr = Reader::new(sp.content, sp.at);
-            if let Ok(usm) = spr.expect(SEQUENCE, "usm") {
+            if let Ok(usm) = spr.take_tagged(SEQUENCE, "usm") {
                 let mut ur = Reader::new(usm.content, usm.at);
                 let user = ur
                     .read("usm")
                     .and_then(|_| ur.read("usm"))
                     .and_then(|_| ur.read("usm"))
-                    .and_then(|_| ur.expect(OCTET_STRING, "msgUserName"));
+                    .and_then(|_| ur.take_tagged(OCTET_STRING, "msgUserName"));
                 v3.user_present = user.is_ok_and(|u| !u.content.is_empty());
             }
         }
@@ -364,13 +364,13 @@ pub fn parse_message(input: &[u8]) -> Result<SnmpMessage, SnmpError> {
         let data = r.read("msgData")?;
         if data.tag == SEQUENCE {
             let mut sr = Reader::new(data.content, data.at);
-            sr.expect(OCTET_STRING, "contextEngineID")?;
-            sr.expect(OCTET_STRING, "contextName")?;
+            sr.take_tagged(OCTET_STRING, "contextEngineID")?;
+            sr.take_tagged(OCTET_STRING, "contextName")?;
             read_pdu(&mut sr, &mut out)?;
         }
         return Ok(out);
     }
-    let c = r.expect(OCTET_STRING, "community")?;
+    let c = r.take_tagged(OCTET_STRING, "community")?;
     out.community = Some(Community::classify(c.content));
     read_pdu(&mut r, &mut out)?;
     Ok(out)
@@ -394,17 +394,17 @@ fn read_pdu(r: &mut Reader<'_>, out: &mut SnmpMessage) -> Result<(), SnmpError> 
             pr.read("trap")?;
         }
     } else {
-        pr.expect(INTEGER, "request-id")?;
-        let es = pr.expect(INTEGER, "error-status")?;
+        pr.take_tagged(INTEGER, "request-id")?;
+        let es = pr.take_tagged(INTEGER, "error-status")?;
         out.error_status = integer(es.content);
-        pr.expect(INTEGER, "error-index")?;
+        pr.take_tagged(INTEGER, "error-index")?;
     }
-    let list = pr.expect(SEQUENCE, "varbind-list")?;
+    let list = pr.take_tagged(SEQUENCE, "varbind-list")?;
     let mut lr = Reader::new(list.content, list.at);
     while !lr.is_empty() && out.oids.len() < MAX_VARBINDS {
-        let vb = lr.expect(SEQUENCE, "varbind")?;
+        let vb = lr.take_tagged(SEQUENCE, "varbind")?;
         let mut vr = Reader::new(vb.content, vb.at);
-        let name = vr.expect(OID, "varbind name")?;
+        let name = vr.take_tagged(OID, "varbind name")?;
         let value = vr.read("varbind value")?;
         let Some(oid) = oid_to_string(name.content) else {
             continue;
