@@ -9,41 +9,10 @@
 
 mod common;
 
-use std::path::PathBuf;
+use common::netns::{can_run, ethernet_captures, sh, wait_for};
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-fn can_run() -> Result<(), String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"));
-    if !root {
-        return Err("not root".into());
-    }
-    for c in ["ip", "tcpreplay", "curl"] {
-        if !have(c) {
-            return Err(format!("{c} not installed"));
-        }
-    }
-    Ok(())
-}
-
-fn sh(args: &[&str]) {
-    let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
-    assert!(st.success(), "{args:?} failed");
-}
 
 /// Namespaces `app-h<N>-a`/`-b` joined by veth `apph<N>a`/`apph<N>b`, plus a second, silent
 /// veth pair `apph<N>d` (in `-b`: a second capture that stays up) / `apph<N>e`; removed on drop.
@@ -105,24 +74,6 @@ impl Drop for Link {
     }
 }
 
-fn ethernet_captures() -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    for rel in common::all_pcaps() {
-        // damaged/ and hostile/ captures hold records tcpreplay cannot send as they are
-        if rel.starts_with("damaged/") || rel.starts_with("hostile/") || rel.contains("linktype_") {
-            continue;
-        }
-        let p = common::pcap(&rel);
-        let Ok(r) = medtap::capture::FileReader::open(&p, None) else {
-            continue;
-        };
-        if r.linktype == medtap::decode::linktype::ETHERNET {
-            v.push(p);
-        }
-    }
-    v
-}
-
 fn get(ns: &str, url: &str) -> (u16, String) {
     let out = Command::new("ip")
         .args(["netns", "exec", ns, "curl", "-s", "--max-time", "3"])
@@ -134,17 +85,6 @@ fn get(ns: &str, url: &str) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !f() {
-        assert!(
-            started.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn sample(text: &str, prefix: &str) -> u64 {
     text.lines()
         .filter_map(|l| l.strip_prefix(prefix))
@@ -154,7 +94,7 @@ fn sample(text: &str, prefix: &str) -> u64 {
 
 #[test]
 fn healthz_fails_on_drops_and_on_a_stopped_capture() {
-    if let Err(why) = can_run() {
+    if let Err(why) = can_run(&["ip", "tcpreplay", "curl"]) {
         assert!(
             std::env::var_os("CI").is_none(),
             "health test cannot run under CI: {why}"

@@ -13,90 +13,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use common::netns::{can_run, ethernet_captures, Link};
+
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-fn can_run() -> Result<(), String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"));
-    if !root {
-        return Err("not root".into());
-    }
-    for c in ["ip", "tcpreplay", "prometheus", "openssl", "curl"] {
-        if !have(c) {
-            return Err(format!("{c} not installed"));
-        }
-    }
-    Ok(())
-}
-
-fn sh(args: &[&str]) {
-    let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
-    assert!(st.success(), "{args:?} failed");
-}
-
-/// Two namespaces (`app-p<N>-a`, `app-p<N>-b`) and a veth pair, removed on drop.
-struct Link {
-    a: String,
-    b: String,
-    va: String,
-    vb: String,
-}
-
-impl Link {
-    fn new(tag: u32) -> Link {
-        let l = Link {
-            a: format!("app-p{tag}-a"),
-            b: format!("app-p{tag}-b"),
-            va: format!("appp{tag}a"),
-            vb: format!("appp{tag}b"),
-        };
-        for ns in [&l.a, &l.b] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", ns])
-                .stderr(Stdio::null())
-                .status();
-            sh(&["ip", "netns", "add", ns]);
-            let _ = Command::new("ip")
-                .args(["netns", "exec", ns, "sysctl", "-q", "-w"])
-                .arg("net.ipv6.conf.all.disable_ipv6=1")
-                .status();
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
-        sh(&[
-            "ip", "link", "add", &l.va, "type", "veth", "peer", "name", &l.vb,
-        ]);
-        sh(&["ip", "link", "set", &l.va, "netns", &l.a]);
-        sh(&["ip", "link", "set", &l.vb, "netns", &l.b]);
-        for (ns, v) in [(&l.a, &l.va), (&l.b, &l.vb)] {
-            sh(&["ip", "-n", ns, "link", "set", v, "mtu", "65535"]);
-            sh(&["ip", "-n", ns, "link", "set", v, "up"]);
-        }
-        l
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
 
 /// Kills (SIGKILL) a process this test started, on drop.
 struct Proc(Child);
@@ -106,24 +27,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn ethernet_captures() -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    for rel in common::all_pcaps() {
-        // damaged/ and hostile/ captures hold records tcpreplay cannot send as they are
-        if rel.starts_with("damaged/") || rel.starts_with("hostile/") || rel.contains("linktype_") {
-            continue;
-        }
-        let p = common::pcap(&rel);
-        let Ok(r) = medtap::capture::FileReader::open(&p, None) else {
-            continue;
-        };
-        if r.linktype == medtap::decode::linktype::ETHERNET {
-            v.push(p);
-        }
-    }
-    v
 }
 
 /// Run `args` inside namespace `ns`; stdout as text.
@@ -198,7 +101,7 @@ fn make_cert(dir: &Path) {
 
 #[test]
 fn prometheus_scrapes_live_capture_over_tls_with_basic_auth() {
-    if let Err(why) = can_run() {
+    if let Err(why) = can_run(&["ip", "tcpreplay", "prometheus", "openssl", "curl"]) {
         assert!(
             std::env::var_os("CI").is_none(),
             "prometheus test cannot run under CI: {why}"
@@ -208,7 +111,7 @@ fn prometheus_scrapes_live_capture_over_tls_with_basic_auth() {
     }
     let files = ethernet_captures();
     assert!(files.len() > 20, "too few Ethernet captures");
-    let link = Link::new(std::process::id() % 10_000);
+    let link = Link::new("p", std::process::id() % 10_000);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     make_cert(d);

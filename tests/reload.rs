@@ -9,134 +9,14 @@
 
 mod common;
 
-use std::path::Path;
+use common::netns::{can_run, sh, wait_for, Link};
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-fn can_run() -> Result<(), String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"));
-    if !root {
-        return Err("not root".into());
-    }
-    for c in ["ip", "tcpreplay", "curl"] {
-        if !have(c) {
-            return Err(format!("{c} not installed"));
-        }
-    }
-    Ok(())
-}
-
-fn sh(args: &[&str]) {
-    let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
-    assert!(st.success(), "{args:?} failed");
-}
-
-/// Namespaces `app-r<N>-a`/`-b` joined by veth `appr<N>a`/`appr<N>b`, removed on drop.
-struct Link {
-    a: String,
-    b: String,
-    va: String,
-    vb: String,
-}
-
-impl Link {
-    fn new(tag: u32) -> Link {
-        let l = Link {
-            a: format!("app-r{tag}-a"),
-            b: format!("app-r{tag}-b"),
-            va: format!("appr{tag}a"),
-            vb: format!("appr{tag}b"),
-        };
-        for ns in [&l.a, &l.b] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", ns])
-                .stderr(Stdio::null())
-                .status();
-            sh(&["ip", "netns", "add", ns]);
-            let _ = Command::new("ip")
-                .args(["netns", "exec", ns, "sysctl", "-q", "-w"])
-                .arg("net.ipv6.conf.all.disable_ipv6=1")
-                .status();
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
-        sh(&[
-            "ip", "link", "add", &l.va, "type", "veth", "peer", "name", &l.vb,
-        ]);
-        sh(&["ip", "link", "set", &l.va, "netns", &l.a]);
-        sh(&["ip", "link", "set", &l.vb, "netns", &l.b]);
-        for (ns, v) in [(&l.a, &l.va), (&l.b, &l.vb)] {
-            sh(&["ip", "-n", ns, "link", "set", v, "mtu", "65535"]);
-            sh(&["ip", "-n", ns, "link", "set", v, "up"]);
-        }
-        l
-    }
-
-    fn replay(&self, file: &Path) {
-        let st = Command::new("ip")
-            .args(["netns", "exec", &self.a, "tcpreplay", "-q", "--pps", "2000"])
-            .args(["-i", &self.va])
-            .arg(file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success(), "tcpreplay failed");
-    }
-
-    fn get(&self, url: &str) -> String {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.b,
-                "curl",
-                "-s",
-                "--max-time",
-                "3",
-                url,
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !f() {
-        assert!(
-            started.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 #[test]
 fn sighup_reloads_signatures_and_keeps_the_old_set_on_error() {
-    if let Err(why) = can_run() {
+    if let Err(why) = can_run(&["ip", "tcpreplay", "curl"]) {
         assert!(
             std::env::var_os("CI").is_none(),
             "reload test cannot run under CI: {why}"
@@ -159,7 +39,7 @@ fn sighup_reloads_signatures_and_keeps_the_old_set_on_error() {
     std::fs::create_dir_all(ops.join("fingerprint")).unwrap();
     let op_file = ops.join("fingerprint").join("op.toml");
     let log = dir.path().join("stderr.log");
-    let link = Link::new(std::process::id() % 10_000);
+    let link = Link::new("r", std::process::id() % 10_000);
     let listen = "127.0.0.1:19863";
     let mut child = Command::new("ip")
         .args(["netns", "exec", &link.b])
@@ -200,7 +80,7 @@ fn sighup_reloads_signatures_and_keeps_the_old_set_on_error() {
         err.contains("op.toml:") && err.contains("keeping the previous set"),
         "{err}"
     );
-    link.replay(&capture);
+    link.replay(std::slice::from_ref(&capture), 2000);
     wait_for("devices listed", 20, || {
         link.get(&devices).contains("10.77.6.10")
     });
@@ -215,7 +95,7 @@ fn sighup_reloads_signatures_and_keeps_the_old_set_on_error() {
     sh(&["kill", "-HUP", &pid]);
     wait_for("reload ok counted", 15, || reloads("ok") == 1);
     assert_eq!(reloads("error"), 1);
-    link.replay(&capture);
+    link.replay(std::slice::from_ref(&capture), 2000);
     wait_for("the new rule applied in /api/devices", 20, || {
         link.get(&devices).contains("reload-test-sw")
     });

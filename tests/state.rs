@@ -9,151 +9,14 @@
 
 mod common;
 
+use common::netns::{can_run, ethernet_captures, sh, wait_for, Link};
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use std::time::{Duration, Instant};
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-fn can_run() -> Result<(), String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"));
-    if !root {
-        return Err("not root".into());
-    }
-    for c in ["ip", "tcpreplay", "curl"] {
-        if !have(c) {
-            return Err(format!("{c} not installed"));
-        }
-    }
-    Ok(())
-}
-
-fn sh(args: &[&str]) {
-    let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
-    assert!(st.success(), "{args:?} failed");
-}
-
-/// Namespaces `app-s<N>-a`/`-b` joined by veth `apps<N>a`/`apps<N>b`, removed on drop.
-struct Link {
-    a: String,
-    b: String,
-    va: String,
-    vb: String,
-}
-
-impl Link {
-    fn new(tag: u32) -> Link {
-        let l = Link {
-            a: format!("app-s{tag}-a"),
-            b: format!("app-s{tag}-b"),
-            va: format!("apps{tag}a"),
-            vb: format!("apps{tag}b"),
-        };
-        for ns in [&l.a, &l.b] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", ns])
-                .stderr(Stdio::null())
-                .status();
-            sh(&["ip", "netns", "add", ns]);
-            let _ = Command::new("ip")
-                .args(["netns", "exec", ns, "sysctl", "-q", "-w"])
-                .arg("net.ipv6.conf.all.disable_ipv6=1")
-                .status();
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
-        sh(&[
-            "ip", "link", "add", &l.va, "type", "veth", "peer", "name", &l.vb,
-        ]);
-        sh(&["ip", "link", "set", &l.va, "netns", &l.a]);
-        sh(&["ip", "link", "set", &l.vb, "netns", &l.b]);
-        for (ns, v) in [(&l.a, &l.va), (&l.b, &l.vb)] {
-            sh(&["ip", "-n", ns, "link", "set", v, "mtu", "65535"]);
-            sh(&["ip", "-n", ns, "link", "set", v, "up"]);
-        }
-        l
-    }
-
-    fn replay(&self, files: &[PathBuf]) {
-        let st = Command::new("ip")
-            .args(["netns", "exec", &self.a, "tcpreplay", "-q", "--pps", "4000"])
-            .args(["-i", &self.va])
-            .args(files)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success(), "tcpreplay failed");
-    }
-
-    fn get(&self, url: &str) -> String {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.b,
-                "curl",
-                "-s",
-                "--max-time",
-                "3",
-                url,
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !f() {
-        assert!(
-            started.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn ethernet_captures() -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    for rel in common::all_pcaps() {
-        // damaged/ and hostile/ captures hold records tcpreplay cannot send as they are
-        if rel.starts_with("damaged/") || rel.starts_with("hostile/") || rel.contains("linktype_") {
-            continue;
-        }
-        let p = common::pcap(&rel);
-        let Ok(r) = medtap::capture::FileReader::open(&p, None) else {
-            continue;
-        };
-        if r.linktype == medtap::decode::linktype::ETHERNET {
-            v.push(p);
-        }
-    }
-    v
-}
 
 /// Device key -> what identifies it (times left out: live and replay differ there).
 fn identities(devices: &[Value]) -> BTreeMap<String, Value> {
@@ -215,7 +78,7 @@ fn stop(child: &mut std::process::Child, log: &Path) {
 
 #[test]
 fn sigterm_flushes_the_inventory_and_a_restart_serves_it() {
-    if let Err(why) = can_run() {
+    if let Err(why) = can_run(&["ip", "tcpreplay", "curl"]) {
         assert!(
             std::env::var_os("CI").is_none(),
             "state test cannot run under CI: {why}"
@@ -235,7 +98,7 @@ fn sigterm_flushes_the_inventory_and_a_restart_serves_it() {
     let expected = identities(&inventory(&expected_state));
     assert!(expected.len() > 10, "too few devices: {}", expected.len());
 
-    let link = Link::new(std::process::id() % 10_000);
+    let link = Link::new("s", std::process::id() % 10_000);
     let listen = "127.0.0.1:19864";
     let log = dir.path().join("stderr.log");
     let start = || {
@@ -255,7 +118,7 @@ fn sigterm_flushes_the_inventory_and_a_restart_serves_it() {
     wait_for("the endpoint", 20, || {
         link.get(&metrics).contains("medtap_capture_packets_total")
     });
-    link.replay(&files);
+    link.replay(&files, 4000);
     std::thread::sleep(Duration::from_millis(1000));
     stop(&mut child, &log);
     let flushed = identities(&inventory(&state));

@@ -1,0 +1,152 @@
+//! Two network namespaces joined by a veth pair, for the tests that run `medtap live` (they
+//! need root, `ip`, `tcpreplay` and whatever else they name; elsewhere they say why they did
+//! not run).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Root, and every command of `tools` installed; else the reason.
+pub fn can_run(tools: &[&str]) -> Result<(), String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let root = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"));
+    if !root {
+        return Err("not root".into());
+    }
+    for c in tools {
+        if !have(c) {
+            return Err(format!("{c} not installed"));
+        }
+    }
+    Ok(())
+}
+
+pub fn sh(args: &[&str]) {
+    let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
+    assert!(st.success(), "{args:?} failed");
+}
+
+/// Namespaces `app-<kind><tag>-a`/`-b` joined by veth `app<kind><tag>a`/`...b` (MTU 65535, IPv6
+/// off), removed on drop.
+pub struct Link {
+    pub a: String,
+    pub b: String,
+    pub va: String,
+    pub vb: String,
+}
+
+impl Link {
+    pub fn new(kind: &str, tag: u32) -> Link {
+        let l = Link {
+            a: format!("app-{kind}{tag}-a"),
+            b: format!("app-{kind}{tag}-b"),
+            va: format!("app{kind}{tag}a"),
+            vb: format!("app{kind}{tag}b"),
+        };
+        for ns in [&l.a, &l.b] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+            sh(&["ip", "netns", "add", ns]);
+            let _ = Command::new("ip")
+                .args(["netns", "exec", ns, "sysctl", "-q", "-w"])
+                .arg("net.ipv6.conf.all.disable_ipv6=1")
+                .status();
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        sh(&[
+            "ip", "link", "add", &l.va, "type", "veth", "peer", "name", &l.vb,
+        ]);
+        sh(&["ip", "link", "set", &l.va, "netns", &l.a]);
+        sh(&["ip", "link", "set", &l.vb, "netns", &l.b]);
+        for (ns, v) in [(&l.a, &l.va), (&l.b, &l.vb)] {
+            sh(&["ip", "-n", ns, "link", "set", v, "mtu", "65535"]);
+            sh(&["ip", "-n", ns, "link", "set", v, "up"]);
+        }
+        l
+    }
+
+    /// Send `files` from namespace `a` at `pps` packets per second.
+    pub fn replay(&self, files: &[PathBuf], pps: u32) {
+        let st = Command::new("ip")
+            .args(["netns", "exec", &self.a, "tcpreplay", "-q", "--pps"])
+            .arg(pps.to_string())
+            .args(["-i", &self.va])
+            .args(files)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "tcpreplay failed");
+    }
+
+    /// The body of a GET from namespace `b` (empty on failure).
+    pub fn get(&self, url: &str) -> String {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.b,
+                "curl",
+                "-s",
+                "--max-time",
+                "3",
+                url,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        for ns in [&self.a, &self.b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !f() {
+        assert!(
+            started.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The Ethernet captures of pcaps/ that tcpreplay can send as they are.
+pub fn ethernet_captures() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for rel in super::all_pcaps() {
+        // damaged/ and hostile/ captures hold records tcpreplay cannot send as they are
+        if rel.starts_with("damaged/") || rel.starts_with("hostile/") || rel.contains("linktype_") {
+            continue;
+        }
+        let p = super::pcap(&rel);
+        let Ok(r) = medtap::capture::FileReader::open(&p, None) else {
+            continue;
+        };
+        if r.linktype == medtap::decode::linktype::ETHERNET {
+            v.push(p);
+        }
+    }
+    v
+}
