@@ -136,12 +136,19 @@ fn run_live(args: medtap::config::LiveArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
     let opts = pipeline_options(&settings, false)?;
     let server = start_server(&settings, &metrics, &opts)?;
-    // SIGHUP: reload the signatures (a bad set is logged and the old one kept).
+    // SIGHUP: reload the signatures and the detection rules (a bad set is logged and the old
+    // one kept).
     let mut reloader = medtap::reload::Reloader::new(&metrics)?;
     if let Some(sigs) = &opts.intel.signatures {
         reloader.add(
             "signatures",
             medtap::reload::signatures_action(settings.signatures.clone(), sigs.clone()),
+        );
+    }
+    if let Some(rules) = &opts.intel.rules {
+        reloader.add(
+            "rules",
+            medtap::reload::rules_action(settings.signatures.clone(), rules.clone()),
         );
     }
     let _reload = reloader.spawn_on_sighup(stop.clone())?;
@@ -242,7 +249,7 @@ fn pipeline_options(settings: &Settings, progress: bool) -> anyhow::Result<pipel
             inventory: settings.inventory.clone(),
             max_devices: settings.limits.max_devices,
             shared: Some(medtap::intel::shared_inventory()),
-            rules: Some(rules),
+            rules: Some(medtap::reload::Reloadable::new(rules)),
             detect: medtap::detect::DetectOptions {
                 learning_period: settings.learning_period,
             },

@@ -23,6 +23,7 @@ use anyhow::Result;
 use arc_swap::ArcSwap;
 use prometheus::{IntCounterVec, Opts};
 
+use crate::detect::RuleSet;
 use crate::fingerprint::signatures::Signatures;
 use crate::metrics::Metrics;
 
@@ -192,6 +193,26 @@ pub fn signatures_action(
                 s.eol.len()
             );
             target.replace(s);
+            Ok(summary)
+        }
+        Err(errors) => Err(errors.0.iter().map(|e| e.to_string()).collect()),
+    }
+}
+
+/// The reload action for detection rules and anomaly thresholds: load the shipped rules plus
+/// `operator_dir/rules/*.toml` (as at start) and, when every file is good, replace `target`.
+pub fn rules_action(
+    operator_dir: Option<PathBuf>,
+    target: Arc<Reloadable<RuleSet>>,
+) -> impl FnMut() -> ActionResult + Send + 'static {
+    move || match RuleSet::load(operator_dir.as_deref()) {
+        Ok(r) => {
+            let summary = format!(
+                "{} detection rules, {} anomaly thresholds",
+                r.rules.len(),
+                r.anomalies.len()
+            );
+            target.replace(r);
             Ok(summary)
         }
         Err(errors) => Err(errors.0.iter().map(|e| e.to_string()).collect()),

@@ -23,6 +23,15 @@
 //! yet, a host seen speaking DICOM or HL7 counts as medical.
 //!
 //! Every table is capped (constants below); a full table skips the new key and counts it.
+//!
+//! With `--state-dir`, what is learnt (learning-period start, peers, volume baseline, store
+//! destinations, HL7 senders, SCP called AE titles, clinical hosts) is kept in the SQLite store
+//! ([`baseline`]): changes are noted here and written by the central thread with its periodic
+//! batch, never on the packet path; it is loaded at start within the same caps.
+
+mod baseline;
+
+pub use baseline::{Loaded as BaselineLoaded, SCHEMA as BASELINE_SCHEMA};
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -177,6 +186,8 @@ pub struct Anomalies {
     scp_alerted: HashSet<(IpAddr, u16)>,
     /// Hosts seen speaking DICOM or HL7 (medical when the device view has no category).
     clinical: HashSet<IpAddr>,
+    /// What changed since the last write to the store (`Some` when the baseline is kept).
+    pending: Option<baseline::Pending>,
 }
 
 impl Anomalies {
@@ -201,6 +212,25 @@ impl Anomalies {
             scp_aes: HashMap::new(),
             scp_alerted: HashSet::new(),
             clinical: HashSet::new(),
+            pending: None,
+        }
+    }
+
+    /// New thresholds (a reload): the learnt state stays.
+    pub fn set_rules(&mut self, rules: &RuleSet) {
+        self.cfg.clear();
+        for k in AnomalyKind::ALL {
+            if let Some(a) = rules.anomaly(*k) {
+                self.cfg.insert(*k, a.clone());
+            }
+        }
+    }
+
+    fn note_clinical(&mut self, ip: IpAddr) {
+        if self.clinical.len() < MAX_DEVICES && self.clinical.insert(ip) {
+            if let Some(p) = &mut self.pending {
+                p.clinical.push(ip);
+            }
         }
     }
 
@@ -226,6 +256,10 @@ impl Anomalies {
                     ..Device::default()
                 },
             );
+        }
+        if let Some(p) = &mut self.pending {
+            // Its row (first seen, volume) is written with the next batch.
+            p.devices.insert(ip);
         }
         self.devices.get_mut(&ip)
     }
@@ -462,6 +496,9 @@ impl Anomalies {
                 }
             } else {
                 d.peers.insert(key);
+                if let Some(p) = &mut self.pending {
+                    p.peers.push((me, key));
+                }
             }
             let report = learnt && (side == "client" || server_medical);
             if report {
@@ -565,9 +602,7 @@ impl Anomalies {
     ) {
         let (client, server) = (flow.client.0, flow.server.0);
         for ip in [client, server] {
-            if self.clinical.len() < MAX_DEVICES {
-                self.clinical.insert(ip);
-            }
+            self.note_clinical(ip);
         }
         let int = |n: &str| match f.get(n) {
             Some(FactValue::Int(i)) => (*i).max(0) as u64,
@@ -620,6 +655,10 @@ impl Anomalies {
                 let new = !d.store_dests.contains(&server);
                 if new && d.store_dests.len() < MAX_NAMES_PER_DEVICE {
                     d.store_dests.insert(server);
+                    if let Some(p) = &mut self.pending {
+                        p.names
+                            .push((client, baseline::STORE_DEST, server.to_string()));
+                    }
                 } else if new {
                     hits.push("baseline");
                 }
@@ -646,6 +685,9 @@ impl Anomalies {
                 let aes = self.scp_aes.entry(key).or_default();
                 if !aes.iter().any(|x| x == ae) && aes.len() < MAX_AES_PER_SCP {
                     aes.push(ae.to_string());
+                    if let Some(p) = &mut self.pending {
+                        p.scp_aes.push((key, ae.to_string()));
+                    }
                 }
                 let n = aes.len() as u64;
                 if n >= a.threshold && self.scp_alerted.insert(key) {
@@ -675,9 +717,7 @@ impl Anomalies {
     ) {
         let (client, server) = (flow.client.0, flow.server.0);
         for ip in [client, server] {
-            if self.clinical.len() < MAX_DEVICES {
-                self.clinical.insert(ip);
-            }
+            self.note_clinical(ip);
         }
         let s = |n: &str| match f.get(n) {
             Some(FactValue::Str(s)) => Some(s.as_str()),
@@ -740,6 +780,10 @@ impl Anomalies {
             let learnt = ts.0.saturating_sub(d.first_seen.0) >= learning;
             if d.hl7_senders.len() < MAX_NAMES_PER_DEVICE {
                 d.hl7_senders.insert(app.to_string());
+                if let Some(p) = &mut self.pending {
+                    p.names
+                        .push((receiver, baseline::HL7_SENDER, app.to_string()));
+                }
             } else {
                 hits.push("baseline");
             }

@@ -126,6 +126,36 @@ impl Detector {
         &self.rules
     }
 
+    /// Take a new rule set (a reload): rules, thresholds and the dedup window change; what the
+    /// anomaly detectors learnt and the open dedup windows stay.
+    pub fn set_rules(&mut self, rules: RuleSet) {
+        if let Some(m) = &self.metrics {
+            m.init_alert_labels(&rules);
+        }
+        self.window = (rules.dedup_window as i64).saturating_mul(1_000_000);
+        self.anomalies.set_rules(&rules);
+        self.rules = rules;
+    }
+
+    /// Load the learnt baselines from the state database and keep them there from now on
+    /// (see [`anomaly::Anomalies::load_baseline`]).
+    pub fn load_baseline(
+        &mut self,
+        conn: &rusqlite::Connection,
+    ) -> anyhow::Result<anomaly::BaselineLoaded> {
+        self.anomalies.load_baseline(conn)
+    }
+
+    /// Write the baseline changes since the last call inside the store's batch transaction.
+    pub fn write_baseline(&mut self, tx: &rusqlite::Transaction) -> anyhow::Result<()> {
+        self.anomalies.write_baseline(tx)
+    }
+
+    /// Whether baseline changes wait to be written.
+    pub fn baseline_dirty(&self) -> bool {
+        self.anomalies.baseline_dirty()
+    }
+
     fn cap_hit(&self, table: &str) {
         if let Some(m) = &self.metrics {
             m.detect_cap_hits.with_label_values(&[table]).inc();

@@ -91,8 +91,10 @@ pub struct IntelOptions {
     pub max_devices: usize,
     /// Where `/api/devices` reads from.
     pub shared: Option<SharedInventory>,
-    /// Detection rules and anomaly thresholds; none: no detection.
-    pub rules: Option<crate::detect::RuleSet>,
+    /// Detection rules and anomaly thresholds; none: no detection. Replaced on SIGHUP in live
+    /// capture ([`crate::reload::rules_action`]); the detector takes a new set at its next
+    /// observation, keeping what it learnt.
+    pub rules: Option<Arc<Reloadable<crate::detect::RuleSet>>>,
     pub detect: crate::detect::DetectOptions,
 }
 
@@ -160,6 +162,8 @@ pub struct Intel {
     gauges_at: Instant,
     errors: Vec<String>,
     detector: Option<Detector>,
+    /// The rule set the detector was built from (a newer generation: a reload).
+    rules: Option<Cached<crate::detect::RuleSet>>,
     alert_publisher: Publisher,
     alerts: Vec<Alert>,
 }
@@ -189,12 +193,29 @@ impl Intel {
                 .context("reading the stored inventory")?,
             sigs.get(),
         );
-        let detector = opts
-            .rules
-            .clone()
-            .map(|r| Detector::new(r, &opts.detect, Some(metrics.clone())));
+        let mut rules = opts.rules.as_ref().map(|r| r.cached());
+        let mut detector = rules
+            .as_mut()
+            .map(|r| Detector::new(r.get().clone(), &opts.detect, Some(metrics.clone())));
+        if let (Some(d), Some(_)) = (&mut detector, &opts.state_dir) {
+            // The learnt baselines live next to the inventory (only with --state-dir: an
+            // in-memory copy would cost writes for nothing).
+            let n = d
+                .load_baseline(store.conn())
+                .context("reading the stored detection baselines")?;
+            if n.devices > 0 || n.skipped > 0 {
+                tracing::info!(
+                    devices = n.devices,
+                    peers = n.peers,
+                    names = n.names,
+                    skipped = n.skipped,
+                    "detection baselines loaded"
+                );
+            }
+        }
         let mut me = Intel {
             detector,
+            rules,
             alert_publisher: Publisher::new(),
             alerts: Vec::new(),
             opts: opts.clone(),
@@ -255,6 +276,14 @@ impl Intel {
         }
         // The detection engine takes the observation with a read-only view of the devices
         // involved.
+        if let (Some(d), Some(r)) = (&mut self.detector, &mut self.rules) {
+            let before = r.generation();
+            r.get();
+            if r.generation() != before {
+                // The rules were reloaded (SIGHUP).
+                d.set_rules(r.get().clone());
+            }
+        }
         if let Some(d) = &mut self.detector {
             let view = match o {
                 Observation::FlowStart { flow, .. }
@@ -317,7 +346,13 @@ impl Intel {
     fn flush_store(&mut self) {
         let dirty = self.table.take_dirty();
         let devs: Vec<&devices::Device> = dirty.iter().map(|&i| self.table.get(i)).collect();
-        if let Err(e) = self.store.flush(&devs) {
+        let r = match &mut self.detector {
+            Some(d) if d.baseline_dirty() => self
+                .store
+                .flush_with(&devs, Some(&mut |tx| d.write_baseline(tx))),
+            _ => self.store.flush(&devs),
+        };
+        if let Err(e) = r {
             let msg = format!("state database: {e:#}");
             if !self.errors.contains(&msg) {
                 tracing::error!("{msg}");

@@ -22,6 +22,15 @@
 //!
 //! Values are the caller's text (JSON is the convention). Nothing stored may be a PHI value,
 //! a password or a community.
+//!
+//! ## Schema version
+//!
+//! The file carries `PRAGMA application_id` [`APPLICATION_ID`] and `PRAGMA user_version`
+//! [`SCHEMA_VERSION`] (2: devices, kv and the detection baselines of
+//! [`crate::detect::anomaly::BASELINE_SCHEMA`]). A database of schema 1 (written before the
+//! version was recorded: no application id, only medtap's tables) is upgraded in place. A file
+//! that is not SQLite, another application's database, or a newer schema is refused with a
+//! [`crate::config::ConfigError`] (exit code 2) naming the file, never overwritten.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +42,55 @@ use super::devices::Device;
 
 /// File name of the database inside `--state-dir`.
 pub const DB_FILE: &str = "medtap.db";
+
+/// `PRAGMA application_id` of a medtap state database ("MdTp").
+pub const APPLICATION_ID: i32 = 0x4d64_5470;
+
+/// `PRAGMA user_version` this medtap writes and reads (see the module documentation).
+pub const SCHEMA_VERSION: i32 = 2;
+
+/// Tables a medtap database may hold (anything else: another application's database).
+fn ours(table: &str) -> bool {
+    matches!(table, "devices" | "kv") || table.starts_with("baseline_")
+}
+
+/// Refuse what is not a medtap database of a schema this build reads.
+fn check_schema(
+    conn: &Connection,
+    path: &Path,
+) -> std::result::Result<(), crate::config::ConfigError> {
+    use crate::config::ConfigError;
+    let bad = |why: String| ConfigError(format!("--state-dir: {}: {why}", path.display()));
+    let app: i32 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(|e| bad(format!("not a medtap state database ({e})")))?;
+    let version: i32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| bad(format!("not a medtap state database ({e})")))?;
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .map_err(|e| bad(format!("not a medtap state database ({e})")))?;
+    if app != APPLICATION_ID && app != 0 {
+        return Err(bad(format!(
+            "not a medtap state database (application id {app:#x})"
+        )));
+    }
+    if let Some(t) = tables.iter().find(|t| !ours(t)) {
+        return Err(bad(format!(
+            "not a medtap state database (it has a table {t:?})"
+        )));
+    }
+    if version > SCHEMA_VERSION {
+        return Err(bad(format!(
+            "schema version {version} is newer than this medtap reads ({SCHEMA_VERSION}); use a newer medtap or another --state-dir"
+        )));
+    }
+    Ok(())
+}
+
+/// Another component's writes inside the store's batch transaction ([`Store::flush_with`]).
+pub type ExtraWrites<'a> = dyn FnMut(&rusqlite::Transaction) -> Result<()> + 'a;
 
 pub struct Store {
     conn: Connection,
@@ -55,18 +113,25 @@ impl Store {
             }
             None => (Connection::open_in_memory()?, None),
         };
-        if path.is_some() {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        if let Some(p) = &path {
+            check_schema(&conn, p)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS devices (key TEXT PRIMARY KEY, data TEXT NOT NULL);
+        conn.execute_batch(&format!(
+            "BEGIN;
+             CREATE TABLE IF NOT EXISTS devices (key TEXT PRIMARY KEY, data TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS kv (namespace TEXT NOT NULL, key TEXT NOT NULL,
-                 value TEXT NOT NULL, PRIMARY KEY (namespace, key));",
-        )
+                 value TEXT NOT NULL, PRIMARY KEY (namespace, key));
+             {}
+             PRAGMA application_id = {APPLICATION_ID};
+             PRAGMA user_version = {SCHEMA_VERSION};
+             COMMIT;",
+            crate::detect::anomaly::BASELINE_SCHEMA
+        ))
         .with_context(|| match &path {
-            Some(p) => format!("{}: not a medtap state database", p.display()),
+            Some(p) => format!("{}: cannot set up the state database", p.display()),
             None => "in-memory state database".to_string(),
         })?;
         Ok(Store {
@@ -158,10 +223,23 @@ impl Store {
 
     /// Write the changed devices and the buffered key-value writes in one transaction.
     pub fn flush(&mut self, devices: &[&Device]) -> Result<()> {
-        if devices.is_empty() && self.kv_pending.is_empty() {
+        self.flush_with(devices, None)
+    }
+
+    /// [`Store::flush`], with `extra` writes of another component (the detection baselines)
+    /// in the same transaction.
+    pub fn flush_with(
+        &mut self,
+        devices: &[&Device],
+        extra: Option<&mut ExtraWrites<'_>>,
+    ) -> Result<()> {
+        if devices.is_empty() && self.kv_pending.is_empty() && extra.is_none() {
             return Ok(());
         }
         let tx = self.conn.transaction()?;
+        if let Some(f) = extra {
+            f(&tx)?;
+        }
         {
             let mut up = tx.prepare_cached(
                 "INSERT INTO devices (key, data) VALUES (?1, ?2)

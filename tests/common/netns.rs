@@ -40,7 +40,8 @@ pub fn sh(args: &[&str]) {
 }
 
 /// Namespaces `app-<kind><tag>-a`/`-b` joined by veth `app<kind><tag>a`/`...b` (MTU 65535, IPv6
-/// off), removed on drop.
+/// off), removed on drop. `MEDTAP_NETNS_PREFIX` replaces `app` (at most 8 characters: veth
+/// names have 15).
 pub struct Link {
     pub a: String,
     pub b: String,
@@ -50,11 +51,15 @@ pub struct Link {
 
 impl Link {
     pub fn new(kind: &str, tag: u32) -> Link {
+        let p = std::env::var("MEDTAP_NETNS_PREFIX")
+            .ok()
+            .filter(|p| !p.is_empty() && p.len() <= 8)
+            .unwrap_or_else(|| "app".to_string());
         let l = Link {
-            a: format!("app-{kind}{tag}-a"),
-            b: format!("app-{kind}{tag}-b"),
-            va: format!("app{kind}{tag}a"),
-            vb: format!("app{kind}{tag}b"),
+            a: format!("{p}-{kind}{tag}-a"),
+            b: format!("{p}-{kind}{tag}-b"),
+            va: format!("{p}{kind}{tag}a"),
+            vb: format!("{p}{kind}{tag}b"),
         };
         for ns in [&l.a, &l.b] {
             let _ = Command::new("ip")
