@@ -1,4 +1,5 @@
-//! SIGHUP reloads the signatures of a running `medtap live`: a broken operator file is refused
+//! SIGHUP reloads the signatures (and, second test, the detection rules) of a running
+//! `medtap live`: a broken operator file is refused
 //! (the process goes on, logs `file:line: problem`, counts
 //! `medtap_reloads_total{result="error",what="signatures"}`, and identification still uses the
 //! old set), a good one is taken (`result="ok"`) and the devices are identified again with it:
@@ -101,6 +102,119 @@ fn sighup_reloads_signatures_and_keeps_the_old_set_on_error() {
     });
     let err = std::fs::read_to_string(&log).unwrap();
     assert!(err.contains("reloaded"), "{err}");
+
+    sh(&["kill", "-TERM", &pid]);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "medtap did not exit on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+}
+
+/// SIGHUP reloads the detection rules of a running `medtap live` too (shipped rules plus
+/// `--signatures DIR/rules/*.toml`): a broken rule file is refused (logged as `file:line`,
+/// `medtap_reloads_total{what="rules",result="error"}`, the old rules go on alerting), a good one
+/// is taken and its rule fires on the next traffic, with no code and no restart.
+#[test]
+fn sighup_reloads_detection_rules_and_keeps_the_old_set_on_error() {
+    if let Err(why) = can_run(&["ip", "tcpreplay", "curl"]) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "reload test cannot run under CI: {why}"
+        );
+        eprintln!("reload test skipped: {why}");
+        return;
+    }
+    let capture = common::pcap("tls_versions.pcap");
+    let rule = "[[rule]]\nid = 7000042\nname = \"TLS to the site's test service\"\ncategory = \"exposure\"\nseverity = 3\nprotocol = \"tls\"\nwhen = [{ field = \"server_port\", equals = 8441 }]\n";
+    let dir = tempfile::tempdir().unwrap();
+    let ops = dir.path().join("ops");
+    std::fs::create_dir_all(ops.join("rules")).unwrap();
+    let op_file = ops.join("rules").join("site.toml");
+    let log = dir.path().join("stderr.log");
+    let link = Link::new("q", std::process::id() % 10_000);
+    let listen = "127.0.0.1:19867";
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &link.b])
+        .arg(env!("CARGO_BIN_EXE_medtap"))
+        .args(["live", "-i", &link.vb, "--workers", "1", "--listen", listen])
+        .arg("--signatures")
+        .arg(&ops)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let metrics = format!("http://{listen}/metrics");
+    let alerts_url = format!("http://{listen}/api/alerts");
+    let reloads = |result: &str| -> u64 {
+        let m = link.get(&metrics);
+        let key = format!("medtap_reloads_total{{result=\"{result}\",what=\"rules\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    wait_for("the endpoint", 20, || {
+        link.get(&metrics).contains("medtap_reloads_total")
+    });
+
+    // A broken rule file (a field no parser produces, line 7): refused; the shipped rules go on.
+    std::fs::write(
+        &op_file,
+        rule.replace("field = \"server_port\"", "field = \"server_prot\""),
+    )
+    .unwrap();
+    sh(&["kill", "-HUP", &pid]);
+    wait_for("rules reload error counted", 15, || reloads("error") == 1);
+    assert!(child.try_wait().unwrap().is_none(), "medtap stopped");
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        err.contains("site.toml:7:")
+            && err.contains("server_prot")
+            && err.contains("keeping the previous set"),
+        "{err}"
+    );
+    link.replay(std::slice::from_ref(&capture), 2000);
+    // TLS 1.1 negotiated (shipped) on port 8441: the old rules still alert.
+    wait_for("a shipped rule's alert", 20, || {
+        link.get(&alerts_url).contains("6002004")
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(
+        !link.get(&alerts_url).contains("7000042"),
+        "the refused rule fired"
+    );
+
+    // The good file: taken, and its rule fires on the next traffic.
+    std::fs::write(&op_file, rule).unwrap();
+    sh(&["kill", "-HUP", &pid]);
+    wait_for("rules reload ok counted", 15, || reloads("ok") == 1);
+    assert_eq!(reloads("error"), 1);
+    link.replay(std::slice::from_ref(&capture), 2000);
+    wait_for("the reloaded rule's alert", 20, || {
+        link.get(&alerts_url).contains("7000042")
+    });
+    let m = link.get(&metrics);
+    assert!(
+        m.contains(
+            "medtap_alerts_total{category=\"exposure\",severity=\"3\",signature_id=\"7000042\"} 1"
+        ),
+        "{m}"
+    );
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(err.contains("detection rules"), "{err}");
 
     sh(&["kill", "-TERM", &pid]);
     let started = Instant::now();
