@@ -388,6 +388,8 @@ pub struct FlowTable {
     budget: GlobalBudget,
     next_sweep: Ts,
     hasher: ahash::RandomState,
+    /// The most flows this table held at once (the memory budget is per live flow).
+    peak: usize,
 }
 
 impl FlowTable {
@@ -403,7 +405,13 @@ impl FlowTable {
             budget: GlobalBudget::new(Limits::per_worker(limits.reassembly_global_bytes, workers)),
             next_sweep: Ts::ZERO,
             hasher: ahash::RandomState::with_seeds(0x6d65, 0x6474, 0x6170, 0x0001),
+            peak: 0,
         }
+    }
+
+    /// The most flows held at once so far.
+    pub fn peak(&self) -> usize {
+        self.peak
     }
 
     pub fn len(&self) -> usize {
@@ -462,6 +470,7 @@ impl FlowTable {
             let hasher = &self.key_hasher;
             self.map
                 .insert_unique(hash, (key, flow), |e| hasher.hash_one(e.0));
+            self.peak = self.peak.max(self.map.len());
         }
         let Some((_, flow)) = self.map.find_mut(hash, |e| e.0 == key) else {
             return;

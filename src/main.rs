@@ -403,7 +403,7 @@ fn print_summary(s: &Summary, alerts: u64, json: bool) {
     if json {
         let v = serde_json::json!({
             "files": {"ok": s.files_ok, "damaged": s.files_damaged, "skipped": s.files_skipped},
-            "packets": s.packets, "bytes": s.bytes, "flows": flows,
+            "packets": s.packets, "bytes": s.bytes, "flows": flows, "flows_peak": t.flows_peak,
             "app_protocols": apps.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect::<serde_json::Map<_, _>>(),
             "decode_errors": decode_errors,
             "duration_s": s.elapsed, "packets_per_s": pps,
@@ -422,13 +422,14 @@ fn print_summary(s: &Summary, alerts: u64, json: bool) {
             .join(", ")
     };
     eprintln!(
-        "medtap: {} files ({} damaged, {} skipped), {} packets, {} bytes, {} flows; app protocols: {}; {} alerts; {} decode errors; {:.2}s, {:.0} packets/s",
+        "medtap: {} files ({} damaged, {} skipped), {} packets, {} bytes, {} flows (peak {} live); app protocols: {}; {} alerts; {} decode errors; {:.2}s, {:.0} packets/s",
         s.files_ok + s.files_damaged,
         s.files_damaged,
         s.files_skipped,
         s.packets,
         s.bytes,
         flows,
+        t.flows_peak,
         apps_text,
         alerts,
         decode_errors,

@@ -19,6 +19,7 @@ pub struct Metrics {
     /// One per [`WorkerStats::fam`] slot.
     fam: Vec<IntCounter>,
     pub flows_active: IntGauge,
+    pub flows_peak: IntGauge,
     pub reassembly_bytes: IntGauge,
     /// Capture files by outcome: ok, damaged (read until an error), skipped (not a capture).
     pub capture_files: IntCounterVec,
@@ -114,6 +115,10 @@ impl Metrics {
             c
         };
         let flows_active = gauge("medtap_flows_active", "Flows in the flow tables now.");
+        let flows_peak = gauge(
+            "medtap_flows_peak",
+            "The most flows the flow tables held at once (each worker's peak, summed).",
+        );
         let reassembly_bytes = gauge(
             "medtap_reassembly_buffered_bytes",
             "Out-of-order TCP bytes held by reassembly now.",
@@ -233,6 +238,7 @@ impl Metrics {
             counters,
             fam,
             flows_active,
+            flows_peak,
             reassembly_bytes,
             capture_files,
             capture_packets,
@@ -299,6 +305,8 @@ impl Metrics {
         }
         self.flows_active
             .add(now.flows_active as i64 - prev.flows_active as i64);
+        self.flows_peak
+            .add(now.flows_peak as i64 - prev.flows_peak as i64);
         self.reassembly_bytes
             .add(now.reasm_bytes as i64 - prev.reasm_bytes as i64);
         *prev = now.clone();

@@ -273,7 +273,10 @@ impl Pipeline {
         let mut panicked = false;
         for h in self.handles {
             match h.join() {
-                Ok(s) => totals.add_all(&s),
+                Ok(s) => {
+                    totals.add_all(&s);
+                    totals.flows_peak += s.flows_peak;
+                }
                 Err(_) => panicked = true,
             }
         }
@@ -773,6 +776,7 @@ impl Worker {
         sinks.events = events;
         self.obs.send(&mut sinks.obs);
         sinks.stats.flows_active = self.table.len() as u64;
+        sinks.stats.flows_peak = self.table.peak() as u64;
         sinks.stats.reasm_bytes = self.table.reassembly_bytes() as u64;
         self.metrics.merge(&mut self.prev, &sinks.stats);
         self.metrics.merge(&mut self.prev_app, &sinks.app_stats);

@@ -357,6 +357,9 @@ pub struct WorkerStats {
     pub fam: [u64; FAMILY_SLOTS],
     /// Flows in this worker's table now (a gauge, not a counter).
     pub flows_active: u64,
+    /// The most flows this worker's table held at once (a gauge; summed over workers, an
+    /// upper bound of the process's peak).
+    pub flows_peak: u64,
     /// Bytes held by this worker's reassembly buffers now.
     pub reasm_bytes: u64,
 }
@@ -367,6 +370,7 @@ impl Default for WorkerStats {
             c: [0; Counter::COUNT],
             fam: [0; FAMILY_SLOTS],
             flows_active: 0,
+            flows_peak: 0,
             reasm_bytes: 0,
         }
     }

@@ -270,3 +270,38 @@ fn listen_serves_metrics_and_healthz() {
         "{health}"
     );
 }
+
+/// The peak of live flows (what the memory budget is per) is reported in the summary and as
+/// `medtap_flows_peak`, with one worker exactly: never more than the flows created, and below
+/// them on the corpus (44 captures whose flows do not all overlap in packet time).
+#[test]
+fn peak_live_flows_in_summary_and_metric() {
+    let dir = tempfile::tempdir().unwrap();
+    let prom = dir.path().join("metrics.prom");
+    let out = common::medtap()
+        .args(["replay", "--no-progress", "--workers", "1", "--metrics-out"])
+        .arg(&prom)
+        .arg(common::pcap("corpus"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let num_before = |text: &str, tail: &str| -> u64 {
+        let end = text
+            .find(tail)
+            .unwrap_or_else(|| panic!("{tail:?} in {text}"));
+        let start = text[..end].rfind(' ').map_or(0, |i| i + 1);
+        text[start..end].parse().unwrap()
+    };
+    let created = num_before(&err, " flows (peak");
+    let peak = num_before(&err, " live)");
+    assert!(
+        peak >= 1 && peak < created,
+        "peak {peak}, created {created}"
+    );
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(
+        text.contains(&format!("\nmedtap_flows_peak {peak}\n")),
+        "medtap_flows_peak {peak} missing: {text}"
+    );
+}
