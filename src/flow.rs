@@ -840,6 +840,7 @@ impl FlowTable {
             let state = end_state(&f);
             out.obs.push(Observation::FlowEnd {
                 ts: f.last,
+                first: f.first,
                 flow: f.meta,
                 packets: f.pkts,
                 bytes: f.bytes,

@@ -98,6 +98,8 @@ pub enum Observation {
     /// of [`flow_state`]). `ts` is the flow's last packet time.
     FlowEnd {
         ts: Ts,
+        /// The flow's first packet time (when a peer was first met, for baselines).
+        first: Ts,
         flow: FlowMeta,
         packets: [u64; 2],
         bytes: [u64; 2],

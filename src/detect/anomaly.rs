@@ -261,7 +261,13 @@ impl Anomalies {
             // Its row (first seen, volume) is written with the next batch.
             p.devices.insert(ip);
         }
-        self.devices.get_mut(&ip)
+        let d = self.devices.get_mut(&ip)?;
+        // Workers hand over their observations in no fixed order: the learning period starts
+        // at the earliest packet time seen, whichever observation came first.
+        if ts < d.first_seen {
+            d.first_seen = ts;
+        }
+        Some(d)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -313,6 +319,7 @@ impl Anomalies {
             }
             Observation::FlowEnd {
                 ts,
+                first,
                 flow,
                 bytes,
                 state,
@@ -322,7 +329,7 @@ impl Anomalies {
                     || (*state == "one_way" && flow.proto != 6);
                 // Half-open and rejected attempts (scans, floods) teach no baseline.
                 if completed {
-                    self.new_peer(*ts, flow, view, out, hits);
+                    self.new_peer(*ts, *first, flow, view, out, hits);
                     let total = bytes[0].saturating_add(bytes[1]);
                     self.volume(*ts, flow, flow.client.0, "client", total, view, out, hits);
                     self.volume(*ts, flow, flow.server.0, "server", total, view, out, hits);
@@ -462,9 +469,13 @@ impl Anomalies {
         );
     }
 
+    /// `ts`: the flow's end (when it is reported); `seen`: its start (when the pair was met:
+    /// a connection opened while learning is part of the baseline however long it lasts).
+    #[allow(clippy::too_many_arguments)]
     fn new_peer(
         &mut self,
         ts: Ts,
+        seen: Ts,
         flow: &FlowMeta,
         view: &DeviceView,
         out: &mut Vec<Alert>,
@@ -481,14 +492,14 @@ impl Anomalies {
             ("server", flow.server.0, flow.client.0),
         ] {
             let learning = self.learning;
-            let Some(d) = self.device(me, ts, hits) else {
+            let Some(d) = self.device(me, seen, hits) else {
                 continue;
             };
             let key = (peer, port, flow.proto);
             if d.peers.contains(&key) {
                 continue;
             }
-            let learnt = ts.0.saturating_sub(d.first_seen.0) >= learning;
+            let learnt = seen.0.saturating_sub(d.first_seen.0) >= learning;
             if d.peers.len() >= MAX_PEERS_PER_DEVICE {
                 if !d.peers_full {
                     d.peers_full = true;
@@ -808,6 +819,53 @@ impl Anomalies {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The learning period starts at the earliest packet time of a device, whichever of its
+    /// observations the central thread got first.
+    #[test]
+    fn learning_starts_at_the_earliest_observation() {
+        let opts = DetectOptions {
+            learning_period: 20,
+        };
+        let end = |s: i64, peer: &str| Observation::FlowEnd {
+            ts: Ts(1_700_000_000_000_000 + s * 1_000_000),
+            first: Ts(1_700_000_000_000_000 + s * 1_000_000),
+            flow: FlowMeta {
+                flow_id: s as u64,
+                proto: 6,
+                client: ("10.0.0.1".parse().unwrap(), 40000),
+                server: (peer.parse().unwrap(), 80),
+                vlan: [0, 0],
+                client_mac: [0; 6],
+                server_mac: [0; 6],
+                app_proto: None,
+            },
+            packets: [3, 3],
+            bytes: [100, 100],
+            state: "closed",
+        };
+        for first in [[15, 0], [0, 15]] {
+            let mut a = Anomalies::new(&RuleSet::shipped().unwrap(), &opts);
+            let (mut out, mut hits) = (Vec::new(), Vec::new());
+            for s in first {
+                a.observe(
+                    &end(s, "10.0.0.2"),
+                    &DeviceView::default(),
+                    &mut out,
+                    &mut hits,
+                );
+            }
+            // 25 s after the first packet time (0), 10 s after the first one handed over (15).
+            a.observe(
+                &end(25, "10.0.0.3"),
+                &DeviceView::default(),
+                &mut out,
+                &mut hits,
+            );
+            let kinds: Vec<_> = out.iter().map(|x| x.anomaly).collect();
+            assert_eq!(kinds, vec![Some("new_peer")], "{first:?}");
+        }
+    }
 
     #[test]
     fn internet_addresses() {

@@ -89,10 +89,15 @@ impl Alert {
     }
 }
 
+/// Flows remembered per de-duplication entry (the same flow's repeated facts count once).
+pub const MAX_DEDUP_FLOWS: usize = 16;
+
 struct DedupEntry {
     first: Ts,
     repeats: u64,
     last: Alert,
+    /// Flows counted in this window (at most [`MAX_DEDUP_FLOWS`]; past that, every repeat counts).
+    flows: Vec<u64>,
 }
 
 /// The detection engine.
@@ -207,8 +212,12 @@ impl Detector {
         if let Some(e) = self.dedup.get_mut(&key) {
             if a.ts.0.saturating_sub(e.first.0) < self.window {
                 // Facts repeated for the same flow (e.g. at a login and at the end) are the same
-                // occurrence.
-                if e.last.flow.flow_id != a.flow.flow_id {
+                // occurrence, whatever came in between (observations of several workers
+                // interleave).
+                if !e.flows.contains(&a.flow.flow_id) {
+                    if e.flows.len() < MAX_DEDUP_FLOWS {
+                        e.flows.push(a.flow.flow_id);
+                    }
                     e.repeats += 1;
                     e.last = a;
                 }
@@ -237,6 +246,7 @@ impl Detector {
             DedupEntry {
                 first: a.ts,
                 repeats: 0,
+                flows: vec![a.flow.flow_id],
                 last: a.clone(),
             },
         );
@@ -282,4 +292,47 @@ fn flush_entry(e: DedupEntry, out: &mut Vec<Alert>) {
     a.count = e.repeats + 1;
     a.first = e.first;
     out.push(a);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::Facts;
+
+    fn telnet(flow_id: u64, s: i64) -> Observation {
+        Observation::Facts {
+            ts: Ts(1_700_000_000_000_000 + s * 1_000_000),
+            flow: FlowMeta {
+                flow_id,
+                proto: 6,
+                client: ("10.0.0.1".parse().unwrap(), 40000 + flow_id as u16),
+                server: ("10.0.0.2".parse().unwrap(), 23),
+                vlan: [0, 0],
+                client_mac: [0; 6],
+                server_mac: [0; 6],
+                app_proto: None,
+            },
+            facts: Facts::new("telnet").with("session", FactValue::Bool(true)),
+        }
+    }
+
+    /// The same flow's facts count once in a de-duplication window even when another flow's
+    /// come in between (workers' observations interleave): X, Y, X is two occurrences.
+    #[test]
+    fn dedup_counts_distinct_flows_whatever_the_order() {
+        for order in [[1u64, 2, 1], [1, 1, 2], [2, 1, 1]] {
+            let mut d = Detector::new(RuleSet::shipped().unwrap(), &DetectOptions::default(), None);
+            let mut out = Vec::new();
+            for (i, f) in order.iter().enumerate() {
+                d.observe(&telnet(*f, i as i64), &DeviceView::default(), &mut out);
+            }
+            d.finish(&mut out);
+            let counts: Vec<u64> = out
+                .iter()
+                .filter(|a| a.signature_id == 6001001)
+                .map(|a| a.count)
+                .collect();
+            assert_eq!(counts, vec![1, 2], "{order:?}");
+        }
+    }
 }

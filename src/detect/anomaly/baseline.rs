@@ -306,6 +306,7 @@ mod tests {
         let ts = |s: i64| Ts(1_700_000_000_000_000 + s * 1_000_000);
         let end = |id, s, c: &str, d: &str, port| Observation::FlowEnd {
             ts: ts(s),
+            first: ts(s),
             flow: flow(id, c, d, port),
             packets: [3, 3],
             bytes: [500, 2000],
