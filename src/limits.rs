@@ -20,6 +20,9 @@
 //! | SMB frame bytes kept (file data is skipped) | 4 KiB | [`crate::protocols::smb::MAX_FRAME_KEPT`] |
 //! | FTP/HTTP line bytes kept per direction | 2 KiB | [`crate::protocols::lines::MAX_LINE`] |
 //!
+//! Identification (central thread): rule matches cached by evidence value, 16,384 distinct
+//! values ([`crate::fingerprint::identify::MATCH_CACHE_ENTRIES`]; emptied when full).
+//!
 //! Detection state (central thread; a full table skips the new key and counts
 //! `medtap_detect_cap_hits_total{table}`):
 //!

@@ -248,7 +248,11 @@ fn pipeline_options(settings: &Settings, progress: bool) -> anyhow::Result<pipel
             state_dir: settings.state_dir.clone(),
             inventory: settings.inventory.clone(),
             max_devices: settings.limits.max_devices,
-            shared: Some(medtap::intel::shared_inventory()),
+            // Snapshots for /api/devices only when there is an API to serve them.
+            shared: settings
+                .listen
+                .is_some()
+                .then(medtap::intel::shared_inventory),
             rules: Some(medtap::reload::Reloadable::new(rules)),
             detect: medtap::detect::DetectOptions {
                 learning_period: settings.learning_period,

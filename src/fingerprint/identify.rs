@@ -24,12 +24,13 @@
 //! So a DICOM Manufacturer (weight 95) beats an OUI guess (30) whatever order they came in,
 //! and two weak kinds that agree can beat one that disagrees.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::evidence::{Evidence, EvidenceKind, EvidenceRef};
-use super::signatures::{Category, Signatures};
+use super::signatures::{Applied, Category, Signatures};
 
 /// One decided attribute.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -164,42 +165,113 @@ fn decide(claims: &[Claim], sigs: &Signatures) -> Option<(String, u8, Vec<Eviden
     ))
 }
 
-/// Identifies a device from its evidence (any order, duplicates allowed).
-pub fn identify(evidence: &[Evidence], sigs: &Signatures) -> Identification {
-    // Distinct (kind, value) with the highest confidence seen, sorted.
-    let mut distinct: BTreeMap<(EvidenceKind, &str), u8> = BTreeMap::new();
-    for e in evidence {
-        if e.value.is_empty() {
+/// What the rules of one evidence kind conclude from one value (after the fallback logic):
+/// `(rule index, conclusions)` in load order. It depends on the value and the signatures only,
+/// so a [`MatchCache`] shares it between devices and between identifications of one device.
+pub type Matches = Arc<[(usize, Applied)]>;
+
+/// Distinct (kind, value) pairs whose rule matches a [`MatchCache`] holds; when full it starts
+/// again empty (a cache: identification is the same with or without it).
+pub const MATCH_CACHE_ENTRIES: usize = 16_384;
+
+/// Rule matches by (kind, value) for one signature set, so that identifying a device again
+/// after new evidence does not run every rule (regular expressions) over all of its evidence.
+#[derive(Debug, Default)]
+pub struct MatchCache {
+    /// [`Signatures::serial`] of the set the entries were computed with.
+    serial: u64,
+    len: usize,
+    by_kind: HashMap<EvidenceKind, HashMap<Box<str>, Matches>>,
+}
+
+impl MatchCache {
+    pub fn new() -> MatchCache {
+        MatchCache::default()
+    }
+
+    /// The matches of (`kind`, `value`), computed on a miss.
+    pub fn get(&mut self, kind: EvidenceKind, value: &str, sigs: &Signatures) -> Matches {
+        if self.serial != sigs.serial() {
+            self.by_kind.clear();
+            self.len = 0;
+            self.serial = sigs.serial();
+        }
+        if let Some(m) = self.by_kind.get(&kind).and_then(|v| v.get(value)) {
+            return m.clone();
+        }
+        let m = matches(kind, value, sigs);
+        if self.len >= MATCH_CACHE_ENTRIES {
+            self.by_kind.clear();
+            self.len = 0;
+        }
+        self.len += 1;
+        self.by_kind
+            .entry(kind)
+            .or_default()
+            .insert(value.into(), m.clone());
+        m
+    }
+}
+
+/// The rules of `kind` that match `value`: the non-fallback ones, else the fallback ones.
+fn matches(kind: EvidenceKind, value: &str, sigs: &Signatures) -> Matches {
+    let mut applied = Vec::new();
+    for (i, rule) in sigs.rules_for_indexed(kind) {
+        if rule.fallback {
             continue;
         }
-        let c = distinct.entry((e.kind, e.value.as_str())).or_insert(0);
-        *c = (*c).max(e.confidence.min(100));
+        if let Some(a) = rule.apply(value) {
+            applied.push((i, a));
+        }
+    }
+    if applied.is_empty() {
+        for (i, rule) in sigs.rules_for_indexed(kind).filter(|(_, r)| r.fallback) {
+            if let Some(a) = rule.apply(value) {
+                applied.push((i, a));
+            }
+        }
+    }
+    applied.into()
+}
+
+/// Identifies a device from its evidence (any order, duplicates allowed).
+pub fn identify(evidence: &[Evidence], sigs: &Signatures) -> Identification {
+    identify_cached(
+        evidence
+            .iter()
+            .map(|e| (e.kind, e.value.as_str(), e.confidence)),
+        sigs,
+        &mut MatchCache::new(),
+    )
+}
+
+/// [`identify`] over (kind, value, confidence) items, with rule matches from `cache`.
+pub fn identify_cached<'a>(
+    evidence: impl IntoIterator<Item = (EvidenceKind, &'a str, u8)>,
+    sigs: &Signatures,
+    cache: &mut MatchCache,
+) -> Identification {
+    // Distinct (kind, value) with the highest confidence seen, sorted.
+    let mut distinct: BTreeMap<(EvidenceKind, &str), u8> = BTreeMap::new();
+    for (kind, value, confidence) in evidence {
+        if value.is_empty() {
+            continue;
+        }
+        let c = distinct.entry((kind, value)).or_insert(0);
+        *c = (*c).max(confidence.min(100));
     }
     let mut claims: BTreeMap<Attr, Vec<Claim>> = BTreeMap::new();
     let mut version_claims: Vec<Claim> = Vec::new();
     for (&(kind, value), &conf) in &distinct {
-        let mut matched_non_fallback = false;
-        let mut applied = Vec::new();
-        for rule in sigs.rules_for(kind) {
-            if rule.fallback {
+        let applied = cache.get(kind, value, sigs);
+        for (i, a) in applied.iter() {
+            let Some(rule) = sigs.rules.get(*i) else {
                 continue;
-            }
-            if let Some(a) = rule.apply(value) {
-                matched_non_fallback = true;
-                applied.push((rule, a));
-            }
-        }
-        if !matched_non_fallback {
-            for rule in sigs.rules_for(kind).filter(|r| r.fallback) {
-                if let Some(a) = rule.apply(value) {
-                    applied.push((rule, a));
-                }
-            }
-        }
-        for (rule, a) in applied {
+            };
             if rule.ignore {
                 continue;
             }
+            let a = a.clone();
             let score = u32::from(sigs.weight(rule)) * u32::from(conf) / 100;
             let r = EvidenceRef {
                 kind,
@@ -577,5 +649,42 @@ mod tests {
         assert_eq!(v.value, "ACME");
         assert_eq!(v.confidence, 60 - 25);
         assert_eq!(v.decided_by.len(), 2);
+    }
+
+    /// A shared match cache gives what identification without one gives, across devices and
+    /// across signature sets (a new set is never answered from the old one's entries).
+    #[test]
+    fn match_cache_changes_nothing() {
+        let set = |vendor: &str| {
+            Signatures::from_sources([(
+                "t.toml".to_string(),
+                format!(
+                    "[weights]\noui = 40\n[[rule]]\nid = \"a\"\nkind = \"oui\"\n\
+                     regex = \"^(x+)$\"\nvendor = \"{vendor} $1\"\n"
+                ),
+            )])
+            .unwrap()
+        };
+        let (a, b) = (set("Acme"), set("Other"));
+        let mut cache = MatchCache::new();
+        let cached = |e: &[Evidence], s: &Signatures, cache: &mut MatchCache| {
+            identify_cached(
+                e.iter().map(|e| (e.kind, e.value.as_str(), e.confidence)),
+                s,
+                cache,
+            )
+        };
+        for s in [&a, &b, &a] {
+            for v in ["x", "xx", "y", "x"] {
+                let e = [ev(K::Oui, v)];
+                assert_eq!(cached(&e, s, &mut cache), identify(&e, s), "{v}");
+            }
+        }
+        let e = [ev(K::Oui, "xx")];
+        assert_eq!(cached(&e, &b, &mut cache).vendor.unwrap().value, "Other xx");
+        let shipped = sigs();
+        for e in [ct_evidence(), ct_evidence()[..3].to_vec()] {
+            assert_eq!(cached(&e, &shipped, &mut cache), identify(&e, &shipped));
+        }
     }
 }

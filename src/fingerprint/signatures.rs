@@ -349,6 +349,9 @@ pub struct Signatures {
     pub eol: Vec<EolEntry>,
     /// Rule indexes by evidence kind, in load order.
     by_kind: BTreeMap<EvidenceKind, Vec<usize>>,
+    /// Distinct for every set built (clones share it): what a
+    /// [`crate::fingerprint::identify::MatchCache`] keys its entries on.
+    serial: u64,
 }
 
 impl Signatures {
@@ -419,13 +422,29 @@ impl Signatures {
         for (i, r) in rules.iter().enumerate() {
             by_kind.entry(r.kind).or_default().push(i);
         }
+        static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Signatures {
             rules,
             weights,
             resolution,
             eol,
             by_kind,
+            serial: SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
+    }
+
+    /// Identifies this set among the sets built in this process (clones share it).
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    /// Rules for one evidence kind with their indexes in [`Signatures::rules`], in load order.
+    pub fn rules_for_indexed(&self, kind: EvidenceKind) -> impl Iterator<Item = (usize, &Rule)> {
+        self.by_kind
+            .get(&kind)
+            .into_iter()
+            .flatten()
+            .filter_map(|&i| self.rules.get(i).map(|r| (i, r)))
     }
 
     /// Rules for one evidence kind, in load order.

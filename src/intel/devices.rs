@@ -24,8 +24,9 @@ use std::net::IpAddr;
 use medtap_parsers::oui;
 use serde::{Deserialize, Serialize};
 
+use crate::fingerprint::identify::{identify_cached, MatchCache};
 use crate::fingerprint::{
-    extract, identify, Category, Evidence, EvidenceKind, Identification, Signatures, Source,
+    extract, Category, Evidence, EvidenceKind, Identification, Signatures, Source,
 };
 use crate::flow::FlowMeta;
 use crate::time::Ts;
@@ -287,21 +288,15 @@ impl Device {
         self.peers.entry(peer).or_default().add(sent, received);
     }
 
-    fn evidence_list(&self) -> Vec<Evidence> {
-        self.evidence
-            .iter()
-            .map(|s| Evidence {
-                kind: s.kind,
-                value: s.value.clone(),
-                source: s.source,
-                confidence: s.confidence,
-            })
-            .collect()
-    }
-
     /// Recompute the identification; true if it changed.
-    pub fn reidentify(&mut self, sigs: &Signatures) -> bool {
-        let id = identify(&self.evidence_list(), sigs);
+    pub fn reidentify(&mut self, sigs: &Signatures, cache: &mut MatchCache) -> bool {
+        let id = identify_cached(
+            self.evidence
+                .iter()
+                .map(|e| (e.kind, e.value.as_str(), e.confidence)),
+            sigs,
+            cache,
+        );
         let changed = self.ident.as_ref() != Some(&id);
         self.ident = Some(id);
         changed
@@ -491,6 +486,8 @@ pub struct DeviceTable {
     stale: Vec<usize>,
     /// Devices new or re-identified since the last [`DeviceTable::take_changes`] (events).
     changes: BTreeMap<usize, (Change, i64)>,
+    /// Rule matches by evidence value, shared by all identifications.
+    matches: MatchCache,
 }
 
 impl DeviceTable {
@@ -506,6 +503,7 @@ impl DeviceTable {
             dirty: Vec::new(),
             stale: Vec::new(),
             changes: BTreeMap::new(),
+            matches: MatchCache::new(),
         }
     }
 
@@ -516,7 +514,7 @@ impl DeviceTable {
                 self.dropped += 1;
                 continue;
             }
-            d.reidentify(sigs);
+            d.reidentify(sigs, &mut self.matches);
             let i = self.devices.len();
             if let Some(m) = d
                 .key
@@ -542,7 +540,7 @@ impl DeviceTable {
     /// whose identification changed get a `device` event (change "identification") at `ts`.
     pub fn reidentify_all(&mut self, ts: i64, sigs: &Signatures) {
         for (i, d) in self.devices.iter_mut().enumerate() {
-            if d.reidentify(sigs) {
+            if d.reidentify(sigs, &mut self.matches) {
                 self.changes
                     .entry(i)
                     .or_insert((Change::Identification, ts));
@@ -588,7 +586,7 @@ impl DeviceTable {
             let Some(ts) = d.stale_ident.take() else {
                 continue;
             };
-            if d.reidentify(sigs) {
+            if d.reidentify(sigs, &mut self.matches) {
                 self.changes
                     .entry(i)
                     .or_insert((Change::Identification, ts));
@@ -636,7 +634,7 @@ impl DeviceTable {
                 d.add_evidence(&e, ts);
             }
         }
-        d.reidentify(sigs);
+        d.reidentify(sigs, &mut self.matches);
         let i = self.devices.len();
         self.devices.push(d);
         self.dirty_flag.push(false);
@@ -756,7 +754,7 @@ impl DeviceTable {
             .map(|e| e.value.clone())
             .collect();
         d.hostnames = names;
-        if d.reidentify(sigs) {
+        if d.reidentify(sigs, &mut self.matches) {
             self.changes
                 .entry(i)
                 .or_insert((Change::Identification, ts));

@@ -345,7 +345,13 @@ impl Intel {
     /// Changed devices to the store; errors are reported once each and kept for the summary.
     fn flush_store(&mut self) {
         let dirty = self.table.take_dirty();
-        let devs: Vec<&devices::Device> = dirty.iter().map(|&i| self.table.get(i)).collect();
+        // Without --state-dir the database is in memory and nothing reads the devices back
+        // (the inventory is in the table): their rows would only be a second copy of it.
+        let devs: Vec<&devices::Device> = if self.store.path().is_some() {
+            dirty.iter().map(|&i| self.table.get(i)).collect()
+        } else {
+            Vec::new()
+        };
         let r = match &mut self.detector {
             Some(d) if d.baseline_dirty() => self
                 .store
