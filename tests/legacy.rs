@@ -32,6 +32,9 @@ const SNMP_OTHER: u64 = 6001030;
 const SNMP_DEFAULT: u64 = 6001031;
 const HTTP_BASIC: u64 = 6001040;
 const HTTP_DIGEST: u64 = 6001041;
+const VNC_CLEAR: u64 = 6001050;
+const VNC_NO_AUTH: u64 = 6001051;
+const VNC_PASSWORD: u64 = 6001052;
 
 const RCMD: &[u64] = &[RLOGIN, RSH, REXEC];
 
@@ -121,6 +124,35 @@ const CASES: &[Case] = &[
         fires: &[],
         quiet: &[TELNET, RLOGIN, RSH, REXEC, TFTP],
     },
+    // VNC (TigerVNC Xvnc and vncviewer): no authentication; VNC authentication (DES
+    // challenge, session in clear); VeNCrypt Plain (user name and password in clear); VeNCrypt
+    // TLSNone (encrypted, no authentication) vs VeNCrypt X509Vnc (TLS with a checked
+    // certificate, VNC authentication inside).
+    Case {
+        capture: "legacy/vnc_none.pcap",
+        fires: &[VNC_NO_AUTH],
+        quiet: &[VNC_CLEAR, VNC_PASSWORD],
+    },
+    Case {
+        capture: "legacy/vnc_vncauth.pcap",
+        fires: &[VNC_CLEAR],
+        quiet: &[VNC_NO_AUTH, VNC_PASSWORD],
+    },
+    Case {
+        capture: "legacy/vnc_plain.pcap",
+        fires: &[VNC_PASSWORD],
+        quiet: &[VNC_CLEAR, VNC_NO_AUTH],
+    },
+    Case {
+        capture: "legacy/vnc_tlsnone.pcap",
+        fires: &[VNC_NO_AUTH],
+        quiet: &[VNC_CLEAR, VNC_PASSWORD],
+    },
+    Case {
+        capture: "legacy/vnc_x509vnc.pcap",
+        fires: &[],
+        quiet: &[VNC_CLEAR, VNC_NO_AUTH, VNC_PASSWORD],
+    },
 ];
 
 /// Legacy rules whose fire/not-fire pair is still only a shared-corpus capture
@@ -137,8 +169,6 @@ const CORPUS_ONLY: &[(u64, &str)] = &[
         "LANMAN negotiated: corpus zeek_cifs_negotiate_lanman",
     ),
     (6001020, "NetBIOS: corpus ndpi_netbios"),
-    (6001050, "VNC without encryption: no capture yet"),
-    (6001051, "VNC without authentication: no capture yet"),
     (6001060, "RDP Standard Security: no capture yet"),
 ];
 

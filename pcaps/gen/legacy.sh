@@ -13,14 +13,27 @@
 # snmp      snmp_v1_public, snmp_v2c_public,     net-snmp 5.9.3 snmpd / snmpget
 #           snmp_v2c_other, snmp_v3_authpriv
 # tftp      tftp                                  tftpd-hpa 5.2 / tftp-hpa (get and put)
+# ftp       ftp_login, ftp_anonymous, ftps_login  vsftpd 3.0.3 / curl (FTPS: ssl_enable, curl --ssl-reqd)
+# telnet    telnet_login, ssh_login               inetutils telnetd 2.4 via inetutils-inetd + /bin/login /
+#                                                 inetutils telnet driven by expect; OpenSSH 9.2p1 sshd / ssh
+# rcmd      rsh, rlogin, rexec                    netkit rsh-server 0.17 (in.rshd, in.rlogind, in.rexecd) via
+#                                                 inetutils-inetd / rsh-redone-client 85 (rsh, rlogin + expect),
+#                                                 glibc rexec(3) via pcaps/gen/rexec_client.py
+# vnc       vnc_none, vnc_vncauth, vnc_plain,     TigerVNC 1.12 Xvnc -SecurityTypes None, VncAuth, Plain,
+#           vnc_tlsnone, vnc_x509vnc              TLSNone, X509Vnc / TigerVNC vncviewer on Xvfb (4 s each)
 #
 # Secrets used (tests/expected/privacy/secrets.tsv lists them; medtap must never output them):
-#   HTTP user lgnurse password Lg-Ward7-Pw9; SNMP communities public (default) and
-#   Lg-Ward7-Ro (other); SNMPv3 user lgv3 auth Lg-V3-Auth-Pw priv Lg-V3-Priv-Pw.
+#   account lgnurse (HTTP, FTP, telnet, rexec, VNC Plain) password Lg-Ward7-Pw9; SNMP
+#   communities public (default) and Lg-Ward7-Ro (other); SNMPv3 user lgv3 auth Lg-V3-Auth-Pw
+#   priv Lg-V3-Priv-Pw; VNC password Lg7VncPw (never on the wire: DES challenge).
+# The login scenarios create the local account lgnurse (removed at exit) and, for rsh/rlogin,
+# /etc/netns/lg-{c,s}/hosts (name resolution inside the namespaces; removed at exit).
 # Every step is bounded (timeouts on clients, wait_until on servers); cleanup() removes the
 # namespaces and everything started. Re-run: pcaps/gen/legacy.sh http && python3 pcaps/gen/sources.py
 # Needs root and: iproute2 tcpdump ethtool curl openssl lighttpd lighttpd-mod-openssl snmpd snmp
-#   tftpd-hpa tftp-hpa
+#   tftpd-hpa tftp-hpa vsftpd inetutils-inetd inetutils-telnetd inetutils-telnet expect
+#   openssh-server openssh-client rsh-server rsh-redone-client python3 tigervnc-standalone-server
+#   tigervnc-viewer tigervnc-tools xvfb
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 PCAPS=$(cd "$HERE/.." && pwd)
@@ -30,7 +43,7 @@ OUT="$PCAPS/legacy"
 
 C=lg-c S=lg-s
 CIP=10.71.0.10 SIP=10.71.0.20
-USER_NAME=lgnurse USER_PW=Lg-Ward7-Pw9
+USER_NAME=lgnurse USER_PW=Lg-Ward7-Pw9 VNC_PW=Lg7VncPw
 
 setup() {
     ns_init "$C" "$S"
@@ -331,7 +344,49 @@ scenario_rcmd() {
     stop_server
 }
 
-ALL=(http snmp tftp ftp telnet rcmd)
+# --- VNC: TigerVNC Xvnc with each security type, TigerVNC vncviewer on an Xvfb display -------
+# SECURITY: None (RFB type 1), VncAuth (2), and VeNCrypt (19) sub-types Plain (256: user and
+# password in clear), TLSNone (257: encrypted, no authentication), X509Vnc (261: certificate
+# checked, VNC authentication inside TLS).
+scenario_vnc() {
+    need Xvnc vncviewer vncpasswd Xvfb openssl
+    user_setup
+    local key="$WORKDIR/vnc-key.pem" crt="$WORKDIR/vnc-cert.pem"
+    [ -f "$crt" ] || openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=$SIP" \
+        -addext "subjectAltName=IP:$SIP" -keyout "$key" -out "$crt" 2>/dev/null
+    printf '%s\n' "$VNC_PW" | vncpasswd -f >"$WORKDIR/vncpasswd"
+    chmod 600 "$WORKDIR/vncpasswd"
+    # the viewer's display: Xvfb in the client namespace
+    bg_server "$C" "$WORKDIR/xvfb.log" Xvfb :72 -screen 0 640x480x24 -nolisten tcp
+    local xvfb=$SRV
+    wait_until "Xvfb :72" 100 test -S /tmp/.X11-unix/X72
+    local t
+    for t in None VncAuth Plain TLSNone X509Vnc; do
+        bg_server "$S" "$WORKDIR/xvnc-$t.log" Xvnc :71 -geometry 320x240 -depth 16 -nolisten tcp \
+            -interface "$SIP" -rfbport 5900 -SecurityTypes "$t" -PasswordFile "$WORKDIR/vncpasswd" \
+            -PlainUsers "$USER_NAME" -PAMService tigervnc -X509Cert "$crt" -X509Key "$key"
+        wait_until "Xvnc :5900 ($t)" 100 tcp_listening "$S" 5900
+        capture "vnc_$(echo "$t" | tr '[:upper:]' '[:lower:]')"
+        # the viewer runs until the timeout: the handshake and a few framebuffer updates
+        # (the viewer reads the Plain user and password from the environment, and then uses
+        # that password for VncAuth too: only set them for the Plain types)
+        local envs=(DISPLAY=:72)
+        [ "${t%Plain}" != "$t" ] && envs+=(VNC_USERNAME="$USER_NAME" VNC_PASSWORD="$USER_PW")
+        nsx "$C" env "${envs[@]}" timeout 4 vncviewer -SecurityTypes "$t" -passwd "$WORKDIR/vncpasswd" -X509CA "$crt" \
+            -X509CRL /dev/null -Shared -ViewOnly "$SIP::5900" >"$WORKDIR/vncviewer-$t.log" 2>&1 || true
+        stop_capture
+        stop_server
+        grep -qiE 'connected to host|CConnection: Using RFB' "$WORKDIR/vncviewer-$t.log" ||
+            { echo "vncviewer ($t) did not connect" >&2; cat "$WORKDIR/vncviewer-$t.log" >&2; exit 1; }
+        grep -qiE 'failure|failed|error' "$WORKDIR/vncviewer-$t.log" &&
+            { echo "vncviewer ($t) failed" >&2; cat "$WORKDIR/vncviewer-$t.log" >&2; exit 1; }
+        rm -f /tmp/.X71-lock /tmp/.X11-unix/X71
+    done
+    kill "$xvfb" 2>/dev/null || true
+    wait "$xvfb" 2>/dev/null || true
+}
+
+ALL=(http snmp tftp ftp telnet rcmd vnc)
 [ $# -gt 0 ] || set -- "${ALL[@]}"
 setup
 trap user_cleanup EXIT

@@ -173,6 +173,16 @@ LEGACY = {
                "rlogin from reserved port 1022 to 513 (preamble with terminal/speed), window-size control, shell session, logout"),
     "rexec": ("netkit rsh-server 0.17 in.rexecd from inetutils-inetd / glibc rexec_af(3) through pcaps/gen/rexec_client.py",
               "rexec to 512: preamble with user name and password in clear, command, its output"),
+    "vnc_none": ("TigerVNC 1.12 Xvnc -SecurityTypes None / vncviewer on Xvfb",
+                 "RFB 3.8 handshake offering and choosing security type None (1), then ServerInit and framebuffer updates for 4 s"),
+    "vnc_vncauth": ("TigerVNC 1.12 Xvnc -SecurityTypes VncAuth / vncviewer -passwd",
+                    "RFB 3.8 with VNC authentication (2): DES challenge/response, success, framebuffer updates in clear"),
+    "vnc_plain": ("TigerVNC 1.12 Xvnc -SecurityTypes Plain (PAM) / vncviewer with VNC_USERNAME/VNC_PASSWORD",
+                  "RFB 3.8, VeNCrypt (19) 0.2 with sub-type Plain (256): user name and password sent in clear, then the session in clear"),
+    "vnc_tlsnone": ("TigerVNC 1.12 Xvnc -SecurityTypes TLSNone / vncviewer",
+                    "RFB 3.8, VeNCrypt (19) 0.2 with sub-type TLSNone (257): anonymous TLS 1.2, no authentication"),
+    "vnc_x509vnc": ("TigerVNC 1.12 Xvnc -SecurityTypes X509Vnc (self-signed certificate) / vncviewer -X509CA",
+                    "RFB 3.8, VeNCrypt (19) 0.2 with sub-type X509Vnc (261): TLS 1.3 with a checked certificate, VNC authentication inside"),
 }
 for _name, (_tools, _what) in LEGACY.items():
     GENERATED[f"legacy/{_name}.pcap"] = (LEGACY_ORIGIN.format(_tools), _what)

@@ -101,6 +101,8 @@ pub const FIELDS: &[(&str, &str, FieldType)] = &[
     ("rfb", "no_auth", FieldType::Bool),
     ("rfb", "security_types", FieldType::List),
     ("rfb", "security_type", FieldType::Str),
+    ("rfb", "vencrypt_subtype", FieldType::Str),
+    ("rfb", "cleartext_credentials", FieldType::Bool),
     ("rdp", "standard_security", FieldType::Bool),
     ("rdp", "requested_protocols", FieldType::List),
     ("rdp", "selected_protocol", FieldType::Str),

@@ -29,7 +29,13 @@ fuzz_target!(|data: &[u8]| {
     if let Ok((rest, v)) = rfb::parse_version(data) {
         let _ = rfb::parse_security_types(rest, v);
     }
-    let _ = rfb::parse_security_types(data, rfb::Version { major: 3, minor: 8 });
+    if let Ok(t) = rfb::parse_security_types(data, rfb::Version { major: 3, minor: 8 }) {
+        assert!(t.len <= data.len());
+        if let Ok(o) = rfb::parse_vencrypt_offer(&data[t.len..]) {
+            assert!(o.subtypes.len() <= 255);
+        }
+    }
+    let _ = rfb::parse_vencrypt_choice(data);
     if let Ok((rest, x)) = rdp::parse_x224(data) {
         assert!(rest.len() < data.len());
         if let Some(rdp::Negotiation::Request(p)) = x.negotiation {
