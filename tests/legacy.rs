@@ -35,6 +35,7 @@ const HTTP_DIGEST: u64 = 6001041;
 const VNC_CLEAR: u64 = 6001050;
 const VNC_NO_AUTH: u64 = 6001051;
 const VNC_PASSWORD: u64 = 6001052;
+const RDP_STANDARD: u64 = 6001060;
 
 const RCMD: &[u64] = &[RLOGIN, RSH, REXEC];
 
@@ -153,6 +154,24 @@ const CASES: &[Case] = &[
         fires: &[],
         quiet: &[VNC_CLEAR, VNC_NO_AUTH, VNC_PASSWORD],
     },
+    // RDP (xrdp and FreeRDP's xfreerdp): Standard RDP Security asked for and selected; a client
+    // asking for TLS and CredSSP that the server (security_layer=rdp) downgrades to Standard
+    // RDP Security; vs TLS asked for and selected.
+    Case {
+        capture: "legacy/rdp_standard.pcap",
+        fires: &[RDP_STANDARD],
+        quiet: &[],
+    },
+    Case {
+        capture: "legacy/rdp_downgraded.pcap",
+        fires: &[RDP_STANDARD],
+        quiet: &[],
+    },
+    Case {
+        capture: "legacy/rdp_tls.pcap",
+        fires: &[],
+        quiet: &[RDP_STANDARD],
+    },
 ];
 
 /// Legacy rules whose fire/not-fire pair is still only a shared-corpus capture
@@ -169,7 +188,6 @@ const CORPUS_ONLY: &[(u64, &str)] = &[
         "LANMAN negotiated: corpus zeek_cifs_negotiate_lanman",
     ),
     (6001020, "NetBIOS: corpus ndpi_netbios"),
-    (6001060, "RDP Standard Security: no capture yet"),
 ];
 
 fn run(rel: &str) -> Vec<Value> {

@@ -21,6 +21,8 @@
 #                                                 glibc rexec(3) via pcaps/gen/rexec_client.py
 # vnc       vnc_none, vnc_vncauth, vnc_plain,     TigerVNC 1.12 Xvnc -SecurityTypes None, VncAuth, Plain,
 #           vnc_tlsnone, vnc_x509vnc              TLSNone, X509Vnc / TigerVNC vncviewer on Xvfb (4 s each)
+# rdp       rdp_standard, rdp_downgraded, rdp_tls xrdp 0.9.21 (security_layer rdp / negotiate) / FreeRDP 2.11
+#                                                 xfreerdp (/sec:rdp, no /sec, /sec:tls) on Xvfb (5 s each)
 #
 # Secrets used (tests/expected/privacy/secrets.tsv lists them; medtap must never output them):
 #   account lgnurse (HTTP, FTP, telnet, rexec, VNC Plain) password Lg-Ward7-Pw9; SNMP
@@ -33,7 +35,7 @@
 # Needs root and: iproute2 tcpdump ethtool curl openssl lighttpd lighttpd-mod-openssl snmpd snmp
 #   tftpd-hpa tftp-hpa vsftpd inetutils-inetd inetutils-telnetd inetutils-telnet expect
 #   openssh-server openssh-client rsh-server rsh-redone-client python3 tigervnc-standalone-server
-#   tigervnc-viewer tigervnc-tools xvfb
+#   tigervnc-viewer tigervnc-tools xvfb xrdp freerdp2-x11
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 PCAPS=$(cd "$HERE/.." && pwd)
@@ -386,7 +388,44 @@ scenario_vnc() {
     wait "$xvfb" 2>/dev/null || true
 }
 
-ALL=(http snmp tftp ftp telnet rcmd vnc)
+# --- RDP: xrdp with security_layer rdp / negotiate, FreeRDP xfreerdp on an Xvfb display ------
+# rdp_standard:   xrdp security_layer=rdp, xfreerdp /sec:rdp: Standard RDP Security both ways
+# rdp_downgraded: xrdp security_layer=rdp, xfreerdp with no /sec (asks for RDP, TLS and
+#                 CredSSP): the server picks Standard RDP Security
+# rdp_tls:        xrdp security_layer=negotiate, xfreerdp /sec:tls: TLS selected
+# The client runs 5 s: connection, licensing and xrdp's login screen (no session manager runs).
+# With Standard RDP Security xrdp 0.9.21 rejects FreeRDP 2.11's first encrypted PDU ("MAC
+# checksum error", any crypt_level) and drops the connection: the negotiation, MCS connect and
+# security exchange, which are what medtap reads, are complete by then.
+scenario_rdp() {
+    need xrdp xfreerdp Xvfb openssl
+    selfsigned
+    mkdir -p /run/xrdp
+    bg_server "$C" "$WORKDIR/xvfb-rdp.log" Xvfb :73 -screen 0 800x600x24 -nolisten tcp
+    local xvfb=$SRV
+    wait_until "Xvfb :73" 100 test -S /tmp/.X11-unix/X73
+    local name layer sec
+    for name in rdp_standard:rdp:/sec:rdp rdp_downgraded:rdp: rdp_tls:negotiate:/sec:tls; do
+        IFS=: read -r name layer sec <<<"$name"
+        sed -e "s|^port=3389|port=tcp://$SIP:3389|" -e "s|^security_layer=.*|security_layer=$layer|" \
+            -e "s|^certificate=.*|certificate=$WORKDIR/cert.pem|" -e "s|^key_file=.*|key_file=$WORKDIR/key.pem|" \
+            -e "s|^LogFile=.*|LogFile=$WORKDIR/xrdp-$name.log|" -e "s|^EnableSyslog=.*|EnableSyslog=false|" \
+            -e "s|^fork=.*|fork=false|" -e "s|^crypt_level=.*|crypt_level=high|" /etc/xrdp/xrdp.ini >"$WORKDIR/xrdp-$name.ini"
+        bg_server "$S" "$WORKDIR/xrdp-$name.out" xrdp --nodaemon --config "$WORKDIR/xrdp-$name.ini"
+        wait_until "xrdp :3389 ($name)" 100 tcp_listening "$S" 3389
+        capture "$name"
+        # shellcheck disable=SC2086
+        nsx "$C" env DISPLAY=:73 timeout 5 xfreerdp /v:"$SIP" /u:"$USER_NAME" /p:"$USER_PW" \
+            /cert:ignore $sec >"$WORKDIR/xfreerdp-$name.log" 2>&1 || true
+        stop_capture
+        stop_server
+        rm -f /run/xrdp/xrdp.pid
+    done
+    kill "$xvfb" 2>/dev/null || true
+    wait "$xvfb" 2>/dev/null || true
+}
+
+ALL=(http snmp tftp ftp telnet rcmd vnc rdp)
 [ $# -gt 0 ] || set -- "${ALL[@]}"
 setup
 trap user_cleanup EXIT

@@ -183,6 +183,12 @@ LEGACY = {
                     "RFB 3.8, VeNCrypt (19) 0.2 with sub-type TLSNone (257): anonymous TLS 1.2, no authentication"),
     "vnc_x509vnc": ("TigerVNC 1.12 Xvnc -SecurityTypes X509Vnc (self-signed certificate) / vncviewer -X509CA",
                     "RFB 3.8, VeNCrypt (19) 0.2 with sub-type X509Vnc (261): TLS 1.3 with a checked certificate, VNC authentication inside"),
+    "rdp_standard": ("xrdp 0.9.21 security_layer=rdp / FreeRDP 2.11 xfreerdp /sec:rdp on Xvfb",
+                     "RDP X.224 Connection Request asking for Standard RDP Security only, Confirm selecting it, MCS Connect with the server's RSA key and random, Security Exchange, RC4-encrypted Client Info; xrdp then drops the connection (MAC checksum error between these two versions)"),
+    "rdp_downgraded": ("xrdp 0.9.21 security_layer=rdp / FreeRDP 2.11 xfreerdp (default: asks for TLS and CredSSP) on Xvfb",
+                       "RDP Connection Request asking for TLS|CredSSP, Confirm selecting Standard RDP Security (PROTOCOL_RDP), then as rdp_standard"),
+    "rdp_tls": ("xrdp 0.9.21 security_layer=negotiate / FreeRDP 2.11 xfreerdp /sec:tls on Xvfb",
+                "RDP Connection Request asking for TLS, Confirm selecting TLS, TLS 1.3 handshake, the RDP session inside (login screen) for 5 s"),
 }
 for _name, (_tools, _what) in LEGACY.items():
     GENERATED[f"legacy/{_name}.pcap"] = (LEGACY_ORIGIN.format(_tools), _what)
