@@ -50,6 +50,18 @@ const CAPTURES: &[&str] = &[
     "dicom/tls.pcap",
     "hl7/adt_oru_orm.pcap",
     "hl7/nonstd_port.pcap",
+    // Behaviour-anomaly scenarios (pcaps/gen/anomaly_lab.sh), with the shipped thresholds and
+    // learning period: what fires there fires in a real deployment from the first day.
+    "detect/host_sweep.pcap",
+    "detect/host_sweep_quiet.pcap",
+    "detect/promiscuous_scp.pcap",
+    "detect/strict_scp.pcap",
+    "detect/ae_guessing.pcap",
+    "detect/internet.pcap",
+    "detect/hl7_no_end_block.pcap",
+    "detect/store_new_dest.pcap",
+    "detect/hl7_new_sender.pcap",
+    "detect/volume.pcap",
 ];
 
 fn alerts(events: &[Value]) -> Vec<&Value> {
@@ -414,5 +426,302 @@ fn dicom_query_and_hl7_nak_bursts_with_operator_thresholds() {
             !anomalies(&run(rel)).iter().any(|a| a.0 == kind),
             "{rel} with the shipped thresholds"
         );
+    }
+}
+
+/// (kind, device, peer, severity) of the anomaly alerts, sorted and deduplicated.
+fn anomalies_sev(events: &[Value]) -> Vec<(String, String, String, u64)> {
+    let set: BTreeSet<_> = alerts(events)
+        .iter()
+        .filter(|a| a["category"] == "anomaly")
+        .map(|a| {
+            (
+                a["anomaly"].as_str().unwrap_or("?").to_string(),
+                a["device"]["ip"].as_str().unwrap_or("?").to_string(),
+                a["peer"].as_str().unwrap_or("?").to_string(),
+                a["severity"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    set.into_iter().collect()
+}
+
+fn t(kind: &str, dev: &str, peer: &str, sev: u64) -> (String, String, String, u64) {
+    (kind.into(), dev.into(), peer.into(), sev)
+}
+
+fn replay_with(rel: &str, args: &[&str]) -> Vec<Value> {
+    common::replay(&[&common::pcap(rel)], args).0
+}
+
+/// The alert whose `anomaly` is `kind` (the first).
+fn alert_of<'a>(events: &'a [Value], kind: &str) -> &'a Value {
+    alerts(events)
+        .into_iter()
+        .find(|a| a["anomaly"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} alert"))
+}
+
+/// nmap -sS -p 104 over 31 hosts (one PACS open, the CT and 29 others closed: half-open and
+/// rejected attempts): one host-sweep alert for the workstation, about no particular host, at
+/// the medical severity because the CT (known by its GE MAC and its C-STORE) was swept; the
+/// same with 2 workers (before, the reported host and the severity depended on which flow
+/// crossed the threshold first). The workstation's normal DICOM echoes and small nmap -sT checks
+/// (12 hosts on 104, 11 ports on one host) stay below the thresholds.
+#[test]
+fn host_sweep_fires_and_a_small_check_does_not() {
+    for workers in ["1", "2"] {
+        let got = anomalies_sev(&replay_with(
+            "detect/host_sweep.pcap",
+            &["--workers", workers],
+        ));
+        let sweeps: Vec<_> = got.iter().filter(|a| a.0 == "scan_hosts").collect();
+        assert!(
+            !sweeps.is_empty()
+                && sweeps
+                    .iter()
+                    .all(|a| a.1 == "10.76.0.31" && a.2 == "0.0.0.0"),
+            "{workers} workers: {got:?}"
+        );
+        assert_eq!(
+            sweeps.iter().map(|a| a.3).min(),
+            Some(1),
+            "{workers}: {got:?}"
+        );
+        assert!(
+            got.iter().all(|a| a.0 == "scan_hosts"),
+            "{workers}: {got:?}"
+        );
+    }
+    let events = run("detect/host_sweep.pcap");
+    let a = alert_of(&events, "scan_hosts");
+    assert_eq!(a["matched"]["port"], 104);
+    assert_eq!(a["matched"]["hosts"], 20);
+    assert_eq!(a["device"]["mac"], "02:76:00:00:00:31");
+    assert!(anomalies(&run("detect/host_sweep_quiet.pcap")).is_empty());
+}
+
+/// dcmtk storescp answers to any called AE title: three associations with three called AE
+/// titles are one promiscuous-SCP alert naming the titles it accepted. A pynetdicom SCP that
+/// checks the called AE title (one typo rejected, the right title accepted twice) raises
+/// neither that nor the rejected-association burst.
+#[test]
+fn promiscuous_scp_fires_and_a_strict_one_does_not() {
+    let events = run("detect/promiscuous_scp.pcap");
+    assert_eq!(
+        anomalies_sev(&events),
+        vec![t("dicom_promiscuous_scp", "10.76.0.10", "10.76.0.31", 3)]
+    );
+    let a = alert_of(&events, "dicom_promiscuous_scp");
+    assert_eq!(a["device"]["side"], "server");
+    assert_eq!(
+        a["matched"]["called_aes_accepted"],
+        serde_json::json!(["PACS_SCP", "ARCHIVE"])
+    );
+    assert!(anomalies(&run("detect/strict_scp.pcap")).is_empty());
+}
+
+/// Eight echoscu associations with guessed called AE titles, all rejected by a pynetdicom SCP
+/// that checks them: one alert at the fifth (the shipped threshold), the rest folded into it.
+#[test]
+fn ae_title_guessing_fires_once() {
+    let events = run("detect/ae_guessing.pcap");
+    assert_eq!(
+        anomalies_sev(&events),
+        vec![t(
+            "dicom_rejected_associations",
+            "10.76.0.31",
+            "10.76.0.10",
+            2
+        )]
+    );
+    let a = alert_of(&events, "dicom_rejected_associations");
+    assert_eq!(a["matched"]["rejected_associations"], 5);
+}
+
+/// An MR stores to its PACS every 4 s, then once to an archive it never stored to: after a
+/// 20 s learning period that store is an alert (with the new peer), the stores to the known
+/// PACS are not; with the default learning period (7 days) nothing is.
+#[test]
+fn store_to_a_new_destination_after_learning() {
+    let events = replay_with(
+        "detect/store_new_dest.pcap",
+        &["--workers", "1", "--learning-period", "20s"],
+    );
+    assert_eq!(
+        anomalies_sev(&events),
+        vec![
+            t("dicom_store_new_destination", "10.76.0.22", "10.76.0.11", 2),
+            t("new_peer", "10.76.0.22", "10.76.0.11", 2),
+        ]
+    );
+    let a = alert_of(&events, "dicom_store_new_destination");
+    assert_eq!(a["matched"]["destination"], "10.76.0.11");
+    assert_eq!(a["device"]["mac"], "00:18:65:76:00:22");
+    assert!(anomalies(&run("detect/store_new_dest.pcap")).is_empty());
+}
+
+/// A CT (medical by its GE MAC) asking 8.8.8.8 and a modality with no vendor MAC storing a
+/// CT image to a cloud PACS at 1.2.3.4 are alerts; the CT asking the site resolver and a
+/// workstation asking 8.8.8.8 are not. The modality is known as one only from its C-STORE
+/// (before, only the flow start was checked, when it was still unknown: no alert).
+#[test]
+fn medical_device_to_a_public_address() {
+    for workers in ["1", "2"] {
+        let events = replay_with("detect/internet.pcap", &["--workers", workers]);
+        assert_eq!(
+            anomalies_sev(&events),
+            vec![
+                t("internet_address", "10.76.0.21", "8.8.8.8", 2),
+                t("internet_address", "10.76.0.23", "1.2.3.4", 2),
+            ],
+            "{workers} workers"
+        );
+    }
+    let events = run("detect/internet.pcap");
+    let cats: BTreeSet<String> = alerts(&events)
+        .iter()
+        .filter(|a| a["anomaly"] == "internet_address")
+        .map(|a| {
+            format!(
+                "{} {}",
+                a["matched"]["public_address"], a["matched"]["device_category"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        cats,
+        BTreeSet::from([
+            "\"1.2.3.4\" \"speaks DICOM or HL7\"".to_string(),
+            "\"8.8.8.8\" \"medical_device\"".to_string()
+        ])
+    );
+}
+
+/// An interface engine gets ADT^A08 from TEST_EHR_ADT and TEST_LAB for 20 s; then a message
+/// from UNKNOWN_APP and one from TEST_LAB at another facility (MSH-4) are alerts, a known
+/// sender is not; nothing with the default learning period.
+#[test]
+fn hl7_unknown_sender_after_learning() {
+    let events = replay_with(
+        "detect/hl7_new_sender.pcap",
+        &["--workers", "1", "--learning-period", "20s"],
+    );
+    assert_eq!(
+        anomalies_sev(&events),
+        vec![
+            t("hl7_unknown_sender", "10.76.0.40", "10.76.0.41", 2),
+            t("hl7_unknown_sender", "10.76.0.40", "10.76.0.42", 2),
+        ]
+    );
+    let senders: BTreeSet<String> = alerts(&events)
+        .iter()
+        .filter(|a| a["anomaly"] == "hl7_unknown_sender")
+        .map(|a| {
+            format!(
+                "{}^{}",
+                a["matched"]["sending_application"].as_str().unwrap(),
+                a["matched"]["sending_facility"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        senders,
+        BTreeSet::from([
+            "UNKNOWN_APP^TESTHOSP".to_string(),
+            "TEST_LAB^OTHERHOSP".to_string()
+        ])
+    );
+    assert!(anomalies(&run("detect/hl7_new_sender.pcap")).is_empty());
+}
+
+/// A sender that never writes the MLLP end block: 12 messages are one framing-burst alert at
+/// the tenth (shipped thresholds); one broken frame (hl7/missing_end_block.pcap) and clean
+/// MLLP traffic are none.
+#[test]
+fn hl7_framing_burst_fires_and_one_broken_frame_does_not() {
+    let events = run("detect/hl7_no_end_block.pcap");
+    assert_eq!(
+        anomalies_sev(&events),
+        vec![t("hl7_framing_errors", "10.76.0.41", "10.76.0.40", 3)]
+    );
+    assert_eq!(
+        alert_of(&events, "hl7_framing_errors")["matched"]["framing_errors"],
+        10
+    );
+    for rel in ["hl7/missing_end_block.pcap", "hl7/adt_oru_orm.pcap"] {
+        assert!(anomalies(&run(rel)).is_empty(), "{rel}");
+    }
+}
+
+/// Two monitors GET 4 KB every 2 s for 60 s; then one GETs 2 MiB (an alert for it, and for
+/// the server, far above their own baselines) and the other 512 KiB (over 10x its baseline
+/// too, but under the 1 MiB floor: none). With 10 s intervals and 4 of history (an operator
+/// file: the shipped 5 min x 12 need an hour of baseline) and the same with 2 workers; the
+/// shipped thresholds raise nothing on this minute of traffic. The 2 MiB transfer is the
+/// monitor's last flow but one: the interval is judged when it crosses the line.
+#[test]
+fn volume_far_above_own_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(
+        dir.path().join("rules/volume.toml"),
+        "[[anomaly]]\nid = 6009004\nname = \"volume\"\nkind = \"volume\"\nseverity = 3\nseverity_medical = 2\nwindow = \"10s\"\nthreshold = 4\nfactor = 10.0\n",
+    )
+    .unwrap();
+    let sig = dir.path().to_str().unwrap();
+    for workers in ["1", "2"] {
+        let events = replay_with(
+            "detect/volume.pcap",
+            &["--workers", workers, "--signatures", sig],
+        );
+        assert_eq!(
+            anomalies_sev(&events),
+            vec![
+                t("volume", "10.76.0.51", "10.76.0.60", 2),
+                t("volume", "10.76.0.60", "10.76.0.51", 3),
+            ],
+            "{workers} workers"
+        );
+        let a = alert_of(&events, "volume");
+        assert!(
+            a["matched"]["interval_bytes"].as_i64().unwrap() > 2 << 20,
+            "{a}"
+        );
+        assert!(
+            a["matched"]["baseline_bytes"].as_i64().unwrap() < 100_000,
+            "{a}"
+        );
+    }
+    assert!(anomalies(&run("detect/volume.pcap")).is_empty());
+}
+
+/// The anomaly alerts of the DICOM and HL7 scenarios carry no patient data (the captures carry
+/// the fake patients of pcaps/dicom/PHI_VALUES.txt and pcaps/hl7/PHI_VALUES.txt).
+#[test]
+fn anomaly_alerts_hold_no_phi() {
+    let mut phi = Vec::new();
+    for f in ["pcaps/dicom/PHI_VALUES.txt", "pcaps/hl7/PHI_VALUES.txt"] {
+        let text = std::fs::read_to_string(common::root().join(f)).unwrap();
+        phi.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
+    }
+    for (rel, args) in [
+        ("detect/internet.pcap", vec!["--workers", "1"]),
+        (
+            "detect/store_new_dest.pcap",
+            vec!["--workers", "1", "--learning-period", "20s"],
+        ),
+        (
+            "detect/hl7_new_sender.pcap",
+            vec!["--workers", "1", "--learning-period", "20s"],
+        ),
+        ("detect/hl7_no_end_block.pcap", vec!["--workers", "1"]),
+    ] {
+        let events = replay_with(rel, &args);
+        let text: String = alerts(&events).iter().map(|a| a.to_string()).collect();
+        assert!(!text.is_empty(), "{rel}");
+        for p in &phi {
+            assert!(!text.contains(p.as_str()), "{rel}: {p} in an alert");
+        }
     }
 }

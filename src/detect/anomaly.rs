@@ -8,7 +8,8 @@
 //!   connection attempts count) within `window`.
 //! - `volume`: per device, bytes of the flows that ended per `window` interval against the
 //!   device's moving mean (EWMA); after `threshold` intervals, an interval over `factor` times
-//!   the mean (and over [`VOLUME_MIN_BYTES`]) is an alert. Bytes count when the flow ends.
+//!   the mean (and over [`VOLUME_MIN_BYTES`]) is an alert, raised when the interval crosses
+//!   that line (once per interval). Bytes count when the flow ends.
 //! - `internet_address`: a flow between a medical device and a public (not private, not
 //!   link-local, not multicast) address.
 //! - DICOM: rejected associations from one source in `window`; C-FIND/C-MOVE/C-GET requests
@@ -70,6 +71,8 @@ struct Device {
     vol_bytes: u64,
     vol_mean: f64,
     vol_n: u64,
+    /// The interval under way has raised its volume alert.
+    vol_alerted: bool,
     store_dests: HashSet<IpAddr>,
     hl7_senders: HashSet<String>,
 }
@@ -82,6 +85,11 @@ struct Scan {
     entries: usize,
     alerted_ports: HashSet<u16>,
     alerted_hosts: HashSet<IpAddr>,
+    /// Ports on which a medical device was among the hosts (a sweep's severity must not depend
+    /// on which host happened to cross the threshold).
+    medical_ports: HashSet<u16>,
+    /// Ports whose sweep alert had the medical severity.
+    medical_alerted: HashSet<u16>,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -328,6 +336,7 @@ impl Anomalies {
                 let completed = matches!(*state, "established" | "closed" | "other")
                     || (*state == "one_way" && flow.proto != 6);
                 // Half-open and rejected attempts (scans, floods) teach no baseline.
+                self.public(*ts, flow, view, out);
                 if completed {
                     self.new_peer(*ts, *first, flow, view, out, hits);
                     let total = bytes[0].saturating_add(bytes[1]);
@@ -336,8 +345,14 @@ impl Anomalies {
                 }
             }
             Observation::Facts { ts, flow, facts } => match facts.protocol {
-                "dicom" => self.dicom(*ts, flow, facts, view, out, hits),
-                "hl7" => self.hl7(*ts, flow, facts, view, out, hits),
+                "dicom" => {
+                    self.dicom(*ts, flow, facts, view, out, hits);
+                    self.public(*ts, flow, view, out);
+                }
+                "hl7" => {
+                    self.hl7(*ts, flow, facts, view, out, hits);
+                    self.public(*ts, flow, view, out);
+                }
                 _ => {}
             },
             Observation::Evidence { .. } => {}
@@ -409,11 +424,24 @@ impl Anomalies {
             s.entries += 1;
             self.scan_total += 1;
         }
+        let medical = self.medical(dst, view.server.as_ref());
+        let Some(s) = self.scans.get_mut(&src) else {
+            return;
+        };
+        if medical {
+            s.medical_ports.insert(port);
+        }
+        let sweep_medical = s.medical_ports.contains(&port);
         let mut fire_hosts = false;
         let mut fire_ports = false;
         if let Some(a) = &hosts_cfg {
-            if nhosts >= a.threshold && s.alerted_ports.insert(port) {
-                fire_hosts = true;
+            if nhosts >= a.threshold {
+                let first = s.alerted_ports.insert(port);
+                // A sweep that reaches a medical device after its alert is reported again, at
+                // the medical severity (which host comes first depends on the order flows
+                // start in; the most severe report must not).
+                let upgrade = sweep_medical && s.medical_alerted.insert(port);
+                fire_hosts = first || upgrade;
             }
         }
         if let Some(a) = &ports_cfg {
@@ -421,14 +449,13 @@ impl Anomalies {
                 fire_ports = true;
             }
         }
-        let medical = self.medical(dst, view.server.as_ref());
         if fire_hosts {
             self.alert(
                 AnomalyKind::ScanHosts,
                 ts,
                 flow,
                 "client",
-                medical,
+                sweep_medical,
                 vec![
                     ("port".into(), FactValue::Int(i64::from(port))),
                     ("hosts".into(), FactValue::Int(nhosts as i64)),
@@ -449,22 +476,33 @@ impl Anomalies {
         }
     }
 
+    /// A medical device and a public address on one flow. Checked when the flow starts, when
+    /// its protocol facts come and when it ends: a modality may be known as one only from what
+    /// the flow itself carries (its DICOM), and de-duplication makes the checks of one flow one
+    /// alert.
     fn public(&mut self, ts: Ts, flow: &FlowMeta, view: &DeviceView, out: &mut Vec<Alert>) {
         let (c, s) = (flow.client.0, flow.server.0);
-        let side = if self.medical(c, view.client.as_ref()) && is_public(s) {
-            "client"
-        } else if self.medical(s, view.server.as_ref()) && is_public(c) {
-            "server"
+        let (side, dev, public) = if is_public(s) && self.medical(c, view.client.as_ref()) {
+            ("client", view.client.as_ref(), s)
+        } else if is_public(c) && self.medical(s, view.server.as_ref()) {
+            ("server", view.server.as_ref(), c)
         } else {
             return;
         };
+        // What made it medical: the inventory's category, or its DICOM/HL7 traffic.
+        let why = dev
+            .and_then(|d| d.category)
+            .map_or("speaks DICOM or HL7", |c| c.as_str());
         self.alert(
             AnomalyKind::InternetAddress,
             ts,
             flow,
             side,
             true,
-            Vec::new(),
+            vec![
+                ("public_address".into(), FactValue::Str(public.to_string())),
+                ("device_category".into(), FactValue::Str(why.to_string())),
+            ],
             out,
         );
     }
@@ -559,17 +597,10 @@ impl Anomalies {
         let Some(d) = self.device(ip, ts, hits) else {
             return;
         };
-        let mut fired = None;
         // Close the intervals that ended before `ts` (empty ones count as zero; at most 1000).
         let mut closed = 0;
         while ts.0.saturating_sub(d.vol_start.0) >= w && closed < 1000 {
             let v = d.vol_bytes as f64;
-            if d.vol_n >= a.threshold
-                && d.vol_bytes >= VOLUME_MIN_BYTES
-                && v > a.factor * d.vol_mean.max(1.0)
-            {
-                fired = Some((d.vol_bytes, d.vol_mean));
-            }
             d.vol_mean = if d.vol_n == 0 {
                 v
             } else if d.vol_n < a.threshold {
@@ -579,6 +610,7 @@ impl Anomalies {
             };
             d.vol_n += 1;
             d.vol_bytes = 0;
+            d.vol_alerted = false;
             d.vol_start = Ts(d.vol_start.0.saturating_add(w));
             closed += 1;
         }
@@ -586,6 +618,17 @@ impl Anomalies {
             d.vol_start = ts;
         }
         d.vol_bytes = d.vol_bytes.saturating_add(bytes);
+        // The interval under way is judged as soon as it crosses the line (once), not when
+        // the next one starts: a transfer followed by silence is reported too.
+        let mut fired = None;
+        if !d.vol_alerted
+            && d.vol_n >= a.threshold
+            && d.vol_bytes >= VOLUME_MIN_BYTES
+            && d.vol_bytes as f64 > a.factor * d.vol_mean.max(1.0)
+        {
+            d.vol_alerted = true;
+            fired = Some((d.vol_bytes, d.vol_mean));
+        }
         if let Some((b, mean)) = fired {
             self.alert(
                 AnomalyKind::Volume,
@@ -781,20 +824,23 @@ impl Anomalies {
             {
                 return;
             }
+            // The sender is MSH-3 at MSH-4: a known application from another facility is new.
+            let fac = s("sending_facility").unwrap_or("");
+            let key = format!("{app}^{fac}");
             let learning = self.learning;
             let Some(d) = self.device(receiver, ts, hits) else {
                 return;
             };
-            if d.hl7_senders.contains(app) {
+            if d.hl7_senders.contains(&key) {
                 return;
             }
             let learnt = ts.0.saturating_sub(d.first_seen.0) >= learning;
             if d.hl7_senders.len() < MAX_NAMES_PER_DEVICE {
-                d.hl7_senders.insert(app.to_string());
                 if let Some(p) = &mut self.pending {
                     p.names
-                        .push((receiver, baseline::HL7_SENDER, app.to_string()));
+                        .push((receiver, baseline::HL7_SENDER, key.clone()));
                 }
+                d.hl7_senders.insert(key);
             } else {
                 hits.push("baseline");
             }
@@ -805,10 +851,13 @@ impl Anomalies {
                     flow,
                     rside,
                     medical,
-                    vec![(
-                        "sending_application".into(),
-                        FactValue::Str(app.to_string()),
-                    )],
+                    vec![
+                        (
+                            "sending_application".into(),
+                            FactValue::Str(app.to_string()),
+                        ),
+                        ("sending_facility".into(), FactValue::Str(fac.to_string())),
+                    ],
                     out,
                 );
             }
@@ -819,6 +868,175 @@ impl Anomalies {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::DeviceInfo;
+    use crate::fingerprint::signatures::Category;
+
+    fn flow(id: u64, c: &str, s: &str, port: u16) -> FlowMeta {
+        FlowMeta {
+            flow_id: id,
+            proto: 6,
+            client: (c.parse().unwrap(), 40_000 + id as u16),
+            server: (s.parse().unwrap(), port),
+            vlan: [0; 2],
+            client_mac: [0; 6],
+            server_mac: [0; 6],
+            app_proto: None,
+        }
+    }
+
+    fn engine() -> Anomalies {
+        Anomalies::new(
+            &RuleSet::shipped().unwrap(),
+            &DetectOptions {
+                learning_period: 60,
+            },
+        )
+    }
+
+    fn medical() -> Option<DeviceInfo> {
+        Some(DeviceInfo {
+            category: Some(Category::Ct),
+            is_medical: true,
+        })
+    }
+
+    /// A modality whose only flow is a C-STORE to a public address is known as one only from
+    /// that flow's DICOM: the alert comes with its facts (the flow start saw an unknown host).
+    #[test]
+    fn internet_address_once_the_flow_shows_a_modality() {
+        let mut a = engine();
+        let f = flow(1, "10.76.0.23", "1.2.3.4", 104);
+        let (mut out, mut hits) = (Vec::new(), Vec::new());
+        let v = DeviceView::default();
+        a.observe(
+            &Observation::FlowStart {
+                ts: Ts(0),
+                flow: f.clone(),
+            },
+            &v,
+            &mut out,
+            &mut hits,
+        );
+        assert!(out.is_empty());
+        let facts = Facts::new("dicom")
+            .with("result", FactValue::Str("accepted".into()))
+            .with("c_store", FactValue::Int(1));
+        a.observe(
+            &Observation::Facts {
+                ts: Ts(1),
+                flow: f.clone(),
+                facts,
+            },
+            &v,
+            &mut out,
+            &mut hits,
+        );
+        let got: Vec<_> = out
+            .iter()
+            .filter(|x| x.anomaly == Some("internet_address"))
+            .collect();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].device_side, "client");
+        assert_eq!(
+            got[0].matched[0],
+            (
+                "public_address".to_string(),
+                FactValue::Str("1.2.3.4".into())
+            )
+        );
+        // A workstation asking a public resolver is none of this detector's business.
+        let mut out = Vec::new();
+        let dns = flow(2, "10.76.0.31", "8.8.8.8", 53);
+        a.observe(
+            &Observation::FlowStart {
+                ts: Ts(2),
+                flow: dns,
+            },
+            &v,
+            &mut out,
+            &mut hits,
+        );
+        assert!(out.is_empty());
+    }
+
+    fn flow_end(ts: i64, f: FlowMeta, bytes: u64) -> Observation {
+        Observation::FlowEnd {
+            ts: Ts(ts),
+            flow: f,
+            packets: [10, 10],
+            bytes: [bytes / 2, bytes - bytes / 2],
+            state: "closed",
+        }
+    }
+
+    /// A device's large transfer is reported when its interval crosses the line, even if
+    /// nothing follows (the interval would otherwise only be judged at the device's next flow).
+    #[test]
+    fn volume_spike_reported_without_a_later_flow() {
+        let mut a = engine();
+        let (mut out, mut hits) = (Vec::new(), Vec::new());
+        let v = DeviceView::default();
+        // 5 min intervals (shipped), 12 of history: 13 intervals of 10 kB each.
+        let w = 300_000_000i64;
+        for i in 0..13 {
+            let f = flow(i as u64, "10.76.0.51", "10.76.0.60", 8080);
+            a.observe(&flow_end(i * w + 1, f, 10_000), &v, &mut out, &mut hits);
+        }
+        assert!(out.is_empty());
+        let f = flow(99, "10.76.0.51", "10.76.0.60", 8080);
+        a.observe(&flow_end(13 * w + 5, f, 5 << 20), &v, &mut out, &mut hits);
+        let vol: Vec<_> = out.iter().filter(|x| x.anomaly == Some("volume")).collect();
+        assert_eq!(vol.len(), 2, "client and server");
+        assert_eq!(vol[0].device_side, "client");
+        assert_eq!(
+            vol[0].matched[0],
+            ("interval_bytes".to_string(), FactValue::Int(5 << 20))
+        );
+        // Once per interval.
+        let mut out = Vec::new();
+        let f = flow(100, "10.76.0.51", "10.76.0.60", 8080);
+        a.observe(&flow_end(13 * w + 6, f, 5 << 20), &v, &mut out, &mut hits);
+        assert!(out.is_empty());
+    }
+
+    /// A sweep of one port is reported at the medical severity once it has touched a medical
+    /// device, wherever that host comes in the order the flows start in (the worker count
+    /// changes it), and its peer is no particular host.
+    #[test]
+    fn host_sweep_severity_and_peer_do_not_depend_on_order() {
+        for medical_at in [0, 10, 18, 19, 22] {
+            let mut a = engine();
+            let (mut out, mut hits) = (Vec::new(), Vec::new());
+            for i in 0..25u64 {
+                let f = flow(i, "10.76.0.31", &format!("10.76.0.{}", 100 + i), 104);
+                let v = DeviceView {
+                    client: None,
+                    server: if i == medical_at { medical() } else { None },
+                };
+                a.observe(
+                    &Observation::FlowStart {
+                        ts: Ts(i as i64 * 1000),
+                        flow: f,
+                    },
+                    &v,
+                    &mut out,
+                    &mut hits,
+                );
+            }
+            let sweeps: Vec<_> = out
+                .iter()
+                .filter(|x| x.anomaly == Some("scan_hosts"))
+                .collect();
+            // One report, or a second at the medical severity when the medical host came after
+            // the threshold was crossed.
+            let n = if medical_at > 19 { 2 } else { 1 };
+            assert_eq!(sweeps.len(), n, "{medical_at}");
+            assert_eq!(sweeps.last().unwrap().severity, 1, "{medical_at}");
+            let (dev, peer) = sweeps[0].device_and_peer();
+            assert_eq!(dev, "10.76.0.31".parse::<IpAddr>().unwrap());
+            assert!(peer.is_unspecified());
+        }
+    }
 
     /// The learning period starts at the earliest packet time of a device, whichever of its
     /// observations the central thread got first.

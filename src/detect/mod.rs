@@ -79,13 +79,24 @@ pub struct Alert {
 }
 
 impl Alert {
-    /// (device ip, peer ip).
+    /// (device ip, peer ip). A host sweep (`scan_hosts`) is about many hosts: its peer is the
+    /// unspecified address (`0.0.0.0` or `::`), not whichever host crossed the threshold (that
+    /// depends on the order flows start in, and so on the worker count), and one sweep
+    /// de-duplicates into one alert.
     pub fn device_and_peer(&self) -> (IpAddr, IpAddr) {
-        if self.device_side == "server" {
+        let (dev, peer) = if self.device_side == "server" {
             (self.flow.server.0, self.flow.client.0)
         } else {
             (self.flow.client.0, self.flow.server.0)
+        };
+        if self.anomaly == Some("scan_hosts") {
+            let any = match peer {
+                IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            };
+            return (dev, any);
         }
+        (dev, peer)
     }
 }
 
@@ -95,6 +106,8 @@ pub const MAX_DEDUP_FLOWS: usize = 16;
 struct DedupEntry {
     first: Ts,
     repeats: u64,
+    /// The most severe reported so far (1 high .. 3 low).
+    severity: u8,
     last: Alert,
     /// Flows counted in this window (at most [`MAX_DEDUP_FLOWS`]; past that, every repeat counts).
     flows: Vec<u64>,
@@ -211,6 +224,14 @@ impl Detector {
         let key = (a.signature_id, dev, peer);
         if let Some(e) = self.dedup.get_mut(&key) {
             if a.ts.0.saturating_sub(e.first.0) < self.window {
+                // A more severe occurrence (a device now known to be medical, a sweep that
+                // reached one) is reported at once, not folded into the window's count.
+                if a.severity < e.severity {
+                    e.severity = a.severity;
+                    e.last = a.clone();
+                    out.push(a);
+                    return;
+                }
                 // Facts repeated for the same flow (e.g. at a login and at the end) are the same
                 // occurrence, whatever came in between (observations of several workers
                 // interleave).
@@ -247,6 +268,7 @@ impl Detector {
                 first: a.ts,
                 repeats: 0,
                 flows: vec![a.flow.flow_id],
+                severity: a.severity,
                 last: a.clone(),
             },
         );

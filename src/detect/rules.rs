@@ -124,6 +124,7 @@ pub const FIELDS: &[(&str, &str, FieldType)] = &[
     ("hl7", "phi_present", FieldType::Bool),
     ("hl7", "framing_error", FieldType::Bool),
     ("hl7", "sending_application", FieldType::Str),
+    ("hl7", "sending_facility", FieldType::Str),
     ("hl7", "message_type", FieldType::Str),
     ("hl7", "ack_code", FieldType::Str),
     // Flow fields, available to every protocol.

@@ -243,7 +243,7 @@ fn device_evidence(m: &Message, dir: Direction, shared: &mut Shared, cx: &mut Ap
 }
 
 /// What detection rules and anomalies test about one message: who sent it (`from`: client or
-/// server of the connection), its sending application, type and ack code, whether a PID
+/// server of the connection), its sending application and facility, type and ack code, whether a PID
 /// segment or any PHI field was present (never the values), and whether its framing was broken.
 fn message_facts(m: &Message, ctx: &Context, dir: Direction) -> Facts {
     let h = m.msh.as_ref();
@@ -278,6 +278,9 @@ fn message_facts(m: &Message, ctx: &Context, dir: Direction) -> Facts {
         );
     if let Some(a) = h.and_then(|h| h.sending_application.as_deref()) {
         f = f.with("sending_application", FactValue::Str(a.to_string()));
+    }
+    if let Some(a) = h.and_then(|h| h.sending_facility.as_deref()) {
+        f = f.with("sending_facility", FactValue::Str(a.to_string()));
     }
     if let Some(t) = h.and_then(|h| h.message_type()) {
         f = f.with("message_type", FactValue::Str(t));
