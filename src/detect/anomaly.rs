@@ -836,11 +836,10 @@ impl Anomalies {
             }
             let learnt = ts.0.saturating_sub(d.first_seen.0) >= learning;
             if d.hl7_senders.len() < MAX_NAMES_PER_DEVICE {
+                d.hl7_senders.insert(key.clone());
                 if let Some(p) = &mut self.pending {
-                    p.names
-                        .push((receiver, baseline::HL7_SENDER, key.clone()));
+                    p.names.push((receiver, baseline::HL7_SENDER, key));
                 }
-                d.hl7_senders.insert(key);
             } else {
                 hits.push("baseline");
             }

@@ -7,7 +7,7 @@
 //!   columns are the volume detector's open interval and moving mean (times: packet time, µs).
 //! - `baseline_peers (ip, peer, port, proto)`: the (peer, service port, transport) pairs learnt.
 //! - `baseline_names (ip, kind, name)`: `kind` `store_dest` (a DICOM C-STORE destination of
-//!   device `ip`) or `hl7_sender` (a sending application HL7 receiver `ip` got).
+//!   device `ip`) or `hl7_sender` (a sender, MSH-3^MSH-4, HL7 receiver `ip` got).
 //! - `baseline_scp_aes (ip, port, ae)`: called AE titles a DICOM SCP accepted.
 //! - `baseline_clinical (ip)`: hosts seen speaking DICOM or HL7.
 //!
