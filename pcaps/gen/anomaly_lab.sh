@@ -25,7 +25,8 @@
 #   us     10.76.0.23               02:76:00:00:00:23   a modality with no vendor MAC: medical
 #                                                       only by what its DICOM says
 #   ws     10.76.0.31               02:76:00:00:00:31   workstation (no vendor: not medical)
-#   farm   10.76.0.100-.128         02:76:00:00:01:00   29 addresses, nothing listening on 104
+#   f100.. 10.76.0.100-.128         02:76:00:00:01:64.. 29 hosts with nothing listening on 104
+#   f128                                                (only in the sweep scenarios)
 #   engine 10.76.0.40               02:76:00:00:00:40   HL7 interface engine (hl7_mllp.py server)
 #   ehr    10.76.0.41               02:76:00:00:00:41   EHR (python-hl7 MLLP client)
 #   lab    10.76.0.42               02:76:00:00:00:42   lab system (python-hl7 MLLP client)
@@ -35,9 +36,9 @@
 #
 # Captures (pcaps/detect/), what tshark must see in each is checked below:
 #   host_sweep.pcap        ct stores an image to pacs; then ws: nmap -sS -Pn -p 104 over 31 hosts
-#                          (pacs open: half-open; the ct and the farm's 29 closed: RST);
+#                          (pacs open: half-open; the ct and f100..f128 closed: RST);
 #                          capture on the ports of ws and ct (mergecap, editcap -D)
-#   host_sweep_quiet.pcap  ws: dcmtk echoscu to pacs and pacs2, nmap -sT -p 104 over 10 farm
+#   host_sweep_quiet.pcap  ws: dcmtk echoscu to pacs and pacs2, nmap -sT -p 104 over 10 f1xx
 #                          hosts, nmap -sT -p 100-110 on pacs (12 hosts on one port, 11 ports
 #                          on one host: below the shipped threshold of 20)
 #   store_new_dest.pcap    mr: dcmtk storescu of an MR image to pacs every 4 s (6 times), then
@@ -66,13 +67,14 @@ DCMTK=/usr/bin
 PY=${PYTHON:-python3}
 NSP=an
 HUB=$NSP-hub
-HOSTS="gw pacs pacs2 ct mr us ws farm engine ehr lab mon1 mon2 srv"
+HOSTS="gw pacs pacs2 ct mr us ws engine ehr lab mon1 mon2 srv"
+FARM=$(seq -f 'f%g' 100 128 | paste -sd' ')
 declare -A IP=([gw]=10.76.0.1 [pacs]=10.76.0.10 [pacs2]=10.76.0.11 [ct]=10.76.0.21 [mr]=10.76.0.22
-  [us]=10.76.0.23 [ws]=10.76.0.31 [farm]=10.76.0.100 [engine]=10.76.0.40 [ehr]=10.76.0.41
+  [us]=10.76.0.23 [ws]=10.76.0.31 [engine]=10.76.0.40 [ehr]=10.76.0.41
   [lab]=10.76.0.42 [mon1]=10.76.0.51 [mon2]=10.76.0.52 [srv]=10.76.0.60)
 declare -A MAC=([gw]=02:76:00:00:00:01 [pacs]=00:1d:4a:76:00:10 [pacs2]=02:76:00:00:00:11
   [ct]=44:4b:5d:76:00:21 [mr]=00:18:65:76:00:22 [us]=02:76:00:00:00:23 [ws]=02:76:00:00:00:31
-  [farm]=02:76:00:00:01:00 [engine]=02:76:00:00:00:40 [ehr]=02:76:00:00:00:41
+  [engine]=02:76:00:00:00:40 [ehr]=02:76:00:00:00:41
   [lab]=02:76:00:00:00:42 [mon1]=00:09:fb:76:00:51 [mon2]=00:09:fb:76:00:52 [srv]=02:76:00:00:00:60)
 
 [ "$(id -u)" = 0 ] || { echo "anomaly_lab.sh: must run as root (network namespaces)" >&2; exit 2; }
@@ -85,9 +87,11 @@ WORK=$(mktemp -d /tmp/medtap-anomaly-gen.XXXXXX)
 PIDS=()
 CAP_PID=
 
+for i in $(seq 100 128); do IP[f$i]=10.76.0.$i; MAC[f$i]=$(printf '02:76:00:00:01:%02x' "$i"); done
+
 lab_down() {
   local h
-  for h in $HOSTS; do ip netns del "$NSP-$h" 2>/dev/null || true; done
+  for h in $HOSTS $FARM; do ip netns del "$NSP-$h" 2>/dev/null || true; done
   ip netns del "$HUB" 2>/dev/null || true
 }
 
@@ -110,7 +114,7 @@ trap 'exit 130' INT TERM
 
 nsx() { local h=$1; shift; ip netns exec "$NSP-$h" "$@"; }
 
-lab_up() {
+lab_up() {  # [EXTRA HOSTS...]: the lab, plus the farm hosts named
   lab_down
   ip netns add "$HUB"
   ip netns exec "$HUB" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
@@ -118,7 +122,7 @@ lab_up() {
   ip -n "$HUB" link set br0 multicast off
   ip -n "$HUB" link set br0 up
   local h i
-  for h in $HOSTS; do
+  for h in $HOSTS "$@"; do
     ip netns add "$NSP-$h"
     nsx "$h" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
     ip link add "an$h" netns "$NSP-$h" type veth peer name "anp$h" netns "$HUB"
@@ -135,7 +139,6 @@ lab_up() {
     # would send dcmtk's reverse lookups to a resolver that never answers)
     case $h in ct | ws | us) ip -n "$NSP-$h" route add default via "${IP[gw]}" ;; esac
   done
-  for i in $(seq 101 128); do ip -n "$NSP-farm" addr add "10.76.0.$i/24" dev eth0; done
   # the "Internet": two public addresses that answer on the router itself
   ip -n "$NSP-gw" addr add 8.8.8.8/32 dev lo
   ip -n "$NSP-gw" addr add 1.2.3.4/32 dev lo
@@ -226,7 +229,7 @@ cstore_rq() {  # FILE DST
 
 # ---------------------------------------------------------------------------------------------
 cap_host_sweep() {
-  lab_up
+  lab_up $FARM
   bg pacs storescp "$DCMTK/storescp" -aet PACS_SCP -od "$WORK" 104
   wait_listen pacs 104
   start_capture "ws ct" "$WORK/host_sweep.pcap"
@@ -242,7 +245,7 @@ cap_host_sweep() {
 }
 
 cap_host_sweep_quiet() {
-  lab_up
+  lab_up $FARM
   bg pacs storescp "$DCMTK/storescp" -aet PACS_SCP -od "$WORK" 104
   bg pacs2 storescp2 "$DCMTK/storescp" -aet ARCHIVE_SCP -od "$WORK" 104
   wait_listen pacs 104; wait_listen pacs2 104

@@ -162,6 +162,9 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v.is_documentation()
                 || o[0] == 0
                 || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                // IETF protocol assignments (192.0.0.0/24), benchmarking (198.18.0.0/15)
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
                 || o[0] >= 240)
         }
         IpAddr::V6(v) => {
@@ -171,6 +174,8 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v.is_multicast()
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
+                // documentation (2001:db8::/32), as its IPv4 ranges
+                || (s[0] == 0x2001 && s[1] == 0x0db8)
                 || v.to_ipv4_mapped()
                     .is_some_and(|m| !is_public(IpAddr::V4(m))))
         }
@@ -961,6 +966,7 @@ mod tests {
     fn flow_end(ts: i64, f: FlowMeta, bytes: u64) -> Observation {
         Observation::FlowEnd {
             ts: Ts(ts),
+            first: Ts(ts - 1000),
             flow: f,
             packets: [10, 10],
             bytes: [bytes / 2, bytes - bytes / 2],
@@ -1098,6 +1104,12 @@ mod tests {
             ("fd00::1", false),
             ("fe80::1", false),
             ("2001:4860::1", true),
+            ("203.0.113.5", false),
+            ("2001:db8::5", false),
+            ("198.18.0.1", false),
+            ("198.20.0.1", true),
+            ("192.0.0.9", false),
+            ("1.2.3.4", true),
         ] {
             assert_eq!(is_public(ip.parse().unwrap()), public, "{ip}");
         }

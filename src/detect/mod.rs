@@ -228,6 +228,12 @@ impl Detector {
                 // reached one) is reported at once, not folded into the window's count.
                 if a.severity < e.severity {
                     e.severity = a.severity;
+                    if !e.flows.contains(&a.flow.flow_id) {
+                        if e.flows.len() < MAX_DEDUP_FLOWS {
+                            e.flows.push(a.flow.flow_id);
+                        }
+                        e.repeats += 1;
+                    }
                     e.last = a.clone();
                     out.push(a);
                     return;
@@ -356,5 +362,51 @@ mod tests {
                 .collect();
             assert_eq!(counts, vec![1, 2], "{order:?}");
         }
+    }
+
+    fn alert(flow_id: u64, ts: i64, severity: u8) -> Alert {
+        Alert {
+            ts: Ts(ts),
+            signature_id: 6009002,
+            signature: "sweep".into(),
+            category: "anomaly",
+            severity,
+            flow: FlowMeta {
+                flow_id,
+                proto: 6,
+                client: ("10.0.0.1".parse().unwrap(), 40_000),
+                server: ("10.0.0.2".parse().unwrap(), 104),
+                vlan: [0; 2],
+                client_mac: [0; 6],
+                server_mac: [0; 6],
+                app_proto: None,
+            },
+            family: None,
+            anomaly: Some("scan_hosts"),
+            protocol: None,
+            matched: Vec::new(),
+            device_side: "client",
+            count: 1,
+            first: Ts(ts),
+        }
+    }
+
+    /// Within a window, a repeat is counted, but a more severe one is reported at once.
+    #[test]
+    fn dedup_reports_a_more_severe_repeat_at_once() {
+        let mut d = Detector::new(RuleSet::shipped().unwrap(), &DetectOptions::default(), None);
+        let mut out = Vec::new();
+        d.dedup(alert(1, 0, 2), &mut out);
+        d.dedup(alert(2, 1_000_000, 2), &mut out);
+        assert_eq!(out.len(), 1);
+        d.dedup(alert(3, 2_000_000, 1), &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].severity, 1);
+        // Back at the same severity: counted, and the window's total reported at the end.
+        d.dedup(alert(4, 3_000_000, 1), &mut out);
+        assert_eq!(out.len(), 2);
+        d.finish(&mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!((out[2].count, out[2].severity), (4, 1));
     }
 }
