@@ -387,6 +387,8 @@ pub struct FlowTable {
     timeouts: Timeouts,
     budget: GlobalBudget,
     next_sweep: Ts,
+    /// The clock of the last sweep: every flow left would expire at or after it.
+    swept: Ts,
     hasher: ahash::RandomState,
     /// The most flows this table held at once (the memory budget is per live flow).
     peak: usize,
@@ -404,6 +406,7 @@ impl FlowTable {
             timeouts: timeouts.clone(),
             budget: GlobalBudget::new(Limits::per_worker(limits.reassembly_global_bytes, workers)),
             next_sweep: Ts::ZERO,
+            swept: Ts::ZERO,
             hasher: ahash::RandomState::with_seeds(0x6d65, 0x6474, 0x6170, 0x0001),
             peak: 0,
         }
@@ -735,8 +738,18 @@ impl FlowTable {
         }
     }
 
+    /// The clock of the last sweep: no flow of this table ends, by timeout or otherwise, with an
+    /// order key below it (see [`crate::observe::ObsBatch`]).
+    pub fn swept(&self) -> Ts {
+        self.swept
+    }
+
     /// End every flow idle past its timeout, and closed TCP flows past `tcp_closed`.
     pub fn sweep(&mut self, now: Ts, out: &mut Sinks) {
+        out.obs.set_clock(now);
+        if now > self.swept {
+            self.swept = now;
+        }
         let timeouts = &self.timeouts;
         let expired: Vec<(FlowKey, Flow)> = self
             .map
@@ -778,6 +791,7 @@ impl FlowTable {
     /// End all flows (end of capture, shutdown). Flows idle past their timeout at `now` end as
     /// timed out, so the result does not depend on how packets were spread over workers.
     pub fn finish(&mut self, now: Ts, out: &mut Sinks) {
+        out.obs.set_clock(now);
         let mut all: Vec<(FlowKey, Flow)> = self.map.drain().collect();
         // deterministic order of the final events
         all.sort_by_key(|(_, f)| (f.first, f.meta.flow_id));
@@ -796,6 +810,13 @@ impl FlowTable {
     fn end(&mut self, mut f: Flow, reason: EndReason, out: &mut Sinks) {
         let ts = f.last;
         let caps = self.caps;
+        // Order key of what the flow's end produces (facts at close, FlowEnd): when it expired
+        // if it timed out (not when a sweep found it: that depends on the workers), else now.
+        let expiry = Ts(f.seen.0.saturating_add(
+            (idle_timeout_of(&self.timeouts, &f) as i64).saturating_mul(1_000_000),
+        ));
+        let clock = out.obs.clock();
+        out.obs.set_clock(expiry.min(clock));
         let Flow { app, meta, tcp, .. } = &mut f;
         if let Some(tf) = tcp.as_mut() {
             let Sinks {
@@ -847,6 +868,7 @@ impl FlowTable {
                 state,
             });
         }
+        out.obs.set_clock(clock);
     }
 }
 
@@ -1188,7 +1210,7 @@ mod tests {
             &mut out,
         );
         t.finish(Ts(4), &mut out);
-        let obs = out.obs.take(None);
+        let obs = out.obs.take(None).items;
         let starts = obs
             .iter()
             .filter(|o| matches!(o, Observation::FlowStart { .. }))

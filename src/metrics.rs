@@ -221,7 +221,15 @@ impl Metrics {
             "Detection state tables that were full when a new entry came, by table.",
             &["table"],
         );
-        for t in ["dedup", "devices", "baseline", "scan", "burst", "dicom_scp"] {
+        for t in [
+            "dedup",
+            "devices",
+            "baseline",
+            "scan",
+            "burst",
+            "dicom_scp",
+            "reorder",
+        ] {
             detect_cap_hits.with_label_values(&[t]);
         }
         let build = IntGaugeVec::new(

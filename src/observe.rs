@@ -125,12 +125,42 @@ impl Observation {
     }
 }
 
+/// What a worker hands over between packet batches: its observations, each with an order key,
+/// and how far the worker has got.
+///
+/// The order key is the capture clock (the largest packet time read so far, the same whatever
+/// the number of workers) of the packet that produced the observation; for a flow that ended
+/// by timeout it is the clock at which it expired (its last activity plus its timeout), not
+/// when a sweep happened to find it. Every later observation of the same worker has a key of
+/// at least `through`. With both, the central thread can process the observations of all
+/// workers in one order that does not depend on how packets were spread over workers
+/// ([`crate::intel`]'s reordering, in replay).
+#[derive(Debug, Default)]
+pub struct ObsBatch {
+    pub worker: usize,
+    pub through: Ts,
+    pub items: Vec<Observation>,
+    pub keys: Vec<Ts>,
+}
+
+impl ObsBatch {
+    pub fn clear(&mut self) {
+        self.items.clear();
+        self.keys.clear();
+    }
+}
+
 /// Observations a worker holds until the end of its current packet batch.
 ///
 /// When disabled (no central thread, e.g. unit tests of a parser), pushes are no-ops.
 #[derive(Debug, Default)]
 pub struct ObsBuf {
     items: Vec<Observation>,
+    /// The order key of each item (see [`ObsBatch`]).
+    keys: Vec<Ts>,
+    /// The order key of what is pushed now: the capture clock of the packet being handled, or
+    /// the sweep's clock.
+    clock: Ts,
     enabled: bool,
 }
 
@@ -139,8 +169,21 @@ impl ObsBuf {
     pub fn new(enabled: bool) -> ObsBuf {
         ObsBuf {
             items: Vec::new(),
+            keys: Vec::new(),
+            clock: Ts::ZERO,
             enabled,
         }
+    }
+
+    /// The order key of the following pushes (the capture clock).
+    #[inline]
+    pub fn set_clock(&mut self, clock: Ts) {
+        self.clock = clock;
+    }
+
+    /// The order key pushes get now.
+    pub fn clock(&self) -> Ts {
+        self.clock
     }
 
     /// Whether anyone listens (parsers may skip building evidence when not).
@@ -153,6 +196,7 @@ impl ObsBuf {
     pub fn push(&mut self, o: Observation) {
         if self.enabled {
             self.items.push(o);
+            self.keys.push(self.clock);
         }
     }
 
@@ -161,6 +205,7 @@ impl ObsBuf {
         if self.enabled && !items.is_empty() {
             self.items
                 .push(Observation::Evidence { ts, mac, ip, items });
+            self.keys.push(self.clock);
         }
     }
 
@@ -172,6 +217,7 @@ impl ObsBuf {
                 flow: flow.clone(),
                 facts,
             });
+            self.keys.push(self.clock);
         }
     }
 
@@ -185,9 +231,12 @@ impl ObsBuf {
 
     /// Everything buffered, leaving the buffer empty (with `spare`'s capacity, if given, so the
     /// worker reuses vectors the central thread sent back).
-    pub fn take(&mut self, spare: Option<Vec<Observation>>) -> Vec<Observation> {
-        let next = spare.unwrap_or_default();
-        std::mem::replace(&mut self.items, next)
+    pub fn take(&mut self, spare: Option<ObsBatch>) -> ObsBatch {
+        let mut next = spare.unwrap_or_default();
+        next.clear();
+        std::mem::swap(&mut self.items, &mut next.items);
+        std::mem::swap(&mut self.keys, &mut next.keys);
+        next
     }
 }
 
@@ -216,9 +265,10 @@ mod tests {
             vec![Evidence::new(EvidenceKind::DhcpHostname, "x")],
         );
         assert_eq!(b.len(), 1);
-        let got = b.take(Some(Vec::with_capacity(8)));
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].ts(), Ts(2));
+        let got = b.take(Some(ObsBatch::default()));
+        assert_eq!(got.items.len(), 1);
+        assert_eq!(got.keys.len(), 1);
+        assert_eq!(got.items[0].ts(), Ts(2));
         assert!(b.is_empty());
         let f = Facts::new("tls").with("version_offered", FactValue::Str("TLSv1.0".into()));
         assert_eq!(

@@ -24,7 +24,7 @@ use crate::flow::{FlowTable, Sinks};
 use crate::intel::{Intel, IntelOptions, IntelSummary};
 use crate::limits::{Limits, Timeouts};
 use crate::metrics::Metrics;
-use crate::observe::{ObsBuf, Observation};
+use crate::observe::{ObsBatch, ObsBuf};
 use crate::output::{EventSink, EventWriter, SINK_FLUSH_BYTES};
 use crate::stats::{Counter, Family, WorkerStats};
 use crate::time::Ts;
@@ -177,11 +177,12 @@ impl Pipeline {
         };
         let events_on = writer.is_some();
         // The central thread: observation batches in, emptied vectors back for reuse.
-        let (obs_tx, obs_rx) = bounded::<Vec<Observation>>(opts.limits.observe_queue);
-        let (obs_spare_tx, obs_spare_rx) = bounded::<Vec<Observation>>(workers * 4);
+        let (obs_tx, obs_rx) = bounded::<ObsBatch>(opts.limits.observe_queue);
+        let (obs_spare_tx, obs_spare_rx) = bounded::<ObsBatch>(workers * 4);
         let intel = {
             let mut io = opts.intel.clone();
             io.max_devices = opts.limits.max_devices;
+            io.workers = workers;
             let central = Intel::new(&io, events_on, metrics.clone(), live)?;
             let ev = ev_tx.clone();
             thread::Builder::new()
@@ -205,6 +206,8 @@ impl Pipeline {
             let ev = ev_tx.clone();
             let spare = spare_tx.clone();
             let obs = ObsChannel {
+                worker: w,
+                through: Ts::ZERO,
                 tx: obs_tx.clone(),
                 spare: obs_spare_rx.clone(),
                 live,
@@ -242,6 +245,7 @@ impl Pipeline {
             batch_n: self.batch_n,
             live,
             clock: Ts::ZERO,
+            next_flush: Ts::ZERO,
             metrics: self.metrics.clone(),
             queue_drops: self
                 .metrics
@@ -303,6 +307,9 @@ impl Pipeline {
     }
 }
 
+/// Replay sends every worker a batch at least this often (seconds of capture clock).
+pub const REPLAY_FLUSH_SECS: u64 = 2;
+
 /// One capture thread's side of the pipeline: per-worker batches being filled.
 pub struct Dispatcher {
     txs: Vec<Sender<Msg>>,
@@ -312,6 +319,8 @@ pub struct Dispatcher {
     live: bool,
     /// The largest packet time seen by this capture thread.
     pub clock: Ts,
+    /// Replay: when every worker next gets a batch, even an empty one (see [`REPLAY_FLUSH_SECS`]).
+    next_flush: Ts,
     metrics: Arc<Metrics>,
     queue_drops: prometheus::IntCounter,
     /// A worker is gone (it panicked): stop reading.
@@ -326,6 +335,15 @@ impl Dispatcher {
     pub fn push(&mut self, ts: Ts, wire_len: u32, linktype: i32, data: &[u8]) {
         if ts > self.clock {
             self.clock = ts;
+            if !self.live && self.clock >= self.next_flush {
+                // Replay: idle workers sweep and report how far they have got too, so the
+                // central thread's reordering never waits long for them (live capture flushes
+                // on the wall clock).
+                if self.next_flush > Ts::ZERO {
+                    self.flush(self.clock);
+                }
+                self.next_flush = self.clock.saturating_add_secs(REPLAY_FLUSH_SECS);
+            }
         }
         let workers = self.txs.len();
         let w = if workers == 1 {
@@ -684,22 +702,31 @@ pub fn live(
 
 /// A worker's side of the channel to the central thread.
 struct ObsChannel {
-    tx: Sender<Vec<Observation>>,
-    spare: Receiver<Vec<Observation>>,
+    worker: usize,
+    /// The `through` last handed over.
+    through: Ts,
+    tx: Sender<ObsBatch>,
+    spare: Receiver<ObsBatch>,
     live: bool,
     drops: prometheus::IntCounter,
 }
 
 impl ObsChannel {
-    /// Hand over what the worker buffered (replay: wait for room; live: drop and count).
-    fn send(&self, buf: &mut ObsBuf) {
-        if buf.is_empty() {
+    /// Hand over what the worker buffered, and how far it has got (`through`, see
+    /// [`ObsBatch`]): also when nothing is buffered but `through` moved, so that the central
+    /// thread's reordering does not wait for an idle worker. Replay: wait for room; live: drop
+    /// and count.
+    fn send(&mut self, buf: &mut ObsBuf, through: Ts) {
+        if buf.is_empty() && through <= self.through {
             return;
         }
-        let batch = buf.take(self.spare.try_recv().ok());
+        self.through = self.through.max(through);
+        let mut batch = buf.take(self.spare.try_recv().ok());
+        batch.worker = self.worker;
+        batch.through = self.through;
         if self.live {
             if let Err(TrySendError::Full(b)) = self.tx.try_send(batch) {
-                self.drops.inc_by(b.len() as u64);
+                self.drops.inc_by(b.items.len() as u64);
             }
         } else {
             let _ = self.tx.send(batch);
@@ -751,6 +778,7 @@ impl Worker {
     fn packet(&mut self, ts: Ts, clock: Ts, wire_len: u32, linktype: i32, frame: &[u8]) {
         self.sinks.stats.inc(Counter::Packets);
         self.sinks.stats.add(Counter::Bytes, u64::from(wire_len));
+        self.sinks.obs.set_clock(clock);
         if let Some(d) = decode::decode(linktype, frame, &mut self.sinks.stats) {
             self.tap.packet(ts, &d, &mut self.sinks.obs);
             self.table.packet(ts, clock, &d, wire_len, &mut self.sinks);
@@ -764,6 +792,13 @@ impl Worker {
         if now > Ts::ZERO {
             self.table.sweep_if_due(now, &mut self.sinks);
         }
+        // Nothing later from this worker has an order key below its last sweep (`finish`: below
+        // anything).
+        let through = if force {
+            Ts(i64::MAX)
+        } else {
+            self.table.swept()
+        };
         let sinks = &mut self.sinks;
         let mut events = std::mem::replace(&mut sinks.events, EventSink::new(false));
         events.account(&mut sinks.stats);
@@ -774,7 +809,7 @@ impl Worker {
             }
         }
         sinks.events = events;
-        self.obs.send(&mut sinks.obs);
+        self.obs.send(&mut sinks.obs, through);
         sinks.stats.flows_active = self.table.len() as u64;
         sinks.stats.flows_peak = self.table.peak() as u64;
         sinks.stats.reasm_bytes = self.table.reassembly_bytes() as u64;

@@ -598,6 +598,12 @@ impl DeviceTable {
     /// (identifications brought up to date first).
     pub fn take_changes(&mut self, sigs: &Signatures) -> Vec<(usize, Change, i64)> {
         self.settle(sigs);
+        self.take_changes_unsettled()
+    }
+
+    /// Devices new or re-identified since the last call, without identifying first (the
+    /// caller settles at points of its own: [`super::order`]).
+    pub fn take_changes_unsettled(&mut self) -> Vec<(usize, Change, i64)> {
         std::mem::take(&mut self.changes)
             .into_iter()
             .map(|(i, (c, ts))| (i, c, ts))

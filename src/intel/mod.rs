@@ -21,6 +21,7 @@
 
 pub mod api;
 pub mod devices;
+pub mod order;
 pub mod store;
 
 use std::path::PathBuf;
@@ -35,7 +36,7 @@ use crate::detect::output::Publisher;
 use crate::detect::{Alert, Detector};
 use crate::fingerprint::Signatures;
 use crate::metrics::Metrics;
-use crate::observe::Observation;
+use crate::observe::{ObsBatch, Observation};
 use crate::output::{EventSink, SINK_FLUSH_BYTES};
 use crate::reload::{Cached, Reloadable};
 use crate::stats::WorkerStats;
@@ -89,6 +90,8 @@ pub struct IntelOptions {
     pub flush_every: Duration,
     /// Devices kept ([`crate::limits::Limits::max_devices`]).
     pub max_devices: usize,
+    /// Workers feeding the thread (replay reorders their observations: [`order`]).
+    pub workers: usize,
     /// Where `/api/devices` reads from.
     pub shared: Option<SharedInventory>,
     /// Detection rules and anomaly thresholds; none: no detection. Replaced on SIGHUP in live
@@ -107,6 +110,7 @@ impl Default for IntelOptions {
             inventory_every: Duration::from_secs(60),
             flush_every: Duration::from_secs(5),
             max_devices: crate::limits::Limits::default().max_devices,
+            workers: 1,
             shared: None,
             rules: None,
             detect: crate::detect::DetectOptions::default(),
@@ -141,6 +145,9 @@ pub struct InventoryFile<'a> {
     pub devices: Vec<DeviceView<'a>>,
 }
 
+/// How often (order key, i.e. capture clock) identifications are brought up to date in replay.
+pub const SETTLE_EVERY: Ts = Ts(1_000_000);
+
 /// The central thread's state.
 pub struct Intel {
     opts: IntelOptions,
@@ -162,6 +169,11 @@ pub struct Intel {
     gauges_at: Instant,
     errors: Vec<String>,
     detector: Option<Detector>,
+    /// Replay reorders observations ([`order`]): identifications are then brought up to date
+    /// at fixed points of that order (every [`SETTLE_EVERY`] of order key), not per batch, so
+    /// that what detection sees of a device does not depend on the workers.
+    ordered: bool,
+    next_settle: Ts,
     /// The rule set the detector was built from (a newer generation: a reload).
     rules: Option<Cached<crate::detect::RuleSet>>,
     alert_publisher: Publisher,
@@ -215,6 +227,8 @@ impl Intel {
         }
         let mut me = Intel {
             detector,
+            ordered: !live,
+            next_settle: Ts::ZERO,
             rules,
             alert_publisher: Publisher::new(),
             alerts: Vec::new(),
@@ -296,6 +310,15 @@ impl Intel {
         }
     }
 
+    /// One observation in the reordered stream (replay), with its order key.
+    fn observe_in_order(&mut self, key: Ts, o: &Observation) {
+        if key >= self.next_settle {
+            self.table.settle(self.sigs.get());
+            self.next_settle = Ts(key.0.saturating_add(SETTLE_EVERY.0));
+        }
+        self.observe(o);
+    }
+
     /// Emit and count the alerts the detector produced.
     fn publish_alerts(&mut self) {
         if !self.alerts.is_empty() {
@@ -309,7 +332,11 @@ impl Intel {
     /// or changed, gauges (at most once a second: they count every device).
     fn after_batch(&mut self, force_gauges: bool) {
         self.stale = true;
-        let changes = self.table.take_changes(self.sigs.get());
+        let changes = if self.ordered {
+            self.table.take_changes_unsettled()
+        } else {
+            self.table.take_changes(self.sigs.get())
+        };
         self.gauges_due |= !changes.is_empty();
         if self.gauges_due && (force_gauges || self.gauges_at.elapsed() >= Duration::from_secs(1)) {
             self.update_gauges();
@@ -452,18 +479,38 @@ impl Intel {
     /// out through `emit`. Emptied vectors go back through `spare` for the workers to reuse.
     pub fn run(
         mut self,
-        rx: Receiver<Vec<Observation>>,
-        spare: Sender<Vec<Observation>>,
+        rx: Receiver<ObsBatch>,
+        spare: Sender<ObsBatch>,
         mut emit: impl FnMut(Vec<u8>),
     ) -> IntelSummary {
+        // Replay: one processing order whatever the number of workers ([`order`]).
+        let mut reorder = self.ordered.then(|| order::Reorder::new(self.opts.workers));
+        let mut forced_reported = 0;
         let tick = self.opts.flush_every.min(Duration::from_secs(1));
         let mut flushed = Instant::now();
         let mut inventory_written = Instant::now();
         loop {
             match rx.recv_timeout(tick) {
                 Ok(mut batch) => {
-                    for o in &batch {
-                        self.observe(o);
+                    match &mut reorder {
+                        Some(r) => {
+                            r.add(&mut batch);
+                            while let Some((key, o)) = r.pop_ready() {
+                                self.observe_in_order(key, &o);
+                            }
+                            if r.forced > forced_reported {
+                                self.metrics
+                                    .detect_cap_hits
+                                    .with_label_values(&["reorder"])
+                                    .inc_by(r.forced - forced_reported);
+                                forced_reported = r.forced;
+                            }
+                        }
+                        None => {
+                            for o in &batch.items {
+                                self.observe(o);
+                            }
+                        }
                     }
                     batch.clear();
                     let _ = spare.try_send(batch);
@@ -480,7 +527,15 @@ impl Intel {
                     }
                     self.metrics.merge(&mut self.prev, &self.stats);
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    if let Some(r) = &mut reorder {
+                        while let Some((key, o)) = r.pop_any() {
+                            self.observe_in_order(key, &o);
+                        }
+                        self.table.settle(self.sigs.get());
+                    }
+                    break;
+                }
             }
             if flushed.elapsed() >= self.opts.flush_every {
                 self.flush_store();
