@@ -256,6 +256,7 @@ mod tests {
         assert_eq!(ev.len(), 1, "{ev:?}");
         let facts: Vec<Facts> = obs
             .take(None)
+            .items
             .into_iter()
             .filter_map(|o| match o {
                 Observation::Facts { facts, .. } => Some(facts),
