@@ -79,9 +79,10 @@ pub struct Alert {
 }
 
 impl Alert {
-    /// (device ip, peer ip). A host sweep (`scan_hosts`) is about many hosts: its peer is the
-    /// unspecified address (`0.0.0.0` or `::`), not whichever host crossed the threshold (that
-    /// depends on the order flows start in, and so on the worker count), and one sweep
+    /// (device ip, peer ip). A host sweep (`scan_hosts`) is about many hosts, a promiscuous SCP
+    /// (`dicom_promiscuous_scp`) about many callers: their peer is the unspecified address
+    /// (`0.0.0.0` or `::`), not whichever host crossed the threshold (that depends on the order
+    /// observations arrive in, and so on the worker count), and one such finding
     /// de-duplicates into one alert.
     pub fn device_and_peer(&self) -> (IpAddr, IpAddr) {
         let (dev, peer) = if self.device_side == "server" {
@@ -89,7 +90,7 @@ impl Alert {
         } else {
             (self.flow.client.0, self.flow.server.0)
         };
-        if self.anomaly == Some("scan_hosts") {
+        if matches!(self.anomaly, Some("scan_hosts" | "dicom_promiscuous_scp")) {
             let any = match peer {
                 IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
                 IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),

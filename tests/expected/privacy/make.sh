@@ -8,7 +8,8 @@
 #   wherever tshark shows them in a pcaps/legacy capture's payload bytes (telnet keystrokes,
 #   the rexec preamble), plus every PHI value the DICOM and HL7 capture generators used
 #   (pcaps/dicom/PHI_VALUES.txt, pcaps/hl7/PHI_VALUES.txt), each kept only if tshark shows it
-#   (UTF-8 or Latin-1) in the TCP payload bytes of those captures. New rows are one line: "capture<TAB>secret".
+#   (UTF-8 or Latin-1) in the TCP payload bytes of those captures (and of pcaps/detect, which
+#   pcaps/gen/anomaly_lab.sh made with the same patients). New rows are one line: "capture<TAB>secret".
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 out=tests/expected/privacy/secrets.tsv
@@ -49,5 +50,15 @@ LEGACY="Lg-Ward7-Pw9 Lg-Ward7-Ro Lg-V3-Auth-Pw Lg-V3-Priv-Pw"
     done < pcaps/$proto/PHI_VALUES.txt
     rm -f "$bytes"
   done
+  # the behaviour-anomaly captures (pcaps/gen/anomaly_lab.sh) carry the same fake patients
+  bytes=$(mktemp)
+  for f in pcaps/detect/*.pcap; do
+    tshark -r "$f" -Y tcp.payload -T fields -e tcp.payload 2>/dev/null | tr -d '\n:' | xxd -r -p >>"$bytes"
+  done
+  cat pcaps/dicom/PHI_VALUES.txt pcaps/hl7/PHI_VALUES.txt | while IFS= read -r v; do
+    [ -n "$v" ] && grep -aqF -- "$v" "$bytes" && printf 'detect/\t%s\n' "$v"
+    true
+  done
+  rm -f "$bytes"
 } > "$out"
 echo "wrote $out: $(($(wc -l < "$out") - 1)) rows"
