@@ -2,9 +2,10 @@
 //!
 //! Tables (schema [`SCHEMA`], part of the store's schema version, see
 //! [`crate::intel::store::SCHEMA_VERSION`]):
-//! - `baseline_devices (ip, first_seen, vol_start, vol_bytes, vol_mean, vol_n, peers_full)`:
-//!   one row per device with a baseline; `first_seen` starts its learning period, the `vol_*`
-//!   columns are the volume detector's open interval and moving mean (times: packet time, µs).
+//! - `baseline_devices (ip, first_seen, vol_start, vol_bytes, vol_mean, vol_n, peers_full,
+//!   vol_alerted)`: one row per device with a baseline; `first_seen` starts its learning
+//!   period, the `vol_*` columns are the volume detector's open interval (and whether it has
+//!   alerted) and moving mean (times: packet time, µs).
 //! - `baseline_peers (ip, peer, port, proto)`: the (peer, service port, transport) pairs learnt.
 //! - `baseline_names (ip, kind, name)`: `kind` `store_dest` (a DICOM C-STORE destination of
 //!   device `ip`) or `hl7_sender` (a sender, MSH-3^MSH-4, HL7 receiver `ip` got).
@@ -38,7 +39,8 @@ pub const HL7_SENDER: &str = "hl7_sender";
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS baseline_devices (ip TEXT PRIMARY KEY, first_seen INTEGER NOT NULL,
     vol_start INTEGER NOT NULL, vol_bytes INTEGER NOT NULL, vol_mean REAL NOT NULL,
-    vol_n INTEGER NOT NULL, peers_full INTEGER NOT NULL);
+    vol_n INTEGER NOT NULL, peers_full INTEGER NOT NULL,
+    vol_alerted INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS baseline_peers (ip TEXT NOT NULL, peer TEXT NOT NULL,
     port INTEGER NOT NULL, proto INTEGER NOT NULL, PRIMARY KEY (ip, peer, port, proto))
     WITHOUT ROWID;
@@ -90,10 +92,22 @@ impl Anomalies {
     pub fn load_baseline(&mut self, conn: &Connection) -> Result<Loaded> {
         conn.execute_batch(SCHEMA)
             .context("creating the baseline tables")?;
+        // A table of the first schema-2 layout (before vol_alerted).
+        let has_alerted: bool = conn
+            .prepare(
+                "SELECT 1 FROM pragma_table_info('baseline_devices') WHERE name = 'vol_alerted'",
+            )?
+            .exists([])?;
+        if !has_alerted {
+            conn.execute_batch(
+                "ALTER TABLE baseline_devices ADD COLUMN vol_alerted INTEGER NOT NULL DEFAULT 0",
+            )?;
+        }
         let mut n = Loaded::default();
         {
             let mut st = conn.prepare(
-                "SELECT ip, first_seen, vol_start, vol_bytes, vol_mean, vol_n, peers_full
+                "SELECT ip, first_seen, vol_start, vol_bytes, vol_mean, vol_n, peers_full,
+                     vol_alerted
                  FROM baseline_devices ORDER BY first_seen, ip",
             )?;
             let mut rows = st.query([])?;
@@ -112,6 +126,7 @@ impl Anomalies {
                     vol_mean: r.get(4)?,
                     vol_n: r.get::<_, i64>(5)?.max(0) as u64,
                     peers_full: r.get::<_, i64>(6)? != 0,
+                    vol_alerted: r.get::<_, i64>(7)? != 0,
                     ..Device::default()
                 };
                 self.devices.insert(a, d);
@@ -236,11 +251,11 @@ impl Anomalies {
         let p = std::mem::take(p);
         let mut dev = tx.prepare_cached(
             "INSERT INTO baseline_devices (ip, first_seen, vol_start, vol_bytes, vol_mean, vol_n,
-                 peers_full) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 peers_full, vol_alerted) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT(ip) DO UPDATE SET first_seen = excluded.first_seen,
                  vol_start = excluded.vol_start, vol_bytes = excluded.vol_bytes,
                  vol_mean = excluded.vol_mean, vol_n = excluded.vol_n,
-                 peers_full = excluded.peers_full",
+                 peers_full = excluded.peers_full, vol_alerted = excluded.vol_alerted",
         )?;
         for a in &p.devices {
             if let Some(d) = self.devices.get(a) {
@@ -251,7 +266,8 @@ impl Anomalies {
                     d.vol_bytes.min(i64::MAX as u64) as i64,
                     d.vol_mean,
                     d.vol_n.min(i64::MAX as u64) as i64,
-                    d.peers_full
+                    d.peers_full,
+                    d.vol_alerted
                 ])?;
             }
         }
@@ -347,8 +363,14 @@ mod tests {
                 let mut hl: Vec<_> = d.hl7_senders.iter().cloned().collect();
                 hl.sort();
                 format!(
-                    "{ip} {} {} {} {} {} {} {peers:?} {st:?} {hl:?}",
-                    d.first_seen.0, d.vol_start.0, d.vol_bytes, d.vol_mean, d.vol_n, d.peers_full
+                    "{ip} {} {} {} {} {} {} {} {peers:?} {st:?} {hl:?}",
+                    d.first_seen.0,
+                    d.vol_start.0,
+                    d.vol_bytes,
+                    d.vol_mean,
+                    d.vol_n,
+                    d.peers_full,
+                    d.vol_alerted
                 )
             })
             .collect();
@@ -396,6 +418,14 @@ mod tests {
     fn loading_applies_the_caps_and_skips_bad_rows() {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(SCHEMA).unwrap();
+        // The first schema-2 layout, without vol_alerted: upgraded on load.
+        conn.execute_batch(
+            "DROP TABLE baseline_devices;
+             CREATE TABLE baseline_devices (ip TEXT PRIMARY KEY, first_seen INTEGER NOT NULL,
+                 vol_start INTEGER NOT NULL, vol_bytes INTEGER NOT NULL, vol_mean REAL NOT NULL,
+                 vol_n INTEGER NOT NULL, peers_full INTEGER NOT NULL);",
+        )
+        .unwrap();
         conn.execute(
             "INSERT INTO baseline_devices VALUES ('10.0.0.1', 1, 1, 0, 0.0, 0, 0),
                  ('not an address', 1, 1, 0, 0.0, 0, 0)",
