@@ -524,7 +524,7 @@ fn promiscuous_scp_fires_and_a_strict_one_does_not() {
     assert_eq!(a["device"]["side"], "server");
     assert_eq!(
         a["matched"]["called_aes_accepted"],
-        serde_json::json!(["PACS_SCP", "ARCHIVE"])
+        serde_json::json!(["PACS_SCP", "ARCHIVE", "ANY_SCP"])
     );
     assert!(anomalies(&run("detect/strict_scp.pcap")).is_empty());
 }

@@ -1004,6 +1004,51 @@ mod tests {
         assert!(out.is_empty());
     }
 
+    /// An SCP legitimately configured with two called AE titles (store and query/retrieve)
+    /// stays quiet at the shipped threshold; a third title accepted is the alert, once.
+    #[test]
+    fn promiscuous_scp_needs_three_titles() {
+        let mut a = engine();
+        let (mut out, mut hits) = (Vec::new(), Vec::new());
+        let v = DeviceView::default();
+        let assoc =
+            |a: &mut Anomalies, id: u64, ae: &str, out: &mut Vec<Alert>, hits: &mut Vec<_>| {
+                let facts = Facts::new("dicom")
+                    .with("result", FactValue::Str("accepted".into()))
+                    .with("called_ae", FactValue::Str(ae.into()));
+                a.observe(
+                    &Observation::Facts {
+                        ts: Ts(id as i64 * 1_000_000),
+                        flow: flow(id, "10.76.0.21", "10.76.0.10", 104),
+                        facts,
+                    },
+                    &v,
+                    out,
+                    hits,
+                );
+            };
+        for (i, ae) in ["PACS_STORE", "PACS_QR", "PACS_STORE", "PACS_QR"]
+            .iter()
+            .enumerate()
+        {
+            assoc(&mut a, i as u64, ae, &mut out, &mut hits);
+        }
+        let scp = |out: &[Alert]| {
+            out.iter()
+                .filter(|x| x.anomaly == Some("dicom_promiscuous_scp"))
+                .count()
+        };
+        assert_eq!(
+            scp(&out),
+            0,
+            "two titles are a configuration, not promiscuity"
+        );
+        assoc(&mut a, 10, "ANYTHING", &mut out, &mut hits);
+        assert_eq!(scp(&out), 1);
+        assoc(&mut a, 11, "OTHER", &mut out, &mut hits);
+        assert_eq!(scp(&out), 1);
+    }
+
     /// A sweep of one port is reported at the medical severity once it has touched a medical
     /// device, wherever that host comes in the order the flows start in (the worker count
     /// changes it), and its peer is no particular host.
