@@ -36,6 +36,8 @@ const VNC_CLEAR: u64 = 6001050;
 const VNC_NO_AUTH: u64 = 6001051;
 const VNC_PASSWORD: u64 = 6001052;
 const RDP_STANDARD: u64 = 6001060;
+const TLS10: u64 = 6002003;
+const WEAK_CIPHER: u64 = 6002010;
 
 const RCMD: &[u64] = &[RLOGIN, RSH, REXEC];
 
@@ -144,9 +146,11 @@ const CASES: &[Case] = &[
         fires: &[VNC_PASSWORD],
         quiet: &[VNC_CLEAR, VNC_NO_AUTH],
     },
+    // (TLSNone's TLS is anonymous Diffie-Hellman, TLS_ECDH_anon_WITH_AES_256_CBC_SHA: the TLS
+    // inside VeNCrypt is read as any other, and that suite is a weak one.)
     Case {
         capture: "legacy/vnc_tlsnone.pcap",
-        fires: &[VNC_NO_AUTH],
+        fires: &[VNC_NO_AUTH, WEAK_CIPHER],
         quiet: &[VNC_CLEAR, VNC_PASSWORD],
     },
     Case {
@@ -170,6 +174,12 @@ const CASES: &[Case] = &[
     Case {
         capture: "legacy/rdp_tls.pcap",
         fires: &[],
+        quiet: &[RDP_STANDARD, TLS10],
+    },
+    // TLS inside RDP is judged as TLS anywhere: a server allowing only TLS 1.0.
+    Case {
+        capture: "legacy/rdp_tls10.pcap",
+        fires: &[TLS10],
         quiet: &[RDP_STANDARD],
     },
 ];
@@ -291,6 +301,41 @@ fn each_rule_fires_on_its_capture_and_not_on_its_pair() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The TLS inside RDP, FTPS (AUTH TLS) and VeNCrypt is read: one `tls` event with the version
+/// tshark shows in each capture's ServerHello.
+#[test]
+fn tls_inside_rdp_ftp_and_vnc_is_read() {
+    for (rel, version) in [
+        ("legacy/rdp_tls.pcap", "TLS 1.3"),
+        ("legacy/rdp_tls10.pcap", "TLS 1.0"),
+        ("legacy/ftps_login.pcap", "TLS 1.3"),
+        ("legacy/vnc_tlsnone.pcap", "TLS 1.2"),
+        ("legacy/vnc_x509vnc.pcap", "TLS 1.3"),
+    ] {
+        let events = run(rel);
+        let app = rel
+            .split('/')
+            .nth(1)
+            .unwrap_or("")
+            .split('_')
+            .next()
+            .unwrap_or("");
+        let app = if app == "ftps" {
+            "ftp"
+        } else if app == "vnc" {
+            "rfb"
+        } else {
+            app
+        };
+        let tls: Vec<&Value> = common::of_type(&events, "tls")
+            .into_iter()
+            .filter(|e| e["app_proto"] == app)
+            .collect();
+        assert_eq!(tls.len(), 1, "{rel}: {tls:?}");
+        assert_eq!(tls[0]["tls"]["version"], version, "{rel}");
+    }
 }
 
 /// Every rule of legacy.toml has a real capture here that fires it and one that does not

@@ -21,8 +21,8 @@
 #                                                 glibc rexec(3) via pcaps/gen/rexec_client.py
 # vnc       vnc_none, vnc_vncauth, vnc_plain,     TigerVNC 1.12 Xvnc -SecurityTypes None, VncAuth, Plain,
 #           vnc_tlsnone, vnc_x509vnc              TLSNone, X509Vnc / TigerVNC vncviewer on Xvfb (4 s each)
-# rdp       rdp_standard, rdp_downgraded, rdp_tls xrdp 0.9.21 (security_layer rdp / negotiate) / FreeRDP 2.11
-#                                                 xfreerdp (/sec:rdp, no /sec, /sec:tls) on Xvfb (5 s each)
+# rdp       rdp_standard, rdp_downgraded,         xrdp 0.9.21 (security_layer rdp / negotiate) / FreeRDP 2.11
+#           rdp_tls, rdp_tls10                    xfreerdp (/sec:rdp, no /sec, /sec:tls) on Xvfb (5 s each)
 #
 # Secrets used (tests/expected/privacy/secrets.tsv lists them; medtap must never output them):
 #   account lgnurse (HTTP, FTP, telnet, rexec, VNC Plain) password Lg-Ward7-Pw9; SNMP
@@ -60,11 +60,14 @@ setup() {
 }
 
 # capture NAME: start tcpdump on the server veth writing pcaps/legacy/NAME.pcap
-capture() { cap_start "$S" "$OUT/$1.pcap" -i lg-s0; }
+capture() { CAP_FILE="$OUT/$1.pcap"; cap_start "$S" "$CAP_FILE" -i lg-s0; }
 # stop_capture: flush and stop it; print what tshark decodes
 stop_capture() {
     cap_stop
-    echo "  $(basename "$(ls -t "$OUT"/*.pcap | head -1)"): $(capinfos -c -M "$(ls -t "$OUT"/*.pcap | head -1)" | awk -F': *' '/Number of packets/ {print $2}') packets"
+    local n
+    n=$(capinfos -c -M "$CAP_FILE" | awk -F': *' '/Number of packets/ {print $2}')
+    echo "  $(basename "$CAP_FILE"): $n packets"
+    [ "$n" -gt 0 ] || { echo "empty capture $CAP_FILE" >&2; exit 1; }
 }
 
 # bg_server NS LOG cmd... : start a server in the background, remember its pid (SRV)
@@ -392,7 +395,9 @@ scenario_vnc() {
 # rdp_standard:   xrdp security_layer=rdp, xfreerdp /sec:rdp: Standard RDP Security both ways
 # rdp_downgraded: xrdp security_layer=rdp, xfreerdp with no /sec (asks for RDP, TLS and
 #                 CredSSP): the server picks Standard RDP Security
-# rdp_tls:        xrdp security_layer=negotiate, xfreerdp /sec:tls: TLS selected
+# rdp_tls:        xrdp security_layer=negotiate, xfreerdp /sec:tls: TLS selected (TLS 1.3)
+# rdp_tls10:      the same with xrdp ssl_protocols=TLSv1 (and security level 0 both sides):
+#                 TLS selected, TLS 1.0 negotiated inside the RDP connection
 # The client runs 5 s: connection, licensing and xrdp's login screen (no session manager runs).
 # With Standard RDP Security xrdp 0.9.21 rejects FreeRDP 2.11's first encrypted PDU ("MAC
 # checksum error", any crypt_level) and drops the connection: the negotiation, MCS connect and
@@ -404,10 +409,15 @@ scenario_rdp() {
     bg_server "$C" "$WORKDIR/xvfb-rdp.log" Xvfb :73 -screen 0 800x600x24 -nolisten tcp
     local xvfb=$SRV
     wait_until "Xvfb :73" 100 test -S /tmp/.X11-unix/X73
-    local name layer sec
-    for name in rdp_standard:rdp:/sec:rdp rdp_downgraded:rdp: rdp_tls:negotiate:/sec:tls; do
-        IFS=: read -r name layer sec <<<"$name"
-        sed -e "s|^port=3389|port=tcp://$SIP:3389|" -e "s|^security_layer=.*|security_layer=$layer|" \
+    local name layer sec protos
+    for name in "rdp_standard|rdp|/sec:rdp|" "rdp_downgraded|rdp||" "rdp_tls|negotiate|/sec:tls|" \
+        "rdp_tls10|negotiate|/sec:tls /tls-seclevel:0|TLSv1"; do
+        IFS='|' read -r name layer sec protos <<<"$name"
+        # rdp_tls10: the server allows TLS 1.0 only (OpenSSL 3 needs security level 0 for it)
+        local tlsopt=()
+        [ -n "$protos" ] && tlsopt=(-e "s|^ssl_protocols=.*|ssl_protocols=$protos|"
+            -e "s|^#tls_ciphers=.*|tls_ciphers=DEFAULT@SECLEVEL=0|")
+        sed "${tlsopt[@]}" -e "s|^port=3389|port=tcp://$SIP:3389|" -e "s|^security_layer=.*|security_layer=$layer|" \
             -e "s|^certificate=.*|certificate=$WORKDIR/cert.pem|" -e "s|^key_file=.*|key_file=$WORKDIR/key.pem|" \
             -e "s|^LogFile=.*|LogFile=$WORKDIR/xrdp-$name.log|" -e "s|^EnableSyslog=.*|EnableSyslog=false|" \
             -e "s|^fork=.*|fork=false|" -e "s|^crypt_level=.*|crypt_level=high|" /etc/xrdp/xrdp.ini >"$WORKDIR/xrdp-$name.ini"

@@ -235,6 +235,8 @@ LEGACY = {
                        "RDP Connection Request asking for TLS|CredSSP, Confirm selecting Standard RDP Security (PROTOCOL_RDP), then as rdp_standard"),
     "rdp_tls": ("xrdp 0.9.21 security_layer=negotiate / FreeRDP 2.11 xfreerdp /sec:tls on Xvfb",
                 "RDP Connection Request asking for TLS, Confirm selecting TLS, TLS 1.3 handshake, the RDP session inside (login screen) for 5 s"),
+    "rdp_tls10": ("xrdp 0.9.21 security_layer=negotiate ssl_protocols=TLSv1 / FreeRDP 2.11 xfreerdp /sec:tls /tls-seclevel:0 on Xvfb",
+                  "as rdp_tls, but the TLS inside the RDP connection is TLS 1.0 (ECDHE-RSA-AES256-SHA)"),
 }
 for _name, (_tools, _what) in LEGACY.items():
     GENERATED[f"legacy/{_name}.pcap"] = (LEGACY_ORIGIN.format(_tools), _what)

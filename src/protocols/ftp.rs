@@ -1,11 +1,14 @@
 //! FTP control connections: whether a user name and password crossed in clear, whether the
 //! session was upgraded with AUTH TLS, and whether the login succeeded. One `ftp` event per
 //! session (at its end, or when it turns to TLS); facts for detection when a password is sent
-//! and at the end. Never keeps a user name (beyond "anonymous or not") or a password.
+//! and at the end. Never keeps a user name (beyond "anonymous or not") or a password. After
+//! AUTH TLS is accepted the connection is TLS and goes to the TLS state machine
+//! ([`InnerTls`]).
 
 use medtap_parsers::ftp;
 use serde::Serialize;
 
+use super::inner_tls::InnerTls;
 use super::lines::Lines;
 use super::{AppContext, AppParser, Direction};
 use crate::observe::{FactValue, Facts};
@@ -20,8 +23,9 @@ pub struct FtpState {
     rec: FtpRecord,
     /// The last command was AUTH (waiting for its 234 reply).
     auth_pending: bool,
-    /// The session turned to TLS: nothing more is readable.
+    /// The session turned to TLS: nothing more is readable, but the TLS handshake.
     tls: bool,
+    inner: Option<InnerTls>,
     facts_sent: bool,
     emitted: bool,
 }
@@ -78,6 +82,9 @@ impl FtpState {
 impl AppParser for FtpState {
     fn on_data(&mut self, dir: Direction, data: &[u8], cx: &mut AppContext<'_>) {
         if self.tls {
+            if let Some(t) = self.inner.as_mut() {
+                t.on_data(dir, data, cx);
+            }
             return;
         }
         let rec = &mut self.rec;
@@ -135,12 +142,16 @@ impl AppParser for FtpState {
         }
         if tls_now {
             self.tls = true;
+            self.inner = Some(InnerTls::new([0, 0]));
             self.facts(cx);
             self.emit(cx);
         }
     }
 
-    fn on_gap(&mut self, dir: Direction, _len: u64, _cx: &mut AppContext<'_>) {
+    fn on_gap(&mut self, dir: Direction, len: u64, cx: &mut AppContext<'_>) {
+        if let Some(t) = self.inner.as_mut() {
+            t.on_gap(dir, len, cx);
+        }
         self.lines[dir.index()].gap();
     }
 
@@ -149,9 +160,12 @@ impl AppParser for FtpState {
             self.facts(cx);
         }
         self.emit(cx);
+        if let Some(t) = self.inner.as_mut() {
+            t.on_close(cx);
+        }
     }
 
     fn done(&self) -> bool {
-        self.tls || self.rec.commands >= MAX_COMMANDS
+        self.inner.as_ref().is_some_and(InnerTls::done) || self.rec.commands >= MAX_COMMANDS
     }
 }

@@ -15,6 +15,7 @@ pub mod dicom;
 pub mod ftp;
 pub mod hl7;
 pub mod http;
+pub mod inner_tls;
 pub mod lines;
 pub mod netbios;
 pub mod rcmd;

@@ -2,11 +2,14 @@
 //! the server selects in its Connection Confirm. Standard RDP Security (no TLS, no CredSSP)
 //! encrypts with RC4 keys an active attacker can intercept. One `rdp` event per connection
 //! once the confirm is read (or at the end); facts for detection with it. The routing cookie
-//! (it names the user) is only noted present.
+//! (it names the user) is only noted present. When TLS or CredSSP is selected, the rest of the
+//! connection is TLS and goes to the TLS state machine ([`InnerTls`]): its version and cipher
+//! are judged as anywhere else.
 
 use medtap_parsers::rdp::{self, Negotiation, RdpError};
 use serde::Serialize;
 
+use super::inner_tls::InnerTls;
 use super::{AppContext, AppParser, Direction};
 use crate::observe::{FactValue, Facts};
 
@@ -23,6 +26,8 @@ pub struct RdpState {
     request_seen: bool,
     confirm_seen: bool,
     done: bool,
+    /// The TLS that follows a confirm selecting TLS, CredSSP or RDSTLS.
+    tls: Option<InnerTls>,
 }
 
 #[derive(Serialize)]
@@ -81,12 +86,22 @@ impl RdpState {
         cx.obs.facts(cx.ts, cx.flow, f);
         cx.events
             .emit(cx.ts, "rdp", cx.flow, Direction::ToServer, &rec);
+        let tls_bits = rdp::PROTOCOL_SSL
+            | rdp::PROTOCOL_HYBRID
+            | rdp::PROTOCOL_RDSTLS
+            | rdp::PROTOCOL_HYBRID_EX;
+        if self.confirm_seen && self.selected.is_some_and(|s| s & tls_bits != 0) {
+            self.tls = Some(InnerTls::new([0, 0]));
+        }
     }
 }
 
 impl AppParser for RdpState {
     fn on_data(&mut self, dir: Direction, data: &[u8], cx: &mut AppContext<'_>) {
         if self.done {
+            if let Some(t) = self.tls.as_mut() {
+                t.on_data(dir, data, cx);
+            }
             return;
         }
         let i = dir.index();
@@ -94,7 +109,9 @@ impl AppParser for RdpState {
         let take = data.len().min(MAX_KEPT.saturating_sub(b.len()));
         b.extend_from_slice(&data[..take]);
         match rdp::parse_x224(b) {
-            Ok((_, x)) => {
+            Ok((rest, x)) => {
+                // What followed the PDU in this chunk (TLS, once it is selected).
+                let rest = rest.to_vec();
                 match x.negotiation {
                     Some(Negotiation::Request(p)) => self.requested = Some(p),
                     Some(Negotiation::Response(p)) => self.selected = Some(p),
@@ -111,6 +128,9 @@ impl AppParser for RdpState {
                 if self.confirm_seen || dir == Direction::ToClient {
                     self.finish(cx);
                 }
+                if let Some(t) = self.tls.as_mut().filter(|_| !rest.is_empty()) {
+                    t.on_data(dir, &rest, cx);
+                }
             }
             Err(RdpError::Incomplete(_)) if b.len() < MAX_KEPT => {}
             Err(_) => {
@@ -122,15 +142,23 @@ impl AppParser for RdpState {
         }
     }
 
-    fn on_gap(&mut self, _dir: Direction, _len: u64, cx: &mut AppContext<'_>) {
+    fn on_gap(&mut self, dir: Direction, len: u64, cx: &mut AppContext<'_>) {
+        if self.done {
+            if let Some(t) = self.tls.as_mut() {
+                t.on_gap(dir, len, cx);
+            }
+        }
         self.finish(cx);
     }
 
     fn on_close(&mut self, cx: &mut AppContext<'_>) {
         self.finish(cx);
+        if let Some(t) = self.tls.as_mut() {
+            t.on_close(cx);
+        }
     }
 
     fn done(&self) -> bool {
-        self.done
+        self.done && self.tls.as_ref().is_none_or(InnerTls::done)
     }
 }

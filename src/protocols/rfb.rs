@@ -4,11 +4,13 @@
 //! whether the session is authenticated at all, whether it is encrypted, and whether a
 //! password crossed in clear. For VeNCrypt (type 19) that depends on the sub-type: `Plain`
 //! sends the user name and password in clear, `TLSNone`/`X509None` encrypt without
-//! authenticating, the others run inside TLS; the event waits for the sub-type choice.
+//! authenticating, the others run inside TLS; the event waits for the sub-type choice. The
+//! TLS of a VeNCrypt TLS sub-type goes to the TLS state machine ([`InnerTls`]).
 
 use medtap_parsers::rfb::{self, SecurityType, VencryptSubtype, Version};
 use serde::Serialize;
 
+use super::inner_tls::InnerTls;
 use super::{AppContext, AppParser, Direction};
 use crate::observe::{FactValue, Facts};
 
@@ -30,6 +32,8 @@ pub struct RfbState {
     /// The client's VeNCrypt version was read (and was not 0.2: no sub-type will follow).
     vencrypt_client_done: bool,
     done: bool,
+    /// The TLS of a VeNCrypt TLS sub-type, after the server's acknowledgement.
+    tls: Option<InnerTls>,
 }
 
 #[derive(Serialize)]
@@ -180,6 +184,9 @@ impl RfbState {
 impl AppParser for RfbState {
     fn on_data(&mut self, dir: Direction, data: &[u8], cx: &mut AppContext<'_>) {
         if self.done {
+            if let Some(t) = self.tls.as_mut() {
+                t.on_data(dir, data, cx);
+            }
             return;
         }
         let b = &mut self.buf[dir.index()];
@@ -187,20 +194,43 @@ impl AppParser for RfbState {
         b.extend_from_slice(&data[..take]);
         self.advance();
         if self.decided() {
+            // VeNCrypt 0.2 with a TLS sub-type: the server acknowledges with one byte, then
+            // both sides speak TLS. Client bytes already held past the choice are TLS.
+            let client_tail = match self.vencrypt_chosen {
+                Some(st) if st.encrypts() => {
+                    const CHOICE_END: usize = rfb::VERSION_LEN + 1 + 2 + 4;
+                    let c = &self.buf[Direction::ToServer.index()];
+                    Some(c.get(CHOICE_END..).unwrap_or(&[]).to_vec())
+                }
+                _ => None,
+            };
             self.finish(cx);
+            if let Some(tail) = client_tail {
+                let mut t = InnerTls::new([0, 1]);
+                if !tail.is_empty() {
+                    t.on_data(Direction::ToServer, &tail, cx);
+                }
+                self.tls = Some(t);
+            }
         }
     }
 
-    fn on_gap(&mut self, _dir: Direction, _len: u64, cx: &mut AppContext<'_>) {
+    fn on_gap(&mut self, dir: Direction, len: u64, cx: &mut AppContext<'_>) {
+        if let Some(t) = self.tls.as_mut() {
+            t.on_gap(dir, len, cx);
+        }
         self.finish(cx);
     }
 
     fn on_close(&mut self, cx: &mut AppContext<'_>) {
         self.finish(cx);
+        if let Some(t) = self.tls.as_mut() {
+            t.on_close(cx);
+        }
     }
 
     fn done(&self) -> bool {
-        self.done
+        self.done && self.tls.as_ref().is_none_or(InnerTls::done)
     }
 }
 
