@@ -17,7 +17,7 @@
 //! | DICOM data set prefix scanned | 32 KiB | [`crate::protocols::dicom::state::MAX_DATASET_PREFIX`] |
 //! | HL7 messages awaiting an acknowledgement | 64 | [`crate::protocols::hl7::MAX_PENDING_ACKS`] |
 //! | bytes held by protocol detection per direction | 512 | `flow::PROBE_BUF` |
-//! | SMB frame bytes kept (file data is skipped) | 4 KiB | [`crate::protocols::smb::MAX_FRAME_KEPT`] |
+//! | SMB frame bytes kept (file data is skipped) | 8 KiB | [`crate::protocols::smb::MAX_FRAME_KEPT`] |
 //! | FTP/HTTP line bytes kept per direction | 2 KiB | [`crate::protocols::lines::MAX_LINE`] |
 //!
 //! Identification (central thread): rule matches cached by evidence value, 16,384 distinct

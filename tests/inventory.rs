@@ -28,6 +28,9 @@ fn inventory(inputs: &[&Path], args: &[&str]) -> Value {
     serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap()
 }
 
+/// Devices in the lab captures (pcaps/gen/inventory.sh: ten hosts).
+const LAB_DEVICES: usize = 10;
+
 fn lab(part: &str) -> PathBuf {
     common::pcap(&format!("inventory/inventory_{part}.pcap"))
 }
@@ -83,7 +86,7 @@ fn lab_inventory_matches_the_expected_one() {
             .cloned()
             .unwrap_or_else(|| panic!("no device {k}"))
     };
-    assert_eq!(got["devices"].as_array().unwrap().len(), 7);
+    assert_eq!(got["devices"].as_array().unwrap().len(), LAB_DEVICES);
     let ct = by_key("mac:44:4b:5d:74:00:21");
     assert_eq!(
         (ct["vendor"].as_str(), ct["category"].as_str()),
@@ -105,6 +108,69 @@ fn lab_inventory_matches_the_expected_one() {
             "{ws}"
         );
     }
+    // The switch (lldpd), the NAS (smbd) and the Draeger monitor (dhclient -6, smbclient): their
+    // evidence values as tshark reads them from inventory_a.pcap (lldp.tlv.system.name,
+    // lldp.tlv.system.desc, cdp.deviceid, cdp.platform, cdp.software_version; smb.native_os,
+    // smb.native_lanman; dhcpv6.duid.bytes, dhcpv6.vendorclass.enterprise/.data,
+    // dhcpv6.client_domain, dhcpv6.requested_option_code of the Solicit).
+    let full = inventory(&[&lab("a"), &lab("b")], &[]);
+    let ev = |key: &str| -> Vec<(String, String)> {
+        full["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["key"] == key)
+            .unwrap_or_else(|| panic!("no device {key}"))["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["kind"].as_str().unwrap().to_string(),
+                    e["value"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let sw = ev("mac:00:80:63:74:00:03");
+    for (k, v) in [
+        ("lldp_system_name", "ICU-SW-01"),
+        (
+            "lldp_system_description",
+            "Hirschmann RSP35 HiOS-3S 08.7.03",
+        ),
+        ("lldp_capabilities", "bridge"),
+        ("cdp_device_id", "ICU-SW-01"),
+        ("cdp_platform", "RSP35"),
+        ("cdp_software_version", "Hirschmann RSP35 HiOS-3S 08.7.03"),
+    ] {
+        assert!(has(&sw, k, v), "{k} {v}: {sw:?}");
+    }
+    assert_eq!(by_key("mac:00:80:63:74:00:03")["category"], "network_gear");
+    // The switch also served DHCPv6: its Advertise and Reply echo the client's DUID and FQDN,
+    // which are the client's, not the server's.
+    assert!(!sw.iter().any(|(k, _)| k.starts_with("dhcp")), "{sw:?}");
+    let mon2 = ev("mac:00:30:e6:74:00:42");
+    for (k, v) in [
+        ("dhcpv6_duid", "00010001329ddf1a0030e6740042"),
+        ("dhcpv6_vendor_class", "3164:Infinity M540"),
+        ("dhcpv6_oro", "23,24"),
+        ("dhcp_fqdn", "icu-mon-42.hospital.test"),
+        ("smb_native_os", "Unix"),
+        ("smb_native_lanman", "Samba"),
+    ] {
+        assert!(has(&mon2, k, v), "{k} {v}: {mon2:?}");
+    }
+    let nas = ev("mac:00:11:32:74:00:70");
+    assert!(has(&nas, "smb_native_os", "Windows 6.1"), "{nas:?}");
+    assert!(
+        has(&nas, "smb_native_lanman", "Samba 4.17.12-Debian"),
+        "{nas:?}"
+    );
+    // Samba's server names itself "Windows 6.1": its NativeLanMan says what it is.
+    let nas = by_key("mac:00:11:32:74:00:70");
+    assert_eq!(nas["os"], "Linux", "{nas}");
+    assert_eq!(nas["software"], "Samba 4.17.12", "{nas}");
 }
 
 #[test]
@@ -147,7 +213,7 @@ fn a_restart_with_the_same_state_dir_keeps_the_inventory() {
         );
         assert_eq!(
             text.lines().filter(|l| l.contains("mac:")).count(),
-            7,
+            LAB_DEVICES,
             "{text}"
         );
     }
@@ -184,7 +250,7 @@ fn device_events_and_gauges() {
         .iter()
         .filter(|e| e["device"]["change"] == "new")
         .collect();
-    assert_eq!(new.len(), 7, "one `new` event per device");
+    assert_eq!(new.len(), LAB_DEVICES, "one `new` event per device");
     for e in &devices {
         let d = &e["device"];
         assert!(d["key"].is_string() && d["category"].is_string(), "{e}");
@@ -193,7 +259,7 @@ fn device_events_and_gauges() {
     let text = std::fs::read_to_string(&metrics).unwrap();
     for line in [
         "medtap_devices{category=\"ct\"} 1",
-        "medtap_devices{category=\"patient_monitor\"} 1",
+        "medtap_devices{category=\"patient_monitor\"} 2",
         "medtap_devices{category=\"infusion_pump\"} 1",
         "medtap_devices{category=\"mr\"} 0",
         "medtap_devices_eol_os 0",
@@ -263,6 +329,91 @@ fn lldp_and_cdp_evidence() {
     let ev = evidence_of("corpus/generic/zeek_cdp-v1.pcap", "mac:00:e0:1e:d5:d5:15");
     assert!(has(&ev, "cdp_device_id", "R1"), "{ev:?}");
     assert!(has(&ev, "cdp_platform", "cisco 1601"), "{ev:?}");
+}
+
+/// The device `key` of one corpus capture's inventory.
+fn device_of(rel: &str, key: &str) -> Value {
+    let inv = inventory(&[&common::pcap(rel)], &[]);
+    inv["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["key"] == key)
+        .cloned()
+        .unwrap_or_else(|| panic!("{rel}: no device {key} in {inv}"))
+}
+
+#[test]
+fn smb_native_os_evidence_identifies_end_of_life_windows() {
+    // smb.native_os / smb.native_lanman of the SMB1 session setup request (client) and response
+    // (server), by eth.src. ASCII strings with extended security (WordCount 12 and 4):
+    let rel = "corpus/legacy/arkime_smb-smb1-ascii.pcap";
+    let client = device_of(rel, "mac:00:50:56:a8:1f:7c");
+    let server = device_of(rel, "mac:00:50:56:a8:45:c0");
+    let ev = |d: &Value| -> Vec<(String, String)> {
+        d["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["kind"].as_str().unwrap().to_string(),
+                    e["value"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let c = ev(&client);
+    assert!(has(&c, "smb_native_os", "Windows 2000 2195"), "{c:?}");
+    assert!(has(&c, "smb_native_lanman", "Windows 2000 5.0"), "{c:?}");
+    assert_eq!(client["os"]["name"], "Windows", "{client}");
+    assert_eq!(client["os"]["version"], "2000", "{client}");
+    assert_eq!(client["os"]["eol"], true, "{client}");
+    let s = ev(&server);
+    assert!(
+        has(
+            &s,
+            "smb_native_os",
+            "Windows Server 2008 R2 Standard 7601 Service Pack 1"
+        ),
+        "{s:?}"
+    );
+    assert!(
+        has(
+            &s,
+            "smb_native_lanman",
+            "Windows Server 2008 R2 Standard 6.1"
+        ),
+        "{s:?}"
+    );
+    assert_eq!(server["os"]["version"], "Server 2008 R2", "{server}");
+    assert_eq!(server["os"]["eol"], true, "{server}");
+    assert_eq!(server["category"], "it_server", "{server}");
+    // Unicode strings without extended security (WordCount 13 and 3, pad bytes):
+    let rel = "corpus/legacy/ndpi_smbv1.pcap";
+    let client = device_of(rel, "mac:00:0c:29:02:ef:6a");
+    let c = ev(&client);
+    assert!(has(&c, "smb_native_os", "Windows 2000 2195"), "{c:?}");
+    assert!(has(&c, "smb_native_lanman", "Windows 2000 5.0"), "{c:?}");
+    let server = device_of(rel, "mac:00:50:56:e8:0a:b1");
+    let s = ev(&server);
+    assert!(
+        has(
+            &s,
+            "smb_native_os",
+            "Windows 7 Ultimate 7601 Service Pack 1"
+        ),
+        "{s:?}"
+    );
+    assert!(
+        has(&s, "smb_native_lanman", "Windows 7 Ultimate 6.1"),
+        "{s:?}"
+    );
+    assert_eq!(server["os"]["version"], "7", "{server}");
+    assert_eq!(server["os"]["eol"], true, "{server}");
+    // The primary domain the server's answer carries (WORKGROUP) is not evidence, nor is any
+    // account name.
+    assert!(!s.iter().chain(&c).any(|(_, v)| v.contains("WORKGROUP")));
 }
 
 #[test]
@@ -390,7 +541,7 @@ fn devices_api_lists_filters_pages_and_shows_evidence() {
     for _ in 0..100 {
         if let Some((200, body)) = http_get(addr, "/api/devices") {
             let v: Value = serde_json::from_str(&body).unwrap();
-            if v["total"] == 7 {
+            if v["total"] == LAB_DEVICES {
                 list = Some(v);
                 break;
             }
@@ -398,8 +549,8 @@ fn devices_api_lists_filters_pages_and_shows_evidence() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let result = std::panic::catch_unwind(|| {
-        let list = list.expect("/api/devices never listed the 7 lab devices");
-        assert_eq!(list["devices"].as_array().unwrap().len(), 7);
+        let list = list.expect("/api/devices never listed the lab devices");
+        assert_eq!(list["devices"].as_array().unwrap().len(), LAB_DEVICES);
         assert!(
             list["devices"][0].get("evidence").is_none(),
             "listing carries no evidence"
@@ -414,11 +565,11 @@ fn devices_api_lists_filters_pages_and_shows_evidence() {
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["devices"][0]["category"], "patient_monitor");
 
-        let (_, body) = http_get(addr, "/api/devices?limit=2&offset=6").unwrap();
+        let (_, body) = http_get(addr, "/api/devices?limit=2&offset=9").unwrap();
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
             (v["total"].as_u64(), v["devices"].as_array().unwrap().len()),
-            (Some(7), 1)
+            (Some(LAB_DEVICES as u64), 1)
         );
 
         let (st, body) = http_get(addr, "/api/devices/44-4B-5D-74-00-21").unwrap();

@@ -66,6 +66,9 @@ kinds! {
     Dhcpv6VendorClass = "dhcpv6_vendor_class", Dhcpv6;
     /// DHCPv6 option request option as `23,24`.
     Dhcpv6Oro = "dhcpv6_oro", Dhcpv6;
+    /// DHCPv6 client identifier (option 1): the DUID, hex (a DUID-EN names the vendor's
+    /// enterprise number, a DUID-LL/LLT the MAC the client chose it from).
+    Dhcpv6Duid = "dhcpv6_duid", Dhcpv6;
     /// p0f-style raw signature of a SYN (`TcpSignature::raw_sig`).
     TcpSyn = "tcp_syn", Tcp;
     /// p0f-style raw signature of a SYN+ACK.

@@ -8,7 +8,7 @@
 //! vendor class is the server's) are reported as the sender's too: the caller attributes by
 //! the packet's source, which for an OFFER is the server.
 
-use medtap_parsers::{cdp, dhcp, http, lldp, mdns, netbios, oui, ssdp, tcpfp};
+use medtap_parsers::{cdp, dhcp, http, lldp, mdns, netbios, oui, smb, ssdp, tcpfp};
 
 use super::evidence::{Evidence, EvidenceKind as K};
 
@@ -55,9 +55,13 @@ pub fn from_dhcpv4(i: &dhcp::Dhcpv4Info) -> Vec<Evidence> {
     out
 }
 
-/// DHCPv6: vendor class (`enterprise:data`), ORO, FQDN.
+/// DHCPv6 (a client's message: see [`dhcpv6_is_client`]): DUID, vendor class
+/// (`enterprise:data`), ORO, FQDN.
 pub fn from_dhcpv6(i: &dhcp::Dhcpv6Info) -> Vec<Evidence> {
     let mut out = Vec::new();
+    if let Some(duid) = i.client_duid.as_deref().filter(|d| !d.is_empty()) {
+        out.push(Evidence::new(K::Dhcpv6Duid, hex(duid)));
+    }
     if let Some(vc) = &i.vendor_class {
         out.push(Evidence::new(
             K::Dhcpv6VendorClass,
@@ -71,6 +75,14 @@ pub fn from_dhcpv6(i: &dhcp::Dhcpv6Info) -> Vec<Evidence> {
         i.fqdn.as_ref().map(|f| f.name.as_str()),
     );
     out
+}
+
+/// Whether a DHCPv6 message (the innermost, relays unwrapped) was sent by a client: Solicit,
+/// Request, Confirm, Renew, Rebind, Release, Decline, Information-request. A server's
+/// Advertise, Reply or Reconfigure echoes the client's DUID and FQDN: they describe the client,
+/// not the server.
+pub fn dhcpv6_is_client(i: &dhcp::Dhcpv6Info) -> bool {
+    matches!(i.msg_type.0, 1 | 3 | 4 | 5 | 6 | 8 | 9 | 11)
 }
 
 /// A SYN or SYN+ACK signature, and its p0f match when there is one. The p0f evidence's
@@ -197,6 +209,15 @@ pub fn from_cdp(c: &cdp::CdpInfo) -> Vec<Evidence> {
         K::CdpCapabilities,
         Some(&c.capability_names().join(",")),
     );
+    out
+}
+
+/// SMB1 session setup: the sender's NativeOS and NativeLanMan (a request speaks for the
+/// client, a response for the server).
+pub fn from_smb_session_setup(s: &smb::SessionSetup) -> Vec<Evidence> {
+    let mut out = Vec::new();
+    push(&mut out, K::SmbNativeOs, s.native_os.as_deref());
+    push(&mut out, K::SmbNativeLanman, s.native_lanman.as_deref());
     out
 }
 

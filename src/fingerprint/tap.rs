@@ -11,7 +11,8 @@
 //! cache of what this worker sent recently ([`DEDUP_SLOTS`]); a repeat is skipped before any
 //! parsing or allocation, so a host opening thousands of connections costs one hash each.
 //!
-//! Attribution: the sender of the packet, except DHCPv4, whose client is `chaddr`. A DHCPv4
+//! Attribution: the sender of the packet, except DHCPv4, whose client is `chaddr`, and DHCPv6,
+//! where only clients' messages count (a relayed one for the MAC in the client's DUID). A DHCPv4
 //! server's replies give only its own vendor class (they describe the client and may echo its
 //! options), and a DHCPACK tells which IP its client got (an evidence observation with no
 //! items, which the central thread reads as "this MAC has this IP").
@@ -138,8 +139,19 @@ impl Tap {
                 }
             }
             (546 | 547, _) => {
-                if let Ok(i) = dhcp::parse_dhcpv6(d.payload) {
+                let Ok(i) = dhcp::parse_dhcpv6(d.payload) else {
+                    return;
+                };
+                // A client's own message speaks for its sender; one a relay forwarded speaks
+                // for the client named by its DUID's MAC (when the DUID holds one). A server's
+                // message describes its client (echoed DUID, FQDN) and gives nothing.
+                if !extract::dhcpv6_is_client(&i) {
+                    return;
+                }
+                if i.relay_depth == 0 {
                     obs.evidence(ts, sender.0, sender.1, extract::from_dhcpv6(&i));
+                } else if let Some(mac) = i.duid_mac() {
+                    obs.evidence(ts, mac, None, extract::from_dhcpv6(&i));
                 }
             }
             (5353, _) | (_, 5353) => {

@@ -1,19 +1,26 @@
 //! SMB: which dialects a client offers and which one the server picks (SMB1 with its LANMAN
 //! dialects, or SMB2/3), read from the NetBIOS-framed negotiate messages. One `smb` event per
 //! connection, when the negotiation is complete (or at the end); facts for detection with it.
-//! File names, user names and share paths are never read.
+//! On SMB1, the session setup that follows is read too: its NativeOS and NativeLanMan strings
+//! become device evidence of their sender (`smb_native_os`, `smb_native_lanman`), which is how
+//! an end-of-life Windows or an old Samba names itself. File names, user names, domains,
+//! passwords and share paths are never read.
 //!
-//! Limits: at most [`MAX_FRAME_KEPT`] bytes of a frame are kept (a negotiate fits; file data is
-//! skipped as it arrives, never buffered); the parser stops after [`MAX_MESSAGES`] SMB messages.
+//! Limits: at most [`MAX_FRAME_KEPT`] bytes of a frame are kept (a negotiate fits, and so does
+//! a session setup with an NTLMSSP or ordinary Kerberos blob; the native strings of a longer one
+//! are lost; file data is skipped as it arrives, never buffered); the parser stops after
+//! [`MAX_MESSAGES`] SMB messages.
 
 use medtap_parsers::smb::{self, NbssType, SmbMessage};
 use serde::Serialize;
 
 use super::{AppContext, AppParser, Direction};
+use crate::fingerprint::extract;
 use crate::observe::{FactValue, Facts};
 
-/// Bytes kept of one NetBIOS frame (negotiate messages are under 1 KiB).
-pub const MAX_FRAME_KEPT: usize = 4096;
+/// Bytes kept of one NetBIOS frame (negotiate messages are under 1 KiB; a session setup with
+/// an NTLMSSP blob under 1 KiB, with a Kerberos ticket a few KiB).
+pub const MAX_FRAME_KEPT: usize = 8192;
 /// SMB messages read per connection: the negotiation is in the first few.
 const MAX_MESSAGES: u32 = 16;
 
@@ -36,6 +43,8 @@ pub struct SmbState {
     messages: u32,
     negotiated: bool,
     emitted: bool,
+    /// SMB1 session setup strings seen from [client, server].
+    native_seen: [bool; 2],
 }
 
 #[derive(Serialize, Default)]
@@ -94,6 +103,22 @@ impl SmbState {
                 r.dialect = self.smb1_offer.get(usize::from(dialect_index)).cloned();
                 r.signing_required = Some(signing_required);
                 self.negotiated = true;
+            }
+            SmbMessage::Smb1SessionSetup(s) => {
+                r.version.get_or_insert(1);
+                let side = if s.response {
+                    Direction::ToClient
+                } else {
+                    Direction::ToServer
+                };
+                if side == dir && !self.native_seen[dir.index()] {
+                    let items = extract::from_smb_session_setup(&s);
+                    if !items.is_empty() {
+                        self.native_seen[dir.index()] = true;
+                        let (mac, ip) = cx.flow.sender(dir);
+                        cx.obs.evidence(cx.ts, mac, Some(ip), items);
+                    }
+                }
             }
             SmbMessage::Smb1Other { .. } => {
                 r.version.get_or_insert(1);
@@ -216,6 +241,10 @@ impl AppParser for SmbState {
     }
 
     fn done(&self) -> bool {
-        self.negotiated || self.messages >= MAX_MESSAGES || self.sides.iter().all(|s| s.lost)
+        // SMB2/3 has nothing more to tell; SMB1 goes on to its session setup (both sides'
+        // native strings), within MAX_MESSAGES.
+        let learned =
+            self.negotiated && (self.rec.version != Some(1) || self.native_seen.iter().all(|&s| s));
+        learned || self.messages >= MAX_MESSAGES || self.sides.iter().all(|s| s.lost)
     }
 }

@@ -1,7 +1,8 @@
-//! Fuzz the SMB negotiate parser: NetBIOS framing, SMB1 and SMB2 negotiate messages.
+//! Fuzz the SMB parser: NetBIOS framing, SMB1 and SMB2 negotiate messages, SMB1 session setup
+//! (NativeOS / NativeLanMan, ASCII and UTF-16).
 //!
 //! Invariants: nothing panics; a parsed frame lies within the input and the rest follows it;
-//! dialect lists stay within their caps.
+//! dialect lists and native strings stay within their caps; an empty native string is `None`.
 //! Seed corpus: `corpus/smb/` (NetBIOS frames from the corpus SMB captures).
 #![no_main]
 
@@ -23,8 +24,18 @@ fuzz_target!(|data: &[u8]| {
             Ok(smb::SmbMessage::Smb2NegotiateRequest { dialects, .. }) => {
                 assert!(dialects.len() <= smb::MAX_DIALECTS);
             }
+            Ok(smb::SmbMessage::Smb1SessionSetup(s)) => check_setup(&s),
             _ => {}
         }
     }
-    let _ = smb::parse_smb(data);
+    if let Ok(smb::SmbMessage::Smb1SessionSetup(s)) = smb::parse_smb(data) {
+        check_setup(&s);
+    }
 });
+
+fn check_setup(s: &smb::SessionSetup) {
+    for v in [&s.native_os, &s.native_lanman].into_iter().flatten() {
+        assert!(!v.is_empty());
+        assert!(v.chars().count() <= smb::MAX_NATIVE_LEN);
+    }
+}
