@@ -105,6 +105,7 @@ mod tests {
             .collect();
         let versions = obs
             .take(None)
+            .items
             .into_iter()
             .filter_map(|o| match o {
                 Observation::Facts { facts, .. } if facts.protocol == "tls" => {
