@@ -119,6 +119,8 @@ pub struct Detector {
     rules: RuleSet,
     window: i64,
     dedup: HashMap<(u32, IpAddr, IpAddr), DedupEntry>,
+    /// Rule id -> the rules that supersede it (`supersedes` in the rule files).
+    superseded_by: HashMap<u32, Vec<u32>>,
     anomalies: anomaly::Anomalies,
     metrics: Option<Arc<Metrics>>,
     /// Next time (packet time) the dedup table is swept for closed windows.
@@ -133,6 +135,7 @@ impl Detector {
         let window = (rules.dedup_window as i64).saturating_mul(1_000_000);
         Detector {
             anomalies: anomaly::Anomalies::new(&rules, opts),
+            superseded_by: rules.superseded_by(),
             rules,
             window,
             dedup: HashMap::new(),
@@ -153,6 +156,7 @@ impl Detector {
         }
         self.window = (rules.dedup_window as i64).saturating_mul(1_000_000);
         self.anomalies.set_rules(&rules);
+        self.superseded_by = rules.superseded_by();
         self.rules = rules;
     }
 
@@ -222,6 +226,18 @@ impl Detector {
 
     fn dedup(&mut self, a: Alert, out: &mut Vec<Alert>) {
         let (dev, peer) = a.device_and_peer();
+        // The quieter variant of a finding already reported for this pair in an open window
+        // (HL7 ACKs without PID on a connection whose messages carry PID) adds nothing.
+        if let Some(by) = self.superseded_by.get(&a.signature_id) {
+            let window = self.window;
+            if by.iter().any(|s| {
+                self.dedup
+                    .get(&(*s, dev, peer))
+                    .is_some_and(|e| a.ts.0.saturating_sub(e.first.0) < window)
+            }) {
+                return;
+            }
+        }
         let key = (a.signature_id, dev, peer);
         if let Some(e) = self.dedup.get_mut(&key) {
             if a.ts.0.saturating_sub(e.first.0) < self.window {
@@ -363,6 +379,52 @@ mod tests {
                 .collect();
             assert_eq!(counts, vec![1, 2], "{order:?}");
         }
+    }
+
+    fn hl7(flow_id: u64, s: i64, pid: bool) -> Observation {
+        let mut o = telnet(flow_id, s);
+        if let Observation::Facts { flow, facts, .. } = &mut o {
+            flow.server.1 = 2575;
+            *facts = Facts::new("hl7").with("pid_present", FactValue::Bool(pid));
+        }
+        o
+    }
+
+    fn ids(out: &[Alert]) -> Vec<(u32, u64)> {
+        out.iter().map(|a| (a.signature_id, a.count)).collect()
+    }
+
+    /// HL7 with PID (6003004) supersedes HL7 without (6003003) for the same pair: the ACKs of a
+    /// connection whose messages carry PID raise nothing more, before or after it in the
+    /// window; a pair that first showed only ACKs still escalates to 6003004.
+    #[test]
+    fn a_more_severe_variant_supersedes_the_quieter_one() {
+        let opts = DetectOptions::default();
+        let mut d = Detector::new(RuleSet::shipped().unwrap(), &opts, None);
+        let mut out = Vec::new();
+        let v = DeviceView::default();
+        d.observe(&hl7(1, 0, true), &v, &mut out);
+        d.observe(&hl7(1, 1, false), &v, &mut out);
+        d.observe(&hl7(2, 2, false), &v, &mut out);
+        d.observe(&hl7(2, 3, true), &v, &mut out);
+        d.finish(&mut out);
+        assert_eq!(ids(&out), vec![(6003004, 1), (6003004, 2)]);
+
+        // Escalation: ACK-only traffic first, then a message with PID.
+        let mut d = Detector::new(RuleSet::shipped().unwrap(), &opts, None);
+        let mut out = Vec::new();
+        d.observe(&hl7(1, 0, false), &v, &mut out);
+        d.observe(&hl7(1, 1, true), &v, &mut out);
+        d.observe(&hl7(2, 2, false), &v, &mut out);
+        d.finish(&mut out);
+        assert_eq!(ids(&out), vec![(6003003, 1), (6003004, 1)]);
+
+        // Once the window of the superseding alert has closed, the quieter one is news again.
+        let mut d = Detector::new(RuleSet::shipped().unwrap(), &opts, None);
+        let mut out = Vec::new();
+        d.observe(&hl7(1, 0, true), &v, &mut out);
+        d.observe(&hl7(2, 3601, false), &v, &mut out);
+        assert_eq!(ids(&out), vec![(6003004, 1), (6003003, 1)]);
     }
 
     fn alert(flow_id: u64, ts: i64, severity: u8) -> Alert {

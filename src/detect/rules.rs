@@ -206,6 +206,10 @@ pub struct Rule {
     pub protocol: String,
     pub when: Vec<Predicate>,
     pub device: Option<DeviceCond>,
+    /// Less severe rules this one stands in for: while this rule's de-duplication window is
+    /// open for a device and peer, theirs are not raised for that pair (an escalation from
+    /// one of them to this rule is still reported).
+    pub supersedes: Vec<u32>,
     pub file: String,
     pub line: usize,
 }
@@ -420,6 +424,8 @@ struct RawRule {
     #[serde(default)]
     when: Vec<Spanned<RawPredicate>>,
     device: Option<RawDevice>,
+    #[serde(default)]
+    supersedes: Vec<i64>,
     #[allow(dead_code)]
     note: Option<String>,
 }
@@ -568,6 +574,7 @@ impl RuleSet {
         for (name, text) in sources {
             set.parse_file(&name, &text, &mut errors);
         }
+        set.check_supersedes(&mut errors);
         if set.rules.len() + set.anomalies.len() > MAX_RULES {
             errors.push(SignatureError {
                 file: "(all)".into(),
@@ -673,14 +680,31 @@ impl RuleSet {
                     None
                 }
             };
-            let (Some(category), true) = (category, ok) else {
-                continue;
-            };
             if !(1..=3).contains(&r.severity) || !protocols().contains(r.protocol.as_str()) {
                 continue;
             }
+            let mut supersedes = Vec::new();
+            for &s in &r.supersedes {
+                match u32::try_from(s) {
+                    Ok(s) if s > 0 && s != id => supersedes.push(s),
+                    _ => {
+                        ok = false;
+                        err(
+                            line,
+                            format!(
+                                "rule {}: supersedes {s}: must be another rule's positive id",
+                                r.id
+                            ),
+                        );
+                    }
+                }
+            }
+            let (Some(category), true) = (category, ok) else {
+                continue;
+            };
             let rule = Rule {
                 id,
+                supersedes,
                 name: r.name,
                 category,
                 severity: r.severity as u8,
@@ -759,6 +783,39 @@ impl RuleSet {
                 line,
             });
         }
+    }
+
+    /// Every `supersedes` names a rule of the set that is less severe than the one superseding
+    /// it (a superseded rule is the quieter variant of the same finding).
+    fn check_supersedes(&self, errors: &mut Vec<SignatureError>) {
+        for r in &self.rules {
+            for s in &r.supersedes {
+                let problem = match self.rules.iter().find(|x| x.id == *s) {
+                    None => format!("rule {}: supersedes {s}, which is not a rule", r.id),
+                    Some(x) if x.severity <= r.severity => format!(
+                        "rule {}: supersedes {s}, which is not less severe ({} vs {})",
+                        r.id, x.severity, r.severity
+                    ),
+                    Some(_) => continue,
+                };
+                errors.push(SignatureError {
+                    file: r.file.clone(),
+                    line: r.line,
+                    problem,
+                });
+            }
+        }
+    }
+
+    /// For each rule id, the rules that supersede it.
+    pub fn superseded_by(&self) -> std::collections::HashMap<u32, Vec<u32>> {
+        let mut m: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
+        for r in &self.rules {
+            for s in &r.supersedes {
+                m.entry(*s).or_default().push(r.id);
+            }
+        }
+        m
     }
 
     /// The threshold entry of an anomaly kind (the last one loaded), if any.
