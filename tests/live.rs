@@ -53,16 +53,23 @@ fn sh(args: &[&str]) {
 struct Link {
     a: String,
     b: String,
+    va: String,
+    vb: String,
 }
 
 impl Link {
     fn new(tag: &str) -> Link {
-        let (a, b) = (format!("mtl-{tag}-a"), format!("mtl-{tag}-b"));
+        // MEDTAP_NETNS_PREFIX as in tests/common/netns.rs (at most 8 characters).
+        let p = std::env::var("MEDTAP_NETNS_PREFIX")
+            .ok()
+            .filter(|p| !p.is_empty() && p.len() <= 8)
+            .unwrap_or_else(|| "mtl".to_string());
+        let (a, b) = (format!("{p}-{tag}-a"), format!("{p}-{tag}-b"));
         let _ = Command::new("ip").args(["netns", "del", &a]).status();
         let _ = Command::new("ip").args(["netns", "del", &b]).status();
         sh(&["ip", "netns", "add", &a]);
         sh(&["ip", "netns", "add", &b]);
-        let (va, vb) = (format!("mtl{tag}a"), format!("mtl{tag}b"));
+        let (va, vb) = (format!("{p}{tag}a"), format!("{p}{tag}b"));
         sh(&[
             "ip", "link", "add", &va, "type", "veth", "peer", "name", &vb,
         ]);
@@ -85,13 +92,13 @@ impl Link {
             sh(&["ip", "-n", ns, "link", "set", v, "mtu", "65535"]);
             sh(&["ip", "-n", ns, "link", "set", v, "up"]);
         }
-        Link { a, b }
+        Link { a, b, va, vb }
     }
     fn va(&self) -> String {
-        self.a.replace("mtl-", "mtl").replace("-a", "a")
+        self.va.clone()
     }
     fn vb(&self) -> String {
-        self.b.replace("mtl-", "mtl").replace("-b", "b")
+        self.vb.clone()
     }
 }
 
@@ -206,14 +213,22 @@ fn live_capture_sees_what_replay_sees_and_flushes_on_sigterm() {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while !events.exists() && started.elapsed() < Duration::from_secs(10) {
+    // --user nobody: once capture is open, every uid and gid of the process is nobody's, and the
+    // event log it created belongs to nobody. Waited for (bounded, generous: CI has 2 cores and
+    // a loaded machine starts a debug build slowly), not assumed after a fixed sleep.
+    let nobody = id_of("nobody");
+    let status_path = format!("/proc/{}/status", child.id());
+    let uid_line = format!("Uid:\t{0}\t{0}\t{0}\t{0}", nobody.0);
+    while !(events.exists()
+        && std::fs::read_to_string(&status_path)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l == uid_line))
+        && started.elapsed() < Duration::from_secs(90)
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(500));
-    // --user nobody: once capture is open, every uid and gid of the process is nobody's, and the
-    // event log it created belongs to nobody.
-    let nobody = id_of("nobody");
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let status = std::fs::read_to_string(&status_path).unwrap();
     for (key, want) in [("Uid:", nobody.0), ("Gid:", nobody.1)] {
         let line = status.lines().find(|l| l.starts_with(key)).unwrap();
         let ids: Vec<u32> = line[4..]
@@ -254,14 +269,36 @@ fn live_capture_sees_what_replay_sees_and_flushes_on_sigterm() {
         .spawn()
         .unwrap();
     // While capture runs, the endpoint answers (it lives in the capture namespace).
-    let metrics = Command::new("ip")
-        .args(["netns", "exec", &link.b, "bash", "-c"])
-        .arg(format!(
-            "exec 3<>/dev/tcp/127.0.0.1/{port} 2>/dev/null || exit 1; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"
-        ))
-        .output();
+    let get_metrics = || {
+        Command::new("ip")
+            .args(["netns", "exec", &link.b, "bash", "-c"])
+            .arg(format!(
+                "exec 3<>/dev/tcp/127.0.0.1/{port} 2>/dev/null || exit 1; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"
+            ))
+            .output()
+    };
+    let metrics = get_metrics();
     assert!(replay.wait().unwrap().success(), "tcpreplay failed");
-    std::thread::sleep(Duration::from_millis(1500));
+    // Every packet sent read by medtap before SIGTERM (a fixed sleep here assumed an unloaded
+    // machine). The replay itself lasts seconds: periodic stats (every 1 s) were written.
+    let sent = common::netns::packets_in(&files);
+    let started = Instant::now();
+    loop {
+        let counted = get_metrics().ok().and_then(|o| {
+            String::from_utf8_lossy(&o.stdout).lines().find_map(|l| {
+                l.strip_prefix("medtap_capture_packets_total ")
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            })
+        });
+        if counted.is_some_and(|c| c as u64 >= sent) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "medtap counted {counted:?} of {sent} packets"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
     let pid = child.id().to_string();
     sh(&["kill", "-TERM", &pid]);
     let out = child.wait_with_output().unwrap();

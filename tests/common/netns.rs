@@ -99,6 +99,30 @@ impl Link {
         assert!(st.success(), "tcpreplay failed");
     }
 
+    /// Replay `files` and wait until the medtap serving `metrics` (a `/metrics` URL reached
+    /// from namespace `b`) has counted every packet sent (`medtap_capture_packets_total`), at
+    /// most `secs` seconds. What medtap does with a packet it has not read yet (a SIGTERM
+    /// right after tcpreplay returns, on a loaded machine) is not what a test means to check.
+    pub fn replay_seen(&self, files: &[PathBuf], pps: u32, metrics: &str, secs: u64) {
+        let before = self.packets_counted(metrics).unwrap_or(0);
+        self.replay(files, pps);
+        let want = before + packets_in(files);
+        let mut last = 0;
+        wait_for(&format!("medtap to count {want} packets"), secs, || {
+            last = self.packets_counted(metrics).unwrap_or(0);
+            last >= want
+        });
+    }
+
+    /// `medtap_capture_packets_total` served at `metrics`, if it answered.
+    pub fn packets_counted(&self, metrics: &str) -> Option<u64> {
+        self.get(metrics).lines().find_map(|l| {
+            l.strip_prefix("medtap_capture_packets_total ")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .map(|v| v as u64)
+        })
+    }
+
     /// The body of a GET from namespace `b` (empty on failure).
     pub fn get(&self, url: &str) -> String {
         let out = Command::new("ip")
@@ -124,6 +148,16 @@ impl Drop for Link {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
     }
+}
+
+/// Packets in capture files (what tcpreplay sends of them).
+pub fn packets_in(files: &[PathBuf]) -> u64 {
+    let mut n = 0;
+    for f in files {
+        let mut r = medtap::capture::FileReader::open(f, None).unwrap();
+        r.for_each(|_| n += 1);
+    }
+    n
 }
 
 pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
