@@ -38,6 +38,11 @@ const VNC_PASSWORD: u64 = 6001052;
 const RDP_STANDARD: u64 = 6001060;
 const TLS10: u64 = 6002003;
 const WEAK_CIPHER: u64 = 6002010;
+const SMB1: u64 = 6001010;
+const SMB1_OFFERED: u64 = 6001011;
+const LANMAN_OFFERED: u64 = 6001012;
+const LANMAN: u64 = 6001013;
+const NETBIOS: u64 = 6001020;
 
 const RCMD: &[u64] = &[RLOGIN, RSH, REXEC];
 
@@ -182,22 +187,45 @@ const CASES: &[Case] = &[
         fires: &[TLS10],
         quiet: &[RDP_STANDARD],
     },
+    // SMB and NetBIOS (Samba 4.17 smbd/nmbd, smbclient/nmblookup; pcaps/gen/smb.sh): a client
+    // offering SMB1 only to a server allowing it (NT LM 0.12 negotiated); a client offering SMB1
+    // and SMB2/3 dialects in an SMB1 negotiate, answered with SMB2; vs SMB2/3 only on 445.
+    // NetBIOS: an NBNS name query on UDP 137 and an SMB2 session on 139 (NetBIOS session
+    // service), vs the same SMB2 session on 445 (smb2_445). "NT LANMAN 1.0" is offered in the
+    // SMB1 negotiates but is not a LANMAN dialect.
+    Case {
+        capture: "legacy/smb1_only.pcap",
+        fires: &[SMB1],
+        quiet: &[SMB1_OFFERED, LANMAN_OFFERED, LANMAN, NETBIOS],
+    },
+    Case {
+        capture: "legacy/smb1_offered.pcap",
+        fires: &[SMB1_OFFERED],
+        quiet: &[SMB1, LANMAN_OFFERED, LANMAN, NETBIOS],
+    },
+    Case {
+        capture: "legacy/smb2_445.pcap",
+        fires: &[],
+        quiet: &[SMB1, SMB1_OFFERED, LANMAN_OFFERED, LANMAN, NETBIOS],
+    },
+    Case {
+        capture: "legacy/netbios_139.pcap",
+        fires: &[NETBIOS],
+        quiet: &[SMB1, SMB1_OFFERED, LANMAN_OFFERED, LANMAN],
+    },
 ];
 
 /// Legacy rules whose fire/not-fire pair is still only a shared-corpus capture
 /// (tests/detect.rs), with the reason.
 const CORPUS_ONLY: &[(u64, &str)] = &[
-    (6001010, "SMBv1: corpus ndpi_smbv1 vs zeek SMB2"),
     (
-        6001011,
-        "SMB2 negotiated after SMB1 dialects offered: no capture yet",
+        6001012,
+        "LANMAN offered: corpus ndpi_smbv1 (Samba 4.17's client offers NT LM 0.12 at the oldest)",
     ),
-    (6001012, "LANMAN offered: corpus ndpi_smbv1"),
     (
         6001013,
-        "LANMAN negotiated: corpus zeek_cifs_negotiate_lanman",
+        "LANMAN negotiated: corpus zeek_cifs_negotiate_lanman (Samba 4.17 cannot offer or negotiate LANMAN)",
     ),
-    (6001020, "NetBIOS: corpus ndpi_netbios"),
 ];
 
 fn run(rel: &str) -> Vec<Value> {
