@@ -26,7 +26,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 OUT="$REPO/pcaps/hl7"
 PY=${PYTHON:-python3}
-NSP=mthl7
+NSP=${MEDTAP_GEN_NSP:-mthl7}  # namespace prefix (override to keep labs apart)
 HUB=$NSP-hub
 HOSTS="engine ehr pump monitor lab"
 declare -A IP=([engine]=10.77.2.10 [ehr]=10.77.2.20 [pump]=10.77.2.30 [monitor]=10.77.2.40 [lab]=10.77.2.50)
@@ -43,9 +43,12 @@ PIDS=()
 CAP_PID=
 
 lab_down() {
-  local h
-  for h in $HOSTS; do ip netns del "$NSP-$h" 2>/dev/null || true; done
-  ip netns del "$HUB" 2>/dev/null || true
+  local h ns
+  for ns in $(for h in $HOSTS; do echo "$NSP-$h"; done) "$HUB"; do
+    # Whatever still runs in the namespace (a server bg did not track) goes with it.
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+  done
 }
 
 stop_pids() {
@@ -114,7 +117,10 @@ stop_capture() {
 # bg HOST LOGNAME CMD...: run a server in a namespace in the background
 bg() {
   local h=$1 name=$2; shift 2
-  nsx "$h" "$@" >"$WORK/$name.log" 2>&1 &
+  # A simple command, not the nsx function: a backgrounded function runs in a subshell whose
+  # pid is $!, and killing it left the server (dcmtk storescp has no lifetime) running after
+  # its namespace was deleted. ip netns exec execs the command: $! is the server's pid.
+  ip netns exec "$NSP-$h" "$@" >"$WORK/$name.log" 2>&1 &
   PIDS+=($!)
 }
 
