@@ -636,3 +636,30 @@ fn no_patient_value_reaches_the_inventory_events_or_metrics() {
         assert!(!all.contains(v), "PHI value {v} in the output");
     }
 }
+
+/// One MAC carrying 30 addresses (pcaps/gen/multi_ip.sh: curl from each address of one veth):
+/// the same inventory with 1 and 4 workers, several times (the order in which the workers'
+/// observations reach the central thread varies). The MAC is taken for a router, each address
+/// is its own device with its own peers, and the server sees all 30.
+#[test]
+fn one_mac_with_many_addresses_does_not_depend_on_the_number_of_workers() {
+    let p = common::pcap("inventory/multi_ip.pcap");
+    let one = inventory(&[&p], &["--workers", "1"]);
+    for _ in 0..3 {
+        assert_eq!(one, inventory(&[&p], &["--workers", "4"]));
+    }
+    let devices = one["devices"].as_array().unwrap();
+    let by_key = |k: &str| devices.iter().find(|d| d["key"] == k).unwrap();
+    assert_eq!(by_key("mac:02:79:00:00:00:01")["router"], true);
+    assert_eq!(by_key("mac:02:79:00:00:00:02")["peers"]["count"], 30);
+    let per_ip: Vec<_> = devices
+        .iter()
+        .filter(|d| d["key"].as_str().unwrap().starts_with("ip:10.79.0."))
+        .collect();
+    assert_eq!(per_ip.len(), 30);
+    let two_peers = per_ip.iter().filter(|d| d["peers"]["count"] == 2).count();
+    assert_eq!(
+        two_peers, 10,
+        "every third address also talked to 10.79.0.3"
+    );
+}
