@@ -213,20 +213,25 @@ const CASES: &[Case] = &[
         fires: &[NETBIOS],
         quiet: &[SMB1, SMB1_OFFERED, LANMAN_OFFERED, LANMAN],
     },
+    // LANMAN (smbclient with client min protocol = LANMAN1): MICROSOFT NETWORKS 3.0 to
+    // LANMAN2.1 offered with NT LM 0.12, the server choosing NT LANMAN 1.0 (SMB1: 6001010 too);
+    // vs smbd with server max protocol = LANMAN2 choosing LANMAN2.1 (the negotiated rule
+    // supersedes the offered one).
+    Case {
+        capture: "legacy/lanman_offered.pcap",
+        fires: &[LANMAN_OFFERED, SMB1],
+        quiet: &[LANMAN, SMB1_OFFERED, NETBIOS],
+    },
+    Case {
+        capture: "legacy/lanman.pcap",
+        fires: &[LANMAN],
+        quiet: &[LANMAN_OFFERED, SMB1_OFFERED, NETBIOS],
+    },
 ];
 
 /// Legacy rules whose fire/not-fire pair is still only a shared-corpus capture
-/// (tests/detect.rs), with the reason.
-const CORPUS_ONLY: &[(u64, &str)] = &[
-    (
-        6001012,
-        "LANMAN offered: corpus ndpi_smbv1 (Samba 4.17's client offers NT LM 0.12 at the oldest)",
-    ),
-    (
-        6001013,
-        "LANMAN negotiated: corpus zeek_cifs_negotiate_lanman (Samba 4.17 cannot offer or negotiate LANMAN)",
-    ),
-];
+/// (tests/detect.rs), with the reason. (None left.)
+const CORPUS_ONLY: &[(u64, &str)] = &[];
 
 fn run(rel: &str) -> Vec<Value> {
     let (events, out) = common::replay(&[&common::pcap(rel)], &["--workers", "1"]);

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Fire / not-fire capture pairs for the SMB and NetBIOS rules of signatures/rules/legacy.toml
-# (6001010 SMBv1 negotiated, 6001011 SMB1 dialects offered but SMB2+ negotiated, 6001020
-# NetBIOS), made with Debian 12's Samba 4.17.12 (smbd, nmbd, smbclient, nmblookup) in two network
+# (6001010 SMBv1 negotiated, 6001011 SMB1 dialects offered but SMB2+ negotiated, 6001012/6001013
+# LANMAN offered/negotiated, 6001020 NetBIOS), made with Debian 12's Samba 4.17.12 (smbd, nmbd, smbclient, nmblookup) in two network
 # namespaces, captured with tcpdump on the server's veth, written to pcaps/legacy/:
 #
 #   client sm-c  sm-c0  02:73:00:00:00:10  10.73.0.10/24
 #   server sm-s  sm-s0  02:73:00:00:00:20  10.73.0.20/24      (IPv6 off: no ND noise)
 #
-#   pcaps/gen/smb.sh            then: python3 pcaps/gen/sources.py
+#   pcaps/gen/smb.sh [CAPTURE...]     default: all; then: python3 pcaps/gen/sources.py
 #
 # capture        server (smb.conf)                  client (smbclient, anonymous -N, "ls" on share ward7)
 # smb1_only      server min protocol = NT1          -m NT1, client min protocol = NT1: offers NT LM 0.12 only
@@ -17,9 +17,9 @@
 # netbios_139    defaults, nmbd running             nmblookup -U server WARD7NAS (NBNS query over UDP 137),
 #                                                   then smbclient -p 139 (NetBIOS session request, SMB2 inside)
 #
-# LANMAN (6001012/6001013): Samba 4.17's client cannot offer LANMAN dialects any more (its
-# client dialect table starts at NT LM 0.12, "client lanman auth" only changes the
-# authentication) and smbd no longer negotiates them: those rules stay on the corpus captures.
+# lanman_offered server min protocol = NT1         -m NT1, client min protocol = LANMAN1: offers MICROSOFT
+#                                                   NETWORKS 3.0 .. LANMAN2.1, NT LM 0.12; server picks NT LANMAN 1.0
+# lanman         server min LANMAN1, max LANMAN2    -m LANMAN2, client min protocol = LANMAN1: LANMAN2.1 chosen
 # No password is used: the share is public (guest ok), the sessions are anonymous.
 # Needs root and: iproute2 tcpdump ethtool samba smbclient (nmblookup is in smbclient)
 set -euo pipefail
@@ -67,6 +67,7 @@ smbconf() {
    interfaces = $SIP/24
    bind interfaces only = yes
    server min protocol = $2
+   server max protocol = ${SERVER_MAX:-SMB3}
    server role = standalone server
    map to guest = bad user
    private dir = $d/private
@@ -113,12 +114,24 @@ run() {
     wait "$smbd" ${nmbd:+"$nmbd"} 2>/dev/null || true
 }
 
+scenario_smb1_only() { run smb1_only NT1 - -- -m NT1 --option='client min protocol=NT1'; }
+scenario_smb1_offered() {
+    run smb1_offered SMB2_02 - -- --option='client min protocol=NT1' --option='client max protocol=SMB3'
+}
+scenario_smb2_445() { run smb2_445 SMB2_02 - --; }
+scenario_netbios_139() { run netbios_139 SMB2_02 nmbd -- -p 139; }
+scenario_lanman_offered() {
+    run lanman_offered NT1 - -- -m NT1 --option='client min protocol=LANMAN1'
+}
+scenario_lanman() {
+    SERVER_MAX=LANMAN2 run lanman LANMAN1 - -- -m LANMAN2 --option='client min protocol=LANMAN1'
+}
+
+ALL=(smb1_only smb1_offered smb2_445 netbios_139 lanman_offered lanman)
+[ $# -gt 0 ] || set -- "${ALL[@]}"
 setup
-run smb1_only NT1 - -- -m NT1 --option='client min protocol=NT1'
-run smb1_offered SMB2_02 - -- --option='client min protocol=NT1' --option='client max protocol=SMB3'
-run smb2_445 SMB2_02 - --
-run netbios_139 SMB2_02 nmbd -- -p 139
-for f in smb1_only smb1_offered smb2_445 netbios_139; do
+for f in "$@"; do
+    "scenario_$f"
     echo "$f: smb.dialect $(tshark -r "$OUT/$f.pcap" -T fields -e smb.dialect 2>/dev/null | sort -u | tr '\n' ' ')" \
         "smb2.dialect $(tshark -r "$OUT/$f.pcap" -T fields -e smb2.dialect 2>/dev/null | sort -u | tr '\n' ' ')"
 done

@@ -261,6 +261,10 @@ SMB = {
                  "SMB2 negotiate only (2.0.2 to 3.1.1 offered, 3.1.1 chosen) on port 445; anonymous session, directory listing"),
     "netbios_139": ("smbd and nmbd (defaults) / nmblookup -U, smbclient -p 139",
                     "nmbd's broadcast name registrations and an NBNS unicast name query for WARD7NAS<00> with its answer (UDP 137), then a NetBIOS session request on TCP 139 carrying an SMB2 3.1.1 session (anonymous, directory listing)"),
+    "lanman_offered": ("smbd (server min protocol = NT1) / smbclient -m NT1 (client min protocol = LANMAN1)",
+                       "SMB1 negotiate offering MICROSOFT NETWORKS 3.0, LANMAN1.0, LM1.2X002, DOS LANMAN2.1, LANMAN2.1, Samba, NT LANMAN 1.0, NT LM 0.12; the server chooses NT LANMAN 1.0; anonymous session, directory listing"),
+    "lanman": ("smbd (server min protocol = LANMAN1, max LANMAN2) / smbclient -m LANMAN2 (client min protocol = LANMAN1)",
+               "SMB1 negotiate offering MICROSOFT NETWORKS 3.0 to LANMAN2.1 and Samba; the server chooses LANMAN2.1 (13-word LANMAN response); anonymous session, directory listing"),
 }
 for _name, (_tools, _what) in SMB.items():
     GENERATED[f"legacy/{_name}.pcap"] = (SMB_ORIGIN.format(_tools), _what)

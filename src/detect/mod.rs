@@ -217,6 +217,21 @@ impl Detector {
         for t in hits {
             self.cap_hit(t);
         }
+        // Two rules matching the same facts, one superseding the other (LANMAN offered and
+        // LANMAN negotiated in one negotiation): only the superseding one is reported.
+        if raw.len() > 1 {
+            let fired: Vec<(u32, (IpAddr, IpAddr))> = raw
+                .iter()
+                .map(|a| (a.signature_id, a.device_and_peer()))
+                .collect();
+            raw.retain(|a| {
+                let dp = a.device_and_peer();
+                !self
+                    .superseded_by
+                    .get(&a.signature_id)
+                    .is_some_and(|by| by.iter().any(|s| fired.contains(&(*s, dp))))
+            });
+        }
         let ts = o.ts();
         self.sweep(ts, false, out);
         for a in raw {
@@ -388,6 +403,43 @@ mod tests {
             *facts = Facts::new("hl7").with("pid_present", FactValue::Bool(pid));
         }
         o
+    }
+
+    fn smb(flow_id: u64, s: i64, dialect: &str) -> Observation {
+        let mut o = telnet(flow_id, s);
+        if let Observation::Facts { flow, facts, .. } = &mut o {
+            flow.server.1 = 445;
+            *facts = Facts::new("smb")
+                .with("smb1", FactValue::Bool(true))
+                .with("smb1_offered", FactValue::Bool(true))
+                .with(
+                    "dialects_offered",
+                    FactValue::List(vec!["LANMAN1.0".into(), "NT LM 0.12".into()]),
+                )
+                .with("dialect", FactValue::Str(dialect.into()));
+        }
+        o
+    }
+
+    /// LANMAN offered and negotiated in the same SMB negotiation (Samba's smbclient -m LANMAN2 to
+    /// smbd with server max protocol = LANMAN2): 6001013 supersedes 6001012 although both match
+    /// the same facts; offered with NT LM 0.12 negotiated, 6001012 is reported.
+    #[test]
+    fn a_superseded_rule_matching_the_same_facts_stays_quiet() {
+        let opts = DetectOptions::default();
+        let v = DeviceView::default();
+        let mut d = Detector::new(RuleSet::shipped().unwrap(), &opts, None);
+        let mut out = Vec::new();
+        d.observe(&smb(1, 0, "LANMAN1.0"), &v, &mut out);
+        d.finish(&mut out);
+        let got: Vec<u32> = out.iter().map(|a| a.signature_id).collect();
+        assert!(got.contains(&6001013) && !got.contains(&6001012), "{got:?}");
+        let mut d = Detector::new(RuleSet::shipped().unwrap(), &opts, None);
+        let mut out = Vec::new();
+        d.observe(&smb(1, 0, "NT LM 0.12"), &v, &mut out);
+        d.finish(&mut out);
+        let got: Vec<u32> = out.iter().map(|a| a.signature_id).collect();
+        assert!(got.contains(&6001012) && !got.contains(&6001013), "{got:?}");
     }
 
     fn ids(out: &[Alert]) -> Vec<(u32, u64)> {
