@@ -16,7 +16,7 @@ use medtap::stats::{Family, WorkerStats, DICOM_ERROR_KINDS};
 use medtap::time::Ts;
 use serde_json::{json, Value};
 
-const CAPTURES: [&str; 8] = [
+const CAPTURES: [&str; 11] = [
     "echo",
     "store",
     "find",
@@ -25,6 +25,9 @@ const CAPTURES: [&str; 8] = [
     "abort",
     "nonstd_port",
     "tls",
+    "orthanc",
+    "pynet_smallpdu",
+    "orthanc_get_reject",
 ];
 
 fn expected(name: &str) -> Value {
