@@ -16,7 +16,7 @@ use medtap::stats::{Family, WorkerStats, DICOM_ERROR_KINDS};
 use medtap::time::Ts;
 use serde_json::{json, Value};
 
-const CAPTURES: [&str; 11] = [
+const CAPTURES: [&str; 12] = [
     "echo",
     "store",
     "find",
@@ -28,6 +28,7 @@ const CAPTURES: [&str; 11] = [
     "orthanc",
     "pynet_smallpdu",
     "orthanc_get_reject",
+    "pynet_ipv6",
 ];
 
 fn expected(name: &str) -> Value {

@@ -14,6 +14,7 @@
 #   pcaps/dicom/orthanc_get_reject.pcap  Orthanc with DicomCheckCalledAet: dcmtk getscu C-GET (the
 #                                C-STOREs come back on the same association), echoscu to a wrong
 #                                called AE (A-ASSOCIATE-RJ), movescu to an unknown destination AE.
+#   pcaps/dicom/pynet_ipv6.pcap  pynetdicom SCU -> pynetdicom SCP over IPv6 on 11112: C-ECHO, C-STORE MR.
 #   pcaps/hl7/pyhl7_hl7apy.pcap  python-hl7 0.4.5 `mllp_send` (4 MLLP blocks in one connection, one
 #                                a FHS/BHS batch, one with a truncation char in MSH-2) to
 #                                python-hl7's asyncio MLLP server on 6661; mllp_send one message per
@@ -124,6 +125,34 @@ cap_vlan() {
         -i "$REPO/pcaps/hl7/pyhl7_hl7apy.pcap" -o "$REPO/pcaps/hl7/pyhl7_hl7apy_vlan30.pcap"
 }
 
+cap_v6dicom() {
+    local out=$REPO/pcaps/dicom/pynet_ipv6.pcap
+    nsx or-pacs sysctl -qw net.ipv6.conf.all.disable_ipv6=0; nsx or-ws sysctl -qw net.ipv6.conf.all.disable_ipv6=0
+    nsx or-pacs sysctl -qw net.ipv6.conf.orpacs0.disable_ipv6=0; nsx or-ws sysctl -qw net.ipv6.conf.orws0.disable_ipv6=0
+    ip -n or-pacs addr add fd00:79:2::10/64 dev orpacs0 nodad 2>/dev/null || true
+    ip -n or-ws addr add fd00:79:2::31/64 dev orws0 nodad 2>/dev/null || true
+    spawn or-pacs python3 -c '
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+ae = AE(ae_title="PYNET_V6_SCP")
+ae.supported_contexts = AllStoragePresentationContexts
+ae.add_supported_context("1.2.840.10008.1.1")
+ae.start_server(("::", 11112), evt_handlers=[(evt.EVT_C_STORE, lambda e: 0x0000)])'
+    wait_until pynet-scp 100 tcp_listening or-pacs 11112
+    cap_start or-pacs "$out" -i orpacs0 tcp port 11112
+    nsx or-ws python3 -c '
+import sys
+from pydicom import dcmread
+from pynetdicom import AE
+ae = AE(ae_title="PYNET_V6_SCU")
+ae.add_requested_context("1.2.840.10008.1.1")
+ae.add_requested_context("1.2.840.10008.5.1.4.1.1.4")
+a = ae.associate("fd00:79:2::10", 11112, ae_title="PYNET_V6_SCP")
+a.send_c_echo()
+a.send_c_store(dcmread(sys.argv[1]))
+a.release()' "$WORKDIR/files/mr_2.dcm"
+    cap_stop
+}
+
 cap_tls() {
     local out=$REPO/pcaps/tls_clients_v6_sll.pcap
     for n in pacs ws; do nsx or-$n sysctl -qw net.ipv6.conf.all.disable_ipv6=0; nsx or-$n sysctl -qw net.ipv6.conf.orpacs0.disable_ipv6=0 2>/dev/null || true; done
@@ -143,5 +172,5 @@ cap_tls() {
     cap_stop
 }
 
-[ $# -gt 0 ] || set -- orthanc pynet orthanc_get hl7 vlan tls
+[ $# -gt 0 ] || set -- orthanc pynet orthanc_get hl7 vlan v6dicom tls
 for c in "$@"; do "cap_$c"; done
