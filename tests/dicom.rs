@@ -16,7 +16,7 @@ use medtap::stats::{Family, WorkerStats, DICOM_ERROR_KINDS};
 use medtap::time::Ts;
 use serde_json::{json, Value};
 
-const CAPTURES: [&str; 12] = [
+const CAPTURES: [&str; 13] = [
     "echo",
     "store",
     "find",
@@ -29,6 +29,7 @@ const CAPTURES: [&str; 12] = [
     "pynet_smallpdu",
     "orthanc_get_reject",
     "pynet_ipv6",
+    "orthanc_worklist",
 ];
 
 fn expected(name: &str) -> Value {

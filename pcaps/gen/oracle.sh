@@ -14,6 +14,8 @@
 #   pcaps/dicom/orthanc_get_reject.pcap  Orthanc with DicomCheckCalledAet: dcmtk getscu C-GET (the
 #                                C-STOREs come back on the same association), echoscu to a wrong
 #                                called AE (A-ASSOCIATE-RJ), movescu to an unknown destination AE.
+#   pcaps/dicom/orthanc_worklist.pcap  Orthanc's ModalityWorklists plugin (a .wl made by dcmtk
+#                                dump2dcm) queried by dcmtk findscu -W (Modality Worklist C-FIND).
 #   pcaps/dicom/pynet_ipv6.pcap  pynetdicom SCU -> pynetdicom SCP over IPv6 on 11112: C-ECHO, C-STORE MR.
 #   pcaps/hl7/pyhl7_hl7apy.pcap  python-hl7 0.4.5 `mllp_send` (4 MLLP blocks in one connection, one
 #                                a FHS/BHS batch, one with a truncation char in MSH-2) to
@@ -48,12 +50,15 @@ start_orthanc() {
     rm -rf "$WORKDIR/orthanc"; mkdir -p "$WORKDIR/orthanc"
     local strict=false
     [ -z "${ORTHANC_STRICT:-}" ] || strict=true
+    local plugins="" wl=false
+    [ -z "${ORTHANC_WORKLISTS:-}" ] || { plugins='"/usr/share/orthanc/plugins/libModalityWorklists.so"'; wl=true; }
     cat >"$WORKDIR/orthanc.json" <<J
 { "Name": "medtap-oracle", "StorageDirectory": "$WORKDIR/orthanc", "IndexDirectory": "$WORKDIR/orthanc",
   "DicomAet": "ORTHANC", "DicomPort": 4242, "HttpPort": 8042, "RemoteAccessAllowed": true,
-  "AuthenticationEnabled": false, "Plugins": [],
+  "AuthenticationEnabled": false, "Plugins": [ $plugins ],
+  "Worklists": { "Enable": $wl, "Database": "${ORTHANC_WORKLISTS:-/nonexistent}" },
   "DicomModalities": { "ws": [ "WS_SCP", "$WS", 11112 ] }, "DicomAlwaysAllowEcho": true,
-  "DicomAlwaysAllowStore": true, "DicomAlwaysAllowFind": true, "DicomAlwaysAllowMove": true, "MaximumPduLength": ${ORTHANC_PDU:-16384}, "DicomCheckCalledAet": $strict }
+  "DicomAlwaysAllowStore": true, "DicomAlwaysAllowFind": true, "DicomAlwaysAllowMove": true, "DicomAlwaysAllowFindWorklist": true, "MaximumPduLength": ${ORTHANC_PDU:-16384}, "DicomCheckCalledAet": $strict }
 J
     spawn or-pacs /usr/sbin/Orthanc "$WORKDIR/orthanc.json"
     ORTHANC_PID=$LAST_PID
@@ -153,6 +158,38 @@ a.release()' "$WORKDIR/files/mr_2.dcm"
     cap_stop
 }
 
+cap_worklist() {
+    local out=$REPO/pcaps/dicom/orthanc_worklist.pcap
+    mkdir -p "$WORKDIR/wl"
+    cat >"$WORKDIR/wl/item.dump" <<'D'
+(0008,0005) CS [ISO_IR 100]
+(0008,0050) SH [ACC-TEST-0001]
+(0010,0010) PN [TESTPATIENT^ALPHA]
+(0010,0020) LO [PID-TEST-0001]
+(0010,0030) DA [19700101]
+(0010,0040) CS [F]
+(0020,000d) UI [2.25.1234567890123456789]
+(0040,0100) SQ
+(fffe,e000) -
+(0008,0060) CS [CT]
+(0040,0001) AE [CT_GE_01]
+(0040,0002) DA [20260101]
+(0040,0003) TM [0900]
+(0040,0009) SH [SPS-0001]
+(fffe,e00d) -
+(fffe,e0dd) -
+(0040,1001) SH [RP-0001]
+D
+    /usr/bin/dump2dcm -q "$WORKDIR/wl/item.dump" "$WORKDIR/wl/item.wl"
+    ORTHANC_WORKLISTS="$WORKDIR/wl" start_orthanc
+    cap_start or-pacs "$out" -i orpacs0 tcp port 4242
+    nsx or-ws /usr/bin/findscu -aet CT_GE_01 -aec ORTHANC -W -k "(0040,0100)[0].Modality=CT" \
+        -k "(0040,0100)[0].ScheduledStationAETitle=CT_GE_01" -k PatientName -k PatientID -k AccessionNumber \
+        $PACS 4242 2>/dev/null
+    cap_stop
+    kill "$ORTHANC_PID"; wait "$ORTHANC_PID" 2>/dev/null || true
+}
+
 cap_tls() {
     local out=$REPO/pcaps/tls_clients_v6_sll.pcap
     for n in pacs ws; do nsx or-$n sysctl -qw net.ipv6.conf.all.disable_ipv6=0; nsx or-$n sysctl -qw net.ipv6.conf.orpacs0.disable_ipv6=0 2>/dev/null || true; done
@@ -172,5 +209,5 @@ cap_tls() {
     cap_stop
 }
 
-[ $# -gt 0 ] || set -- orthanc pynet orthanc_get hl7 vlan v6dicom tls
+[ $# -gt 0 ] || set -- orthanc pynet orthanc_get worklist hl7 vlan v6dicom tls
 for c in "$@"; do "cap_$c"; done
