@@ -174,7 +174,7 @@ def hl7(pcap, events, ports):
 
 
 def tls(pcap, events):
-    out = sh(["tshark", "-n", "-r", pcap, "-Y", "(tls.handshake.type==1 || tls.handshake.type==2) && !sslv2", "-T", "fields",
+    out = sh(["tshark", "-n", "-r", pcap, "-Y", "(tls.handshake.type==1 || tls.handshake.type==2) && !(tls.record.version==0x0002)", "-T", "fields",
               "-E", "occurrence=f", "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tls.handshake.type",
               "-e", "tls.handshake.version", "-e", "tls.handshake.extensions_server_name",
               "-e", "tls.handshake.ciphersuite", "-e", "tls.handshake.extensions.supported_version"]).decode()
