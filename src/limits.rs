@@ -94,8 +94,8 @@ table! {
         dicom_pdu_kept: usize = 64 << 10, 4 << 10, 16 << 20;
         /// Bytes of one HL7 message kept for parsing; the rest of a longer one is skipped (hl7_errors{kind=too_large}, event too_large).
         hl7_message_bytes: usize = 1 << 20, 16 << 10, 64 << 20;
-        /// Devices in the inventory; when full, new devices are not added (medtap_devices_dropped_total).
-        max_devices: usize = 65_536, 16, 4_194_304;
+        /// Devices in the inventory; when full, new devices are not added, each counted once in medtap_devices_dropped_total. Default: as many as get a behaviour baseline (detect::anomaly::MAX_DEVICES); measured at about 9 KiB per device (README, "Memory per device"), so about 35 MiB at the default.
+        max_devices: usize = 4_096, 16, 4_194_304;
     }
 }
 

@@ -231,8 +231,14 @@ fn a_restart_with_the_same_state_dir_keeps_the_inventory() {
 fn the_inventory_does_not_depend_on_the_number_of_workers() {
     let inputs = [common::pcap("")];
     let inputs: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
-    let one = inventory(&inputs, &["--workers", "1"]);
-    let four = inventory(&inputs, &["--workers", "4"]);
+    // pcaps/ holds more devices than the default max_devices (floods of generated sources):
+    // which ones a full table keeps depends on arrival order, so the cap is raised here.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("medtap.toml");
+    std::fs::write(&config, "[limits]\nmax_devices = 65536\n").unwrap();
+    let config = config.to_str().unwrap();
+    let one = inventory(&inputs, &["--workers", "1", "--config", config]);
+    let four = inventory(&inputs, &["--workers", "4", "--config", config]);
     assert!(one["devices"].as_array().unwrap().len() > 20);
     assert_eq!(one, four);
 }
@@ -661,5 +667,48 @@ fn one_mac_with_many_addresses_does_not_depend_on_the_number_of_workers() {
     assert_eq!(
         two_peers, 10,
         "every third address also talked to 10.79.0.3"
+    );
+}
+
+/// `max_devices` holds: 40 generated devices (pcaps/gen/many_devices.py: the lab's pump, monitor
+/// and workstation repeated under 40 MACs, all talking to the lab server, so 41 devices in
+/// all) through a table of 16: 16 are kept, the other 25 are counted once each in
+/// `medtap_devices_dropped_total`, however often they are seen.
+#[test]
+fn devices_beyond_max_devices_are_counted_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("devices.pcap");
+    let st = std::process::Command::new("python3")
+        .arg(common::root().join("pcaps/gen/many_devices.py"))
+        .arg(&pcap)
+        .arg("40")
+        .status()
+        .expect("python3");
+    assert!(st.success());
+    let config = dir.path().join("medtap.toml");
+    std::fs::write(&config, "[limits]\nmax_devices = 16\n").unwrap();
+    let metrics = dir.path().join("metrics.txt");
+    let all = inventory(&[&pcap], &["--workers", "1"]);
+    assert_eq!(all["devices"].as_array().unwrap().len(), 41);
+    let capped = inventory(
+        &[&pcap],
+        &[
+            "--workers",
+            "1",
+            "--config",
+            config.to_str().unwrap(),
+            "--metrics-out",
+            metrics.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(capped["devices"].as_array().unwrap().len(), 16);
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        text.lines().any(|l| l == "medtap_devices_dropped_total 25"),
+        "{}",
+        text.lines()
+            .filter(|l| l.contains("devices"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

@@ -12,13 +12,16 @@
 //! device that last had the IP, else to an `ip:` device for a local address.
 //!
 //! **Bounds.** At most `max_devices` devices ([`crate::limits::Limits::max_devices`]; new
-//! ones are counted and ignored when full), and per device at most [`MAX_IPS`] addresses,
-//! [`MAX_HOSTNAMES`] host names, [`MAX_PROTOCOLS`] protocols, [`MAX_PEERS`] peers and
-//! [`MAX_EVIDENCE`] distinct evidence values (each overflow counted on the device).
+//! ones are not added, each counted once in `medtap_devices_dropped_total` while the last
+//! [`MAX_DROPPED_KEYS`] dropped keys are remembered), and per device at most [`MAX_IPS`]
+//! addresses, [`MAX_HOSTNAMES`] host names, [`MAX_PROTOCOLS`] protocols, [`MAX_PEERS`] peers,
+//! [`MAX_EVIDENCE`] distinct evidence values and [`MAX_EVIDENCE_PER_KIND`] of one kind (each
+//! overflow counted on the device). What one device costs is measured in the README ("Memory
+//! per device").
 //!
 //! **Times** are packet times (microseconds), so replay and live agree.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use medtap_parsers::oui;
@@ -40,8 +43,21 @@ pub const ROUTER_MIN_IPV6: usize = 16;
 pub const MAX_IPS: usize = 32;
 pub const MAX_HOSTNAMES: usize = 16;
 pub const MAX_PROTOCOLS: usize = 64;
-pub const MAX_PEERS: usize = 256;
-pub const MAX_EVIDENCE: usize = 128;
+/// Peers counted one by one per device (the first ones seen; the view lists the
+/// [`PEERS_SHOWN`] most active of them and the total count). 256 made a busy server cost
+/// about 20 KiB more than a quiet host; the behaviour baseline keeps its own peer list
+/// ([`crate::detect::anomaly::MAX_PEERS_PER_DEVICE`]).
+pub const MAX_PEERS: usize = 64;
+/// Distinct evidence values per device.
+pub const MAX_EVIDENCE: usize = 64;
+/// Distinct values of one evidence kind per device (a host cycling User-Agents or JA4s cannot
+/// crowd out the rest).
+pub const MAX_EVIDENCE_PER_KIND: usize = 8;
+/// Distinct evidence values turned away that a device counts (`overflow.evidence` stops there).
+pub const MAX_REJECTED_TRACKED: usize = 32;
+/// Keys of devices not added because the table was full, remembered so that each is counted
+/// once (cleared when full: a device may then be counted again).
+pub const MAX_DROPPED_KEYS: usize = 4096;
 
 /// Evidence kinds whose value is a host name.
 const HOSTNAME_KINDS: &[EvidenceKind] = &[
@@ -107,6 +123,7 @@ pub struct Overflow {
     pub hostnames: u64,
     pub protocols: u64,
     pub peers: u64,
+    /// Distinct evidence values turned away (counted up to [`MAX_REJECTED_TRACKED`]).
     pub evidence: u64,
 }
 
@@ -145,6 +162,11 @@ pub struct Device {
     /// New evidence since the identification was computed.
     #[serde(skip)]
     stale_ident: Option<i64>,
+    /// Hashes of the distinct evidence values turned away at a cap (at most
+    /// [`MAX_REJECTED_TRACKED`]), so that `overflow.evidence` counts values, not sightings
+    /// (how often a value is seen again depends on how packets were spread over workers).
+    #[serde(skip)]
+    rejected: Vec<u64>,
 }
 
 impl Device {
@@ -164,6 +186,7 @@ impl Device {
             overflow: Overflow::default(),
             ident: None,
             stale_ident: None,
+            rejected: Vec::new(),
         }
     }
 
@@ -237,8 +260,19 @@ impl Device {
             }
             return false;
         }
-        if self.evidence.len() >= MAX_EVIDENCE {
-            self.overflow.evidence += 1;
+        if self.evidence.len() >= MAX_EVIDENCE
+            || self.evidence.iter().filter(|s| s.kind == e.kind).count() >= MAX_EVIDENCE_PER_KIND
+        {
+            let h = {
+                use std::hash::{Hash, Hasher};
+                let mut s = std::hash::DefaultHasher::new();
+                (e.kind, &e.value).hash(&mut s);
+                s.finish()
+            };
+            if self.rejected.len() < MAX_REJECTED_TRACKED && !self.rejected.contains(&h) {
+                self.rejected.push(h);
+                self.overflow.evidence += 1;
+            }
             return false;
         }
         self.evidence.push(EvidenceSeen {
@@ -467,6 +501,13 @@ impl Change {
     }
 }
 
+/// The key of a device not added (table full).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum DropKey {
+    Mac([u8; 6]),
+    Ip(IpAddr),
+}
+
 /// The table.
 pub struct DeviceTable {
     devices: Vec<Device>,
@@ -476,8 +517,10 @@ pub struct DeviceTable {
     /// The device that last had each address.
     by_ip: HashMap<IpAddr, usize>,
     max_devices: usize,
-    /// New devices not created because the table was full.
+    /// New devices not created because the table was full (each counted once, see
+    /// [`MAX_DROPPED_KEYS`]).
     pub dropped: u64,
+    dropped_keys: HashSet<DropKey>,
     /// Devices changed since the last [`DeviceTable::take_dirty`] (persistence): a flag per
     /// device and the list of flagged ones.
     dirty_flag: Vec<bool>,
@@ -499,6 +542,7 @@ impl DeviceTable {
             by_ip: HashMap::new(),
             max_devices,
             dropped: 0,
+            dropped_keys: HashSet::new(),
             dirty_flag: Vec::new(),
             dirty: Vec::new(),
             stale: Vec::new(),
@@ -626,7 +670,17 @@ impl DeviceTable {
         sigs: &Signatures,
     ) -> Option<usize> {
         if self.devices.len() >= self.max_devices {
-            self.dropped += 1;
+            let k = match (mac, ip) {
+                (Some(m), _) => DropKey::Mac(m),
+                (None, Some(ip)) => DropKey::Ip(ip),
+                (None, None) => return None,
+            };
+            if self.dropped_keys.len() >= MAX_DROPPED_KEYS {
+                self.dropped_keys.clear();
+            }
+            if self.dropped_keys.insert(k) {
+                self.dropped += 1;
+            }
             return None;
         }
         let key = match (mac, ip) {
@@ -667,7 +721,9 @@ impl DeviceTable {
         if is_host_mac(&mac) {
             let i = match self.by_mac.get(&mac) {
                 Some(&i) => Some(i),
-                None if create => self.create(Some(mac), None, ts, sigs),
+                // Table full: the host is left out (not tried again as an `ip:` device, which
+                // would count it twice).
+                None if create => Some(self.create(Some(mac), None, ts, sigs)?),
                 None => None,
             };
             if let Some(i) = i {
@@ -987,17 +1043,46 @@ mod tests {
     fn caps_are_counted() {
         let s = sigs();
         let mut t = DeviceTable::new(2);
-        for n in 0..4u8 {
-            t.resolve([0, 9, 0x5c, 0, 0, n], None, 1, true, &s);
+        for _ in 0..3 {
+            for n in 0..4u8 {
+                t.resolve([0, 9, 0x5c, 0, 0, n], None, 1, true, &s);
+            }
         }
         assert_eq!(t.len(), 2);
-        assert_eq!(t.dropped, 2);
+        assert_eq!(t.dropped, 2, "each device left out is counted once");
         let mut d = Device::new("k".into(), None, 0);
-        for n in 0..(MAX_EVIDENCE + 3) {
+        for n in 0..(MAX_EVIDENCE_PER_KIND + 3) {
             d.add_evidence(&Evidence::new(K::HttpUserAgent, format!("ua{n}")), 1);
         }
-        assert_eq!(d.evidence.len(), MAX_EVIDENCE);
+        assert_eq!(d.evidence.len(), MAX_EVIDENCE_PER_KIND);
         assert_eq!(d.overflow.evidence, 3);
+        let kinds = [
+            K::HttpServer,
+            K::TlsJa3,
+            K::TlsJa4,
+            K::TcpSyn,
+            K::SsdpUsn,
+            K::MdnsService,
+            K::DhcpHostname,
+            K::NetbiosName,
+            K::DicomCallingAe,
+        ];
+        for k in kinds {
+            for n in 0..MAX_EVIDENCE_PER_KIND {
+                d.add_evidence(&Evidence::new(k, format!("v{n}")), 1);
+            }
+        }
+        assert_eq!(d.evidence.len(), MAX_EVIDENCE);
+        for n in 0..(MAX_PEERS + 5) {
+            d.add_peer(
+                IpAddr::from([198, 18, (n >> 8) as u8, n as u8]),
+                (1, 60),
+                (1, 60),
+            );
+        }
+        assert_eq!(d.peers.len(), MAX_PEERS);
+        assert_eq!(d.overflow.peers, 5);
+        assert_eq!(d.totals.flows, (MAX_PEERS + 5) as u64);
     }
 
     #[test]

@@ -433,27 +433,38 @@ impl Intel {
 
     /// The inventory as JSON (devices sorted by key, with their evidence).
     pub fn inventory_json(table: &DeviceTable) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        Intel::write_inventory_json(table, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Intel::inventory_json`], written to `w`.
+    pub fn write_inventory_json(table: &DeviceTable, w: &mut impl std::io::Write) -> Result<()> {
         let mut devs: Vec<&devices::Device> = table.devices().iter().collect();
         devs.sort_by(|a, b| a.key.cmp(&b.key));
         let f = InventoryFile {
             devices: devs.iter().map(|d| d.view(true)).collect(),
         };
-        let mut out = serde_json::to_vec_pretty(&f)?;
-        out.push(b'\n');
-        Ok(out)
+        serde_json::to_writer_pretty(&mut *w, &f)?;
+        w.write_all(b"\n")?;
+        Ok(())
     }
 
     fn write_inventory(&mut self) {
         let Some(path) = self.opts.inventory.clone() else {
             return;
         };
-        let r = Intel::inventory_json(&self.table).and_then(|bytes| {
-            // Write beside and rename, so a reader never sees half a file.
+        let r = (|| -> Result<()> {
+            // Write beside and rename, so a reader never sees half a file; streamed, so a large
+            // inventory is not held a second time as text.
             let tmp = path.with_extension("json.tmp");
-            std::fs::write(&tmp, bytes)?;
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+            Intel::write_inventory_json(&self.table, &mut w)?;
+            std::io::Write::flush(&mut w)?;
+            drop(w);
             std::fs::rename(&tmp, &path)?;
             Ok(())
-        });
+        })();
         if let Err(e) = r {
             let msg = format!("--inventory {}: {e:#}", path.display());
             if !self.errors.contains(&msg) {

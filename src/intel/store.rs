@@ -245,8 +245,12 @@ impl Store {
                 "INSERT INTO devices (key, data) VALUES (?1, ?2)
                  ON CONFLICT(key) DO UPDATE SET data = excluded.data",
             )?;
-            for d in devices {
-                up.execute(params![d.key, serde_json::to_string(d)?])?;
+            // Without --state-dir nothing reads the rows back (the table itself is the
+            // inventory): they would only double its memory.
+            if self.path.is_some() {
+                for d in devices {
+                    up.execute(params![d.key, serde_json::to_string(d)?])?;
+                }
             }
             let mut put = tx.prepare_cached(
                 "INSERT INTO kv (namespace, key, value) VALUES (?1, ?2, ?3)
