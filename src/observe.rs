@@ -150,9 +150,53 @@ impl ObsBatch {
     }
 }
 
+/// Slots of the per-worker cache of evidence items recently handed to the central thread.
+pub const EVIDENCE_DEDUP_SLOTS: usize = 16_384;
+
+/// A direct-mapped cache of what a worker sent recently: a key's hash and the earliest packet
+/// time it was sent with. A key is a repeat when it is in the cache with a time no later than
+/// this one's (replaying several files, packet time can go backwards: an earlier sighting is
+/// news, it lowers a `first_seen`). A collision only lets a repeat through.
+#[derive(Debug, Default)]
+pub struct SentCache {
+    slots: Box<[(u64, i64)]>,
+    hasher: ahash::RandomState,
+}
+
+impl SentCache {
+    pub fn new(slots: usize) -> SentCache {
+        SentCache {
+            slots: vec![(0u64, 0i64); slots].into_boxed_slice(),
+            hasher: ahash::RandomState::with_seeds(0x6f62, 0x73, 0x6d65, 0x6474),
+        }
+    }
+
+    /// True unless `key` was sent at `ts` or earlier (it is recorded as sent now).
+    pub fn fresh(&mut self, key: impl std::hash::Hash, ts: Ts) -> bool {
+        if self.slots.is_empty() {
+            return true;
+        }
+        let v = self.hasher.hash_one(key) | 1;
+        let n = self.slots.len();
+        let slot = &mut self.slots[(v as usize) % n];
+        if slot.0 == v && slot.1 <= ts.0 {
+            return false;
+        }
+        *slot = (v, ts.0);
+        true
+    }
+}
+
 /// Observations a worker holds until the end of its current packet batch.
 ///
 /// When disabled (no central thread, e.g. unit tests of a parser), pushes are no-ops.
+///
+/// Evidence items are de-duplicated on the way: an item (sender, kind, value, source,
+/// confidence) this worker handed over recently with an earlier or equal packet time (a
+/// [`SentCache`] of [`EVIDENCE_DEDUP_SLOTS`]) is not sent again. Such a repeat tells the
+/// central thread nothing: a device keeps the first sighting of each value
+/// ([`crate::intel::devices::EvidenceSeen`]). A host speaking HTTP, HL7 or TLS on thousands of
+/// flows is sent its user agent or sending application once, not once per flow or message.
 #[derive(Debug, Default)]
 pub struct ObsBuf {
     items: Vec<Observation>,
@@ -162,6 +206,7 @@ pub struct ObsBuf {
     /// the sweep's clock.
     clock: Ts,
     enabled: bool,
+    sent: SentCache,
 }
 
 impl ObsBuf {
@@ -172,6 +217,11 @@ impl ObsBuf {
             keys: Vec::new(),
             clock: Ts::ZERO,
             enabled,
+            sent: if enabled {
+                SentCache::new(EVIDENCE_DEDUP_SLOTS)
+            } else {
+                SentCache::default()
+            },
         }
     }
 
@@ -200,9 +250,20 @@ impl ObsBuf {
         }
     }
 
-    /// Evidence about the device at (mac, ip); nothing is pushed for an empty list.
-    pub fn evidence(&mut self, ts: Ts, mac: [u8; 6], ip: Option<IpAddr>, items: Vec<Evidence>) {
-        if self.enabled && !items.is_empty() {
+    /// Evidence about the device at (mac, ip), without the items this worker sent recently;
+    /// nothing is pushed for an empty list (or when every item was a repeat).
+    pub fn evidence(&mut self, ts: Ts, mac: [u8; 6], ip: Option<IpAddr>, mut items: Vec<Evidence>) {
+        if !self.enabled || items.is_empty() {
+            return;
+        }
+        let sent = &mut self.sent;
+        items.retain(|e| {
+            sent.fresh(
+                (mac, ip, e.kind, e.value.as_str(), e.source, e.confidence),
+                ts,
+            )
+        });
+        if !items.is_empty() {
             self.items
                 .push(Observation::Evidence { ts, mac, ip, items });
             self.keys.push(self.clock);
@@ -276,5 +337,34 @@ mod tests {
             Some(&FactValue::Str("TLSv1.0".into()))
         );
         assert_eq!(f.get("nope"), None);
+    }
+
+    #[test]
+    fn repeated_evidence_is_sent_once() {
+        let mut b = ObsBuf::new(true);
+        let ua = || Evidence::new(EvidenceKind::HttpUserAgent, "curl/8.5.0");
+        let ip = Some(IpAddr::from([10, 0, 0, 1]));
+        b.evidence(Ts(1), [1; 6], ip, vec![ua()]);
+        b.evidence(Ts(2), [1; 6], ip, vec![ua()]);
+        assert_eq!(b.len(), 1, "a repeat is not sent");
+        // An earlier sighting (a second capture file of earlier packet time) is.
+        b.evidence(Ts(0), [1; 6], ip, vec![ua()]);
+        assert_eq!(b.take(None).items.len(), 2);
+        b.evidence(Ts(1), [1; 6], ip, vec![ua()]);
+        // A new value in the same list goes, without the repeat.
+        let server = Evidence::new(EvidenceKind::HttpServer, "nginx");
+        b.evidence(Ts(3), [1; 6], ip, vec![ua(), server.clone()]);
+        assert_eq!(b.len(), 1);
+        let Observation::Evidence { items, .. } = &b.take(None).items[0] else {
+            panic!("evidence expected");
+        };
+        assert_eq!(items, &vec![server]);
+        // Another sender, or another confidence, is news.
+        b.evidence(Ts(4), [2; 6], ip, vec![ua()]);
+        let mut other = ua();
+        other.confidence /= 2;
+        b.evidence(Ts(5), [1; 6], ip, vec![other]);
+        assert_eq!(b.len(), 2);
+        assert!(b.sent.fresh(1u8, Ts(9)) && !b.sent.fresh(1u8, Ts(9)));
     }
 }

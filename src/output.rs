@@ -146,9 +146,16 @@ impl EventSink {
         self.buf.len()
     }
 
-    /// Hand over the formatted lines (the sink keeps a fresh buffer).
+    /// Hand over the formatted lines (the sink keeps a fresh buffer of the same capacity, up
+    /// to twice [`SINK_FLUSH_BYTES`], so that it is not grown again from nothing by doubling).
     pub fn take(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.buf)
+        let cap = self.buf.capacity().min(2 * SINK_FLUSH_BYTES);
+        std::mem::replace(&mut self.buf, Vec::with_capacity(cap))
+    }
+
+    /// The lines written since the buffer held `from` bytes (see [`EventSink::pending_bytes`]).
+    pub fn written_since(&self, from: usize) -> &[u8] {
+        self.buf.get(from..).unwrap_or_default()
     }
 
     /// Count the produced events into `stats` (call once per batch).

@@ -108,7 +108,7 @@ pub enum TcpFpError {
 }
 
 /// A stack signature read from one SYN or SYN+ACK.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[must_use]
 pub struct TcpSignature {
     /// 4 or 6.

@@ -118,7 +118,7 @@ struct DedupEntry {
 pub struct Detector {
     rules: RuleSet,
     window: i64,
-    dedup: HashMap<(u32, IpAddr, IpAddr), DedupEntry>,
+    dedup: HashMap<(u32, IpAddr, IpAddr), DedupEntry, ahash::RandomState>,
     /// Rule id -> the rules that supersede it (`supersedes` in the rule files).
     superseded_by: HashMap<u32, Vec<u32>>,
     anomalies: anomaly::Anomalies,
@@ -138,7 +138,7 @@ impl Detector {
             superseded_by: rules.superseded_by(),
             rules,
             window,
-            dedup: HashMap::new(),
+            dedup: HashMap::default(),
             metrics,
             next_sweep: Ts::ZERO,
         }

@@ -61,10 +61,16 @@ fn json(v: &FactValue) -> serde_json::Value {
 
 fn mac(m: [u8; 6]) -> Option<String> {
     (m != [0; 6]).then(|| {
-        m.iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":")
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut s = String::with_capacity(17);
+        for (i, b) in m.iter().enumerate() {
+            if i > 0 {
+                s.push(':');
+            }
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 15)]));
+        }
+        s
     })
 }
 
@@ -110,6 +116,7 @@ impl Publisher {
                 count: a.count,
                 first_seen: (a.count > 1).then_some(a.first),
             };
+            let from = events.pending_bytes();
             events.emit(a.ts, "alert", &a.flow, Direction::ToServer, &body);
             let Some(m) = metrics else {
                 continue;
@@ -139,9 +146,16 @@ impl Publisher {
                     v.with_label_values(&[&label]).inc();
                 }
             }
-            let mut one = EventSink::new(true);
-            one.emit(a.ts, "alert", &a.flow, Direction::ToServer, &body);
-            let line = String::from_utf8_lossy(&one.take()).trim_end().to_string();
+            // The line just written to the events, else (no --events) written for the ring only.
+            let line = if events.enabled() {
+                String::from_utf8_lossy(events.written_since(from))
+                    .trim_end()
+                    .to_string()
+            } else {
+                let mut one = EventSink::new(true);
+                one.emit(a.ts, "alert", &a.flow, Direction::ToServer, &body);
+                String::from_utf8_lossy(&one.take()).trim_end().to_string()
+            };
             if let Ok(mut r) = m.recent_alerts.lock() {
                 if r.len() >= RECENT_ALERTS {
                     r.pop_front();

@@ -25,7 +25,7 @@ use medtap_parsers::{cdp, dhcp, lldp, mdns, netbios, ssdp, tcpfp};
 
 use crate::decode::{Decoded, LinkControl, L4};
 use crate::fingerprint::extract;
-use crate::observe::{ObsBuf, Observation};
+use crate::observe::{ObsBuf, Observation, SentCache};
 use crate::time::Ts;
 
 /// Slots of the per-worker cache of recently sent packet evidence.
@@ -39,6 +39,8 @@ pub struct Tap {
     p0f: Option<P0fDb>,
     seen: Box<[u64]>,
     hasher: ahash::RandomState,
+    /// Stack signatures sent recently, by sender (see [`Tap::syn`]).
+    sigs: SentCache,
 }
 
 impl Tap {
@@ -47,6 +49,7 @@ impl Tap {
             p0f,
             seen: vec![0u64; DEDUP_SLOTS].into_boxed_slice(),
             hasher: ahash::RandomState::with_seeds(0x7461, 0x70, 0x6d65, 0x6474),
+            sigs: SentCache::new(DEDUP_SLOTS),
         }
     }
 
@@ -94,9 +97,19 @@ impl Tap {
         if !self.fresh((d.src_mac, d.src_ip, ack, d.ttl, window, options)) {
             return;
         }
-        let Ok(sig) = tcpfp::parse_syn(d.ip) else {
+        let Ok(mut sig) = tcpfp::parse_syn(d.ip) else {
             return;
         };
+        // The raw options above carry the timestamp, new on every connection; the signature
+        // depends only on whether it is zero. So: the same sender with the same signature is a
+        // repeat too (checked before the signature is formatted into evidence).
+        let ts1 = sig.ts1;
+        sig.ts1 = ts1.map(|t| u32::from(t != 0));
+        let repeat = !self.sigs.fresh((d.src_mac, d.src_ip, &sig), ts);
+        sig.ts1 = ts1;
+        if repeat {
+            return;
+        }
         let m = self.p0f.as_ref().and_then(|db| db.match_tcp(&sig, None));
         let items = extract::from_tcp(&sig, m.as_ref());
         obs.evidence(ts, d.src_mac, Some(d.src_ip), items);

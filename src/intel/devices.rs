@@ -167,6 +167,9 @@ pub struct Device {
     /// (how often a value is seen again depends on how packets were spread over workers).
     #[serde(skip)]
     rejected: Vec<u64>,
+    /// Some of it is claimed by a rule (else identifying again would give the same result).
+    #[serde(skip)]
+    stale_claims: bool,
 }
 
 impl Device {
@@ -187,6 +190,7 @@ impl Device {
             ident: None,
             stale_ident: None,
             rejected: Vec::new(),
+            stale_claims: false,
         }
     }
 
@@ -537,9 +541,9 @@ impl DeviceTable {
     pub fn new(max_devices: usize) -> DeviceTable {
         DeviceTable {
             devices: Vec::new(),
-            by_mac: HashMap::new(),
-            by_ip_key: HashMap::new(),
-            by_ip: HashMap::new(),
+            by_mac: HashMap::default(),
+            by_ip_key: HashMap::default(),
+            by_ip: HashMap::default(),
             max_devices,
             dropped: 0,
             dropped_keys: HashSet::new(),
@@ -630,6 +634,9 @@ impl DeviceTable {
             let Some(ts) = d.stale_ident.take() else {
                 continue;
             };
+            if !std::mem::take(&mut d.stale_claims) {
+                continue;
+            }
             if d.reidentify(sigs, &mut self.matches) {
                 self.changes
                     .entry(i)
@@ -872,7 +879,18 @@ impl DeviceTable {
         }
         let mut new = false;
         for e in items {
-            new |= d.add_evidence(e, ts);
+            if d.add_evidence(e, ts) {
+                new = true;
+                // Identification is made of the claims of rules that match an evidence value,
+                // each value on its own: a value no rule claims anything from cannot change it.
+                d.stale_claims = d.stale_claims
+                    || (!e.value.is_empty()
+                        && self
+                            .matches
+                            .get(e.kind, &e.value, sigs)
+                            .iter()
+                            .any(|(r, _)| sigs.rules.get(*r).is_some_and(|r| !r.ignore)));
+            }
         }
         if new && d.stale_ident.is_none() {
             d.stale_ident = Some(ts);
