@@ -38,6 +38,9 @@ pub struct FlowMeta {
     pub vlan: [u16; 2],
     pub client_mac: [u8; 6],
     pub server_mac: [u8; 6],
+    /// The client's first packet went to an Ethernet group address (broadcast or multicast):
+    /// the "server" is then no host of its own (NetBIOS name registrations, SSDP, mDNS).
+    pub to_group: bool,
     pub app_proto: Option<AppProto>,
 }
 
@@ -708,6 +711,7 @@ impl FlowTable {
             vlan: d.vlan,
             client_mac: cmac,
             server_mac: smac,
+            to_group: src_is_client && d.dst_mac[0] & 1 == 1,
             app_proto: None,
         };
         if out.obs.enabled() {

@@ -309,6 +309,7 @@ mod tests {
                     vlan,
                     client_mac: [0; 6],
                     server_mac: [0; 6],
+                    to_group: false,
                     app_proto: app,
                 };
                 for src in [Direction::ToServer, Direction::ToClient] {

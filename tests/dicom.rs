@@ -413,6 +413,7 @@ fn run(steps: &[Step]) -> Run {
         vlan: [0, 0],
         client_mac: [0; 6],
         server_mac: [0; 6],
+        to_group: false,
         app_proto: None,
     };
     let mut sink = EventSink::new(true);

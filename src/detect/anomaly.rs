@@ -884,6 +884,7 @@ mod tests {
             vlan: [0; 2],
             client_mac: [0; 6],
             server_mac: [0; 6],
+            to_group: false,
             app_proto: None,
         }
     }
@@ -1106,6 +1107,7 @@ mod tests {
                 vlan: [0, 0],
                 client_mac: [0; 6],
                 server_mac: [0; 6],
+                to_group: false,
                 app_proto: None,
             },
             packets: [3, 3],

@@ -193,7 +193,9 @@ impl Detector {
             for r in &self.rules.rules {
                 if r.matches(facts, flow, view.client.as_ref(), view.server.as_ref()) {
                     // Server-side services (a Telnet server, an SMBv1 share) are what the alert
-                    // is about; the client is the peer.
+                    // is about; the client is the peer. A "server" that is a broadcast or
+                    // multicast address (NetBIOS name registrations, SSDP, mDNS) is no device:
+                    // then the sender is.
                     raw.push(Alert {
                         ts: *ts,
                         signature_id: r.id,
@@ -205,7 +207,7 @@ impl Detector {
                         anomaly: None,
                         protocol: Some(facts.protocol),
                         matched: r.evidence(facts),
-                        device_side: "server",
+                        device_side: rule_device_side(flow),
                         count: 1,
                         first: *ts,
                     });
@@ -354,6 +356,21 @@ fn flush_entry(e: DedupEntry, out: &mut Vec<Alert>) {
     out.push(a);
 }
 
+/// The side of a flow a rule alert is about: the server, unless the server is a group address.
+fn rule_device_side(flow: &FlowMeta) -> &'static str {
+    let group_ip = match flow.server.0 {
+        IpAddr::V4(a) => a.is_broadcast() || a.is_multicast(),
+        IpAddr::V6(a) => a.is_multicast(),
+    };
+    // The Ethernet destination also tells subnet-directed broadcasts (10.0.0.255), which the
+    // address alone does not.
+    if group_ip || flow.to_group {
+        "client"
+    } else {
+        "server"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,6 +387,7 @@ mod tests {
                 vlan: [0, 0],
                 client_mac: [0; 6],
                 server_mac: [0; 6],
+                to_group: false,
                 app_proto: None,
             },
             facts: Facts::new("telnet").with("session", FactValue::Bool(true)),
@@ -494,6 +512,7 @@ mod tests {
                 vlan: [0; 2],
                 client_mac: [0; 6],
                 server_mac: [0; 6],
+                to_group: false,
                 app_proto: None,
             },
             family: None,
@@ -504,6 +523,22 @@ mod tests {
             count: 1,
             first: Ts(ts),
         }
+    }
+
+    /// A rule alert is about the server, unless the "server" is a broadcast or multicast address.
+    #[test]
+    fn rule_alerts_are_not_about_group_addresses() {
+        let mut f = alert(1, 0, 3).flow;
+        assert_eq!(rule_device_side(&f), "server");
+        f.server.0 = "10.0.0.255".parse().unwrap();
+        assert_eq!(rule_device_side(&f), "server"); // without the link layer, a .255 may be a host
+        f.to_group = true;
+        assert_eq!(rule_device_side(&f), "client");
+        f.to_group = false;
+        f.server.0 = "255.255.255.255".parse().unwrap();
+        assert_eq!(rule_device_side(&f), "client");
+        f.server.0 = "ff02::fb".parse().unwrap();
+        assert_eq!(rule_device_side(&f), "client");
     }
 
     /// Within a window, a repeat is counted, but a more severe one is reported at once.

@@ -1008,6 +1008,7 @@ when = [
             vlan: [0, 0],
             client_mac: [0; 6],
             server_mac: [0; 6],
+            to_group: false,
             app_proto: None,
         };
         let f = Facts::new("tls")

@@ -156,6 +156,7 @@ mod tests {
                 vlan: [0, 0],
                 client_mac: [0; 6],
                 server_mac: [0; 6],
+                to_group: false,
                 app_proto: None,
             },
         }
