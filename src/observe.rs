@@ -61,6 +61,22 @@ impl Facts {
     pub fn get(&self, name: &str) -> Option<&FactValue> {
         self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
+
+    /// The string field `name`, if present and a string.
+    pub fn str(&self, name: &str) -> Option<&str> {
+        match self.get(name) {
+            Some(FactValue::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer field `name` (negative as 0), or 0 when absent.
+    pub fn count(&self, name: &str) -> u64 {
+        match self.get(name) {
+            Some(FactValue::Int(i)) => (*i).max(0) as u64,
+            _ => 0,
+        }
+    }
 }
 
 /// How a flow ended, as far as its TCP handshake goes (the `state` of [`Observation::FlowEnd`]).

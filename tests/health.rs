@@ -9,69 +9,26 @@
 
 mod common;
 
-use common::netns::{can_run, ethernet_captures, sh, wait_for};
+use common::netns::{can_run, ethernet_captures, sh, wait_for, Link};
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Namespaces `app-h<N>-a`/`-b` joined by veth `apph<N>a`/`apph<N>b`, plus a second, silent
-/// veth pair `apph<N>d` (in `-b`: a second capture that stays up) / `apph<N>e`; removed on drop.
-struct Link {
-    a: String,
-    b: String,
-    va: String,
-    vb: String,
-    dummy: String,
-}
-
-impl Link {
-    fn new(tag: u32) -> Link {
-        let l = Link {
-            a: format!("app-h{tag}-a"),
-            b: format!("app-h{tag}-b"),
-            va: format!("apph{tag}a"),
-            vb: format!("apph{tag}b"),
-            dummy: format!("apph{tag}d"),
-        };
-        for ns in [&l.a, &l.b] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", ns])
-                .stderr(Stdio::null())
-                .status();
-            sh(&["ip", "netns", "add", ns]);
-            let _ = Command::new("ip")
-                .args(["netns", "exec", ns, "sysctl", "-q", "-w"])
-                .arg("net.ipv6.conf.all.disable_ipv6=1")
-                .status();
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
-        sh(&[
-            "ip", "link", "add", &l.va, "type", "veth", "peer", "name", &l.vb,
-        ]);
-        sh(&["ip", "link", "set", &l.va, "netns", &l.a]);
-        sh(&["ip", "link", "set", &l.vb, "netns", &l.b]);
-        let peer = format!("{}e", &l.dummy[..l.dummy.len() - 1]);
-        sh(&[
-            "ip", "link", "add", &l.dummy, "type", "veth", "peer", "name", &peer,
-        ]);
-        sh(&["ip", "link", "set", &l.dummy, "netns", &l.b]);
-        sh(&["ip", "link", "set", &peer, "netns", &l.a]);
-        sh(&["ip", "-n", &l.b, "link", "set", &l.dummy, "up"]);
-        sh(&["ip", "-n", &l.a, "link", "set", &peer, "up"]);
-        for (ns, v) in [(&l.a, &l.va), (&l.b, &l.vb)] {
-            sh(&["ip", "-n", ns, "link", "set", v, "mtu", "65535"]);
-            sh(&["ip", "-n", ns, "link", "set", v, "up"]);
-        }
-        l
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
+/// The shared namespace pair (`app-h<N>-a`/`-b`, veth `apph<N>a`/`apph<N>b`) plus a second,
+/// silent veth pair `apph<N>d` (in `-b`: a second capture that stays up) / `apph<N>e`; both go
+/// with the namespaces when the link is dropped.
+fn link_with_silent_veth(tag: u32) -> (Link, String) {
+    let l = Link::new("h", tag);
+    let dummy = format!("{}d", &l.vb[..l.vb.len() - 1]);
+    let peer = format!("{}e", &l.vb[..l.vb.len() - 1]);
+    sh(&[
+        "ip", "link", "add", &dummy, "type", "veth", "peer", "name", &peer,
+    ]);
+    sh(&["ip", "link", "set", &dummy, "netns", &l.b]);
+    sh(&["ip", "link", "set", &peer, "netns", &l.a]);
+    sh(&["ip", "-n", &l.b, "link", "set", &dummy, "up"]);
+    sh(&["ip", "-n", &l.a, "link", "set", &peer, "up"]);
+    (l, dummy)
 }
 
 fn get(ns: &str, url: &str) -> (u16, String) {
@@ -103,22 +60,14 @@ fn healthz_fails_on_drops_and_on_a_stopped_capture() {
         return;
     }
     let files = ethernet_captures();
-    let link = Link::new(std::process::id() % 10_000);
+    let (link, dummy) = link_with_silent_veth(std::process::id() % 10_000);
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("stderr.log");
     let listen = "127.0.0.1:19862";
     let mut child = Command::new("ip")
         .args(["netns", "exec", &link.b])
         .arg(env!("CARGO_BIN_EXE_medtap"))
-        .args([
-            "live",
-            "-i",
-            &link.vb,
-            "-i",
-            &link.dummy,
-            "--buffer-mib",
-            "1",
-        ])
+        .args(["live", "-i", &link.vb, "-i", &dummy, "--buffer-mib", "1"])
         .args([
             "--stats-interval",
             "1s",

@@ -36,6 +36,7 @@ pub use baseline::{Loaded as BaselineLoaded, SCHEMA as BASELINE_SCHEMA};
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::rules::{Anomaly, AnomalyKind, RuleSet};
 use super::{Alert, DetectOptions, DeviceView};
@@ -184,7 +185,9 @@ pub fn is_public(ip: IpAddr) -> bool {
 
 /// The anomaly detectors' state.
 pub struct Anomalies {
-    cfg: HashMap<AnomalyKind, Anomaly>,
+    /// Thresholds by kind; shared so a handler can hold one while it updates `self` (no copy of
+    /// the strings per observation).
+    cfg: HashMap<AnomalyKind, Arc<Anomaly>>,
     learning: i64,
     devices: HashMap<IpAddr, Device>,
     scans: HashMap<IpAddr, Scan>,
@@ -203,16 +206,18 @@ pub struct Anomalies {
     pending: Option<baseline::Pending>,
 }
 
+/// The rule set's anomaly thresholds by kind.
+fn thresholds(rules: &RuleSet) -> HashMap<AnomalyKind, Arc<Anomaly>> {
+    AnomalyKind::ALL
+        .iter()
+        .filter_map(|k| rules.anomaly(*k).map(|a| (*k, Arc::new(a.clone()))))
+        .collect()
+}
+
 impl Anomalies {
     pub fn new(rules: &RuleSet, opts: &DetectOptions) -> Anomalies {
-        let mut cfg = HashMap::new();
-        for k in AnomalyKind::ALL {
-            if let Some(a) = rules.anomaly(*k) {
-                cfg.insert(*k, a.clone());
-            }
-        }
         Anomalies {
-            cfg,
+            cfg: thresholds(rules),
             learning: secs(opts.learning_period),
             devices: HashMap::new(),
             scans: HashMap::new(),
@@ -231,12 +236,7 @@ impl Anomalies {
 
     /// New thresholds (a reload): the learnt state stays.
     pub fn set_rules(&mut self, rules: &RuleSet) {
-        self.cfg.clear();
-        for k in AnomalyKind::ALL {
-            if let Some(a) = rules.anomaly(*k) {
-                self.cfg.insert(*k, a.clone());
-            }
-        }
+        self.cfg = thresholds(rules);
     }
 
     fn note_clinical(&mut self, ip: IpAddr) {
@@ -663,14 +663,7 @@ impl Anomalies {
         for ip in [client, server] {
             self.note_clinical(ip);
         }
-        let int = |n: &str| match f.get(n) {
-            Some(FactValue::Int(i)) => (*i).max(0) as u64,
-            _ => 0,
-        };
-        let s = |n: &str| match f.get(n) {
-            Some(FactValue::Str(s)) => Some(s.as_str()),
-            _ => None,
-        };
+        let (int, s) = (|n| f.count(n), |n| f.str(n));
         let medical = self.medical(server, view.server.as_ref());
         if s("result") == Some("rejected") {
             if let Some(a) = self.cfg.get(&AnomalyKind::DicomRejectedAssociations) {
@@ -778,10 +771,7 @@ impl Anomalies {
         for ip in [client, server] {
             self.note_clinical(ip);
         }
-        let s = |n: &str| match f.get(n) {
-            Some(FactValue::Str(s)) => Some(s.as_str()),
-            _ => None,
-        };
+        let s = |n| f.str(n);
         let from_client = s("from") != Some("server");
         let (sender, receiver, side, rside) = if from_client {
             (client, server, "client", "server")
