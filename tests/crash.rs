@@ -55,10 +55,8 @@ fn inputs() -> Vec<std::path::PathBuf> {
     ]
 }
 
-#[test]
-fn kill_9_after_the_last_flush_keeps_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let (clean, killed) = (dir.path().join("clean"), dir.path().join("killed"));
+/// An uninterrupted replay of the inputs into the state directory `state`: the reference.
+fn replay_into(state: &std::path::Path) {
     let out = common::medtap()
         .args([
             "replay",
@@ -69,7 +67,7 @@ fn kill_9_after_the_last_flush_keeps_everything() {
             "/dev/null",
             "--state-dir",
         ])
-        .arg(&clean)
+        .arg(state)
         .args(inputs())
         .output()
         .unwrap();
@@ -78,6 +76,13 @@ fn kill_9_after_the_last_flush_keeps_everything() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn kill_9_after_the_last_flush_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clean, killed) = (dir.path().join("clean"), dir.path().join("killed"));
+    replay_into(&clean);
     let expected = devices(&clean);
     assert!(expected.len() >= 5, "too few devices: {}", expected.len());
 
@@ -145,21 +150,7 @@ fn kill_9_after_the_last_flush_keeps_everything() {
 fn kill_9_in_the_middle_leaves_a_database_that_opens() {
     let dir = tempfile::tempdir().unwrap();
     let clean = dir.path().join("clean");
-    let out = common::medtap()
-        .args([
-            "replay",
-            "--no-progress",
-            "--workers",
-            "1",
-            "--events",
-            "/dev/null",
-            "--state-dir",
-        ])
-        .arg(&clean)
-        .args(inputs())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    replay_into(&clean);
     let expected = devices(&clean);
     for (i, ms) in [150u64, 400, 900].into_iter().enumerate() {
         let state = dir.path().join(format!("killed{i}"));
