@@ -16,11 +16,10 @@
 
 mod common;
 
-use common::netns::{can_run, sh, wait_for, Link};
+use common::netns::{runnable, wait_for, Link, Medtap};
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -183,9 +182,8 @@ fn a_state_database_medtap_cannot_read_is_exit_2() {
 struct Live<'a> {
     link: &'a Link,
     metrics: String,
-    child: Child,
+    medtap: Medtap,
     events: PathBuf,
-    log: PathBuf,
 }
 
 impl<'a> Live<'a> {
@@ -193,18 +191,21 @@ impl<'a> Live<'a> {
         let events = dir.join(format!("eve{n}.json"));
         let log = dir.join(format!("stderr{n}.log"));
         let listen = "127.0.0.1:19866";
-        let child = Command::new("ip")
-            .args(["netns", "exec", &link.b])
-            .arg(env!("CARGO_BIN_EXE_medtap"))
-            .args(["live", "-i", &link.vb, "--workers", "1", "--listen", listen])
-            .args(["--learning-period", "3s", "--events"])
-            .arg(&events)
-            .arg("--state-dir")
-            .arg(state)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+        let medtap = link.medtap_live(
+            &[
+                "--workers".as_ref(),
+                "1".as_ref(),
+                "--listen".as_ref(),
+                listen.as_ref(),
+                "--learning-period".as_ref(),
+                "3s".as_ref(),
+                "--events".as_ref(),
+                events.as_os_str(),
+                "--state-dir".as_ref(),
+                state.as_os_str(),
+            ],
+            &log,
+        );
         let metrics = format!("http://{listen}/metrics");
         // Generous bounds: CI has 2 cores, and a loaded machine starts a debug build slowly.
         wait_for("the endpoint", 90, || {
@@ -213,9 +214,8 @@ impl<'a> Live<'a> {
         Live {
             link,
             metrics,
-            child,
+            medtap,
             events,
-            log,
         }
     }
 
@@ -227,42 +227,13 @@ impl<'a> Live<'a> {
 
     /// SIGTERM; exit 0 within 90 s; the events written.
     fn stop(mut self) -> Vec<Value> {
-        sh(&["kill", "-TERM", &self.child.id().to_string()]);
-        let started = Instant::now();
-        let status = loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                break st;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(90),
-                "medtap did not exit on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        assert!(
-            status.success(),
-            "{}",
-            std::fs::read_to_string(&self.log).unwrap()
-        );
+        self.medtap.stop_ok(90);
         common::read_events(&self.events)
     }
 
     fn kill_9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+        self.medtap.kill_9();
     }
-}
-
-fn live_can_run() -> bool {
-    if let Err(why) = can_run(&["ip", "tcpreplay", "curl"]) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "baseline live test cannot run under CI: {why}"
-        );
-        eprintln!("baseline live test skipped: {why}");
-        return false;
-    }
-    true
 }
 
 /// Learn, SIGTERM (the exit flush), restart on the same state: the new peer is an alert, the
@@ -270,7 +241,7 @@ fn live_can_run() -> bool {
 /// holds the peer while medtap runs), `kill -9`, restart: the same.
 #[test]
 fn live_keeps_the_baseline_across_sigterm_and_kill_9() {
-    if !live_can_run() {
+    if !runnable("baseline live", &["ip", "tcpreplay", "curl"]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

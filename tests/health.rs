@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::netns::{can_run, ethernet_captures, sh, wait_for, Link};
+use common::netns::{ethernet_captures, runnable, sh, wait_for, Link};
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -51,12 +51,7 @@ fn sample(text: &str, prefix: &str) -> u64 {
 
 #[test]
 fn healthz_fails_on_drops_and_on_a_stopped_capture() {
-    if let Err(why) = can_run(&["ip", "tcpreplay", "curl"]) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "health test cannot run under CI: {why}"
-        );
-        eprintln!("health test skipped: {why}");
+    if !runnable("health", &["ip", "tcpreplay", "curl"]) {
         return;
     }
     let files = ethernet_captures();
@@ -64,23 +59,21 @@ fn healthz_fails_on_drops_and_on_a_stopped_capture() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("stderr.log");
     let listen = "127.0.0.1:19862";
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &link.b])
-        .arg(env!("CARGO_BIN_EXE_medtap"))
-        .args(["live", "-i", &link.vb, "-i", &dummy, "--buffer-mib", "1"])
-        .args([
-            "--stats-interval",
-            "1s",
-            "--workers",
-            "1",
-            "--listen",
-            listen,
-        ])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let pid = child.id().to_string();
+    let mut medtap = link.medtap_live(
+        &[
+            "-i".as_ref(),
+            dummy.as_ref(),
+            "--buffer-mib".as_ref(),
+            "1".as_ref(),
+            "--stats-interval".as_ref(),
+            "1s".as_ref(),
+            "--workers".as_ref(),
+            "1".as_ref(),
+            "--listen".as_ref(),
+            listen.as_ref(),
+        ],
+        &log,
+    );
     let healthz = format!("http://{listen}/healthz");
     let metrics = format!("http://{listen}/metrics");
     wait_for("/healthz 200 at start", 20, || {
@@ -88,7 +81,7 @@ fn healthz_fails_on_drops_and_on_a_stopped_capture() {
     });
 
     // Frozen medtap, flooded 1 MiB ring: the kernel drops, and the next window says so.
-    sh(&["kill", "-STOP", &pid]);
+    medtap.signal("STOP");
     let replay = Command::new("ip")
         .args(["netns", "exec", &link.a, "tcpreplay", "-q", "--topspeed"])
         .args(["--loop", "0", "--limit", "50000", "-i", &link.va])
@@ -96,7 +89,7 @@ fn healthz_fails_on_drops_and_on_a_stopped_capture() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
-    sh(&["kill", "-CONT", &pid]);
+    medtap.signal("CONT");
     assert!(replay.unwrap().success(), "tcpreplay failed");
     wait_for("/healthz 503 after drops", 15, || {
         get(&link.b, &healthz) == (503, "unhealthy\n".into())
@@ -142,19 +135,8 @@ fn healthz_fails_on_drops_and_on_a_stopped_capture() {
         "a stopped capture must stay unhealthy"
     );
 
-    sh(&["kill", "-TERM", &pid]);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "medtap did not exit on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let err = std::fs::read_to_string(&log).unwrap();
+    let status = medtap.stop(15);
+    let err = medtap.log();
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(
         err.contains(&format!("capture stopped on {}", link.vb)),

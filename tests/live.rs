@@ -9,124 +9,14 @@
 
 mod common;
 
+use common::netns::{ethernet_captures, runnable, Link};
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-fn can_run() -> Result<(), String> {
-    // Root: the Uid line of /proc/self/status.
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"));
-    if !root {
-        return Err("not root".into());
-    }
-    for c in ["ip", "tcpreplay"] {
-        if !have(c) {
-            return Err(format!("{c} not installed"));
-        }
-    }
-    Ok(())
-}
-
-fn sh(args: &[&str]) {
-    let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
-    assert!(st.success(), "{args:?} failed");
-}
-
-/// Two namespaces and a veth pair, removed on drop.
-struct Link {
-    a: String,
-    b: String,
-    va: String,
-    vb: String,
-}
-
-impl Link {
-    fn new(tag: &str) -> Link {
-        // MEDTAP_NETNS_PREFIX as in tests/common/netns.rs (at most 8 characters).
-        let p = std::env::var("MEDTAP_NETNS_PREFIX")
-            .ok()
-            .filter(|p| !p.is_empty() && p.len() <= 8)
-            .unwrap_or_else(|| "mtl".to_string());
-        let (a, b) = (format!("{p}-{tag}-a"), format!("{p}-{tag}-b"));
-        let _ = Command::new("ip").args(["netns", "del", &a]).status();
-        let _ = Command::new("ip").args(["netns", "del", &b]).status();
-        sh(&["ip", "netns", "add", &a]);
-        sh(&["ip", "netns", "add", &b]);
-        let (va, vb) = (format!("{p}{tag}a"), format!("{p}{tag}b"));
-        sh(&[
-            "ip", "link", "add", &va, "type", "veth", "peer", "name", &vb,
-        ]);
-        sh(&["ip", "link", "set", &va, "netns", &a]);
-        sh(&["ip", "link", "set", &vb, "netns", &b]);
-        // No addresses and IPv6 off: the namespaces send nothing of their own.
-        sh(&["ip", "-n", &b, "link", "set", "lo", "up"]);
-        for (ns, v) in [(&a, &va), (&b, &vb)] {
-            let _ = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    ns,
-                    "sysctl",
-                    "-q",
-                    "-w",
-                    "net.ipv6.conf.all.disable_ipv6=1",
-                ])
-                .status();
-            sh(&["ip", "-n", ns, "link", "set", v, "mtu", "65535"]);
-            sh(&["ip", "-n", ns, "link", "set", v, "up"]);
-        }
-        Link { a, b, va, vb }
-    }
-    fn va(&self) -> String {
-        self.va.clone()
-    }
-    fn vb(&self) -> String {
-        self.vb.clone()
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.a]).status();
-        let _ = Command::new("ip").args(["netns", "del", &self.b]).status();
-    }
-}
-
-/// Ethernet captures only (tcpreplay sends the bytes of other link types as they are).
-fn ethernet_captures() -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    for rel in common::all_pcaps() {
-        // damaged/ and hostile/ captures hold records tcpreplay cannot send as they are
-        if rel.starts_with("damaged/") || rel.starts_with("hostile/") || rel.contains("linktype_") {
-            continue;
-        }
-        let p = common::pcap(&rel);
-        let Ok(r) = medtap::capture::FileReader::open(&p, None) else {
-            continue;
-        };
-        if r.linktype == medtap::decode::linktype::ETHERNET {
-            v.push(p);
-        }
-    }
-    v
-}
 
 /// (proto, lower endpoint, upper endpoint) -> [packets, bytes] summed over both directions.
 fn convs(events: &[Value]) -> BTreeMap<(String, String, String), [u64; 2]> {
@@ -158,12 +48,7 @@ fn id_of(user: &str) -> (u32, u32) {
 
 #[test]
 fn live_capture_sees_what_replay_sees_and_flushes_on_sigterm() {
-    if let Err(why) = can_run() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "live test cannot run under CI: {why}"
-        );
-        eprintln!("live test skipped: {why}");
+    if !runnable("live", &["ip", "tcpreplay"]) {
         return;
     }
     let files = ethernet_captures();
@@ -175,7 +60,7 @@ fn live_capture_sees_what_replay_sees_and_flushes_on_sigterm() {
     let refs: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
     let (replayed, _) = common::replay(&refs, &["--workers", "2"]);
 
-    let link = Link::new(&format!("{}", std::process::id() % 10_000));
+    let link = Link::new("l", std::process::id() % 10_000);
     let dir = tempfile::tempdir().unwrap();
     // medtap writes its events as `nobody` (--user): the folder must let it.
     std::fs::set_permissions(
@@ -192,32 +77,27 @@ fn live_capture_sees_what_replay_sees_and_flushes_on_sigterm() {
     let listen = format!("127.0.0.1:{port}");
     // medtap runs in the receiving namespace through `ip netns exec`, which execs it (the PID we
     // signal is medtap's).
-    let child = Command::new("ip")
-        .args(["netns", "exec", &link.b])
-        .arg(env!("CARGO_BIN_EXE_medtap"))
-        .args([
-            "live",
-            "-i",
-            &link.vb(),
-            "--workers",
-            "2",
-            "--stats-interval",
-            "1s",
-            "--user",
-            "nobody",
-            "--events",
-        ])
-        .arg(&events)
-        .args(["--listen", &listen])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut medtap = link.medtap_live(
+        &[
+            "--workers".as_ref(),
+            "2".as_ref(),
+            "--stats-interval".as_ref(),
+            "1s".as_ref(),
+            "--user".as_ref(),
+            "nobody".as_ref(),
+            "--events".as_ref(),
+            events.as_os_str(),
+            "--listen".as_ref(),
+            listen.as_ref(),
+        ],
+        &dir.path().join("stderr.log"),
+    );
     let started = Instant::now();
     // --user nobody: once capture is open, every uid and gid of the process is nobody's, and the
     // event log it created belongs to nobody. Waited for (bounded, generous: CI has 2 cores and
     // a loaded machine starts a debug build slowly), not assumed after a fixed sleep.
     let nobody = id_of("nobody");
-    let status_path = format!("/proc/{}/status", child.id());
+    let status_path = format!("/proc/{}/status", medtap.pid());
     let uid_line = format!("Uid:\t{0}\t{0}\t{0}\t{0}", nobody.0);
     while !(events.exists()
         && std::fs::read_to_string(&status_path)
@@ -261,7 +141,7 @@ fn live_capture_sees_what_replay_sees_and_flushes_on_sigterm() {
             "--pps",
             "4000",
             "-i",
-            &link.va(),
+            &link.va,
         ])
         .args(&files)
         .stdout(Stdio::null())
@@ -299,14 +179,12 @@ fn live_capture_sees_what_replay_sees_and_flushes_on_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    let pid = child.id().to_string();
-    sh(&["kill", "-TERM", &pid]);
-    let out = child.wait_with_output().unwrap();
+    let status = medtap.stop(120);
     assert!(
-        out.status.success(),
+        status.success(),
         "medtap live exited {:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        status,
+        medtap.log()
     );
     let m = metrics.unwrap();
     let text = String::from_utf8_lossy(&m.stdout);

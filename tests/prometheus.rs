@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::netns::{can_run, ethernet_captures, Link};
+use common::netns::{ethernet_captures, runnable, Link};
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -101,12 +101,10 @@ fn make_cert(dir: &Path) {
 
 #[test]
 fn prometheus_scrapes_live_capture_over_tls_with_basic_auth() {
-    if let Err(why) = can_run(&["ip", "tcpreplay", "prometheus", "openssl", "curl"]) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "prometheus test cannot run under CI: {why}"
-        );
-        eprintln!("prometheus test skipped: {why}");
+    if !runnable(
+        "prometheus",
+        &["ip", "tcpreplay", "prometheus", "openssl", "curl"],
+    ) {
         return;
     }
     let files = ethernet_captures();
@@ -137,27 +135,18 @@ fn prometheus_scrapes_live_capture_over_tls_with_basic_auth() {
     )
     .unwrap();
 
-    let medtap = Proc(
-        Command::new("ip")
-            .args(["netns", "exec", &link.b])
-            .arg(env!("CARGO_BIN_EXE_medtap"))
-            .args([
-                "live",
-                "-i",
-                &link.vb,
-                "--workers",
-                "2",
-                "--listen",
-                medtap_addr,
-            ])
+    let medtap = link.medtap_live(
+        &[
+            "--workers".as_ref(),
+            "2".as_ref(),
+            "--listen".as_ref(),
+            medtap_addr.as_ref(),
             // The batched (non-immediate) ring: its packets must all be counted too.
-            .arg("--no-immediate")
-            .arg("--web-config")
-            .arg(d.join("web.yml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            "--no-immediate".as_ref(),
+            "--web-config".as_ref(),
+            d.join("web.yml").as_os_str(),
+        ],
+        &d.join("medtap.log"),
     );
     let prom = Proc(
         Command::new("ip")

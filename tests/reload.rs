@@ -10,19 +10,41 @@
 
 mod common;
 
-use common::netns::{can_run, sh, wait_for, Link};
+use common::netns::{runnable, wait_for, Link, Medtap};
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
+
+/// `medtap live --signatures <ops>` on `link`, serving at `listen` (its stderr in `log`), once
+/// its endpoint answers.
+fn start(link: &Link, ops: &Path, listen: &str, log: &Path) -> Medtap {
+    let m = link.medtap_live(
+        &[
+            "--workers".as_ref(),
+            "1".as_ref(),
+            "--listen".as_ref(),
+            listen.as_ref(),
+            "--signatures".as_ref(),
+            ops.as_os_str(),
+        ],
+        log,
+    );
+    wait_for("the endpoint", 20, || {
+        link.get(&format!("http://{listen}/metrics"))
+            .contains("medtap_reloads_total")
+    });
+    m
+}
+
+/// `medtap_reloads_total{result=<result>,what=<what>}` served at `metrics` (0 when absent).
+fn reloads(link: &Link, metrics: &str, what: &str, result: &str) -> u64 {
+    let series = format!("medtap_reloads_total{{result=\"{result}\",what=\"{what}\"}}");
+    link.sample(metrics, &series).unwrap_or(0)
+}
 
 #[test]
 fn sighup_reloads_signatures_and_keeps_the_old_set_on_error() {
-    if let Err(why) = can_run(&["ip", "tcpreplay", "curl"]) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "reload test cannot run under CI: {why}"
-        );
-        eprintln!("reload test skipped: {why}");
+    if !runnable("reload", &["ip", "tcpreplay", "curl"]) {
         return;
     }
     let capture = common::pcap("tls_versions.pcap");
@@ -42,30 +64,10 @@ fn sighup_reloads_signatures_and_keeps_the_old_set_on_error() {
     let log = dir.path().join("stderr.log");
     let link = Link::new("r", std::process::id() % 10_000);
     let listen = "127.0.0.1:19863";
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &link.b])
-        .arg(env!("CARGO_BIN_EXE_medtap"))
-        .args(["live", "-i", &link.vb, "--workers", "1", "--listen", listen])
-        .arg("--signatures")
-        .arg(&ops)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let pid = child.id().to_string();
+    let mut medtap = start(&link, &ops, listen, &log);
     let metrics = format!("http://{listen}/metrics");
     let devices = format!("http://{listen}/api/devices");
-    let reloads = |result: &str| -> u64 {
-        let m = link.get(&metrics);
-        let key = format!("medtap_reloads_total{{result=\"{result}\",what=\"signatures\"}} ");
-        m.lines()
-            .find_map(|l| l.strip_prefix(&key))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    wait_for("the endpoint", 20, || {
-        link.get(&metrics).contains("medtap_reloads_total")
-    });
+    let reloads = |result: &str| reloads(&link, &metrics, "signatures", result);
 
     // A broken file: refused, the process goes on with the old (shipped-only) set.
     std::fs::write(
@@ -73,10 +75,10 @@ fn sighup_reloads_signatures_and_keeps_the_old_set_on_error() {
         format!("{rule}\n[[rule]]\nid = \"broken\"\nkind = \"no_such_kind\"\nequals = \"x\"\n"),
     )
     .unwrap();
-    sh(&["kill", "-HUP", &pid]);
+    medtap.signal("HUP");
     wait_for("reload error counted", 15, || reloads("error") == 1);
-    assert!(child.try_wait().unwrap().is_none(), "medtap stopped");
-    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(medtap.running(), "medtap stopped");
+    let err = medtap.log();
     assert!(
         err.contains("op.toml:") && err.contains("keeping the previous set"),
         "{err}"
@@ -93,33 +95,17 @@ fn sighup_reloads_signatures_and_keeps_the_old_set_on_error() {
 
     // The good file: taken, and the devices are identified again with it.
     std::fs::write(&op_file, &rule).unwrap();
-    sh(&["kill", "-HUP", &pid]);
+    medtap.signal("HUP");
     wait_for("reload ok counted", 15, || reloads("ok") == 1);
     assert_eq!(reloads("error"), 1);
     link.replay(std::slice::from_ref(&capture), 2000);
     wait_for("the new rule applied in /api/devices", 20, || {
         link.get(&devices).contains("reload-test-sw")
     });
-    let err = std::fs::read_to_string(&log).unwrap();
+    let err = medtap.log();
     assert!(err.contains("reloaded"), "{err}");
 
-    sh(&["kill", "-TERM", &pid]);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "medtap did not exit on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(
-        status.success(),
-        "{}",
-        std::fs::read_to_string(&log).unwrap()
-    );
+    medtap.stop_ok(15);
 }
 
 /// SIGHUP reloads the detection rules of a running `medtap live` too (shipped rules plus
@@ -128,12 +114,7 @@ fn sighup_reloads_signatures_and_keeps_the_old_set_on_error() {
 /// is taken and its rule fires on the next traffic, with no code and no restart.
 #[test]
 fn sighup_reloads_detection_rules_and_keeps_the_old_set_on_error() {
-    if let Err(why) = can_run(&["ip", "tcpreplay", "curl"]) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "reload test cannot run under CI: {why}"
-        );
-        eprintln!("reload test skipped: {why}");
+    if !runnable("reload", &["ip", "tcpreplay", "curl"]) {
         return;
     }
     let capture = common::pcap("tls_versions.pcap");
@@ -145,30 +126,10 @@ fn sighup_reloads_detection_rules_and_keeps_the_old_set_on_error() {
     let log = dir.path().join("stderr.log");
     let link = Link::new("q", std::process::id() % 10_000);
     let listen = "127.0.0.1:19867";
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &link.b])
-        .arg(env!("CARGO_BIN_EXE_medtap"))
-        .args(["live", "-i", &link.vb, "--workers", "1", "--listen", listen])
-        .arg("--signatures")
-        .arg(&ops)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let pid = child.id().to_string();
+    let mut medtap = start(&link, &ops, listen, &log);
     let metrics = format!("http://{listen}/metrics");
     let alerts_url = format!("http://{listen}/api/alerts");
-    let reloads = |result: &str| -> u64 {
-        let m = link.get(&metrics);
-        let key = format!("medtap_reloads_total{{result=\"{result}\",what=\"rules\"}} ");
-        m.lines()
-            .find_map(|l| l.strip_prefix(&key))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    wait_for("the endpoint", 20, || {
-        link.get(&metrics).contains("medtap_reloads_total")
-    });
+    let reloads = |result: &str| reloads(&link, &metrics, "rules", result);
 
     // A broken rule file (a field no parser produces, line 7): refused; the shipped rules go on.
     std::fs::write(
@@ -176,10 +137,10 @@ fn sighup_reloads_detection_rules_and_keeps_the_old_set_on_error() {
         rule.replace("field = \"server_port\"", "field = \"server_prot\""),
     )
     .unwrap();
-    sh(&["kill", "-HUP", &pid]);
+    medtap.signal("HUP");
     wait_for("rules reload error counted", 15, || reloads("error") == 1);
-    assert!(child.try_wait().unwrap().is_none(), "medtap stopped");
-    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(medtap.running(), "medtap stopped");
+    let err = medtap.log();
     assert!(
         err.contains("site.toml:7:")
             && err.contains("server_prot")
@@ -199,7 +160,7 @@ fn sighup_reloads_detection_rules_and_keeps_the_old_set_on_error() {
 
     // The good file: taken, and its rule fires on the next traffic.
     std::fs::write(&op_file, rule).unwrap();
-    sh(&["kill", "-HUP", &pid]);
+    medtap.signal("HUP");
     wait_for("rules reload ok counted", 15, || reloads("ok") == 1);
     assert_eq!(reloads("error"), 1);
     link.replay(std::slice::from_ref(&capture), 2000);
@@ -213,24 +174,8 @@ fn sighup_reloads_detection_rules_and_keeps_the_old_set_on_error() {
         ),
         "{m}"
     );
-    let err = std::fs::read_to_string(&log).unwrap();
+    let err = medtap.log();
     assert!(err.contains("detection rules"), "{err}");
 
-    sh(&["kill", "-TERM", &pid]);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "medtap did not exit on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(
-        status.success(),
-        "{}",
-        std::fs::read_to_string(&log).unwrap()
-    );
+    medtap.stop_ok(15);
 }

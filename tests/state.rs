@@ -9,14 +9,12 @@
 
 mod common;
 
-use common::netns::{can_run, ethernet_captures, sh, wait_for, Link};
+use common::netns::{ethernet_captures, runnable, wait_for, Link};
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use std::time::{Duration, Instant};
 
 /// Device key -> what identifies it (times left out: live and replay differ there).
 fn identities(devices: &[Value]) -> BTreeMap<String, Value> {
@@ -56,34 +54,9 @@ fn inventory(state: &Path) -> Vec<Value> {
     v["devices"].as_array().unwrap().clone()
 }
 
-fn stop(child: &mut std::process::Child, log: &Path) {
-    sh(&["kill", "-TERM", &child.id().to_string()]);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "medtap did not exit on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(
-        status.success(),
-        "{}",
-        std::fs::read_to_string(log).unwrap()
-    );
-}
-
 #[test]
 fn sigterm_flushes_the_inventory_and_a_restart_serves_it() {
-    if let Err(why) = can_run(&["ip", "tcpreplay", "curl"]) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "state test cannot run under CI: {why}"
-        );
-        eprintln!("state test skipped: {why}");
+    if !runnable("state", &["ip", "tcpreplay", "curl"]) {
         return;
     }
     let files = ethernet_captures();
@@ -102,25 +75,26 @@ fn sigterm_flushes_the_inventory_and_a_restart_serves_it() {
     let listen = "127.0.0.1:19864";
     let log = dir.path().join("stderr.log");
     let start = || {
-        Command::new("ip")
-            .args(["netns", "exec", &link.b])
-            .arg(env!("CARGO_BIN_EXE_medtap"))
-            .args(["live", "-i", &link.vb, "--workers", "1", "--listen", listen])
-            .arg("--state-dir")
-            .arg(&state)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap()
+        link.medtap_live(
+            &[
+                "--workers".as_ref(),
+                "1".as_ref(),
+                "--listen".as_ref(),
+                listen.as_ref(),
+                "--state-dir".as_ref(),
+                state.as_os_str(),
+            ],
+            &log,
+        )
     };
     let metrics = format!("http://{listen}/metrics");
-    let mut child = start();
+    let mut medtap = start();
     wait_for("the endpoint", 20, || {
         link.get(&metrics).contains("medtap_capture_packets_total")
     });
     // Every packet read before SIGTERM (not a fixed sleep: CI has 2 cores).
     link.replay_seen(&files, 4000, &metrics, 120);
-    stop(&mut child, &log);
+    medtap.stop_ok(90);
     let flushed = identities(&inventory(&state));
     let missing: Vec<_> = expected
         .iter()
@@ -139,7 +113,7 @@ fn sigterm_flushes_the_inventory_and_a_restart_serves_it() {
     );
 
     // Restart on the same state: the stored inventory is served at once.
-    let mut child = start();
+    let mut medtap = start();
     let devices_url = format!("http://{listen}/api/devices?limit=100000");
     let mut served = BTreeMap::new();
     wait_for("/api/devices after restart", 20, || {
@@ -153,7 +127,7 @@ fn sigterm_flushes_the_inventory_and_a_restart_serves_it() {
             .unwrap_or_default();
         !served.is_empty()
     });
-    stop(&mut child, &log);
+    medtap.stop_ok(90);
     assert_eq!(
         served.keys().collect::<Vec<_>>(),
         flushed.keys().collect::<Vec<_>>(),

@@ -2,8 +2,9 @@
 //! need root, `ip`, `tcpreplay` and whatever else they name; elsewhere they say why they did
 //! not run).
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn have(cmd: &str) -> bool {
@@ -32,6 +33,20 @@ pub fn can_run(tools: &[&str]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether the `test` that needs root and `tools` can run here. Under CI it must: panics with
+/// the reason; elsewhere it says why it is skipped and returns false.
+pub fn runnable(test: &str, tools: &[&str]) -> bool {
+    if let Err(why) = can_run(tools) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test} test cannot run under CI: {why}"
+        );
+        eprintln!("{test} test skipped: {why}");
+        return false;
+    }
+    true
 }
 
 pub fn sh(args: &[&str]) {
@@ -116,11 +131,36 @@ impl Link {
 
     /// `medtap_capture_packets_total` served at `metrics`, if it answered.
     pub fn packets_counted(&self, metrics: &str) -> Option<u64> {
+        self.sample(metrics, "medtap_capture_packets_total")
+    }
+
+    /// The value of the sample `series` (name and labels as exposed, e.g.
+    /// `medtap_reloads_total{result="ok",what="rules"}`) served at `metrics`, if there is one.
+    pub fn sample(&self, metrics: &str, series: &str) -> Option<u64> {
         self.get(metrics).lines().find_map(|l| {
-            l.strip_prefix("medtap_capture_packets_total ")
+            l.strip_prefix(series)?
+                .strip_prefix(' ')
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .map(|v| v as u64)
         })
+    }
+
+    /// `medtap live -i <vb> <args>` in namespace `b` (`ip netns exec` execs medtap: the child's
+    /// PID is medtap's), stdout discarded, stderr written to `log`.
+    pub fn medtap_live(&self, args: &[&OsStr], log: &Path) -> Medtap {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.b])
+            .arg(env!("CARGO_BIN_EXE_medtap"))
+            .args(["live", "-i", &self.vb])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        Medtap {
+            child,
+            log: log.to_path_buf(),
+        }
     }
 
     /// The body of a GET from namespace `b` (empty on failure).
@@ -146,6 +186,70 @@ impl Drop for Link {
     fn drop(&mut self) {
         for ns in [&self.a, &self.b] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// A `medtap live` started by [`Link::medtap_live`]; killed (SIGKILL) and reaped on drop if it
+/// is still running, so a failing test leaves no process behind.
+pub struct Medtap {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Medtap {
+    pub fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    /// `kill -<sig>` (HUP, STOP, CONT...).
+    pub fn signal(&self, sig: &str) {
+        sh(&["kill", &format!("-{sig}"), &self.pid()]);
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// What medtap wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    /// SIGTERM, and the exit status, which must come within `secs` seconds.
+    pub fn stop(&mut self, secs: u64) -> ExitStatus {
+        self.signal("TERM");
+        let started = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(secs),
+                "medtap did not exit on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, and a successful exit within `secs` seconds (else the log in the panic).
+    pub fn stop_ok(&mut self, secs: u64) {
+        let status = self.stop(secs);
+        assert!(status.success(), "{}", self.log());
+    }
+
+    /// `kill -9`, and reaped.
+    pub fn kill_9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Medtap {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
