@@ -94,10 +94,29 @@ fn ids(events: &[Value]) -> BTreeSet<u64> {
         .collect()
 }
 
+/// The events of `rel` replayed with `args` (`medtap replay` exiting 0).
+fn replay_with(rel: &str, args: &[&str]) -> Vec<Value> {
+    common::replay(&[&common::pcap(rel)], args).0
+}
+
+/// The events of `rel` replayed with one worker and the shipped rules, thresholds and learning
+/// period.
 fn run(rel: &str) -> Vec<Value> {
-    let (events, out) = common::replay(&[&common::pcap(rel)], &["--workers", "1"]);
-    assert!(out.status.success(), "{rel}: {out:?}");
-    events
+    replay_with(rel, &["--workers", "1"])
+}
+
+/// The events of `rel` replayed with one worker after a 20 s learning period (the scenarios
+/// learn for 20 to 40 s, then do something new).
+fn run_learnt(rel: &str) -> Vec<Value> {
+    replay_with(rel, &["--workers", "1", "--learning-period", "20s"])
+}
+
+/// A `--signatures` folder holding one operator rule file, `rules/<name>`.
+fn operator_rules(name: &str, toml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules").join(name), toml).unwrap();
+    dir
 }
 
 #[test]
@@ -252,14 +271,11 @@ fn alert_metrics_and_summary() {
 /// A bad rule file is a usage error naming the file and line.
 #[test]
 fn bad_rule_file_exits_2_with_file_and_line() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("rules")).unwrap();
-    let f = dir.path().join("rules/site.toml");
-    std::fs::write(
-        &f,
+    let dir = operator_rules(
+        "site.toml",
         "[[rule]]\nid = 7000001\nname = \"x\"\ncategory = \"legacy-protocol\"\nseverity = 2\nprotocol = \"snmp\"\nwhen = [\n  { field = \"comunity\", equals = \"public\" },\n]\n",
-    )
-    .unwrap();
+    );
+    let f = dir.path().join("rules/site.toml");
     let out = common::medtap()
         .args(["signatures", "check"])
         .arg(dir.path())
@@ -283,8 +299,8 @@ fn bad_rule_file_exits_2_with_file_and_line() {
         "[[rule]]\nid = 7000001\nname = \"SNMP get to a site device\"\ncategory = \"exposure\"\nseverity = 3\nprotocol = \"snmp\"\nwhen = [{ field = \"pdu_type\", equals = \"get_request\" }]\n",
     )
     .unwrap();
-    let (events, out) = common::replay(
-        &[&common::pcap("corpus/legacy/zeek_snmpv2_get.pcap")],
+    let events = replay_with(
+        "corpus/legacy/zeek_snmpv2_get.pcap",
         &[
             "--workers",
             "1",
@@ -292,7 +308,6 @@ fn bad_rule_file_exits_2_with_file_and_line() {
             dir.path().to_str().unwrap(),
         ],
     );
-    assert!(out.status.success());
     assert!(ids(&events).contains(&7000001), "{:?}", keys(&events));
 }
 
@@ -336,19 +351,15 @@ fn port_scan_is_one_alert_and_normal_traffic_none() {
 /// everything is still being learnt.
 #[test]
 fn new_peer_after_learning_period() {
-    let (events, _) = common::replay(
-        &[&common::pcap("detect/new_peer.pcap")],
-        &["--workers", "1", "--learning-period", "20s"],
-    );
     assert_eq!(
-        anomalies(&events),
+        anomalies(&run_learnt("detect/new_peer.pcap")),
         vec![(
             "new_peer".to_string(),
             "10.75.0.1".to_string(),
             "10.75.0.3".to_string()
         )]
     );
-    assert!(anomalies(&run("detect/new_peer.pcap")).is_empty());
+    no_anomaly("detect/new_peer.pcap");
 }
 
 /// `GET /api/alerts` serves the recent alerts while a replay lingers.
@@ -404,23 +415,16 @@ fn api_alerts_serves_recent_alerts() {
 /// shipped thresholds stay quiet on the same captures.
 #[test]
 fn dicom_query_and_hl7_nak_bursts_with_operator_thresholds() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("rules")).unwrap();
-    std::fs::write(
-        dir.path().join("rules/low.toml"),
+    let dir = operator_rules(
+        "low.toml",
         "[[anomaly]]\nid = 6009007\nname = \"query burst\"\nkind = \"dicom_query_burst\"\nseverity = 2\nwindow = \"1h\"\nthreshold = 2\n\n[[anomaly]]\nid = 6009010\nname = \"nak burst\"\nkind = \"hl7_nak_burst\"\nseverity = 2\nwindow = \"1h\"\nthreshold = 1\n",
-    )
-    .unwrap();
+    );
     let sig = dir.path().to_str().unwrap();
     for (rel, kind) in [
         ("dicom/find.pcap", "dicom_query_burst"),
         ("hl7/nak.pcap", "hl7_nak_burst"),
     ] {
-        let (events, _) = common::replay(
-            &[&common::pcap(rel)],
-            &["--workers", "1", "--signatures", sig],
-        );
-        let got = anomalies(&events);
+        let got = anomalies(&replay_with(rel, &["--workers", "1", "--signatures", sig]));
         assert!(got.iter().any(|a| a.0 == kind), "{rel}: {got:?}");
         assert!(
             !anomalies(&run(rel)).iter().any(|a| a.0 == kind),
@@ -450,8 +454,29 @@ fn t(kind: &str, dev: &str, peer: &str, sev: u64) -> (String, String, String, u6
     (kind.into(), dev.into(), peer.into(), sev)
 }
 
-fn replay_with(rel: &str, args: &[&str]) -> Vec<Value> {
-    common::replay(&[&common::pcap(rel)], args).0
+/// `rel` raises no anomaly alert with the shipped thresholds and learning period.
+fn no_anomaly(rel: &str) {
+    let got = anomalies(&run(rel));
+    assert!(got.is_empty(), "{rel}: {got:?}");
+}
+
+/// The events of `rel` replayed with 1 and with 2 workers (and `args`), after checking that
+/// both give the anomaly alerts `want` (which must not depend on the worker count).
+fn with_1_and_2_workers(
+    rel: &str,
+    args: &[&str],
+    want: &[(String, String, String, u64)],
+) -> Vec<Vec<Value>> {
+    ["1", "2"]
+        .iter()
+        .map(|workers| {
+            let mut a = vec!["--workers", workers];
+            a.extend_from_slice(args);
+            let events = replay_with(rel, &a);
+            assert_eq!(anomalies_sev(&events), want, "{rel}: {workers} workers");
+            events
+        })
+        .collect()
 }
 
 /// The alert whose `anomaly` is `kind` (the first).
@@ -498,7 +523,7 @@ fn host_sweep_fires_and_a_small_check_does_not() {
     assert_eq!(a["matched"]["port"], 104);
     assert_eq!(a["matched"]["hosts"], 20);
     assert_eq!(a["device"]["mac"], "02:76:00:00:00:31");
-    assert!(anomalies(&run("detect/host_sweep_quiet.pcap")).is_empty());
+    no_anomaly("detect/host_sweep_quiet.pcap");
 }
 
 /// dcmtk storescp answers to any called AE title: three associations with three called AE
@@ -507,26 +532,19 @@ fn host_sweep_fires_and_a_small_check_does_not() {
 /// neither that nor the rejected-association burst.
 #[test]
 fn promiscuous_scp_fires_and_a_strict_one_does_not() {
-    let events = run("detect/promiscuous_scp.pcap");
-    assert_eq!(
-        anomalies_sev(&events),
-        vec![t("dicom_promiscuous_scp", "10.76.0.10", "0.0.0.0", 3)]
-    );
     // About the SCP, not whichever caller crossed the threshold: the same with 2 workers.
-    assert_eq!(
-        anomalies_sev(&replay_with(
-            "detect/promiscuous_scp.pcap",
-            &["--workers", "2"]
-        )),
-        anomalies_sev(&events)
+    let runs = with_1_and_2_workers(
+        "detect/promiscuous_scp.pcap",
+        &[],
+        &[t("dicom_promiscuous_scp", "10.76.0.10", "0.0.0.0", 3)],
     );
-    let a = alert_of(&events, "dicom_promiscuous_scp");
+    let a = alert_of(&runs[0], "dicom_promiscuous_scp");
     assert_eq!(a["device"]["side"], "server");
     assert_eq!(
         a["matched"]["called_aes_accepted"],
         serde_json::json!(["PACS_SCP", "ARCHIVE", "ANY_SCP"])
     );
-    assert!(anomalies(&run("detect/strict_scp.pcap")).is_empty());
+    no_anomaly("detect/strict_scp.pcap");
 }
 
 /// Eight echoscu associations with guessed called AE titles, all rejected by a pynetdicom SCP
@@ -552,10 +570,7 @@ fn ae_title_guessing_fires_once() {
 /// PACS are not; with the default learning period (7 days) nothing is.
 #[test]
 fn store_to_a_new_destination_after_learning() {
-    let events = replay_with(
-        "detect/store_new_dest.pcap",
-        &["--workers", "1", "--learning-period", "20s"],
-    );
+    let events = run_learnt("detect/store_new_dest.pcap");
     assert_eq!(
         anomalies_sev(&events),
         vec![
@@ -566,7 +581,7 @@ fn store_to_a_new_destination_after_learning() {
     let a = alert_of(&events, "dicom_store_new_destination");
     assert_eq!(a["matched"]["destination"], "10.76.0.11");
     assert_eq!(a["device"]["mac"], "00:18:65:76:00:22");
-    assert!(anomalies(&run("detect/store_new_dest.pcap")).is_empty());
+    no_anomaly("detect/store_new_dest.pcap");
 }
 
 /// A CT (medical by its GE MAC) asking 8.8.8.8 and a modality with no vendor MAC storing a
@@ -575,19 +590,15 @@ fn store_to_a_new_destination_after_learning() {
 /// (before, only the flow start was checked, when it was still unknown: no alert).
 #[test]
 fn medical_device_to_a_public_address() {
-    for workers in ["1", "2"] {
-        let events = replay_with("detect/internet.pcap", &["--workers", workers]);
-        assert_eq!(
-            anomalies_sev(&events),
-            vec![
-                t("internet_address", "10.76.0.21", "8.8.8.8", 2),
-                t("internet_address", "10.76.0.23", "1.2.3.4", 2),
-            ],
-            "{workers} workers"
-        );
-    }
-    let events = run("detect/internet.pcap");
-    let cats: BTreeSet<String> = alerts(&events)
+    let runs = with_1_and_2_workers(
+        "detect/internet.pcap",
+        &[],
+        &[
+            t("internet_address", "10.76.0.21", "8.8.8.8", 2),
+            t("internet_address", "10.76.0.23", "1.2.3.4", 2),
+        ],
+    );
+    let cats: BTreeSet<String> = alerts(&runs[0])
         .iter()
         .filter(|a| a["anomaly"] == "internet_address")
         .map(|a| {
@@ -611,10 +622,7 @@ fn medical_device_to_a_public_address() {
 /// sender is not; nothing with the default learning period.
 #[test]
 fn hl7_unknown_sender_after_learning() {
-    let events = replay_with(
-        "detect/hl7_new_sender.pcap",
-        &["--workers", "1", "--learning-period", "20s"],
-    );
+    let events = run_learnt("detect/hl7_new_sender.pcap");
     assert_eq!(
         anomalies_sev(&events),
         vec![
@@ -640,7 +648,7 @@ fn hl7_unknown_sender_after_learning() {
             "TEST_LAB^OTHERHOSP".to_string()
         ])
     );
-    assert!(anomalies(&run("detect/hl7_new_sender.pcap")).is_empty());
+    no_anomaly("detect/hl7_new_sender.pcap");
 }
 
 /// A sender that never writes the MLLP end block: 12 messages are one framing-burst alert at
@@ -658,7 +666,7 @@ fn hl7_framing_burst_fires_and_one_broken_frame_does_not() {
         10
     );
     for rel in ["hl7/missing_end_block.pcap", "hl7/adt_oru_orm.pcap"] {
-        assert!(anomalies(&run(rel)).is_empty(), "{rel}");
+        no_anomaly(rel);
     }
 }
 
@@ -670,28 +678,20 @@ fn hl7_framing_burst_fires_and_one_broken_frame_does_not() {
 /// monitor's last flow but one: the interval is judged when it crosses the line.
 #[test]
 fn volume_far_above_own_baseline() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("rules")).unwrap();
-    std::fs::write(
-        dir.path().join("rules/volume.toml"),
+    let dir = operator_rules(
+        "volume.toml",
         "[[anomaly]]\nid = 6009004\nname = \"volume\"\nkind = \"volume\"\nseverity = 3\nseverity_medical = 2\nwindow = \"10s\"\nthreshold = 4\nfactor = 10.0\n",
-    )
-    .unwrap();
-    let sig = dir.path().to_str().unwrap();
-    for workers in ["1", "2"] {
-        let events = replay_with(
-            "detect/volume.pcap",
-            &["--workers", workers, "--signatures", sig],
-        );
-        assert_eq!(
-            anomalies_sev(&events),
-            vec![
-                t("volume", "10.76.0.51", "10.76.0.60", 2),
-                t("volume", "10.76.0.60", "10.76.0.51", 3),
-            ],
-            "{workers} workers"
-        );
-        let a = alert_of(&events, "volume");
+    );
+    let runs = with_1_and_2_workers(
+        "detect/volume.pcap",
+        &["--signatures", dir.path().to_str().unwrap()],
+        &[
+            t("volume", "10.76.0.51", "10.76.0.60", 2),
+            t("volume", "10.76.0.60", "10.76.0.51", 3),
+        ],
+    );
+    for events in &runs {
+        let a = alert_of(events, "volume");
         assert!(
             a["matched"]["interval_bytes"].as_i64().unwrap() > 2 << 20,
             "{a}"
@@ -701,7 +701,7 @@ fn volume_far_above_own_baseline() {
             "{a}"
         );
     }
-    assert!(anomalies(&run("detect/volume.pcap")).is_empty());
+    no_anomaly("detect/volume.pcap");
 }
 
 /// The anomaly alerts of the DICOM and HL7 scenarios carry no patient data (the captures carry
@@ -713,19 +713,13 @@ fn anomaly_alerts_hold_no_phi() {
         let text = std::fs::read_to_string(common::root().join(f)).unwrap();
         phi.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
     }
-    for (rel, args) in [
-        ("detect/internet.pcap", vec!["--workers", "1"]),
-        (
-            "detect/store_new_dest.pcap",
-            vec!["--workers", "1", "--learning-period", "20s"],
-        ),
-        (
-            "detect/hl7_new_sender.pcap",
-            vec!["--workers", "1", "--learning-period", "20s"],
-        ),
-        ("detect/hl7_no_end_block.pcap", vec!["--workers", "1"]),
+    for (rel, learnt) in [
+        ("detect/internet.pcap", false),
+        ("detect/store_new_dest.pcap", true),
+        ("detect/hl7_new_sender.pcap", true),
+        ("detect/hl7_no_end_block.pcap", false),
     ] {
-        let events = replay_with(rel, &args);
+        let events = if learnt { run_learnt(rel) } else { run(rel) };
         let text: String = alerts(&events).iter().map(|a| a.to_string()).collect();
         assert!(!text.is_empty(), "{rel}");
         for p in &phi {
