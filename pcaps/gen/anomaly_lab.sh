@@ -83,111 +83,24 @@ for t in "$DCMTK/storescp" "$DCMTK/storescu" "$DCMTK/echoscu" nmap dnsmasq dig c
 done
 "$PY" -c 'import pydicom, pynetdicom, hl7.mllp' 2>/dev/null || { echo "anomaly_lab.sh: pip install pydicom pynetdicom hl7" >&2; exit 2; }
 
-WORK=$(mktemp -d /tmp/medtap-anomaly-gen.XXXXXX)
-PIDS=()
-CAP_PID=
-
 for i in $(seq 100 128); do IP[f$i]=10.76.0.$i; MAC[f$i]=$(printf '02:76:00:00:01:%02x' "$i"); done
 
-lab_down() {
+LAB_VETH=an LAB_PORT=anp LAB_EXTRA_HOSTS=$FARM  # veth anHOST / switch port anpHOST
+# shellcheck source=pcaps/gen/netns_lib.sh
+. "$HERE/netns_lib.sh"
+lab_init anomaly
+
+site_up() {  # [EXTRA HOSTS...]: the lab of lab_up (plus the farm hosts named), the site's router
+  lab_up "$@"
+  # only the hosts of the Internet scenario have a route out (a default route elsewhere
+  # would send dcmtk's reverse lookups to a resolver that never answers)
   local h
-  for h in $HOSTS $FARM; do ip netns del "$NSP-$h" 2>/dev/null || true; done
-  ip netns del "$HUB" 2>/dev/null || true
-}
-
-stop_pids() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  PIDS=()
-}
-
-cleanup() {
-  set +e
-  for p in $CAP_PID; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  stop_pids
-  lab_down
-  [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" >&2 || rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-nsx() { local h=$1; shift; ip netns exec "$NSP-$h" "$@"; }
-
-lab_up() {  # [EXTRA HOSTS...]: the lab, plus the farm hosts named
-  lab_down
-  ip netns add "$HUB"
-  ip netns exec "$HUB" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-  ip -n "$HUB" link add br0 type bridge stp_state 0 mcast_snooping 0
-  ip -n "$HUB" link set br0 multicast off
-  ip -n "$HUB" link set br0 up
-  local h i
-  for h in $HOSTS "$@"; do
-    ip netns add "$NSP-$h"
-    nsx "$h" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-    ip link add "an$h" netns "$NSP-$h" type veth peer name "anp$h" netns "$HUB"
-    ip -n "$NSP-$h" link set "an$h" name eth0
-    ip -n "$NSP-$h" link set eth0 address "${MAC[$h]}"
-    ip -n "$NSP-$h" addr add "${IP[$h]}/24" dev eth0
-    ip -n "$NSP-$h" link set lo up
-    ip -n "$NSP-$h" link set eth0 up
-    nsx "$h" ethtool -K eth0 tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
-    ip -n "$HUB" link set "anp$h" master br0
-    ip -n "$HUB" link set "anp$h" up
-    ip netns exec "$HUB" ethtool -K "anp$h" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
-    # only the hosts of the Internet scenario have a route out (a default route elsewhere
-    # would send dcmtk's reverse lookups to a resolver that never answers)
-    case $h in ct | ws | us) ip -n "$NSP-$h" route add default via "${IP[gw]}" ;; esac
-  done
+  for h in ct ws us; do ip -n "$NSP-$h" route add default via "${IP[gw]}"; done
   # the "Internet": two public addresses that answer on the router itself
   ip -n "$NSP-gw" addr add 8.8.8.8/32 dev lo
   ip -n "$NSP-gw" addr add 1.2.3.4/32 dev lo
   # warm the ARP caches of the hosts that talk, so each capture starts with its own traffic
-  for h in $HOSTS; do [ "$h" = gw ] || nsx "$h" ping -c1 -W1 "${IP[gw]}" >/dev/null 2>&1 || true; done
-}
-
-# start_capture "HOST..." FILE: record the switch ports of HOSTs (one tcpdump per port; a frame
-# between two of them is seen twice and deduplicated when the capture stops)
-start_capture() {
-  local h f=$2 i
-  CAP_FILE=$f; CAP_PID=; CAP_PARTS=()
-  for h in $1; do
-    : >"$WORK/tcpdump.$h.log"
-    ip netns exec "$HUB" tcpdump -n -i "anp$h" -s 0 -U --immediate-mode -Z root -w "$f.$h" >"$WORK/tcpdump.$h.log" 2>&1 &
-    CAP_PID="$CAP_PID $!"; CAP_PARTS+=("$f.$h")
-    for i in $(seq 1 50); do
-      grep -q "listening on" "$WORK/tcpdump.$h.log" && break
-      [ "$i" = 50 ] && { echo "tcpdump did not start:" >&2; cat "$WORK/tcpdump.$h.log" >&2; exit 1; }
-      sleep 0.1
-    done
-  done
-}
-
-stop_capture() {
-  local p
-  sleep 1
-  for p in $CAP_PID; do kill -INT "$p"; wait "$p" || true; done
-  CAP_PID=
-  if [ "${#CAP_PARTS[@]}" = 1 ]; then
-    mv "${CAP_PARTS[0]}" "$CAP_FILE"
-  else
-    mergecap -F pcap -w "$CAP_FILE.merged" "${CAP_PARTS[@]}"
-    editcap -F pcap -D 20 "$CAP_FILE.merged" "$CAP_FILE" >/dev/null
-    rm -f "$CAP_FILE.merged" "${CAP_PARTS[@]}"
-  fi
-}
-
-bg() {  # HOST LOGNAME CMD...: a server in the background (ip netns exec execs it: $! is its pid)
-  local h=$1 name=$2; shift 2
-  ip netns exec "$NSP-$h" "$@" >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
-}
-
-run() {  # HOST CMD...: a client in the foreground, bounded in time
-  local h=$1; shift
-  echo "  [$h] $*" | sed "s#$WORK#\$WORK#g"
-  timeout 120 ip netns exec "$NSP-$h" "$@" >>"$WORK/clients.log" 2>&1 || {
-    echo "client failed: $*" >&2; tail -30 "$WORK/clients.log" >&2; exit 1; }
+  for h in $HOSTS; do [ "$h" = gw ] || hx "$h" ping -c1 -W1 "${IP[gw]}" >/dev/null 2>&1 || true; done
 }
 
 run_fails() {  # HOST CMD...: a client that must fail (rejected association)
@@ -196,15 +109,6 @@ run_fails() {  # HOST CMD...: a client that must fail (rejected association)
   if timeout 60 ip netns exec "$NSP-$h" "$@" >>"$WORK/clients.log" 2>&1; then
     echo "client succeeded but should not: $*" >&2; exit 1
   fi
-}
-
-wait_listen() {
-  local h=$1 port=$2 i
-  for i in $(seq 1 100); do
-    nsx "$h" ss -Hltn "sport = :$port" | grep -q . && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on $h:$port" >&2; tail -20 "$WORK"/*.log >&2; exit 1
 }
 
 finish() {  # NAME: move the capture into place, print tshark's view
@@ -229,7 +133,7 @@ cstore_rq() {  # FILE DST
 
 # ---------------------------------------------------------------------------------------------
 cap_host_sweep() {
-  lab_up $FARM
+  site_up $FARM
   bg pacs storescp "$DCMTK/storescp" -aet PACS_SCP -od "$WORK" 104
   wait_listen pacs 104
   start_capture "ws ct" "$WORK/host_sweep.pcap"
@@ -245,7 +149,7 @@ cap_host_sweep() {
 }
 
 cap_host_sweep_quiet() {
-  lab_up $FARM
+  site_up $FARM
   bg pacs storescp "$DCMTK/storescp" -aet PACS_SCP -od "$WORK" 104
   bg pacs2 storescp2 "$DCMTK/storescp" -aet ARCHIVE_SCP -od "$WORK" 104
   wait_listen pacs 104; wait_listen pacs2 104
@@ -262,7 +166,7 @@ cap_host_sweep_quiet() {
 }
 
 cap_store_new_dest() {
-  lab_up
+  site_up
   bg pacs storescp "$DCMTK/storescp" -aet PACS_SCP -od "$WORK/recv1" 104
   bg pacs2 storescp2 "$DCMTK/storescp" -aet ARCHIVE_SCP -od "$WORK/recv2" 104
   mkdir -p "$WORK/recv1" "$WORK/recv2"
@@ -284,7 +188,7 @@ cap_store_new_dest() {
 }
 
 cap_promiscuous_scp() {
-  lab_up
+  site_up
   bg pacs storescp "$DCMTK/storescp" -aet PACS_SCP -od "$WORK" 104
   wait_listen pacs 104
   start_capture pacs "$WORK/promiscuous_scp.pcap"
@@ -302,7 +206,7 @@ strict_scp() {
 }
 
 cap_strict_scp() {
-  lab_up; strict_scp
+  site_up; strict_scp
   start_capture pacs "$WORK/strict_scp.pcap"
   run ct "$DCMTK/echoscu" -aet CT_GE_01 -aec PACS_SCP "${IP[pacs]}" 104
   run_fails mr "$DCMTK/echoscu" -aet MR_SIEMENS_02 -aec PACS "${IP[pacs]}" 104
@@ -315,7 +219,7 @@ cap_strict_scp() {
 }
 
 cap_ae_guessing() {
-  lab_up; strict_scp
+  site_up; strict_scp
   start_capture pacs "$WORK/ae_guessing.pcap"
   local ae
   for ae in ANY-SCP PACS ARCHIVE STORESCP DCM4CHEE ORTHANC CONQUESTSRV1 SERVER; do
@@ -329,14 +233,14 @@ cap_ae_guessing() {
 }
 
 cap_internet() {
-  lab_up
+  site_up
   bg gw cloudpacs "$DCMTK/storescp" -aet CLOUD_PACS -od "$WORK" 104
   bg gw dnsmasq dnsmasq -k --no-resolv --no-hosts --listen-address=10.76.0.1,8.8.8.8 --bind-interfaces \
     --address=/pacs.hospital.test/10.76.0.10 --address=/update.vendor.test/1.2.3.4 \
     --address=/www.example.test/1.2.3.4 --log-facility=-
   wait_listen gw 104
   local i
-  for i in $(seq 1 50); do nsx gw ss -Hlun "sport = :53" | grep -q 8.8.8.8 && break; sleep 0.1; done
+  for i in $(seq 1 50); do hx gw ss -Hlun "sport = :53" | grep -q 8.8.8.8 && break; sleep 0.1; done
   start_capture gw "$WORK/internet.pcap"
   run ct dig +short +tries=1 @10.76.0.1 pacs.hospital.test
   run ct dig +short +tries=1 @8.8.8.8 update.vendor.test
@@ -363,9 +267,9 @@ hl7_engine() {
 }
 
 cap_hl7_new_sender() {
-  lab_up; hl7_engine
+  site_up; hl7_engine
   start_capture engine "$WORK/hl7_new_sender.pcap"
-  nsx ehr "$PY" "$HERE/anomaly_peers.py" hl7-send --host "${IP[engine]}" --port 2575 --app TEST_EHR_ADT --count 8 --interval 3 >>"$WORK/clients.log" 2>&1 &
+  hx ehr "$PY" "$HERE/anomaly_peers.py" hl7-send --host "${IP[engine]}" --port 2575 --app TEST_EHR_ADT --count 8 --interval 3 >>"$WORK/clients.log" 2>&1 &
   local e=$!
   sleep 1
   run lab "$PY" "$HERE/anomaly_peers.py" hl7-send --host "${IP[engine]}" --port 2575 --app TEST_LAB --count 4 --interval 3
@@ -382,7 +286,7 @@ cap_hl7_new_sender() {
 }
 
 cap_hl7_no_end_block() {
-  lab_up; hl7_engine
+  site_up; hl7_engine
   start_capture engine "$WORK/hl7_no_end_block.pcap"
   run ehr "$PY" "$HERE/anomaly_peers.py" hl7-no-end-block --host "${IP[engine]}" --port 2575 --app TEST_EHR_ADT --count 12 --wait 0.5
   stop_capture; stop_pids
@@ -394,7 +298,7 @@ cap_hl7_no_end_block() {
 }
 
 cap_volume() {
-  lab_up
+  site_up
   mkdir -p "$WORK/www"
   head -c 4096 /dev/zero | tr '\0' 'q' >"$WORK/www/small"
   head -c 524288 /dev/zero | tr '\0' 'm' >"$WORK/www/medium"

@@ -12,50 +12,27 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=detect
 mkdir -p "$OUT"
-A=baseline-a; B=baseline-b
-cleanup() {
-    [ -n "${SRV:-}" ] && kill "$SRV" 2>/dev/null || true
-    [ -n "${SRV2:-}" ] && kill "$SRV2" 2>/dev/null || true
-    [ -n "${CAP:-}" ] && kill "$CAP" 2>/dev/null || true
-    ip netns del $A 2>/dev/null || true
-    ip netns del $B 2>/dev/null || true
-}
-trap cleanup EXIT
-cleanup
-ip netns add $A; ip netns add $B
-ip link add baseline-va type veth peer name baseline-vb
-ip link set baseline-va netns $A address 02:78:00:00:00:01
-ip link set baseline-vb netns $B address 02:78:00:00:00:02
-ip -n $A addr add 10.78.0.1/24 dev baseline-va
-ip -n $B addr add 10.78.0.2/24 dev baseline-vb
-ip -n $B addr add 10.78.0.3/24 dev baseline-vb
-for n in $A $B; do
-    ip -n $n link set lo up
-    ip netns exec $n sysctl -q -w net.ipv6.conf.all.disable_ipv6=1
-done
-ip -n $A link set baseline-va up; ip -n $B link set baseline-vb up
-ip netns exec $A ethtool -K baseline-va tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
-ip netns exec $B ethtool -K baseline-vb tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
-ip netns exec $B python3 -m http.server 8080 --bind 10.78.0.2 >/dev/null 2>&1 & SRV=$!
-ip netns exec $B python3 -m http.server 8080 --bind 10.78.0.3 >/dev/null 2>&1 & SRV2=$!
+# shellcheck source=pcaps/gen/netns_lib.sh
+. gen/netns_lib.sh
+A=baseline-a; B=baseline-b; VA=baseline-va; VB=baseline-vb
+PAIR_NO_IPV6=1 pair_up 02:78:00:00:00:01 10.78.0.1 02:78:00:00:00:02 10.78.0.2 10.78.0.3
+pair_http 10.78.0.2
+pair_http 10.78.0.3
 sleep 1
 
-capture() { ip netns exec $A tcpdump -i baseline-va -U -s 0 -w "$1" >/dev/null 2>&1 & CAP=$!; sleep 1; }
-stop() { sleep 1; kill -INT "$CAP"; wait "$CAP" 2>/dev/null || true; CAP=; }
-
-capture "$OUT/baseline_learn.pcap"
+pair_capture "$OUT/baseline_learn.pcap"
 for i in $(seq 1 15); do
     ip netns exec $A curl -s -o /dev/null http://10.78.0.2:8080/ || true
     sleep 2
 done
-stop
+pair_stop
 
 sleep 3
-capture "$OUT/baseline_after.pcap"
+pair_capture "$OUT/baseline_after.pcap"
 for i in 1 2; do
     ip netns exec $A curl -s -o /dev/null http://10.78.0.2:8080/ || true
     sleep 1
 done
 ip netns exec $A curl -s -o /dev/null http://10.78.0.3:8080/ || true
-stop
+pair_stop
 ls -l "$OUT"/baseline_*

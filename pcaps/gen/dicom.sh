@@ -41,108 +41,11 @@ for t in "$DCMTK/storescp" "$DCMTK/storescu" "$DCMTK/echoscu" "$DCMTK/findscu" "
 done
 "$PY" -c 'import pydicom, pynetdicom' 2>/dev/null || { echo "dicom.sh: pip install pydicom pynetdicom" >&2; exit 2; }
 
-WORK=$(mktemp -d /tmp/medtap-dicom-gen.XXXXXX)
-PIDS=()
-CAP_PID=
-
-lab_down() {
-  local h ns
-  for ns in $(for h in $HOSTS; do echo "$NSP-$h"; done) "$HUB"; do
-    # Whatever still runs in the namespace (a server bg did not track) goes with it.
-    ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
-    ip netns del "$ns" 2>/dev/null || true
-  done
-}
-
-stop_pids() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  PIDS=()
-}
-
-cleanup() {
-  set +e
-  [ -n "$CAP_PID" ] && kill "$CAP_PID" 2>/dev/null && wait "$CAP_PID" 2>/dev/null
-  stop_pids
-  lab_down
-  [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" >&2 || rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-nsx() { local h=$1; shift; ip netns exec "$NSP-$h" "$@"; }
-
-lab_up() {
-  lab_down
-  ip netns add "$HUB"
-  ip netns exec "$HUB" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-  # no STP, no multicast snooping/router discovery: the bridge itself sends nothing
-  ip -n "$HUB" link add br0 type bridge stp_state 0 mcast_snooping 0
-  ip -n "$HUB" link set br0 multicast off
-  ip -n "$HUB" link set br0 up
-  local h
-  for h in $HOSTS; do
-    ip netns add "$NSP-$h"
-    nsx "$h" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-    ip link add "v-$h" netns "$NSP-$h" type veth peer name "p-$h" netns "$HUB"
-    ip -n "$NSP-$h" link set "v-$h" name eth0
-    ip -n "$NSP-$h" link set eth0 address "${MAC[$h]}"
-    ip -n "$NSP-$h" addr add "${IP[$h]}/24" dev eth0
-    ip -n "$NSP-$h" link set lo up
-    ip -n "$NSP-$h" link set eth0 up
-    nsx "$h" ethtool -K eth0 tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
-    ip -n "$HUB" link set "p-$h" master br0
-    ip -n "$HUB" link set "p-$h" up
-    ip netns exec "$HUB" ethtool -K "p-$h" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
-  done
-}
-
-# start_capture FILE: record everything on the PACS host's bridge port
-start_capture() {
-  local f=$1 i
-  : >"$WORK/tcpdump.log"
-  ip netns exec "$HUB" tcpdump -n -i p-pacs -s 0 -U --immediate-mode -Z root -w "$f" >"$WORK/tcpdump.log" 2>&1 &
-  CAP_PID=$!
-  for i in $(seq 1 50); do
-    grep -q "listening on" "$WORK/tcpdump.log" && return 0
-    sleep 0.1
-  done
-  echo "tcpdump did not start:" >&2; cat "$WORK/tcpdump.log" >&2; exit 1
-}
-
-stop_capture() {
-  sleep 0.5
-  kill -INT "$CAP_PID"; wait "$CAP_PID" || true
-  CAP_PID=
-}
-
-# bg HOST LOGNAME CMD...: run a server in a namespace in the background
-bg() {
-  local h=$1 name=$2; shift 2
-  # A simple command, not the nsx function: a backgrounded function runs in a subshell whose
-  # pid is $!, and killing it left the server (dcmtk storescp has no lifetime) running after
-  # its namespace was deleted. ip netns exec execs the command: $! is the server's pid.
-  ip netns exec "$NSP-$h" "$@" >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
-}
-
-# run HOST CMD...: a client in the foreground, bounded in time
-run() {
-  local h=$1; shift
-  echo "  [$h] $*" | sed "s#$WORK#\$WORK#g"
-  timeout 120 ip netns exec "$NSP-$h" "$@" >>"$WORK/clients.log" 2>&1 || {
-    echo "client failed: $*" >&2; tail -30 "$WORK/clients.log" >&2; exit 1; }
-}
-
-wait_listen() {
-  local h=$1 port=$2 i
-  for i in $(seq 1 100); do
-    nsx "$h" ss -Hltn "sport = :$port" | grep -q . && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on $h:$port" >&2; tail -20 "$WORK"/*.log >&2; exit 1
-}
+LAB_VETH=v- LAB_PORT=p-  # veth v-HOST (renamed eth0 in the host) / switch port p-HOST
+CAP_DRAIN=0.5
+# shellcheck source=pcaps/gen/netns_lib.sh
+. "$HERE/netns_lib.sh"
+lab_init dicom
 
 # decode_as PORTS: "-d tcp.port==P,dicom" for each port in a comma-separated list
 decode_as() { local p; for p in ${1//,/ }; do printf -- '-d\ntcp.port==%s,dicom\n' "$p"; done; }
@@ -187,7 +90,7 @@ finish() {  # NAME PORT : move into place and print what tshark sees
 
 # ---------------------------------------------------------------------------------------------
 cap_echo() {
-  lab_up; start_capture "$WORK/echo.pcap"
+  lab_up; start_capture pacs "$WORK/echo.pcap"
   bg pacs storescp "$DCMTK/storescp" -aet PACS_SCP --max-pdu 16384 -od "$WORK/recv" 104
   wait_listen pacs 104
   run ct "$DCMTK/echoscu" -aet CT_GE_01 -aec PACS_SCP --repeat 2 "${IP[pacs]}" 104
@@ -197,7 +100,7 @@ cap_echo() {
 }
 
 cap_store() {
-  lab_up; start_capture "$WORK/store.pcap"
+  lab_up; start_capture pacs "$WORK/store.pcap"
   bg pacs storescp "$DCMTK/storescp" -aet PACS_SCP --max-pdu 16384 -xf "$WORK/storescp.cfg" Default \
     -od "$WORK/recv" 104
   wait_listen pacs 104
@@ -211,7 +114,7 @@ cap_store() {
 }
 
 cap_find() {
-  lab_up; start_capture "$WORK/find.pcap"
+  lab_up; start_capture pacs "$WORK/find.pcap"
   bg pacs qrscp "$PY" "$HERE/dicom_pynetdicom.py" qrscp --port 11112 --aet PACS_QR --lifetime 60 \
     "$WORK/files/ct_2.dcm" "$WORK/files/mr_1.dcm" "$WORK/files/mr_2.dcm"
   wait_listen pacs 11112
@@ -230,7 +133,7 @@ cap_find() {
 }
 
 cap_move_get() {
-  lab_up; start_capture "$WORK/move_get.pcap"
+  lab_up; start_capture pacs "$WORK/move_get.pcap"
   bg pacs qrscp "$PY" "$HERE/dicom_pynetdicom.py" qrscp --port 11112 --aet PACS_QR --lifetime 60 \
     --move-dest "WS_VIEWER=${IP[ws]}:11113" \
     "$WORK/files/ct_2.dcm" "$WORK/files/mr_1.dcm" "$WORK/files/mr_2.dcm"
@@ -254,7 +157,7 @@ cap_move_get() {
 }
 
 cap_reject() {
-  lab_up; start_capture "$WORK/reject.pcap"
+  lab_up; start_capture pacs "$WORK/reject.pcap"
   # 1) pynetdicom with require_called_aet: wrong called AE -> RJ (permanent, service-user, 7 called AE not recognised)
   bg pacs rejectscp "$PY" "$HERE/dicom_pynetdicom.py" rejectscp --port 4242 --aet PACS_MAIN --lifetime 60
   # 2) dcmtk storescp --refuse -> RJ (permanent, service-user, 1 no reason given)
@@ -272,7 +175,7 @@ cap_reject() {
 }
 
 cap_abort() {
-  lab_up; start_capture "$WORK/abort.pcap"
+  lab_up; start_capture pacs "$WORK/abort.pcap"
   # 1) requestor aborts after a C-ECHO (pynetdicom SCU -> dcmtk storescp)
   bg pacs storescp "$DCMTK/storescp" -aet PACS_SCP 104
   # 2) acceptor aborts when it gets the C-ECHO (dcmtk echoscu -> pynetdicom SCP on 11112)
@@ -287,7 +190,7 @@ cap_abort() {
 }
 
 cap_nonstd_port() {
-  lab_up; start_capture "$WORK/nonstd_port.pcap"
+  lab_up; start_capture pacs "$WORK/nonstd_port.pcap"
   bg pacs storescp "$DCMTK/storescp" -aet PACS_ALT -xf "$WORK/storescp.cfg" Default -od "$WORK/recv" 5678
   wait_listen pacs 5678
   run mr "$DCMTK/echoscu" -aet MR_SIEMENS_02 -aec PACS_ALT "${IP[pacs]}" 5678
@@ -305,7 +208,7 @@ cap_tls() {
     -keyout "$c/pacs.key" -out "$c/pacs.crt" 2>/dev/null
   openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=ct01.medtap.test/O=medtap test" \
     -keyout "$c/ct.key" -out "$c/ct.crt" 2>/dev/null
-  start_capture "$WORK/tls.pcap"
+  start_capture pacs "$WORK/tls.pcap"
   bg pacs tlsscp "$DCMTK/storescp" -aet PACS_TLS +tls "$c/pacs.key" "$c/pacs.crt" -pw +cf "$c/ct.crt" \
     -od "$WORK/recv" 2762
   wait_listen pacs 2762

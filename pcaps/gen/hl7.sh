@@ -38,108 +38,11 @@ for t in tcpdump tshark ethtool ip; do
 done
 "$PY" -c 'import hl7.mllp' 2>/dev/null || { echo "hl7.sh: pip install hl7" >&2; exit 2; }
 
-WORK=$(mktemp -d /tmp/medtap-hl7-gen.XXXXXX)
-PIDS=()
-CAP_PID=
-
-lab_down() {
-  local h ns
-  for ns in $(for h in $HOSTS; do echo "$NSP-$h"; done) "$HUB"; do
-    # Whatever still runs in the namespace (a server bg did not track) goes with it.
-    ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
-    ip netns del "$ns" 2>/dev/null || true
-  done
-}
-
-stop_pids() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  PIDS=()
-}
-
-cleanup() {
-  set +e
-  [ -n "$CAP_PID" ] && kill "$CAP_PID" 2>/dev/null && wait "$CAP_PID" 2>/dev/null
-  stop_pids
-  lab_down
-  [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" >&2 || rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-nsx() { local h=$1; shift; ip netns exec "$NSP-$h" "$@"; }
-
-lab_up() {
-  lab_down
-  ip netns add "$HUB"
-  ip netns exec "$HUB" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-  # no STP, no multicast snooping/router discovery: the bridge itself sends nothing
-  ip -n "$HUB" link add br0 type bridge stp_state 0 mcast_snooping 0
-  ip -n "$HUB" link set br0 multicast off
-  ip -n "$HUB" link set br0 up
-  local h
-  for h in $HOSTS; do
-    ip netns add "$NSP-$h"
-    nsx "$h" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-    ip link add "v-$h" netns "$NSP-$h" type veth peer name "p-$h" netns "$HUB"
-    ip -n "$NSP-$h" link set "v-$h" name eth0
-    ip -n "$NSP-$h" link set eth0 address "${MAC[$h]}"
-    ip -n "$NSP-$h" addr add "${IP[$h]}/24" dev eth0
-    ip -n "$NSP-$h" link set lo up
-    ip -n "$NSP-$h" link set eth0 up
-    nsx "$h" ethtool -K eth0 tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
-    ip -n "$HUB" link set "p-$h" master br0
-    ip -n "$HUB" link set "p-$h" up
-    ip netns exec "$HUB" ethtool -K "p-$h" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
-  done
-}
-
-# start_capture FILE: record everything on the interface engine's bridge port
-start_capture() {
-  local f=$1 i
-  : >"$WORK/tcpdump.log"
-  ip netns exec "$HUB" tcpdump -n -i p-engine -s 0 -U --immediate-mode -Z root -w "$f" >"$WORK/tcpdump.log" 2>&1 &
-  CAP_PID=$!
-  for i in $(seq 1 50); do
-    grep -q "listening on" "$WORK/tcpdump.log" && return 0
-    sleep 0.1
-  done
-  echo "tcpdump did not start:" >&2; cat "$WORK/tcpdump.log" >&2; exit 1
-}
-
-stop_capture() {
-  sleep 0.5
-  kill -INT "$CAP_PID"; wait "$CAP_PID" || true
-  CAP_PID=
-}
-
-# bg HOST LOGNAME CMD...: run a server in a namespace in the background
-bg() {
-  local h=$1 name=$2; shift 2
-  # A simple command, not the nsx function: a backgrounded function runs in a subshell whose
-  # pid is $!, and killing it left the server (dcmtk storescp has no lifetime) running after
-  # its namespace was deleted. ip netns exec execs the command: $! is the server's pid.
-  ip netns exec "$NSP-$h" "$@" >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
-}
-
-# run HOST CMD...: a client in the foreground, bounded in time
-run() {
-  local h=$1; shift
-  echo "  [$h] $*" | sed "s#$WORK#\$WORK#g"
-  timeout 120 ip netns exec "$NSP-$h" "$@" >>"$WORK/clients.log" 2>&1 || {
-    echo "client failed: $*" >&2; tail -30 "$WORK/clients.log" >&2; exit 1; }
-}
-
-wait_listen() {
-  local h=$1 port=$2 i
-  for i in $(seq 1 100); do
-    nsx "$h" ss -Hltn "sport = :$port" | grep -q . && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on $h:$port" >&2; tail -20 "$WORK"/*.log >&2; exit 1
-}
+LAB_VETH=v- LAB_PORT=p-  # veth v-HOST (renamed eth0 in the host) / switch port p-HOST
+CAP_DRAIN=0.5
+# shellcheck source=pcaps/gen/netns_lib.sh
+. "$HERE/netns_lib.sh"
+lab_init hl7
 
 # hl7.segment is one string per segment ("MSH|^~\&|APP|..."), printed by tshark with a literal
 # "\r" (backslash, r) at its end: split on segments, then on '|' (MSH-n is field n+1 for MSH)
@@ -167,7 +70,7 @@ finish() {  # NAME PORT
 
 # ---------------------------------------------------------------------------------------------
 cap_adt_oru_orm() {
-  lab_up; start_capture "$WORK/adt_oru_orm.pcap"
+  lab_up; start_capture engine "$WORK/adt_oru_orm.pcap"
   bg engine listener "$PY" "$HERE/hl7_mllp.py" server --port 2575 --lifetime 60
   wait_listen engine 2575
   run ehr "$PY" "$HERE/hl7_mllp.py" client --host "${IP[engine]}" --port 2575 --scenario adt_orm
@@ -185,7 +88,7 @@ ACK^R01^ACK ACKPUMP00001 AA"
 }
 
 cap_nak() {
-  lab_up; start_capture "$WORK/nak.pcap"
+  lab_up; start_capture engine "$WORK/nak.pcap"
   bg engine listener "$PY" "$HERE/hl7_mllp.py" server --port 2575 --lifetime 60
   wait_listen engine 2575
   run ehr "$PY" "$HERE/hl7_mllp.py" client --host "${IP[engine]}" --port 2575 --scenario nak
@@ -198,7 +101,7 @@ ACK^A19^ACK ACKQRY00001 AR"
 }
 
 cap_large_oru() {
-  lab_up; start_capture "$WORK/large_oru.pcap"
+  lab_up; start_capture engine "$WORK/large_oru.pcap"
   bg engine listener "$PY" "$HERE/hl7_mllp.py" server --port 2575 --lifetime 60
   wait_listen engine 2575
   run monitor "$PY" "$HERE/hl7_mllp.py" client --host "${IP[engine]}" --port 2575 --scenario large_oru
@@ -209,7 +112,7 @@ ACK^R01^ACK ACKORU00001 AA"
 }
 
 cap_latin1() {
-  lab_up; start_capture "$WORK/latin1.pcap"
+  lab_up; start_capture engine "$WORK/latin1.pcap"
   bg engine listener "$PY" "$HERE/hl7_mllp.py" server --port 2575 --encoding iso-8859-1 --lifetime 60
   wait_listen engine 2575
   run ehr "$PY" "$HERE/hl7_mllp.py" client --host "${IP[engine]}" --port 2575 --scenario latin1
@@ -222,7 +125,7 @@ ACK^A01^ACK ACKADT00004 AA"
 }
 
 cap_nonstd_port() {
-  lab_up; start_capture "$WORK/nonstd_port.pcap"
+  lab_up; start_capture engine "$WORK/nonstd_port.pcap"
   bg engine listener "$PY" "$HERE/hl7_mllp.py" server --port 12000 --lifetime 60
   wait_listen engine 12000
   run lab "$PY" "$HERE/hl7_mllp.py" client --host "${IP[engine]}" --port 12000 --scenario nonstd
@@ -233,7 +136,7 @@ ACK^R01^ACK ACKLAB00001 AA"
 }
 
 cap_missing_end_block() {
-  lab_up; start_capture "$WORK/missing_end_block.pcap"
+  lab_up; start_capture engine "$WORK/missing_end_block.pcap"
   bg engine listener "$PY" "$HERE/hl7_mllp.py" server --port 2575 --lifetime 60
   wait_listen engine 2575
   run ehr "$PY" "$HERE/hl7_mllp.py" client --host "${IP[engine]}" --port 2575 --scenario missing_end_block
