@@ -88,11 +88,7 @@ fn kill_9_after_the_last_flush_keeps_everything() {
 
     // --metrics-out is written after the pipeline (and its final flush) has finished
     let metrics = dir.path().join("metrics.prom");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let mut child = common::medtap()
         .args([
             "replay",

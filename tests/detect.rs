@@ -366,10 +366,7 @@ fn new_peer_after_learning_period() {
 #[test]
 fn api_alerts_serves_recent_alerts() {
     use std::io::{Read, Write};
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = common::free_port();
     let mut child = common::medtap()
         .args([
             "replay",

@@ -281,13 +281,11 @@ fn device_events_and_gauges() {
 
 /// The evidence of device `key` in one corpus capture, as (kind, value) pairs.
 fn evidence_of(rel: &str, key: &str) -> Vec<(String, String)> {
-    let inv = inventory(&[&common::pcap(rel)], &[]);
-    let d = inv["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["key"] == key)
-        .unwrap_or_else(|| panic!("{rel}: no device {key} in {inv}"));
+    evidence(&device_of(rel, key))
+}
+
+/// The evidence of a device of the inventory, as (kind, value) pairs.
+fn evidence(d: &Value) -> Vec<(String, String)> {
     d["evidence"]
         .as_array()
         .unwrap()
@@ -356,26 +354,13 @@ fn smb_native_os_evidence_identifies_end_of_life_windows() {
     let rel = "corpus/legacy/arkime_smb-smb1-ascii.pcap";
     let client = device_of(rel, "mac:00:50:56:a8:1f:7c");
     let server = device_of(rel, "mac:00:50:56:a8:45:c0");
-    let ev = |d: &Value| -> Vec<(String, String)> {
-        d["evidence"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e["kind"].as_str().unwrap().to_string(),
-                    e["value"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    };
-    let c = ev(&client);
+    let c = evidence(&client);
     assert!(has(&c, "smb_native_os", "Windows 2000 2195"), "{c:?}");
     assert!(has(&c, "smb_native_lanman", "Windows 2000 5.0"), "{c:?}");
     assert_eq!(client["os"]["name"], "Windows", "{client}");
     assert_eq!(client["os"]["version"], "2000", "{client}");
     assert_eq!(client["os"]["eol"], true, "{client}");
-    let s = ev(&server);
+    let s = evidence(&server);
     assert!(
         has(
             &s,
@@ -398,11 +383,11 @@ fn smb_native_os_evidence_identifies_end_of_life_windows() {
     // Unicode strings without extended security (WordCount 13 and 3, pad bytes):
     let rel = "corpus/legacy/ndpi_smbv1.pcap";
     let client = device_of(rel, "mac:00:0c:29:02:ef:6a");
-    let c = ev(&client);
+    let c = evidence(&client);
     assert!(has(&c, "smb_native_os", "Windows 2000 2195"), "{c:?}");
     assert!(has(&c, "smb_native_lanman", "Windows 2000 5.0"), "{c:?}");
     let server = device_of(rel, "mac:00:50:56:e8:0a:b1");
-    let s = ev(&server);
+    let s = evidence(&server);
     assert!(
         has(
             &s,

@@ -69,11 +69,7 @@ fn live_capture_sees_what_replay_sees_and_flushes_on_sigterm() {
     )
     .unwrap();
     let events = dir.path().join("live.json");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let listen = format!("127.0.0.1:{port}");
     // medtap runs in the receiving namespace through `ip netns exec`, which execs it (the PID we
     // signal is medtap's).

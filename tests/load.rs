@@ -57,11 +57,7 @@ fn endpoint_answers_under_wrk_load_during_a_replay() {
     if Command::new("wrk").arg("--version").output().is_err() {
         panic!("wrk is not installed (apt-get install wrk)");
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");
     let pcaps = common::pcap("");
     // the whole pcaps/ folder three times over: long enough to be running under the load

@@ -30,14 +30,6 @@ fn get(addr: &str, path: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&buf).into_owned())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Everything one replay of `capture` let out, as (name, text) pairs.
 fn outputs_of(capture: &std::path::Path) -> Vec<(String, String)> {
     let dir = tempfile::tempdir().unwrap();
@@ -46,7 +38,7 @@ fn outputs_of(capture: &std::path::Path) -> Vec<(String, String)> {
         dir.path().join("metrics.prom"),
         dir.path().join("inventory.json"),
     );
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", common::free_port());
     let mut child = common::medtap()
         .args([
             "replay",

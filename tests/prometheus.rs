@@ -14,20 +14,10 @@
 mod common;
 
 use common::netns::{ethernet_captures, runnable, Link};
+use common::{make_cert, KillOnDrop};
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Kills (SIGKILL) a process this test started, on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Run `args` inside namespace `ns`; stdout as text.
 fn in_ns(ns: &str, args: &[&str]) -> String {
@@ -70,33 +60,6 @@ fn query(ns: &str, prom: &str, q: &str) -> Option<f64> {
         return None;
     }
     r[0]["value"][1].as_str()?.parse().ok()
-}
-
-fn make_cert(dir: &Path) {
-    let st = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=medtap-test",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-        ])
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success(), "openssl req failed");
 }
 
 #[test]
@@ -148,7 +111,7 @@ fn prometheus_scrapes_live_capture_over_tls_with_basic_auth() {
         ],
         &d.join("medtap.log"),
     );
-    let prom = Proc(
+    let prom = KillOnDrop(
         Command::new("ip")
             .args(["netns", "exec", &link.b, "prometheus"])
             .arg(format!(

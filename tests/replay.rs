@@ -215,12 +215,7 @@ fn metrics_out_passes_promtool() {
 
 #[test]
 fn listen_serves_metrics_and_healthz() {
-    // Pick a free port by binding and releasing it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut child = common::medtap()
         .args([

@@ -8,20 +8,13 @@
 
 mod common;
 
+use common::netns::have;
+use common::{free_port, make_cert, KillOnDrop};
+
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
 
 fn skip_unless(cmds: &[&str]) -> bool {
     for c in cmds {
@@ -37,53 +30,9 @@ fn skip_unless(cmds: &[&str]) -> bool {
     false
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A self-signed certificate for 127.0.0.1, made with openssl.
-fn make_cert(dir: &Path) {
-    let st = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=medtap-test",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-        ])
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success(), "openssl req failed");
-}
-
-/// Kills the server on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(web_config: &Path, port: u16) -> Running {
+/// `medtap replay --listen 127.0.0.1:<port> --linger 60s --web-config <web_config>`, once it
+/// listens; killed on drop.
+fn serve(web_config: &Path, port: u16) -> KillOnDrop {
     let child = common::medtap()
         .arg("replay")
         .arg(common::pcap("linktype_ether.pcapng"))
@@ -102,7 +51,27 @@ fn serve(web_config: &Path, port: u16) -> Running {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    Running(child)
+    KillOnDrop(child)
+}
+
+/// What `medtap replay --web-config <web_config>` wrote to stderr, when it exited 2 (the usage
+/// error of a bad web config) before serving anything.
+fn refused(web_config: &Path) -> String {
+    let out = common::medtap()
+        .arg("replay")
+        .arg(common::pcap("linktype_ether.pcapng"))
+        .args(["--listen", "127.0.0.1:0", "--web-config"])
+        .arg(web_config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}: {err}",
+        web_config.display()
+    );
+    err
 }
 
 /// (HTTP status, body) of a curl request; status 0 when no HTTP answer came.
@@ -231,15 +200,7 @@ fn bad_web_config_is_exit_2_naming_file_and_problem() {
     for (name, text, expect) in cases {
         let p = dir.path().join(name);
         std::fs::write(&p, text).unwrap();
-        let out = common::medtap()
-            .arg("replay")
-            .arg(common::pcap("linktype_ether.pcapng"))
-            .args(["--listen", "127.0.0.1:0", "--web-config"])
-            .arg(&p)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        let err = refused(&p);
         assert!(
             err.contains(&p.display().to_string()) && err.contains(expect),
             "{name}: {err}"
@@ -257,15 +218,7 @@ fn bad_web_config_is_exit_2_naming_file_and_problem() {
             "tls_server_config:\n  cert_file: cert.pem\n  key_file: other/key.pem\n",
         )
         .unwrap();
-        let out = common::medtap()
-            .arg("replay")
-            .arg(common::pcap("linktype_ether.pcapng"))
-            .args(["--listen", "127.0.0.1:0", "--web-config"])
-            .arg(&p)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "mismatch: {err}");
+        let err = refused(&p);
         assert!(err.contains("mismatch.yml"), "{err}");
     }
 }
