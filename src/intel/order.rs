@@ -15,52 +15,38 @@
 //! depend on the workers). Live capture does not reorder (its input is timing-dependent
 //! anyway, and holding back would delay alerts).
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
-
 use crate::observe::{ObsBatch, Observation};
 use crate::time::Ts;
 
 /// Observations held back at most.
 pub const MAX_HELD: usize = 65_536;
 
+/// The processing order: order key, packet time, kind (evidence, flow start, facts, flow
+/// end), flow (or MAC), and arrival (for full ties: the same flow's observations come from one
+/// worker, in its order). Unique, thanks to the arrival number.
+type SortKey = (Ts, Ts, u8, u64, u64);
+
 struct Held {
-    key: Ts,
-    ts: Ts,
-    rank: u8,
-    id: u64,
-    /// Arrival order: for full ties (the same flow's observations come from one worker, in
-    /// its order).
-    seq: u64,
+    key: SortKey,
     obs: Observation,
 }
 
-impl Held {
-    fn sort_key(&self) -> (Ts, Ts, u8, u64, u64) {
-        (self.key, self.ts, self.rank, self.id, self.seq)
-    }
-}
-
-impl PartialEq for Held {
-    fn eq(&self, o: &Self) -> bool {
-        self.sort_key() == o.sort_key()
-    }
-}
-impl Eq for Held {}
-impl PartialOrd for Held {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Held {
-    fn cmp(&self, o: &Self) -> Ordering {
-        self.sort_key().cmp(&o.sort_key())
-    }
-}
-
 /// The reordering buffer.
+///
+/// Observations wait in arrival order (`held`); each time the release point (the smallest
+/// `through` of the workers) passes the earliest of them, those below it are moved out and
+/// put in order once (they are nearly in order already: each worker's come in capture-clock
+/// order but for flows ended by a sweep), then handed out from `ready`. One sort per release
+/// point instead of a heap entry per observation: observations are large, and a worker sweeps
+/// every few seconds of packet time, so thousands wait between release points.
 pub struct Reorder {
-    heap: BinaryHeap<Reverse<Held>>,
+    held: Vec<Held>,
+    /// The smallest order key in `held` (`Ts(i64::MAX)` when empty).
+    held_min: Ts,
+    /// Released, last first (the next one is at the end).
+    ready: Vec<Held>,
+    /// Scratch for putting a release in order.
+    order: Vec<(SortKey, usize)>,
     /// Per worker: no later observation of it has a key below this.
     through: Vec<Ts>,
     seq: u64,
@@ -71,7 +57,10 @@ pub struct Reorder {
 impl Reorder {
     pub fn new(workers: usize) -> Reorder {
         Reorder {
-            heap: BinaryHeap::new(),
+            held: Vec::new(),
+            held_min: Ts(i64::MAX),
+            ready: Vec::new(),
+            order: Vec::new(),
             through: vec![Ts::ZERO; workers.max(1)],
             seq: 0,
             forced: 0,
@@ -84,6 +73,7 @@ impl Reorder {
             *t = (*t).max(b.through);
         }
         let keys = std::mem::take(&mut b.keys);
+        self.held.reserve(b.items.len());
         for (o, key) in b.items.drain(..).zip(keys.iter().copied()) {
             let (rank, id) = match &o {
                 Observation::Evidence { mac, .. } => (0, mac_id(mac)),
@@ -92,45 +82,92 @@ impl Reorder {
                 Observation::FlowEnd { flow, .. } => (3, flow.flow_id),
             };
             self.seq += 1;
-            self.heap.push(Reverse(Held {
-                key,
-                ts: o.ts(),
-                rank,
-                id,
-                seq: self.seq,
+            self.held_min = self.held_min.min(key);
+            self.held.push(Held {
+                key: (key, o.ts(), rank, id, self.seq),
                 obs: o,
-            }));
+            });
         }
         b.keys = keys;
         b.keys.clear();
     }
 
+    /// Release every held observation below `w`, then, while more than `cap` are held, the
+    /// earliest (counted as forced when `count` is set). `ready` must be used up.
+    fn release(&mut self, w: Ts, cap: usize, count: bool) {
+        debug_assert!(self.ready.is_empty());
+        if self.held_min < w {
+            self.ready.extend(self.held.extract_if(.., |h| h.key.0 < w));
+            self.held_min = self
+                .held
+                .iter()
+                .map(|h| h.key.0)
+                .min()
+                .unwrap_or(Ts(i64::MAX));
+        }
+        if self.held.len() > cap {
+            // Everything held is at or past `w`, so after everything released so far.
+            let excess = self.held.len() - cap;
+            self.held.sort_unstable_by_key(|h| h.key);
+            if count {
+                self.forced += excess as u64;
+            }
+            self.ready.extend(self.held.drain(..excess));
+            self.held_min = self.held.first().map_or(Ts(i64::MAX), |h| h.key.0);
+        }
+        // Sort the keys (nearly sorted already: the stable sort finds the runs; keys are
+        // unique), then move each observation to its place, last first, in one pass.
+        let n = self.ready.len();
+        self.order.clear();
+        self.order
+            .extend(self.ready.iter().enumerate().map(|(i, h)| (h.key, i)));
+        self.order.sort_by_key(|&(k, _)| k);
+        self.order.reverse();
+        // ready[j] takes what was at order[j].1: follow each cycle of the permutation.
+        for i in 0..n {
+            let mut j = i;
+            loop {
+                let k = std::mem::replace(&mut self.order[j].1, usize::MAX);
+                if k == usize::MAX || k == i {
+                    break;
+                }
+                self.ready.swap(j, k);
+                j = k;
+            }
+        }
+    }
+
+    /// The next released observation, if any is left.
+    fn next_ready(&mut self) -> Option<(Ts, Observation)> {
+        self.ready.pop().map(|h| (h.key.0, h.obs))
+    }
+
     /// The next observation whose turn has come (or, when too many are held, the earliest),
     /// with its order key.
     pub fn pop_ready(&mut self) -> Option<(Ts, Observation)> {
-        let w = self.through.iter().copied().min().unwrap_or(Ts::ZERO);
-        let top = self.heap.peek()?;
-        if top.0.key < w {
-            return self.heap.pop().map(|h| (h.0.key, h.0.obs));
+        if self.ready.is_empty() {
+            let w = self.through.iter().copied().min().unwrap_or(Ts::ZERO);
+            if self.held_min < w || self.held.len() > MAX_HELD {
+                self.release(w, MAX_HELD, true);
+            }
         }
-        if self.heap.len() > MAX_HELD {
-            self.forced += 1;
-            return self.heap.pop().map(|h| (h.0.key, h.0.obs));
-        }
-        None
+        self.next_ready()
     }
 
     /// The next observation in order, whatever the workers reported (every worker is done).
     pub fn pop_any(&mut self) -> Option<(Ts, Observation)> {
-        self.heap.pop().map(|h| (h.0.key, h.0.obs))
+        if self.ready.is_empty() && !self.held.is_empty() {
+            self.release(Ts(i64::MAX), 0, false);
+        }
+        self.next_ready()
     }
 
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.held.len() + self.ready.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.len() == 0
     }
 }
 
@@ -222,5 +259,62 @@ mod tests {
         assert_eq!(r.forced, 10);
         assert_eq!(r.len(), MAX_HELD);
         assert_eq!(ids(&mut r, true).len(), MAX_HELD);
+    }
+
+    /// Three workers, batches with keys out of order inside them (sweeps) but never below the
+    /// worker's last `through`: everything comes out sorted by (key, ts, kind, flow, arrival),
+    /// each observation once.
+    #[test]
+    fn release_order_is_the_sort_order() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut r = Reorder::new(3);
+        let mut through = [0i64; 3];
+        let mut expected = Vec::new();
+        let mut got = Vec::new();
+        let mut id = 0u64;
+        for _ in 0..300 {
+            let w = next(3) as usize;
+            let mut b = ObsBatch {
+                worker: w,
+                through: Ts(0),
+                ..ObsBatch::default()
+            };
+            let base = through[w];
+            for _ in 0..next(40) {
+                id += 1;
+                let key = base + next(50) as i64;
+                let ts = key - next(5) as i64;
+                b.items.push(start(id, ts));
+                b.keys.push(Ts(key));
+                expected.push((key, ts, id));
+            }
+            through[w] = base + next(30) as i64;
+            b.through = Ts(through[w]);
+            r.add(&mut b);
+            while let Some((k, o)) = r.pop_ready() {
+                assert!(k.0 < *through.iter().min().unwrap());
+                got.push((k.0, o.ts().0, flow_id(&o)));
+            }
+        }
+        while let Some((k, o)) = r.pop_any() {
+            got.push((k.0, o.ts().0, flow_id(&o)));
+        }
+        assert_eq!(r.forced, 0);
+        assert!(r.is_empty());
+        expected.sort();
+        assert_eq!(got, expected);
+    }
+
+    fn flow_id(o: &Observation) -> u64 {
+        match o {
+            Observation::FlowStart { flow, .. } => flow.flow_id,
+            _ => unreachable!(),
+        }
     }
 }
