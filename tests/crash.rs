@@ -55,22 +55,26 @@ fn inputs() -> Vec<std::path::PathBuf> {
     ]
 }
 
+/// `medtap replay` of the inputs, one worker, into the state directory `state`.
+fn replay_cmd(state: &std::path::Path) -> std::process::Command {
+    let mut cmd = common::medtap();
+    cmd.args([
+        "replay",
+        "--no-progress",
+        "--workers",
+        "1",
+        "--events",
+        "/dev/null",
+        "--state-dir",
+    ])
+    .arg(state)
+    .args(inputs());
+    cmd
+}
+
 /// An uninterrupted replay of the inputs into the state directory `state`: the reference.
 fn replay_into(state: &std::path::Path) {
-    let out = common::medtap()
-        .args([
-            "replay",
-            "--no-progress",
-            "--workers",
-            "1",
-            "--events",
-            "/dev/null",
-            "--state-dir",
-        ])
-        .arg(state)
-        .args(inputs())
-        .output()
-        .unwrap();
+    let out = replay_cmd(state).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -89,21 +93,10 @@ fn kill_9_after_the_last_flush_keeps_everything() {
     // --metrics-out is written after the pipeline (and its final flush) has finished
     let metrics = dir.path().join("metrics.prom");
     let port = common::free_port();
-    let mut child = common::medtap()
-        .args([
-            "replay",
-            "--no-progress",
-            "--workers",
-            "1",
-            "--events",
-            "/dev/null",
-            "--state-dir",
-        ])
-        .arg(&killed)
+    let mut child = replay_cmd(&killed)
         .arg("--metrics-out")
         .arg(&metrics)
         .args(["--listen", &format!("127.0.0.1:{port}"), "--linger", "60s"])
-        .args(inputs())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -150,18 +143,7 @@ fn kill_9_in_the_middle_leaves_a_database_that_opens() {
     let expected = devices(&clean);
     for (i, ms) in [150u64, 400, 900].into_iter().enumerate() {
         let state = dir.path().join(format!("killed{i}"));
-        let mut child = common::medtap()
-            .args([
-                "replay",
-                "--no-progress",
-                "--workers",
-                "1",
-                "--events",
-                "/dev/null",
-                "--state-dir",
-            ])
-            .arg(&state)
-            .args(inputs())
+        let mut child = replay_cmd(&state)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -114,23 +114,14 @@ fn lab_inventory_matches_the_expected_one() {
     // smb.native_lanman; dhcpv6.duid.bytes, dhcpv6.vendorclass.enterprise/.data,
     // dhcpv6.client_domain, dhcpv6.requested_option_code of the Solicit).
     let full = inventory(&[&lab("a"), &lab("b")], &[]);
-    let ev = |key: &str| -> Vec<(String, String)> {
-        full["devices"]
+    let ev = |key: &str| {
+        let d = full["devices"]
             .as_array()
             .unwrap()
             .iter()
             .find(|d| d["key"] == key)
-            .unwrap_or_else(|| panic!("no device {key}"))["evidence"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e["kind"].as_str().unwrap().to_string(),
-                    e["value"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
+            .unwrap_or_else(|| panic!("no device {key}"));
+        evidence(d)
     };
     let sw = ev("mac:00:80:63:74:00:03");
     for (k, v) in [
