@@ -796,10 +796,19 @@ impl FlowTable {
     /// timed out, so the result does not depend on how packets were spread over workers.
     pub fn finish(&mut self, now: Ts, out: &mut Sinks) {
         out.obs.set_clock(now);
-        let mut all: Vec<(FlowKey, Flow)> = self.map.drain().collect();
-        // deterministic order of the final events
-        all.sort_by_key(|(_, f)| (f.first, f.meta.flow_id));
-        for (_, f) in all {
+        // Deterministic order of the final events. The order is sorted, not the flows: moving
+        // every flow out of the table at once would hold them twice.
+        let mut order: Vec<(Ts, u64, u64)> = self
+            .map
+            .iter()
+            .map(|(k, f)| (f.first, f.meta.flow_id, self.key_hasher.hash_one(k)))
+            .collect();
+        order.sort_unstable();
+        for (_, id, hash) in order {
+            let Ok(e) = self.map.find_entry(hash, |e| e.1.meta.flow_id == id) else {
+                continue;
+            };
+            let ((_, f), _) = e.remove();
             let reason = if is_expired(&self.timeouts, &f, now) {
                 timeout_reason(&f)
             } else if f.tcp.as_ref().is_some_and(|t| t.closed()) {
@@ -809,6 +818,8 @@ impl FlowTable {
             };
             self.end(f, reason, out);
         }
+        // Give the emptied table's memory back now, not when the worker ends.
+        self.map = HashTable::new();
     }
 
     fn end(&mut self, mut f: Flow, reason: EndReason, out: &mut Sinks) {

@@ -24,7 +24,14 @@ pub struct EventSink {
     enabled: bool,
     buf: Vec<u8>,
     produced: u64,
+    /// Where the buffer goes as soon as it holds [`SINK_FLUSH_BYTES`] (a worker's sink: the
+    /// writer's queue), so that a sweep or the end of capture ending thousands of flows at once
+    /// does not gather all their events in one buffer. `None`: the owner takes the lines.
+    spill: Option<Spill>,
 }
+
+/// Takes a full buffer of lines (see [`EventSink::spilling`]).
+pub type Spill = Box<dyn FnMut(Vec<u8>) + Send>;
 
 impl EventSink {
     pub fn new(enabled: bool) -> EventSink {
@@ -32,6 +39,26 @@ impl EventSink {
             enabled,
             buf: Vec::new(),
             produced: 0,
+            spill: None,
+        }
+    }
+
+    /// A sink that hands its buffer to `spill` whenever it holds [`SINK_FLUSH_BYTES`] after an
+    /// event, so it never holds more than that and one event.
+    pub fn spilling(enabled: bool, spill: Spill) -> EventSink {
+        EventSink {
+            spill: Some(spill),
+            ..EventSink::new(enabled)
+        }
+    }
+
+    #[inline]
+    fn maybe_spill(&mut self) {
+        if self.buf.len() >= SINK_FLUSH_BYTES {
+            if let Some(spill) = &mut self.spill {
+                let cap = self.buf.capacity().min(2 * SINK_FLUSH_BYTES);
+                spill(std::mem::replace(&mut self.buf, Vec::with_capacity(cap)));
+            }
         }
     }
 
@@ -123,6 +150,7 @@ impl EventSink {
         b.extend_from_slice(b"\":");
         body(b);
         b.extend_from_slice(b"}\n");
+        self.maybe_spill();
     }
 
     /// An event with no flow (`stats`, capture notices).
@@ -140,6 +168,7 @@ impl EventSink {
             b.extend_from_slice(b"null");
         }
         b.extend_from_slice(b"}\n");
+        self.maybe_spill();
     }
 
     pub fn pending_bytes(&self) -> usize {
@@ -249,6 +278,34 @@ impl EventWriter {
 mod tests {
     use super::*;
     use crate::protocols::AppProto;
+
+    #[test]
+    fn spilling_sink_hands_over_each_buffer_once_it_is_full() {
+        use std::sync::{Arc, Mutex};
+        let got = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
+        let g = got.clone();
+        let mut sink = EventSink::spilling(true, Box::new(move |l| g.lock().unwrap().push(l)));
+        for i in 0..10_000u64 {
+            sink.emit_global(Ts(i as i64), "stats", &i);
+        }
+        assert!(sink.pending_bytes() < SINK_FLUSH_BYTES);
+        let rest = sink.take();
+        let got = got.lock().unwrap();
+        assert!(got.len() > 3, "{} buffers", got.len());
+        for b in got.iter() {
+            // Full, and at most one event more.
+            assert!(b.len() >= SINK_FLUSH_BYTES && b.len() < SINK_FLUSH_BYTES + 128);
+        }
+        let all: Vec<u8> = got.iter().flatten().chain(rest.iter()).copied().collect();
+        assert_eq!(all.iter().filter(|&&c| c == b'\n').count(), 10_000);
+        assert!(all.starts_with(b"{\"timestamp\""));
+        // A sink without a spill keeps everything for its owner.
+        let mut own = EventSink::new(true);
+        for i in 0..10_000u64 {
+            own.emit_global(Ts(i as i64), "stats", &i);
+        }
+        assert_eq!(own.take().len(), all.len());
+    }
 
     /// The header as `write!` formats it (what `emit_with` replaced), for comparison.
     fn reference(ts: Ts, et: &str, flow: &FlowMeta, src: Direction, body: &str) -> String {

@@ -68,13 +68,12 @@ fn touch_ahead(b: &Batch, i: usize) {
     std::hint::black_box(x);
 }
 
-/// A batch is sent when its bytes pass this size, whatever its packet count.
-const BATCH_BYTES: usize = 1 << 20;
-
 impl Batch {
-    fn with_capacity(n: usize) -> Batch {
+    /// Room for `n` packets and `bytes` of packet data plus one more packet (a batch is sent
+    /// once its data passes `bytes`: [`Limits::batch_bytes`]).
+    fn with_capacity(n: usize, bytes: usize) -> Batch {
         Batch {
-            data: Vec::with_capacity(BATCH_BYTES + 65_536),
+            data: Vec::with_capacity(bytes + 65_536),
             pkts: Vec::with_capacity(n),
             now: Ts::ZERO,
         }
@@ -133,6 +132,7 @@ pub struct Pipeline {
     ev_tx: Sender<WriterMsg>,
     metrics: Arc<Metrics>,
     batch_n: usize,
+    batch_bytes: usize,
 }
 
 impl Pipeline {
@@ -230,6 +230,7 @@ impl Pipeline {
             ev_tx,
             metrics: metrics.clone(),
             batch_n: opts.limits.batch_packets,
+            batch_bytes: opts.limits.batch_bytes,
         })
     }
 
@@ -240,9 +241,10 @@ impl Pipeline {
             txs: self.txs.clone(),
             spare: self.spare_rx.clone(),
             batches: (0..self.txs.len())
-                .map(|_| Batch::with_capacity(self.batch_n))
+                .map(|_| Batch::with_capacity(self.batch_n, self.batch_bytes))
                 .collect(),
             batch_n: self.batch_n,
+            batch_bytes: self.batch_bytes,
             live,
             clock: Ts::ZERO,
             next_flush: Ts::ZERO,
@@ -316,6 +318,8 @@ pub struct Dispatcher {
     spare: Receiver<Batch>,
     batches: Vec<Batch>,
     batch_n: usize,
+    /// [`Limits::batch_bytes`].
+    batch_bytes: usize,
     live: bool,
     /// The largest packet time seen by this capture thread.
     pub clock: Ts,
@@ -361,7 +365,7 @@ impl Dispatcher {
             linktype,
         });
         b.data.extend_from_slice(data);
-        if b.pkts.len() >= self.batch_n || b.data.len() >= BATCH_BYTES {
+        if b.pkts.len() >= self.batch_n || b.data.len() >= self.batch_bytes {
             self.send(w);
         }
     }
@@ -370,7 +374,7 @@ impl Dispatcher {
         let fresh = self
             .spare
             .try_recv()
-            .unwrap_or_else(|_| Batch::with_capacity(self.batch_n));
+            .unwrap_or_else(|_| Batch::with_capacity(self.batch_n, self.batch_bytes));
         let mut full = std::mem::replace(&mut self.batches[w], fresh);
         full.now = self.clock;
         let n = full.pkts.len() as u64;
@@ -761,7 +765,15 @@ impl Worker {
             table,
             tap,
             sinks: Sinks {
-                events: EventSink::new(events_on),
+                events: {
+                    let ev = ev.clone();
+                    EventSink::spilling(
+                        events_on,
+                        Box::new(move |lines| {
+                            let _ = ev.send(WriterMsg::Lines(lines));
+                        }),
+                    )
+                },
                 stats: WorkerStats::default(),
                 app_stats: WorkerStats::default(),
                 obs: ObsBuf::new(true),
