@@ -115,22 +115,110 @@ pub enum FileEnd {
     },
 }
 
+/// Size of the stdio buffer libpcap reads a capture file through. glibc's default is the file
+/// system block (4 KiB): one `read` system call per 4 KiB, whose fixed cost (page-cache lookup,
+/// atime, locking) was about a quarter of libpcap's reading time. Measured on bench.pcap (967 MB)
+/// with `pcap_next_ex` alone: 0.34 s CPU with 4 KiB, 0.25 s with 64 KiB to 256 KiB, 0.26-0.28 s
+/// with 1 MiB (the buffer no longer stays in the core's cache).
+pub const FILE_BUFFER_BYTES: usize = 128 * 1024;
+
 /// An open capture file.
 pub struct FileReader {
+    // Declared before `_buf`: the handle (and its `FILE`) is closed before the buffer is freed.
     cap: pcap::Capture<pcap::Offline>,
     pub linktype: i32,
+    /// The stdio buffer of the handle's `FILE` (see [`FILE_BUFFER_BYTES`]).
+    _buf: Box<[u8]>,
+}
+
+/// libpcap's `pcap_fopen_offline_with_tstamp_precision` (libpcap >= 1.5; the `pcap` crate links
+/// libpcap): a savefile handle on a stream opened by the caller, so that the stream's buffer can
+/// be set before libpcap reads from it. The handle owns the stream (`pcap_close` closes it).
+mod ffi {
+    #![allow(unsafe_code)]
+    extern "C" {
+        pub fn pcap_fopen_offline_with_tstamp_precision(
+            fp: *mut libc::FILE,
+            precision: libc::c_uint,
+            errbuf: *mut libc::c_char,
+        ) -> *mut libc::c_void;
+    }
+}
+
+/// `PCAP_ERRBUF_SIZE` of pcap.h.
+const PCAP_ERRBUF_SIZE: usize = 256;
+/// `PCAP_TSTAMP_PRECISION_MICRO` of pcap.h.
+const PCAP_TSTAMP_PRECISION_MICRO: libc::c_uint = 0;
+
+/// The pointer type `pcap::Capture` wraps, which the crate does not name publicly: taken from
+/// the signature of its `as_ptr`.
+fn handle_ptr<P>(
+    _as_ptr: fn(&pcap::Capture<pcap::Offline>) -> *mut P,
+    p: *mut libc::c_void,
+) -> *mut P {
+    p.cast()
+}
+
+/// Open `path` for libpcap with a [`FILE_BUFFER_BYTES`] stdio buffer, as `pcap_open_offline`
+/// does (`fopen` then `pcap_fopen_offline`) but with `setvbuf` in between. Errors read as
+/// libpcap's own.
+#[allow(unsafe_code)]
+fn open_offline(path: &Path) -> Result<(pcap::Capture<pcap::Offline>, Box<[u8]>), pcap::Error> {
+    use std::os::unix::ffi::OsStrExt;
+    let cpath = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| pcap::Error::InvalidInputString)?;
+    // SAFETY: both arguments are NUL-terminated strings that outlive the call.
+    let fp = unsafe { libc::fopen(cpath.as_ptr(), c"rb".as_ptr()) };
+    if fp.is_null() {
+        let e = std::io::Error::last_os_error();
+        let msg = e.to_string();
+        // As libpcap words it: "<path>: <strerror>".
+        let msg = msg.split(" (os error").next().unwrap_or(&msg);
+        return Err(pcap::Error::PcapError(format!("{}: {msg}", path.display())));
+    }
+    let mut buf = vec![0u8; FILE_BUFFER_BYTES].into_boxed_slice();
+    // SAFETY: `fp` is a stream just opened, before any I/O on it (as setvbuf requires); `buf`
+    // is returned with the handle and the caller keeps it until after the handle is closed.
+    // A failure only leaves the default buffer.
+    unsafe {
+        libc::setvbuf(fp, buf.as_mut_ptr().cast(), libc::_IOFBF, buf.len());
+    }
+    let mut errbuf = [0 as libc::c_char; PCAP_ERRBUF_SIZE];
+    // SAFETY: `fp` is an open stream whose ownership passes to the handle on success;
+    // `errbuf` has PCAP_ERRBUF_SIZE bytes as libpcap requires.
+    let p = unsafe {
+        ffi::pcap_fopen_offline_with_tstamp_precision(
+            fp,
+            PCAP_TSTAMP_PRECISION_MICRO,
+            errbuf.as_mut_ptr(),
+        )
+    };
+    let Some(handle) = std::ptr::NonNull::new(handle_ptr(pcap::Capture::as_ptr, p)) else {
+        // SAFETY: on failure libpcap did not take the stream; it is closed once, here. libpcap
+        // wrote a NUL-terminated message into `errbuf` (zeroed beforehand, so terminated anyway).
+        let msg = unsafe {
+            libc::fclose(fp);
+            std::ffi::CStr::from_ptr(errbuf.as_ptr())
+        };
+        return Err(pcap::Error::PcapError(msg.to_string_lossy().into_owned()));
+    };
+    Ok((pcap::Capture::from(handle), buf))
 }
 
 impl FileReader {
     pub fn open(path: &Path, bpf: Option<&str>) -> Result<FileReader> {
-        let mut cap = pcap::Capture::from_file_with_precision(path, pcap::Precision::Micro)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let (mut cap, buf) =
+            open_offline(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         if let Some(expr) = bpf {
             cap.filter(expr, true)
                 .map_err(|e| anyhow::anyhow!("--bpf '{expr}': {e}"))?;
         }
         let linktype = cap.get_datalink().0;
-        Ok(FileReader { cap, linktype })
+        Ok(FileReader {
+            cap,
+            linktype,
+            _buf: buf,
+        })
     }
 
     /// Read packets until the end of the file or the first unreadable record.
