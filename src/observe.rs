@@ -20,7 +20,8 @@
 
 use std::net::IpAddr;
 
-use crate::fingerprint::Evidence;
+use crate::fingerprint::evidence::cleaned;
+use crate::fingerprint::{Evidence, EvidenceKind};
 use crate::flow::FlowMeta;
 use crate::time::Ts;
 
@@ -286,6 +287,46 @@ impl ObsBuf {
         }
     }
 
+    /// [`ObsBuf::evidence`] of `Evidence::with_confidence(kind, value, confidence)` for each
+    /// item, without building the items this worker sent recently: only fresh values are
+    /// copied (most are repeats: the same user agent on every flow of a host).
+    pub fn evidence_refs(
+        &mut self,
+        ts: Ts,
+        mac: [u8; 6],
+        ip: Option<IpAddr>,
+        items: &[(EvidenceKind, &str, u8)],
+    ) {
+        if !self.enabled || items.is_empty() {
+            return;
+        }
+        let mut fresh = Vec::new();
+        for &(kind, value, confidence) in items {
+            let value = cleaned(value);
+            let (source, confidence) = (kind.source(), confidence.min(100));
+            if self
+                .sent
+                .fresh((mac, ip, kind, &*value, source, confidence), ts)
+            {
+                fresh.push(Evidence {
+                    kind,
+                    value: value.into_owned(),
+                    source,
+                    confidence,
+                });
+            }
+        }
+        if !fresh.is_empty() {
+            self.items.push(Observation::Evidence {
+                ts,
+                mac,
+                ip,
+                items: fresh,
+            });
+            self.keys.push(self.clock);
+        }
+    }
+
     /// Protocol facts of `flow`.
     pub fn facts(&mut self, ts: Ts, flow: &FlowMeta, facts: Facts) {
         if self.enabled {
@@ -320,7 +361,6 @@ impl ObsBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fingerprint::EvidenceKind;
 
     #[test]
     fn disabled_buffer_keeps_nothing() {
@@ -382,5 +422,48 @@ mod tests {
         b.evidence(Ts(5), [1; 6], ip, vec![other]);
         assert_eq!(b.len(), 2);
         assert!(b.sent.fresh(1u8, Ts(9)) && !b.sent.fresh(1u8, Ts(9)));
+    }
+
+    #[test]
+    fn evidence_refs_equal_evidence_of_the_built_items() {
+        let ip = Some(IpAddr::from([10, 0, 0, 1]));
+        let long = "é".repeat(200);
+        let values = [
+            " curl/8.5.0 ",
+            "nginx",
+            "a\u{0}b",
+            long.as_str(),
+            "",
+            "nginx",
+        ];
+        let mut built = ObsBuf::new(true);
+        let mut refs = ObsBuf::new(true);
+        for (n, v) in values.iter().enumerate() {
+            for (t, mac, conf) in [
+                (5, [1; 6], 100),
+                (3, [1; 6], 100),
+                (6, [2; 6], 250),
+                (4, [1; 6], 40),
+            ] {
+                let ts = Ts(t + n as i64);
+                let items = [
+                    (EvidenceKind::HttpUserAgent, *v, conf),
+                    (EvidenceKind::HttpServer, "x", 100),
+                ];
+                built.evidence(
+                    ts,
+                    mac,
+                    ip,
+                    items
+                        .iter()
+                        .map(|&(k, v, c)| Evidence::with_confidence(k, v, c))
+                        .collect(),
+                );
+                refs.evidence_refs(ts, mac, ip, &items);
+            }
+        }
+        let (a, b) = (built.take(None), refs.take(None));
+        assert_eq!(a.keys, b.keys);
+        assert_eq!(format!("{:?}", a.items), format!("{:?}", b.items));
     }
 }

@@ -14,6 +14,8 @@
 //! (`\r\n\r\n`) and reports [`HttpError::Incomplete`] before it; [`parse_head_lax`] reads the
 //! complete lines present and says whether the head ended ([`HttpHead::complete`]).
 
+use std::borrow::Cow;
+
 use thiserror::Error;
 
 use crate::Needed;
@@ -118,7 +120,21 @@ pub fn looks_like_http(b: &[u8]) -> bool {
     token_len >= 3 && b.get(token_len) == Some(&b' ')
 }
 
-fn start_line(line: &[u8]) -> Result<StartLine, HttpError> {
+/// The start line, borrowed from the input (what [`start_line`] makes owned text of).
+enum StartRef<'a> {
+    Request {
+        method: &'a [u8],
+        uri: &'a [u8],
+        version: &'a [u8],
+    },
+    Response {
+        version: &'a [u8],
+        status: u16,
+        reason: &'a [u8],
+    },
+}
+
+fn start_ref(line: &[u8]) -> Result<StartRef<'_>, HttpError> {
     let mut parts = line.splitn(3, |&c| c == b' ');
     let a = parts.next().unwrap_or_default();
     let b = parts.next().ok_or(HttpError::NotHttp)?;
@@ -128,10 +144,10 @@ fn start_line(line: &[u8]) -> Result<StartLine, HttpError> {
             .ok()
             .and_then(|s| s.parse::<u16>().ok())
             .ok_or(HttpError::NotHttp)?;
-        return Ok(StartLine::Response {
-            version: text(a, 16),
+        return Ok(StartRef::Response {
+            version: a,
             status,
-            reason: text(c, MAX_VALUE_LEN),
+            reason: c,
         });
     }
     if a.is_empty() || !a.iter().all(|c| c.is_ascii_graphic()) || a.len() > 24 {
@@ -140,10 +156,33 @@ fn start_line(line: &[u8]) -> Result<StartLine, HttpError> {
     if !c.starts_with(b"HTTP/") {
         return Err(HttpError::NotHttp);
     }
-    Ok(StartLine::Request {
-        method: text(a, 24),
-        uri: text(b, MAX_URI_LEN),
-        version: text(c, 16),
+    Ok(StartRef::Request {
+        method: a,
+        uri: b,
+        version: c,
+    })
+}
+
+fn start_line(line: &[u8]) -> Result<StartLine, HttpError> {
+    Ok(match start_ref(line)? {
+        StartRef::Response {
+            version,
+            status,
+            reason,
+        } => StartLine::Response {
+            version: text(version, 16),
+            status,
+            reason: text(reason, MAX_VALUE_LEN),
+        },
+        StartRef::Request {
+            method,
+            uri,
+            version,
+        } => StartLine::Request {
+            method: text(method, 24),
+            uri: text(uri, MAX_URI_LEN),
+            version: text(version, 16),
+        },
     })
 }
 
@@ -161,14 +200,22 @@ fn scheme(value: &[u8]) -> String {
 /// head length.
 fn lines(b: &[u8]) -> (Vec<&[u8]>, bool, usize, bool) {
     let mut out = Vec::new();
+    let (complete, len, truncated) = for_each_line(b, |l| out.push(l));
+    (out, complete, len, truncated)
+}
+
+/// The lines [`lines`] collects, handed to `f` one by one (nothing allocated); returns whether
+/// the blank line was seen, the head length, and whether the head was cut.
+fn for_each_line<'a>(b: &'a [u8], mut f: impl FnMut(&'a [u8])) -> (bool, usize, bool) {
+    let mut n = 0usize;
     let mut pos = 0usize;
     let limit = b.len().min(MAX_HEAD_LEN);
     while pos < limit {
-        if out.len() > MAX_HEADERS {
-            return (out, false, pos, true);
+        if n > MAX_HEADERS {
+            return (false, pos, true);
         }
-        let Some(nl) = b[pos..limit].iter().position(|&c| c == b'\n') else {
-            return (out, false, pos, b.len() >= MAX_HEAD_LEN);
+        let Some(nl) = memchr::memchr(b'\n', &b[pos..limit]) else {
+            return (false, pos, b.len() >= MAX_HEAD_LEN);
         };
         let mut line = &b[pos..pos + nl];
         if let Some(l) = line.strip_suffix(b"\r") {
@@ -176,11 +223,84 @@ fn lines(b: &[u8]) -> (Vec<&[u8]>, bool, usize, bool) {
         }
         pos += nl + 1;
         if line.is_empty() {
-            return (out, true, pos, false);
+            return (true, pos, false);
         }
-        out.push(line);
+        f(line);
+        n += 1;
     }
-    (out, false, pos, b.len() >= MAX_HEAD_LEN)
+    (false, pos, b.len() >= MAX_HEAD_LEN)
+}
+
+/// Whether a header name is `want` (lower-case ASCII) as [`parse_head_lax`] compares it (its
+/// first 64 bytes as lossy text, trimmed, lower-cased), without allocating for ASCII names.
+fn name_is(name: &[u8], want: &str) -> bool {
+    let cut = &name[..name.len().min(64)];
+    if !cut.is_ascii() {
+        return text(name, 64).to_ascii_lowercase() == want;
+    }
+    let ws = |c: &u8| (*c as char).is_whitespace();
+    let start = cut.iter().position(|c| !ws(c)).unwrap_or(cut.len());
+    let end = cut.iter().rposition(|c| !ws(c)).map_or(start, |e| e + 1);
+    cut[start..end].eq_ignore_ascii_case(want.as_bytes())
+}
+
+/// [`text`] of `bytes`, borrowed when they are UTF-8.
+fn text_ref(bytes: &[u8], cap: usize) -> Cow<'_, str> {
+    let cut = &bytes[..bytes.len().min(cap)];
+    match String::from_utf8_lossy(cut) {
+        Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
+        Cow::Owned(s) => Cow::Owned(s.trim().to_string()),
+    }
+}
+
+/// What a head says about its sender, read without building an [`HttpHead`]: whether it is a
+/// request, and the value [`parse_head_lax`] keeps of a request's `User-Agent` or a response's
+/// `Server` (the last one; borrowed unless it is not UTF-8). Errors as [`parse_head_lax`].
+pub fn sender_software(b: &[u8]) -> Result<(bool, Option<Cow<'_, str>>), HttpError> {
+    let mut first: Option<&[u8]> = None;
+    let mut value: Option<&[u8]> = None;
+    let mut want = "";
+    let mut headers = 0usize;
+    let mut start_err = None;
+    for_each_line(b, |line| {
+        if start_err.is_some() {
+            return;
+        }
+        let Some(_) = first else {
+            first = Some(line);
+            match start_ref(line) {
+                Ok(StartRef::Request { .. }) => want = "user-agent",
+                Ok(StartRef::Response { .. }) => want = "server",
+                Err(e) => start_err = Some(e),
+            }
+            return;
+        };
+        headers += 1;
+        if headers > MAX_HEADERS {
+            return;
+        }
+        let Some(colon) = memchr::memchr(b':', line) else {
+            return;
+        };
+        if name_is(&line[..colon], want) {
+            value = Some(&line[colon + 1..]);
+        }
+    });
+    if let Some(e) = start_err {
+        return Err(e);
+    }
+    if first.is_none() {
+        if b.len() >= MAX_HEAD_LEN {
+            return Err(HttpError::TooLarge { cap: MAX_HEAD_LEN });
+        }
+        return Err(HttpError::Incomplete {
+            needed: Needed::Unknown,
+        });
+    }
+    Ok((
+        want == "user-agent",
+        value.map(|v| text_ref(v, MAX_VALUE_LEN)),
+    ))
 }
 
 /// Parses the head from whatever complete lines are present.
@@ -363,5 +483,76 @@ Expires: Sun, 28 Dec 2014 17:35:07 GMT\r\n\
         let h = parse_head_lax(&many).unwrap();
         assert!(h.truncated);
         assert!(h.header_names.len() <= MAX_HEADER_NAMES);
+    }
+
+    /// What [`sender_software`] must equal: the start kind and the value kept by the full parse.
+    fn software_by_full_parse(b: &[u8]) -> Result<(bool, Option<String>), HttpError> {
+        let h = parse_head_lax(b)?;
+        Ok(match h.start {
+            StartLine::Request { .. } => (true, h.user_agent),
+            StartLine::Response { .. } => (false, h.server),
+        })
+    }
+
+    fn software(b: &[u8]) -> Result<(bool, Option<String>), HttpError> {
+        sender_software(b).map(|(r, v)| (r, v.map(|v| v.into_owned())))
+    }
+
+    #[test]
+    fn sender_software_equals_the_full_parse() {
+        let mut cases: Vec<Vec<u8>> = vec![
+            REQUEST.to_vec(),
+            RESPONSE.to_vec(),
+            b"GET / HTTP/1.1\r\nuser-agent: a\r\nUSER-AGENT: b \r\n\r\n".to_vec(),
+            b"HTTP/1.0 200 OK\nServer:\xe9t\xe9\nUser-Agent: x\n\n".to_vec(),
+            b"GET / HTTP/1.1\r\n\x0b User-Agent\t: v\r\n".to_vec(),
+            b"GET / HTTP/1.1\r\n\xc2\xa0User-Agent: nbsp\r\n\r\n".to_vec(),
+            b"POST / HTTP/1.1\r\nServer: s\r\n\r\n".to_vec(),
+            b"\x16\x03\x01 x\r\n".to_vec(),
+            b"GET / HTTP/1.1".to_vec(),
+            vec![b'a'; MAX_HEAD_LEN + 10],
+        ];
+        let mut many = b"GET / HTTP/1.0\r\n".to_vec();
+        for i in 0..500 {
+            many.extend_from_slice(format!("User-Agent: v{i}\r\n").as_bytes());
+        }
+        cases.push(many);
+        for n in 0..REQUEST.len() {
+            cases.push(REQUEST[..n].to_vec());
+        }
+        for c in &cases {
+            assert_eq!(software(c), software_by_full_parse(c), "{c:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn sender_software_equals_the_full_parse_on_any_head(
+            start in proptest::sample::select(vec![
+                "GET / HTTP/1.1", "HTTP/1.1 404 Nope", "M-SEARCH * HTTP/1.1", "HTTP/1.0 abc x",
+                "get x y", "",
+            ]),
+            lines in proptest::collection::vec(
+                (proptest::sample::select(vec![
+                    "User-Agent", "user-agent", " SERVER ", "Server", "\u{a0}server", "Host",
+                    "x", "", "User-Agent\u{b}", "Serv\u{e9}r",
+                ]), proptest::collection::vec(proptest::num::u8::ANY, 0..20), proptest::bool::ANY),
+                0..8,
+            ),
+            end in proptest::sample::select(vec!["\r\n", "\n", ""]),
+        ) {
+            let mut b = start.as_bytes().to_vec();
+            b.extend_from_slice(b"\r\n");
+            for (name, value, colon) in &lines {
+                b.extend_from_slice(name.as_bytes());
+                if *colon {
+                    b.push(b':');
+                }
+                b.extend(value.iter().copied().filter(|c| *c != b'\n'));
+                b.extend_from_slice(b"\r\n");
+            }
+            b.extend_from_slice(end.as_bytes());
+            proptest::prop_assert_eq!(software(&b), software_by_full_parse(&b));
+        }
     }
 }

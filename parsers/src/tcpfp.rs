@@ -166,59 +166,83 @@ impl TcpSignature {
 
     /// p0f's `raw_sig`: `4:64+0:0:1460:mss*44,10:mss,sok,ts,nop,ws:df,id+:0`.
     pub fn raw_sig(&self) -> String {
+        let mut s = String::new();
+        self.write_raw_sig(&mut s);
+        s
+    }
+
+    /// [`TcpSignature::raw_sig`] appended to `s` (a caller's reused buffer: nothing allocated
+    /// once it has grown).
+    pub fn write_raw_sig(&self, s: &mut String) {
+        use std::fmt::Write;
         let dist = self.distance();
-        let ttl = if dist > MAX_DIST {
-            format!("{}+?", self.ttl)
+        let _ = write!(s, "{}:{}+", self.ip_version, self.ttl);
+        if dist > MAX_DIST {
+            s.push('?');
         } else {
-            format!("{}+{}", self.ttl, dist)
+            let _ = write!(s, "{dist}");
+        }
+        let _ = write!(s, ":{}:{}:", self.ip_opt_len, self.mss.unwrap_or(0));
+        let _ = match detect_win_multi(self, None) {
+            Some((m, true)) => write!(s, "mtu*{m}"),
+            Some((m, false)) => write!(s, "mss*{m}"),
+            None => write!(s, "{}", self.window),
         };
-        let win = match detect_win_multi(self, None) {
-            Some((m, true)) => format!("mtu*{m}"),
-            Some((m, false)) => format!("mss*{m}"),
-            None => self.window.to_string(),
-        };
-        format!(
-            "{}:{}:{}:{}:{},{}:{}:{}:{}",
-            self.ip_version,
-            ttl,
-            self.ip_opt_len,
-            self.mss.unwrap_or(0),
-            win,
-            self.wscale.unwrap_or(0),
-            self.olayout(),
-            self.quirks_string(),
-            if self.payload { "+" } else { "0" }
-        )
+        let _ = write!(s, ",{}:", self.wscale.unwrap_or(0));
+        write_layout(&self.options, self.eol_pad, s);
+        s.push(':');
+        write_quirks(self.quirks, s);
+        s.push(':');
+        s.push_str(if self.payload { "+" } else { "0" });
     }
 }
 
 fn layout_string(options: &[u8], eol_pad: u8) -> String {
     let mut s = String::new();
+    write_layout(options, eol_pad, &mut s);
+    s
+}
+
+fn write_layout(options: &[u8], eol_pad: u8, s: &mut String) {
+    use std::fmt::Write;
     for (i, &k) in options.iter().enumerate() {
         if i > 0 {
             s.push(',');
         }
         match k {
-            opt::EOL => s.push_str(&format!("eol+{eol_pad}")),
+            opt::EOL => {
+                let _ = write!(s, "eol+{eol_pad}");
+            }
             opt::NOP => s.push_str("nop"),
             opt::MSS => s.push_str("mss"),
             opt::WS => s.push_str("ws"),
             opt::SOK => s.push_str("sok"),
             opt::SACK => s.push_str("sack"),
             opt::TS => s.push_str("ts"),
-            other => s.push_str(&format!("?{other}")),
+            other => {
+                let _ = write!(s, "?{other}");
+            }
         }
     }
-    s
 }
 
 fn quirks_string(q: u32) -> String {
-    let names: Vec<&str> = quirk::NAMES
+    let mut s = String::new();
+    write_quirks(q, &mut s);
+    s
+}
+
+fn write_quirks(q: u32, s: &mut String) {
+    for (i, (_, n)) in quirk::NAMES
         .iter()
         .filter(|(bit, _)| q & bit != 0)
-        .map(|(_, n)| *n)
-        .collect();
-    names.join(",")
+        .enumerate()
+    {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(n);
+    }
 }
 
 fn be16(b: &[u8], at: usize) -> u16 {
@@ -965,6 +989,89 @@ pub fn parse_p0f_db(text: &str) -> Result<P0fDb, P0fError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `raw_sig` as it was written with `format!` (before `write_raw_sig`).
+    fn raw_sig_by_format(g: &TcpSignature) -> String {
+        let dist = g.distance();
+        let ttl = if dist > MAX_DIST {
+            format!("{}+?", g.ttl)
+        } else {
+            format!("{}+{}", g.ttl, dist)
+        };
+        let win = match detect_win_multi(g, None) {
+            Some((m, true)) => format!("mtu*{m}"),
+            Some((m, false)) => format!("mss*{m}"),
+            None => g.window.to_string(),
+        };
+        let layout: Vec<String> = g
+            .options
+            .iter()
+            .map(|&k| match k {
+                opt::EOL => format!("eol+{}", g.eol_pad),
+                opt::NOP => "nop".into(),
+                opt::MSS => "mss".into(),
+                opt::WS => "ws".into(),
+                opt::SOK => "sok".into(),
+                opt::SACK => "sack".into(),
+                opt::TS => "ts".into(),
+                other => format!("?{other}"),
+            })
+            .collect();
+        let quirks: Vec<&str> = quirk::NAMES
+            .iter()
+            .filter(|(bit, _)| g.quirks & bit != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        format!(
+            "{}:{}:{}:{}:{},{}:{}:{}:{}",
+            g.ip_version,
+            ttl,
+            g.ip_opt_len,
+            g.mss.unwrap_or(0),
+            win,
+            g.wscale.unwrap_or(0),
+            layout.join(","),
+            quirks.join(","),
+            if g.payload { "+" } else { "0" }
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn raw_sig_written_equals_formatted(
+            v6 in proptest::bool::ANY,
+            ttl in proptest::num::u8::ANY,
+            ip_opt_len in 0u8..40,
+            window in proptest::sample::select(vec![0u16, 1460, 2920, 5840, 29200, 64240, 65535, 8192, 1]),
+            mss in proptest::option::of(proptest::sample::select(vec![0u16, 1460, 1440, 536, 8960])),
+            wscale in proptest::option::of(0u8..16),
+            options in proptest::collection::vec(proptest::num::u8::ANY, 0..12),
+            eol_pad in proptest::num::u8::ANY,
+            quirks in proptest::num::u32::ANY,
+            payload in proptest::bool::ANY,
+        ) {
+            let g = TcpSignature {
+                ip_version: if v6 { 6 } else { 4 },
+                syn_ack: false,
+                ttl,
+                ip_opt_len,
+                tot_hdr: 40,
+                window,
+                mss,
+                wscale,
+                options,
+                eol_pad,
+                quirks,
+                ts1: None,
+                payload,
+                tos: 0,
+            };
+            proptest::prop_assert_eq!(g.raw_sig(), raw_sig_by_format(&g));
+            let mut s = String::from("x");
+            g.write_raw_sig(&mut s);
+            proptest::prop_assert_eq!(&s[1..], raw_sig_by_format(&g));
+        }
+    }
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();

@@ -259,7 +259,17 @@ pub struct EvidenceRef {
 
 /// Trim, drop control characters, cut at [`MAX_VALUE_LEN`] bytes on a char boundary.
 fn clean(v: &str) -> String {
-    let mut s: String = v.trim().chars().filter(|c| !c.is_control()).collect();
+    cleaned(v).into_owned()
+}
+
+/// The value [`Evidence::new`] keeps of `v` (trimmed, without control characters, cut at
+/// [`MAX_VALUE_LEN`] bytes on a char boundary), borrowed when that is a slice of `v`.
+pub fn cleaned(v: &str) -> std::borrow::Cow<'_, str> {
+    let t = v.trim();
+    if t.len() <= MAX_VALUE_LEN && !t.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(t);
+    }
+    let mut s: String = t.chars().filter(|c| !c.is_control()).collect();
     if s.len() > MAX_VALUE_LEN {
         let mut cut = MAX_VALUE_LEN;
         while !s.is_char_boundary(cut) {
@@ -267,7 +277,7 @@ fn clean(v: &str) -> String {
         }
         s.truncate(cut);
     }
-    s
+    std::borrow::Cow::Owned(s)
 }
 
 #[cfg(test)]

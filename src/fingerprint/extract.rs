@@ -88,36 +88,63 @@ pub fn dhcpv6_is_client(i: &dhcp::Dhcpv6Info) -> bool {
 /// A SYN or SYN+ACK signature, and its p0f match when there is one. The p0f evidence's
 /// confidence: 100 exact, 70 generic, 50 fuzzy (generic and fuzzy: 40).
 pub fn from_tcp(sig: &tcpfp::TcpSignature, p0f: Option<&tcpfp::P0fMatch<'_>>) -> Vec<Evidence> {
-    let kind = if sig.syn_ack { K::TcpSynAck } else { K::TcpSyn };
-    let mut out = vec![Evidence::new(kind, sig.raw_sig())];
-    if let Some(m) = p0f {
-        if !m.label.is_application() {
-            let conf = match (m.label.generic, m.fuzzy) {
-                (false, false) => 100,
-                (true, false) => 70,
-                (false, true) => 50,
-                (true, true) => 40,
-            };
-            out.push(Evidence::with_confidence(
-                K::TcpP0f,
-                format!("{}:{}", m.label.name, m.label.flavor),
-                conf,
-            ));
-        }
+    let mut out = vec![Evidence::new(tcp_kind(sig), sig.raw_sig())];
+    if let Some((k, v, conf)) = p0f.and_then(p0f_item) {
+        out.push(Evidence::with_confidence(k, v, conf));
     }
     out
 }
 
+/// The kind of a signature's `raw_sig` evidence ([`from_tcp`]).
+pub fn tcp_kind(sig: &tcpfp::TcpSignature) -> K {
+    if sig.syn_ack {
+        K::TcpSynAck
+    } else {
+        K::TcpSyn
+    }
+}
+
+/// The p0f evidence of [`from_tcp`] (kind, value, confidence); none for an application match.
+pub fn p0f_item(m: &tcpfp::P0fMatch<'_>) -> Option<(K, String, u8)> {
+    if m.label.is_application() {
+        return None;
+    }
+    let conf = match (m.label.generic, m.fuzzy) {
+        (false, false) => 100,
+        (true, false) => 70,
+        (false, true) => 50,
+        (true, true) => 40,
+    };
+    Some((
+        K::TcpP0f,
+        format!("{}:{}", m.label.name, m.label.flavor),
+        conf,
+    ))
+}
+
 /// An HTTP head: a request's User-Agent, a response's Server.
 pub fn from_http(h: &http::HttpHead) -> Vec<Evidence> {
-    let mut out = Vec::new();
-    match h.start {
-        http::StartLine::Request { .. } => {
-            push(&mut out, K::HttpUserAgent, h.user_agent.as_deref())
-        }
-        http::StartLine::Response { .. } => push(&mut out, K::HttpServer, h.server.as_deref()),
-    }
-    out
+    let (request, value) = match h.start {
+        http::StartLine::Request { .. } => (true, h.user_agent.as_deref()),
+        http::StartLine::Response { .. } => (false, h.server.as_deref()),
+    };
+    http_software(request, value)
+        .map(|(k, v)| vec![Evidence::new(k, v)])
+        .unwrap_or_default()
+}
+
+/// What [`from_http`] makes evidence of, from [`http::sender_software`]: the kind and the
+/// trimmed value, when there is one.
+pub fn http_software(request: bool, value: Option<&str>) -> Option<(K, &str)> {
+    let kind = if request {
+        K::HttpUserAgent
+    } else {
+        K::HttpServer
+    };
+    value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| (kind, v))
 }
 
 /// SSDP: SERVER, USER-AGENT, and the device type of USN/NT.

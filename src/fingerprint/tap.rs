@@ -41,6 +41,8 @@ pub struct Tap {
     hasher: ahash::RandomState,
     /// Stack signatures sent recently, by sender (see [`Tap::syn`]).
     sigs: SentCache,
+    /// Reused buffer for a signature's `raw_sig` text.
+    raw_sig: String,
 }
 
 impl Tap {
@@ -50,6 +52,7 @@ impl Tap {
             seen: vec![0u64; DEDUP_SLOTS].into_boxed_slice(),
             hasher: ahash::RandomState::with_seeds(0x7461, 0x70, 0x6d65, 0x6474),
             sigs: SentCache::new(DEDUP_SLOTS),
+            raw_sig: String::new(),
         }
     }
 
@@ -111,8 +114,22 @@ impl Tap {
             return;
         }
         let m = self.p0f.as_ref().and_then(|db| db.match_tcp(&sig, None));
-        let items = extract::from_tcp(&sig, m.as_ref());
-        obs.evidence(ts, d.src_mac, Some(d.src_ip), items);
+        // What `extract::from_tcp` gives, as borrowed items: the signature is formatted into a
+        // reused buffer and copied only when it is news to the central thread.
+        let mut raw = std::mem::take(&mut self.raw_sig);
+        raw.clear();
+        sig.write_raw_sig(&mut raw);
+        let kind = extract::tcp_kind(&sig);
+        match m.as_ref().and_then(extract::p0f_item) {
+            Some((k, v, conf)) => obs.evidence_refs(
+                ts,
+                d.src_mac,
+                Some(d.src_ip),
+                &[(kind, &raw, 100), (k, &v, conf)],
+            ),
+            None => obs.evidence_refs(ts, d.src_mac, Some(d.src_ip), &[(kind, &raw, 100)]),
+        }
+        self.raw_sig = raw;
     }
 
     #[cold]

@@ -55,11 +55,19 @@ impl HttpState {
     fn read(&mut self, dir: Direction, cx: &mut AppContext<'_>) {
         let i = dir.index();
         let b = std::mem::take(&mut self.buf[i]);
-        self.done[i] = true;
-        if let Ok(h) = http::parse_head_lax(&b) {
-            let (mac, ip) = cx.flow.sender(dir);
-            cx.obs
-                .evidence(cx.ts, mac, Some(ip), extract::from_http(&h));
+        self.read_head(dir, &b, cx);
+    }
+
+    /// The first head of `dir` (all of it, or as much as was kept): its sender's software as
+    /// evidence ([`extract::from_http`], without building the whole head).
+    fn read_head(&mut self, dir: Direction, head: &[u8], cx: &mut AppContext<'_>) {
+        self.done[dir.index()] = true;
+        if let Ok((request, value)) = http::sender_software(head) {
+            if let Some((kind, v)) = extract::http_software(request, value.as_deref()) {
+                let (mac, ip) = cx.flow.sender(dir);
+                cx.obs
+                    .evidence_refs(cx.ts, mac, Some(ip), &[(kind, v, 100)]);
+            }
         }
     }
 
@@ -112,10 +120,18 @@ impl AppParser for HttpState {
             return;
         }
         let take = data.len().min(MAX_HEAD_BUF - self.buf[i].len());
+        let ended = |b: &[u8]| {
+            b.len() >= MAX_HEAD_BUF
+                || memchr::memmem::find(b, b"\r\n\r\n").is_some()
+                || memchr::memmem::find(b, b"\n\n").is_some()
+        };
+        if self.buf[i].is_empty() && ended(&data[..take]) {
+            // The whole head in one chunk (the usual case): read it where it is.
+            self.read_head(dir, &data[..take], cx);
+            return;
+        }
         self.buf[i].extend_from_slice(&data[..take]);
-        let b = &self.buf[i];
-        let ended = b.windows(4).any(|w| w == b"\r\n\r\n") || b.windows(2).any(|w| w == b"\n\n");
-        if ended || b.len() >= MAX_HEAD_BUF {
+        if ended(&self.buf[i]) {
             self.read(dir, cx);
         }
     }
