@@ -21,7 +21,7 @@ use medtap_parsers::tls::{self, ClientHello, ContentType, Handshake, HandshakeTy
 use serde::Serialize;
 
 use super::{AppContext, AppParser, Direction};
-use crate::fingerprint::{Evidence, EvidenceKind};
+use crate::fingerprint::EvidenceKind;
 use crate::observe::{FactValue, Facts};
 use crate::stats::{Counter, WorkerStats};
 
@@ -408,15 +408,19 @@ impl TlsState {
         self.emitted = true;
         let body = self.event();
         if let Some((d, _)) = &self.client {
-            let mut items = Vec::new();
-            if let Some(j) = &body.ja3 {
-                items.push(Evidence::new(EvidenceKind::TlsJa3, &j.hash));
-            }
-            if let Some(j) = &body.ja4 {
-                items.push(Evidence::new(EvidenceKind::TlsJa4, j));
-            }
+            let ja3 = body
+                .ja3
+                .as_ref()
+                .map(|j| (EvidenceKind::TlsJa3, j.hash.as_str(), 100));
+            let ja4 = body.ja4.as_deref().map(|j| (EvidenceKind::TlsJa4, j, 100));
             let (mac, ip) = cx.flow.sender(*d);
-            cx.obs.evidence(cx.ts, mac, Some(ip), items);
+            match (ja3, ja4) {
+                (Some(a), Some(b)) => cx.obs.evidence_refs(cx.ts, mac, Some(ip), &[a, b]),
+                (Some(a), None) | (None, Some(a)) => {
+                    cx.obs.evidence_refs(cx.ts, mac, Some(ip), &[a])
+                }
+                (None, None) => {}
+            }
         }
         // `src` is the TLS client: the side that sent the ClientHello.
         let src = match (&self.client, &self.server) {
@@ -488,30 +492,34 @@ impl TlsState {
         let s = self.server.as_ref().map(|(_, s)| s);
         let mut ev = TlsEvent::default();
         if let Some(s) = s {
-            ev.version = Some(version_string(s.negotiated_version()));
-            ev.server_version = Some(hex4(s.version));
-            ev.server_selected_version = s.selected_version.map(hex4);
+            ev.version = Some(Code::version(s.negotiated_version()));
+            ev.server_version = Some(Code::Hex4(s.version));
+            ev.server_selected_version = s.selected_version.map(Code::Hex4);
             if !s.sslv2 {
-                ev.cipher_suite = Some(hex4(s.cipher_suite));
+                ev.cipher_suite = Some(Code::Hex4(s.cipher_suite));
             }
             ev.server_alpn = s.alpn.clone();
             ev.ja3s = s.ja3s().map(Fingerprint::from);
         }
         if let Some(c) = c {
             ev.sni = c.sni.clone();
-            ev.client_version = Some(hex4(c.version));
-            ev.client_supported_versions = c.supported_versions.iter().map(|&v| hex4(v)).collect();
+            ev.client_version = Some(Code::Hex4(c.version));
+            ev.client_supported_versions = c
+                .supported_versions
+                .iter()
+                .map(|&v| Code::Hex4(v))
+                .collect();
             ev.client_cipher_suites = if c.sslv2 {
                 c.sslv2_cipher_specs
                     .iter()
                     .take(EVENT_MAX_CIPHER_SUITES)
-                    .map(|v| format!("0x{v:06x}"))
+                    .map(|&v| Code::Hex6(v))
                     .collect()
             } else {
                 c.cipher_suites
                     .iter()
                     .take(EVENT_MAX_CIPHER_SUITES)
-                    .map(|&v| hex4(v))
+                    .map(|&v| Code::Hex4(v))
                     .collect()
             };
             ev.alpn = c.alpn.clone();
@@ -601,6 +609,42 @@ fn version_string(v: u16) -> String {
     tls::version_name(v).map_or_else(|| hex4(v), str::to_string)
 }
 
+/// A version or cipher suite code in the event, written as its text while it is serialized
+/// (a hello lists tens of codes: no `String` each): a name, `"0x0303"` (what [`hex4`] makes)
+/// or an SSLv2 cipher kind `"0x0700c0"` (`format!("0x{v:06x}")`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Code {
+    Name(&'static str),
+    Hex4(u16),
+    Hex6(u32),
+}
+
+impl Code {
+    /// As [`version_string`]: "TLS 1.2", "SSLv3", ... or the hex value when unknown.
+    fn version(v: u16) -> Code {
+        tls::version_name(v).map_or(Code::Hex4(v), Code::Name)
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let (v, digits) = match *self {
+            Code::Name(n) => return ser.serialize_str(n),
+            Code::Hex4(v) => (u32::from(v), 4),
+            Code::Hex6(v) if v <= 0xff_ffff => (v, 6),
+            Code::Hex6(v) => return ser.serialize_str(&format!("0x{v:06x}")),
+        };
+        let mut b = [0u8; 8];
+        b[..2].copy_from_slice(b"0x");
+        for i in 0..digits {
+            b[2 + i] = HEX[((v >> (4 * (digits - 1 - i))) & 0xf) as usize];
+        }
+        // Only ASCII hex digits were written.
+        ser.serialize_str(std::str::from_utf8(&b[..2 + digits]).unwrap_or_default())
+    }
+}
+
 #[derive(Serialize)]
 struct Fingerprint {
     hash: String,
@@ -634,21 +678,21 @@ struct LimitRecord {
 struct TlsEvent {
     /// Negotiated version: "TLS 1.2", ..., or "0x...." when unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
-    version: Option<String>,
+    version: Option<Code>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sni: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    client_version: Option<String>,
+    client_version: Option<Code>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    client_supported_versions: Vec<String>,
+    client_supported_versions: Vec<Code>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    server_version: Option<String>,
+    server_version: Option<Code>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    server_selected_version: Option<String>,
+    server_selected_version: Option<Code>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    cipher_suite: Option<String>,
+    cipher_suite: Option<Code>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    client_cipher_suites: Vec<String>,
+    client_cipher_suites: Vec<Code>,
     /// ALPN protocols the client offered.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     alpn: Vec<String>,
@@ -676,6 +720,29 @@ mod tests {
     use crate::flow::FlowMeta;
     use crate::output::EventSink;
     use crate::time::Ts;
+
+    #[test]
+    fn codes_serialize_as_the_strings_they_replace() {
+        let mut vals: Vec<u32> = vec![0, 1, 0x10, 0x0300, 0x0303, 0xcc14, 0xfafa, 0xffff];
+        vals.extend((0..2000u32).map(|i| i.wrapping_mul(2_654_435_761) >> 8));
+        vals.extend([0x0700c0, 0xff_ffff, 0x100_0000, u32::MAX]);
+        for v in vals {
+            if let Ok(v16) = u16::try_from(v) {
+                assert_eq!(
+                    serde_json::to_string(&Code::Hex4(v16)).unwrap(),
+                    format!("\"{}\"", hex4(v16))
+                );
+                assert_eq!(
+                    serde_json::to_string(&Code::version(v16)).unwrap(),
+                    format!("\"{}\"", version_string(v16))
+                );
+            }
+            assert_eq!(
+                serde_json::to_string(&Code::Hex6(v)).unwrap(),
+                format!("\"0x{v:06x}\"")
+            );
+        }
+    }
 
     // Stream bytes from the corpus captures; see parsers/tests/data/README.md.
     macro_rules! data {
