@@ -324,17 +324,53 @@ fn nth_piece(text: &str, sep: char, k: usize) -> Option<&str> {
 }
 
 /// One segment line and what is needed to read its fields.
+#[derive(Clone, Copy)]
 struct Seg<'a> {
     line: &'a str,
     id: SegmentId,
     d: Delimiters,
+    /// The first [`FIELD_CACHE`] fields as [`Seg::raw`] finds them, when split once
+    /// ([`Seg::cached`]: for segments of which many fields are read).
+    fields: Option<[Option<&'a str>; FIELD_CACHE]>,
 }
 
 impl<'a> Seg<'a> {
+    fn new(line: &'a str, id: SegmentId, d: Delimiters) -> Seg<'a> {
+        Seg {
+            line,
+            id,
+            d,
+            fields: None,
+        }
+    }
+
+    /// This segment with its first fields split in one pass.
+    fn cached(self) -> Seg<'a> {
+        Seg {
+            fields: Some(self.split()),
+            ..self
+        }
+    }
+
+    /// `raw(n)` of every `n` below [`FIELD_CACHE`], in one pass.
+    fn split(&self) -> [Option<&'a str>; FIELD_CACHE] {
+        let mut f = [None; FIELD_CACHE];
+        if let Some(body) = self.line.get(4..) {
+            let first = if self.id == SegmentId::MSH { 2 } else { 1 };
+            for (slot, piece) in f[first..].iter_mut().zip(body.split(self.d.field)) {
+                *slot = Some(piece);
+            }
+        }
+        f
+    }
+
     /// The raw text of field `n` (v2.5.1 numbering: for MSH, MSH-2 is the first text after the
     /// field separator, MSH-1 being the separator itself). Found by splitting on the field
     /// separator, without allocating.
     fn raw(&self, n: usize) -> Option<&'a str> {
+        if let Some(&v) = self.fields.as_ref().and_then(|f| f.get(n)) {
+            return v;
+        }
         // of_line guarantees "XXX" then the separator (ASCII), or just "XXX".
         let body = self.line.get(4..)?;
         let k = if self.id == SegmentId::MSH {
@@ -399,6 +435,16 @@ fn is_structured(raw: &str, d: &Delimiters) -> bool {
     raw.contains([d.repetition, d.component, sub])
 }
 
+/// Fields a [`Seg`] can find in one pass ([`Seg::split`]): MSH-1 to MSH-29, or fields 1 to 29.
+const FIELD_CACHE: usize = 30;
+const _: () = {
+    let mut i = 0;
+    while i < phi::PHI_FIELDS.len() {
+        assert!(phi::PHI_FIELDS[i].1 < FIELD_CACHE);
+        i += 1;
+    }
+};
+
 /// Parses one message (see the module docs). `complete` is false when the caller kept only a
 /// prefix of the message; its last, partial segment is then ignored.
 #[must_use]
@@ -444,7 +490,7 @@ pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
         if m.segment_ids.len() < MAX_SEGMENT_IDS {
             m.segment_ids.push(id);
         }
-        let seg = Seg { line, id, d };
+        let seg = Seg::new(line, id, d);
         // Segment ids compared as bytes (this runs for each of an ORU's thousand OBX).
         let is = |s: &str| matches!(s.as_bytes(), &[a, b, c] if [a, b, c] == id.0);
         if let Some(k) = phi::PHI_SEGMENTS.iter().position(|&s| is(s)) {
@@ -453,13 +499,17 @@ pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
             }
             continue;
         }
-        for (k, &(s, n, _)) in phi::PHI_FIELDS.iter().enumerate() {
-            if is(s) && seg.raw(n).is_some_and(|r| phi::has_value(r, &d)) {
-                phi_seen[k] = true;
+        if phi::PHI_FIELDS.iter().any(|&(s, _, _)| is(s)) {
+            // The segment's fields split once (a PID has sixteen PHI fields to test).
+            let seg = seg.cached();
+            for (k, &(s, n, _)) in phi::PHI_FIELDS.iter().enumerate() {
+                if is(s) && seg.raw(n).is_some_and(|r| phi::has_value(r, &d)) {
+                    phi_seen[k] = true;
+                }
             }
         }
         match id {
-            SegmentId::MSH if m.msh.is_none() => m.msh = Some(read_msh(&seg)),
+            SegmentId::MSH if m.msh.is_none() => m.msh = Some(read_msh(&seg.cached())),
             SegmentId::MSA if m.msa.is_none() => {
                 m.msa = Some(Msa {
                     ack_code: seg.text(1).and_then(|t| code(&t)),
@@ -498,13 +548,17 @@ pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
 fn read_msh(seg: &Seg<'_>) -> Msh {
     let d = &seg.d;
     let t = |n| seg.text(n);
-    let msg_type = seg.field(9);
-    let comp = |k: usize| {
-        msg_type
+    let (simple, msg_type) = match seg.raw_capped(9) {
+        Some(raw) if !has_separators_beyond_components(raw, d) => (Some(raw), None),
+        _ => (None, seg.field(9)),
+    };
+    let comp = |k: usize| match simple {
+        Some(raw) => simple_component(raw, k, d),
+        None => msg_type
             .as_ref()
             .and_then(|f| f.repeats.first())
             .and_then(|r| r.component(k))
-            .and_then(|c| component_text(c.subcomponents.iter().map(|s| s.value), d))
+            .and_then(|c| component_text(c.subcomponents.iter().map(|s| s.value), d)),
     };
     Msh {
         sending_application: t(3),
@@ -524,6 +578,22 @@ fn read_msh(seg: &Seg<'_>) -> Msh {
             .field(18)
             .and_then(|f| f.repeats.first().and_then(|r| repeat_text(r, d))),
     }
+}
+
+/// Whether `raw` holds a repetition, subcomponent or escape character: without any, a field is
+/// one repetition of components holding one subcomponent each, and [`simple_component`] reads
+/// it as `hl7-parser` would (MSH-9 of nearly every message: `ADT^A01^ADT_A01`).
+fn has_separators_beyond_components(raw: &str, d: &Delimiters) -> bool {
+    let sub = d.subcomponent.unwrap_or('\0');
+    let esc = d.escape.unwrap_or('\0');
+    raw.contains([d.repetition, sub, esc])
+}
+
+/// Component `k` (from 1) of a field without repetition, subcomponent or escape characters,
+/// as text ([`component_text`] of its one subcomponent).
+fn simple_component(raw: &str, k: usize, d: &Delimiters) -> Option<String> {
+    let piece = raw.split(d.component).nth(k.checked_sub(1)?)?;
+    component_text(std::iter::once(piece), d)
 }
 
 fn read_err(seg: &Seg<'_>) -> ErrInfo {
@@ -739,6 +809,54 @@ pub fn unescape(raw: &str, d: &Delimiters, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn simple_components_are_what_hl7_parser_finds(
+            raw in "[A-Z0-9_ ^|~&\\\\#é]{1,24}",
+            custom in proptest::bool::ANY,
+        ) {
+            let d = if custom {
+                Delimiters { component: '#', subcomponent: None, escape: None, ..Delimiters::default() }
+            } else {
+                Delimiters::default()
+            };
+            // A field never holds its field separator.
+            let raw = raw.replace(d.field, "");
+            proptest::prop_assume!(!raw.is_empty());
+            if !has_separators_beyond_components(&raw, &d) {
+                let f = parse_field_with_separators(&raw, d.separators()).ok();
+                // `hl7-parser` numbers components from 1 (0 panics).
+                for k in 1..6 {
+                    let want = f
+                        .as_ref()
+                        .and_then(|f| f.repeats.first())
+                        .and_then(|r| r.component(k))
+                        .and_then(|c| component_text(c.subcomponents.iter().map(|s| s.value), &d));
+                    proptest::prop_assert_eq!(simple_component(&raw, k, &d), want, "{:?} {}", raw, k);
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn split_fields_are_what_raw_finds(
+            id in proptest::sample::select(vec!["PID", "PV1", "MSH", "OBX"]),
+            sep in proptest::sample::select(vec!['|', '#', 'é']),
+            pieces in proptest::collection::vec("[a-z|#^é]{0,3}", 0..40),
+        ) {
+            let d = Delimiters { field: sep, ..Delimiters::default() };
+            let line = format!("{id}{sep}{}", pieces.join(&sep.to_string()));
+            for l in [line.as_str(), id] {
+                let seg = Seg::new(l, SegmentId::of_line(l, sep).unwrap(), d);
+                let cached = seg.cached();
+                for n in 0..FIELD_CACHE + 5 {
+                    proptest::prop_assert_eq!(cached.raw(n), seg.raw(n), "{} field {}", l, n);
+                }
+            }
+        }
+    }
 
     // pcaps/hl7/adt_oru_orm.pcap, frame 6 (EHR -> engine), MLLP blocks removed: ADT^A01 ADT00001
     // with PID-3/5/7/11/13/18/19, NK1, PV1, IN1 (all fake values, pcaps/hl7/PHI_VALUES.txt).
@@ -1104,7 +1222,7 @@ mod tests {
             let header = ["MSH|^~\\&|", "MSH#@!$%#", "MSH|^~|"][set];
             let d = Delimiters::from_header_lax(header).0;
             let line = format!("PID{}{}", d.field, text_from(&ix).replace(['\r', '\n'], ""));
-            let seg = Seg { line: &line, id: SegmentId(*b"PID"), d };
+            let seg = Seg::new(&line, SegmentId(*b"PID"), d);
             let slow = seg.field(n).and_then(|f| text_of(&f, &d));
             proptest::prop_assert_eq!(seg.text(n), slow);
         }
