@@ -34,7 +34,10 @@ mod baseline;
 
 pub use baseline::{Loaded as BaselineLoaded, SCHEMA as BASELINE_SCHEMA};
 
-use std::collections::{HashMap, HashSet};
+/// Maps and sets of this module: keyed by addresses and ports on every observation, so with
+/// a fast hash (their iteration order decides nothing).
+type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -187,7 +190,7 @@ pub fn is_public(ip: IpAddr) -> bool {
 pub struct Anomalies {
     /// Thresholds by kind; shared so a handler can hold one while it updates `self` (no copy of
     /// the strings per observation).
-    cfg: HashMap<AnomalyKind, Arc<Anomaly>>,
+    cfg: Thresholds,
     learning: i64,
     devices: HashMap<IpAddr, Device>,
     scans: HashMap<IpAddr, Scan>,
@@ -206,12 +209,29 @@ pub struct Anomalies {
     pending: Option<baseline::Pending>,
 }
 
+/// Anomaly thresholds by kind (looked up on every observation: an array, not a map).
+#[derive(Default)]
+struct Thresholds(Vec<Option<Arc<Anomaly>>>);
+
+impl Thresholds {
+    fn get(&self, k: &AnomalyKind) -> Option<&Arc<Anomaly>> {
+        self.0.get(*k as usize).and_then(|a| a.as_ref())
+    }
+
+    fn contains_key(&self, k: &AnomalyKind) -> bool {
+        self.get(k).is_some()
+    }
+}
+
 /// The rule set's anomaly thresholds by kind.
-fn thresholds(rules: &RuleSet) -> HashMap<AnomalyKind, Arc<Anomaly>> {
-    AnomalyKind::ALL
-        .iter()
-        .filter_map(|k| rules.anomaly(*k).map(|a| (*k, Arc::new(a.clone()))))
-        .collect()
+fn thresholds(rules: &RuleSet) -> Thresholds {
+    let mut t = vec![None; AnomalyKind::ALL.len()];
+    for k in AnomalyKind::ALL {
+        if let (Some(a), Some(slot)) = (rules.anomaly(*k), t.get_mut(*k as usize)) {
+            *slot = Some(Arc::new(a.clone()));
+        }
+    }
+    Thresholds(t)
 }
 
 impl Anomalies {
@@ -219,17 +239,17 @@ impl Anomalies {
         Anomalies {
             cfg: thresholds(rules),
             learning: secs(opts.learning_period),
-            devices: HashMap::new(),
-            scans: HashMap::new(),
+            devices: HashMap::default(),
+            scans: HashMap::default(),
             scans_pruned: Ts::ZERO,
             scan_total: 0,
             rejected: Bursts::default(),
             queries: Bursts::default(),
             naks: Bursts::default(),
             framing: Bursts::default(),
-            scp_aes: HashMap::new(),
-            scp_alerted: HashSet::new(),
-            clinical: HashSet::new(),
+            scp_aes: HashMap::default(),
+            scp_alerted: HashSet::default(),
+            clinical: HashSet::default(),
             pending: None,
         }
     }

@@ -299,16 +299,15 @@ impl Device {
     }
 
     fn add_protocol(&mut self, name: &str, server: bool) {
-        if !self.protocols.contains_key(name) {
-            if self.protocols.len() >= MAX_PROTOCOLS {
-                self.overflow.protocols += 1;
-                return;
+        let r = match self.protocols.get_mut(name) {
+            Some(r) => r,
+            None => {
+                if self.protocols.len() >= MAX_PROTOCOLS {
+                    self.overflow.protocols += 1;
+                    return;
+                }
+                self.protocols.entry(name.to_string()).or_default()
             }
-            self.protocols
-                .insert(name.to_string(), RoleCounts::default());
-        }
-        let Some(r) = self.protocols.get_mut(name) else {
-            return;
         };
         if server {
             r.server += 1;
@@ -516,10 +515,10 @@ enum DropKey {
 pub struct DeviceTable {
     devices: Vec<Device>,
     /// Devices keyed by MAC, and devices keyed by address (`ip:` keys).
-    by_mac: HashMap<[u8; 6], usize>,
-    by_ip_key: HashMap<IpAddr, usize>,
+    by_mac: HashMap<[u8; 6], usize, ahash::RandomState>,
+    by_ip_key: HashMap<IpAddr, usize, ahash::RandomState>,
     /// The device that last had each address.
-    by_ip: HashMap<IpAddr, usize>,
+    by_ip: HashMap<IpAddr, usize, ahash::RandomState>,
     max_devices: usize,
     /// New devices not created because the table was full (each counted once, see
     /// [`MAX_DROPPED_KEYS`]).
@@ -921,8 +920,11 @@ impl DeviceTable {
         bytes: [u64; 2],
         sigs: &Signatures,
     ) {
-        let proto = protocol_name(f);
-        let proto = proto.as_ref();
+        let mut buf = ProtoName::default();
+        let proto = match protocol_name_in(f, &mut buf) {
+            Some(s) => s,
+            None => buf.as_str(),
+        };
         // The server side exists only if it answered (else a scan would create devices).
         let server_answered = packets[1] > 0;
         let no_link = f.client_mac == [0; 6] && f.server_mac == [0; 6];
@@ -966,9 +968,31 @@ impl DeviceTable {
 /// The name a flow's protocol is counted under: the identified application protocol, else
 /// the transport and server port (`tcp/8080`), or the IP protocol name.
 pub fn protocol_name(f: &FlowMeta) -> std::borrow::Cow<'static, str> {
-    use std::borrow::Cow;
+    let mut buf = ProtoName::default();
+    match protocol_name_in(f, &mut buf) {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(buf.as_str().to_string()),
+    }
+}
+
+/// Room for the longest `name/port` of [`protocol_name`] (`ipv6-icmp/65535`).
+#[derive(Default)]
+pub struct ProtoName {
+    buf: [u8; 24],
+    len: usize,
+}
+
+impl ProtoName {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("other")
+    }
+}
+
+/// [`protocol_name`] without allocating: a static name, or `None` when it was written to
+/// `buf` (`name/port`).
+fn protocol_name_in(f: &FlowMeta, buf: &mut ProtoName) -> Option<&'static str> {
     match f.app_proto {
-        Some(p) if p != crate::protocols::AppProto::Unknown => Cow::Borrowed(p.as_str()),
+        Some(p) if p != crate::protocols::AppProto::Unknown => Some(p.as_str()),
         _ => {
             let name = match f.proto {
                 6 => "tcp",
@@ -981,11 +1005,31 @@ pub fn protocol_name(f: &FlowMeta) -> std::borrow::Cow<'static, str> {
                 50 => "esp",
                 _ => "other",
             };
-            if f.has_ports() {
-                Cow::Owned(format!("{name}/{}", f.server.1))
-            } else {
-                Cow::Borrowed(name)
+            if !f.has_ports() {
+                return Some(name);
             }
+            let mut port = [0u8; 5];
+            let mut n = 0;
+            let mut v = f.server.1;
+            loop {
+                port[n] = b'0' + (v % 10) as u8;
+                n += 1;
+                v /= 10;
+                if v == 0 {
+                    break;
+                }
+            }
+            let mut len = 0;
+            for &b in name.as_bytes().iter().chain([b'/'].iter()) {
+                buf.buf[len] = b;
+                len += 1;
+            }
+            for &b in port[..n].iter().rev() {
+                buf.buf[len] = b;
+                len += 1;
+            }
+            buf.len = len;
+            None
         }
     }
 }
@@ -997,6 +1041,40 @@ mod tests {
 
     fn sigs() -> Signatures {
         Signatures::shipped().unwrap()
+    }
+
+    /// The allocation-free protocol name is the `name/port` text for every port.
+    #[test]
+    fn protocol_names_without_allocating() {
+        let mut f = FlowMeta {
+            flow_id: 1,
+            proto: 6,
+            client: ("10.0.0.1".parse().unwrap(), 1),
+            server: ("10.0.0.2".parse().unwrap(), 0),
+            vlan: [0, 0],
+            client_mac: [0; 6],
+            server_mac: [0; 6],
+            to_group: false,
+            app_proto: None,
+        };
+        for (proto, port) in [(6, 0), (6, 9), (17, 10), (132, 8080), (6, 65535), (1, 7)] {
+            f.proto = proto;
+            f.server.1 = port;
+            let name = match proto {
+                6 => "tcp",
+                17 => "udp",
+                132 => "sctp",
+                _ => "icmp",
+            };
+            let want = if proto == 1 {
+                name.to_string()
+            } else {
+                format!("{name}/{port}")
+            };
+            assert_eq!(protocol_name(&f), want);
+        }
+        f.app_proto = Some(crate::protocols::AppProto::Dicom);
+        assert_eq!(protocol_name(&f), "dicom");
     }
 
     #[test]
