@@ -7,9 +7,11 @@
 //! de-duplication window in its follow-up alert, with `first_seen`). `src`/`dest` are the
 //! flow's client and server.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 
 use super::Alert;
 use crate::metrics::Metrics;
@@ -34,9 +36,9 @@ struct AlertBody<'a> {
     protocol: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     anomaly: Option<&'a str>,
-    matched: serde_json::Map<String, serde_json::Value>,
+    matched: Matched<'a>,
     device: DeviceRef,
-    peer: String,
+    peer: IpAddr,
     count: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     first_seen: Option<Ts>,
@@ -45,17 +47,33 @@ struct AlertBody<'a> {
 #[derive(Serialize)]
 struct DeviceRef {
     side: &'static str,
-    ip: String,
+    ip: IpAddr,
     #[serde(skip_serializing_if = "Option::is_none")]
     mac: Option<String>,
 }
 
-fn json(v: &FactValue) -> serde_json::Value {
-    match v {
-        FactValue::Bool(b) => (*b).into(),
-        FactValue::Int(i) => (*i).into(),
-        FactValue::Str(s) => s.clone().into(),
-        FactValue::List(l) => l.clone().into(),
+/// What matched, as a JSON object written straight from the alert (no map built per alert):
+/// keys in sorted order, the last value of a repeated key, as a `serde_json::Map` would have it.
+struct Matched<'a>(&'a [(String, FactValue)]);
+
+impl Serialize for Matched<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut v: Vec<&(String, FactValue)> = self.0.iter().collect();
+        // Stable: of equal keys, the last one wins below.
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut m = s.serialize_map(None)?;
+        for (i, (k, val)) in v.iter().map(|e| (&e.0, &e.1)).enumerate() {
+            if v.get(i + 1).is_some_and(|n| n.0 == *k) {
+                continue;
+            }
+            match val {
+                FactValue::Bool(b) => m.serialize_entry(k, b)?,
+                FactValue::Int(n) => m.serialize_entry(k, n)?,
+                FactValue::Str(t) => m.serialize_entry(k, t)?,
+                FactValue::List(l) => m.serialize_entry(k, l)?,
+            }
+        }
+        m.end()
     }
 }
 
@@ -77,7 +95,13 @@ fn mac(m: [u8; 6]) -> Option<String> {
 /// Emits alerts as events, counts them, and keeps the recent ones.
 #[derive(Default)]
 pub struct Publisher {
-    counted: HashSet<(u64, String)>,
+    /// (flow, index in `labels`) counted in the flow metrics.
+    counted: HashSet<(u64, usize), ahash::RandomState>,
+    /// Family or anomaly-kind labels met so far, and their counters.
+    labels: HashMap<String, usize, ahash::RandomState>,
+    label_counters: Vec<prometheus::IntCounter>,
+    /// `medtap_alerts_total` by (signature id, severity, category).
+    alert_counters: HashMap<(u32, u8, &'static str), prometheus::IntCounter, ahash::RandomState>,
 }
 
 impl Publisher {
@@ -102,17 +126,13 @@ impl Publisher {
                 severity: a.severity,
                 protocol: a.protocol,
                 anomaly: a.anomaly,
-                matched: a
-                    .matched
-                    .iter()
-                    .map(|(k, v)| (k.clone(), json(v)))
-                    .collect(),
+                matched: Matched(&a.matched),
                 device: DeviceRef {
                     side: a.device_side,
-                    ip: dev.to_string(),
+                    ip: dev,
                     mac: mac(dev_mac),
                 },
-                peer: peer.to_string(),
+                peer,
                 count: a.count,
                 first_seen: (a.count > 1).then_some(a.first),
             };
@@ -121,46 +141,64 @@ impl Publisher {
             let Some(m) = metrics else {
                 continue;
             };
-            m.alerts
-                .with_label_values(&[
-                    &a.signature_id.to_string(),
-                    &a.severity.to_string(),
-                    a.category,
-                ])
+            self.alert_counters
+                .entry((a.signature_id, a.severity, a.category))
+                .or_insert_with(|| {
+                    m.alerts.with_label_values(&[
+                        &a.signature_id.to_string(),
+                        &a.severity.to_string(),
+                        a.category,
+                    ])
+                })
                 .inc();
-            let label = a
-                .family
-                .clone()
-                .map(|f| (f, true))
-                .or(a.anomaly.map(|k| (k.to_string(), false)));
+            let label = match (&a.family, a.anomaly) {
+                (Some(f), _) => Some((f.as_str(), true)),
+                (None, Some(k)) => Some((k, false)),
+                (None, None) => None,
+            };
             if let Some((label, legacy)) = label {
+                let li = match self.labels.get(label) {
+                    Some(&i) => i,
+                    None => {
+                        let v = if legacy {
+                            &m.legacy_flows
+                        } else {
+                            &m.anomalous_flows
+                        };
+                        self.label_counters.push(v.with_label_values(&[label]));
+                        self.labels
+                            .insert(label.to_string(), self.label_counters.len() - 1);
+                        self.label_counters.len() - 1
+                    }
+                };
                 if self.counted.len() >= COUNTED_FLOWS {
                     self.counted.clear();
                 }
-                if self.counted.insert((a.flow.flow_id, label.clone())) {
-                    let v = if legacy {
-                        &m.legacy_flows
-                    } else {
-                        &m.anomalous_flows
-                    };
-                    v.with_label_values(&[&label]).inc();
+                if self.counted.insert((a.flow.flow_id, li)) {
+                    self.label_counters[li].inc();
                 }
             }
             // The line just written to the events, else (no --events) written for the ring only.
-            let line = if events.enabled() {
-                String::from_utf8_lossy(events.written_since(from))
-                    .trim_end()
-                    .to_string()
+            let mut one = None;
+            let bytes = if events.enabled() {
+                events.written_since(from)
             } else {
-                let mut one = EventSink::new(true);
-                one.emit(a.ts, "alert", &a.flow, Direction::ToServer, &body);
-                String::from_utf8_lossy(&one.take()).trim_end().to_string()
+                let mut sink = EventSink::new(true);
+                sink.emit(a.ts, "alert", &a.flow, Direction::ToServer, &body);
+                &*one.insert(sink.take())
             };
+            let line = String::from_utf8_lossy(bytes);
+            let line = line.trim_end();
             if let Ok(mut r) = m.recent_alerts.lock() {
-                if r.len() >= RECENT_ALERTS {
-                    r.pop_front();
-                }
-                r.push_back(line);
+                // The oldest line's buffer is reused for the newest.
+                let mut s = if r.len() >= RECENT_ALERTS {
+                    r.pop_front().unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                s.clear();
+                s.push_str(line);
+                r.push_back(s);
             }
         }
     }
