@@ -256,9 +256,13 @@ impl EventWriter {
         })
     }
 
-    pub fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
-        self.written_events += lines.iter().filter(|&&c| c == b'\n').count() as u64;
-        self.out.write_all(lines)
+    /// Write whole lines; returns how many (counted with `memchr`: a byte-by-byte count was
+    /// most of the writer thread's time).
+    pub fn write_lines(&mut self, lines: &[u8]) -> io::Result<u64> {
+        let n = memchr::memchr_iter(b'\n', lines).count() as u64;
+        self.written_events += n;
+        self.out.write_all(lines)?;
+        Ok(n)
     }
 
     /// Flush and fsync (files only).

@@ -161,9 +161,8 @@ impl Pipeline {
                                     sink.take()
                                 }
                             };
-                            w.write_lines(&lines)?;
-                            m.events_written
-                                .inc_by(lines.iter().filter(|&&c| c == b'\n').count() as u64);
+                            let n = w.write_lines(&lines)?;
+                            m.events_written.inc_by(n);
                         }
                         w.finish()?;
                         Ok(w.written_events - stats_lines)
