@@ -305,20 +305,16 @@ fn nth_piece(text: &str, sep: char, k: usize) -> Option<&str> {
     if !sep.is_ascii() {
         return text.split(sep).nth(k);
     }
-    // A plain loop: fields are short (an OBX line has 18 separators in 200 bytes), too short
-    // for a vectorised search to pay for its start-up at each one.
-    let sep = sep as u8;
-    let b = text.as_bytes();
+    // Separators found with `memchr` (an OBX line has 18 of them in 200 bytes: a few vector
+    // steps instead of a branch per byte).
     let mut start = 0;
     let mut seen = 0;
-    for (i, &c) in b.iter().enumerate() {
-        if c == sep {
-            if seen == k {
-                return text.get(start..i);
-            }
-            seen += 1;
-            start = i + 1;
+    for i in memchr::memchr_iter(sep as u8, text.as_bytes()) {
+        if seen == k {
+            return text.get(start..i);
         }
+        seen += 1;
+        start = i + 1;
     }
     (seen == k).then(|| text.get(start..)).flatten()
 }
@@ -357,8 +353,25 @@ impl<'a> Seg<'a> {
         let mut f = [None; FIELD_CACHE];
         if let Some(body) = self.line.get(4..) {
             let first = if self.id == SegmentId::MSH { 2 } else { 1 };
-            for (slot, piece) in f[first..].iter_mut().zip(body.split(self.d.field)) {
-                *slot = Some(piece);
+            let slots = &mut f[first..];
+            if self.d.field.is_ascii() {
+                let mut n = 0;
+                let mut start = 0;
+                for i in memchr::memchr_iter(self.d.field as u8, body.as_bytes()) {
+                    if n == slots.len() {
+                        return f;
+                    }
+                    slots[n] = body.get(start..i);
+                    n += 1;
+                    start = i + 1;
+                }
+                if let Some(slot) = slots.get_mut(n) {
+                    *slot = body.get(start..);
+                }
+            } else {
+                for (slot, piece) in slots.iter_mut().zip(body.split(self.d.field)) {
+                    *slot = Some(piece);
+                }
             }
         }
         f
@@ -851,8 +864,13 @@ mod tests {
             for l in [line.as_str(), id] {
                 let seg = Seg::new(l, SegmentId::of_line(l, sep).unwrap(), d);
                 let cached = seg.cached();
+                let skip = if id == "MSH" { 2 } else { 1 };
                 for n in 0..FIELD_CACHE + 5 {
-                    proptest::prop_assert_eq!(cached.raw(n), seg.raw(n), "{} field {}", l, n);
+                    let want = n
+                        .checked_sub(skip)
+                        .and_then(|k| l.get(4..).and_then(|b| b.split(sep).nth(k)));
+                    proptest::prop_assert_eq!(seg.raw(n), want, "{} field {}", l, n);
+                    proptest::prop_assert_eq!(cached.raw(n), want, "{} field {}", l, n);
                 }
             }
         }
