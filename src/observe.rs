@@ -18,6 +18,7 @@
 //! Nothing in an observation is a PHI value, a password or an SNMP community: [`Facts`] carry
 //! booleans, counts and protocol-level strings by fixed field names.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use crate::fingerprint::evidence::cleaned;
@@ -300,9 +301,43 @@ impl ObsBuf {
         if !self.enabled || items.is_empty() {
             return;
         }
+        self.push_fresh(
+            ts,
+            mac,
+            ip,
+            items.iter().map(|&(k, v, c)| (k, cleaned(v), c)),
+        );
+    }
+
+    /// [`ObsBuf::evidence_refs`] of values already cleaned ([`cleaned`]): what
+    /// `Evidence { kind, value, source: kind.source(), confidence }` would be for each.
+    pub fn evidence_cleaned(
+        &mut self,
+        ts: Ts,
+        mac: [u8; 6],
+        ip: Option<IpAddr>,
+        items: &[(EvidenceKind, Cow<'_, str>, u8)],
+    ) {
+        if !self.enabled || items.is_empty() {
+            return;
+        }
+        self.push_fresh(
+            ts,
+            mac,
+            ip,
+            items.iter().map(|(k, v, c)| (*k, Cow::Borrowed(&**v), *c)),
+        );
+    }
+
+    fn push_fresh<'v>(
+        &mut self,
+        ts: Ts,
+        mac: [u8; 6],
+        ip: Option<IpAddr>,
+        items: impl Iterator<Item = (EvidenceKind, Cow<'v, str>, u8)>,
+    ) {
         let mut fresh = Vec::new();
-        for &(kind, value, confidence) in items {
-            let value = cleaned(value);
+        for (kind, value, confidence) in items {
             let (source, confidence) = (kind.source(), confidence.min(100));
             if self
                 .sent
@@ -438,6 +473,7 @@ mod tests {
         ];
         let mut built = ObsBuf::new(true);
         let mut refs = ObsBuf::new(true);
+        let mut pre = ObsBuf::new(true);
         for (n, v) in values.iter().enumerate() {
             for (t, mac, conf) in [
                 (5, [1; 6], 100),
@@ -460,10 +496,14 @@ mod tests {
                         .collect(),
                 );
                 refs.evidence_refs(ts, mac, ip, &items);
+                let clean: Vec<_> = items.iter().map(|&(k, v, c)| (k, cleaned(v), c)).collect();
+                pre.evidence_cleaned(ts, mac, ip, &clean);
             }
         }
-        let (a, b) = (built.take(None), refs.take(None));
+        let (a, b, c) = (built.take(None), refs.take(None), pre.take(None));
         assert_eq!(a.keys, b.keys);
         assert_eq!(format!("{:?}", a.items), format!("{:?}", b.items));
+        assert_eq!(a.keys, c.keys);
+        assert_eq!(format!("{:?}", a.items), format!("{:?}", c.items));
     }
 }

@@ -1012,7 +1012,9 @@ impl DicomState {
 /// SCU) and implementation, the acceptor's called AE title (role SCP, once it accepted) and
 /// implementation, and the device attributes of the data sets each side sent.
 fn device_evidence(ev: &DicomEvent, requestor: Direction, cx: &mut AppContext<'_>) {
-    use crate::fingerprint::{Evidence, EvidenceKind as K};
+    use crate::fingerprint::evidence::cleaned;
+    use crate::fingerprint::EvidenceKind as K;
+    use std::borrow::Cow;
     if !cx.obs.enabled() || ev.calling_ae.is_none() {
         return;
     }
@@ -1021,42 +1023,58 @@ fn device_evidence(ev: &DicomEvent, requestor: Direction, cx: &mut AppContext<'_
         (requestor, "requestor", ev.requestor.as_ref()),
         (requestor.reverse(), "acceptor", ev.acceptor.as_ref()),
     ] {
-        let mut items = Vec::new();
-        let mut add = |k: K, v: Option<&String>| {
+        // The items `Evidence::new(k, v)` would make, as cleaned values borrowed from the event
+        // (copied by the observation buffer only when they are news), without repeats.
+        fn push<'e>(items: &mut Vec<(K, Cow<'e, str>, u8)>, k: K, v: Option<&'e str>) {
             if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
-                let e = Evidence::new(k, v);
-                if !items.contains(&e) {
-                    items.push(e);
+                let v = cleaned(v);
+                if !items.iter().any(|(ik, iv, _)| *ik == k && *iv == v) {
+                    items.push((k, v, 100));
                 }
             }
-        };
+        }
+        let mut items: Vec<(K, Cow<'_, str>, u8)> = Vec::new();
         if side == "requestor" {
-            add(K::DicomCallingAe, ev.calling_ae.as_ref());
-            add(K::DicomRole, Some(&"scu".to_string()));
+            push(&mut items, K::DicomCallingAe, ev.calling_ae.as_deref());
+            push(&mut items, K::DicomRole, Some("scu"));
         } else if accepted {
-            add(K::DicomCalledAe, ev.called_ae.as_ref());
-            add(K::DicomRole, Some(&"scp".to_string()));
+            push(&mut items, K::DicomCalledAe, ev.called_ae.as_deref());
+            push(&mut items, K::DicomRole, Some("scp"));
         }
         if let Some(p) = peer {
-            add(
+            push(
+                &mut items,
                 K::DicomImplementationClassUid,
-                p.implementation_class_uid.as_ref(),
+                p.implementation_class_uid.as_deref(),
             );
-            add(
+            push(
+                &mut items,
                 K::DicomImplementationVersionName,
-                p.implementation_version_name.as_ref(),
+                p.implementation_version_name.as_deref(),
             );
         }
         for d in ev.datasets.iter().filter(|d| d.from == side) {
-            add(K::DicomModality, d.modality.as_ref());
-            add(K::DicomManufacturer, d.manufacturer.as_ref());
-            add(K::DicomModel, d.manufacturer_model_name.as_ref());
-            add(K::DicomSoftwareVersions, d.software_versions.as_ref());
-            add(K::DicomStationName, d.station_name.as_ref());
-            add(K::DicomSerialNumber, d.device_serial_number.as_ref());
+            push(&mut items, K::DicomModality, d.modality.as_deref());
+            push(&mut items, K::DicomManufacturer, d.manufacturer.as_deref());
+            push(
+                &mut items,
+                K::DicomModel,
+                d.manufacturer_model_name.as_deref(),
+            );
+            push(
+                &mut items,
+                K::DicomSoftwareVersions,
+                d.software_versions.as_deref(),
+            );
+            push(&mut items, K::DicomStationName, d.station_name.as_deref());
+            push(
+                &mut items,
+                K::DicomSerialNumber,
+                d.device_serial_number.as_deref(),
+            );
         }
         let (mac, ip) = cx.flow.sender(dir);
-        cx.obs.evidence(cx.ts, mac, Some(ip), items);
+        cx.obs.evidence_cleaned(cx.ts, mac, Some(ip), &items);
     }
 }
 

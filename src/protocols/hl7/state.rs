@@ -200,7 +200,9 @@ fn finish(why: End, dir: Direction, acc: &mut Acc, shared: &mut Shared, cx: &mut
 /// The sender's MSH-3/MSH-4 and the device identifiers (OBX-18, PRT) of a message, as
 /// evidence about its sender; repeated only when they change (per flow and direction).
 fn device_evidence(m: &Message, dir: Direction, shared: &mut Shared, cx: &mut AppContext<'_>) {
-    use crate::fingerprint::{Evidence, EvidenceKind as K};
+    use crate::fingerprint::evidence::cleaned;
+    use crate::fingerprint::EvidenceKind as K;
+    use std::borrow::Cow;
     if !cx.obs.enabled() {
         return;
     }
@@ -212,13 +214,15 @@ fn device_evidence(m: &Message, dir: Direction, shared: &mut Shared, cx: &mut Ap
         return;
     }
     shared.evidence_sent[dir.index()] = Some(key);
-    let mut items = Vec::new();
+    // The items `Evidence::new(k, v)` would make, as cleaned values (borrowed where they can
+    // be), copied by the observation buffer only when they are news.
+    let mut items: Vec<(K, Cow<'_, str>, u8)> = Vec::new();
     for (k, v) in [
         (K::Hl7SendingApplication, app),
         (K::Hl7SendingFacility, fac),
     ] {
         if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
-            items.push(Evidence::new(k, v));
+            items.push((k, cleaned(v), 100));
         }
     }
     for d in &m.devices {
@@ -232,14 +236,14 @@ fn device_evidence(m: &Message, dir: Direction, shared: &mut Shared, cx: &mut Ap
         let v = v.join("^");
         let v = v.trim_end_matches('^');
         if !v.is_empty() {
-            let e = Evidence::new(kind, v);
-            if !items.contains(&e) {
-                items.push(e);
+            let v = Cow::Owned(cleaned(v).into_owned());
+            if !items.iter().any(|(ik, iv, _)| *ik == kind && *iv == v) {
+                items.push((kind, v, 100));
             }
         }
     }
     let (mac, ip) = cx.flow.sender(dir);
-    cx.obs.evidence(cx.ts, mac, Some(ip), items);
+    cx.obs.evidence_cleaned(cx.ts, mac, Some(ip), &items);
 }
 
 /// What detection rules and anomalies test about one message: who sent it (`from`: client or
