@@ -523,8 +523,9 @@ impl TlsState {
                     .collect()
             };
             ev.alpn = c.alpn.clone();
-            ev.ja3 = c.ja3().map(Fingerprint::from);
-            ev.ja4 = c.ja4();
+            let (ja3, ja4) = fingerprints(c);
+            ev.ja3 = ja3.map(Fingerprint::from);
+            ev.ja4 = ja4;
         }
         ev.sslv2 = c.is_some_and(|c| c.sslv2) || s.is_some_and(|s| s.sslv2);
         ev.alert = self.alert.map(|(d, level, description)| AlertRecord {
@@ -607,6 +608,98 @@ fn hex4(v: u16) -> String {
 /// "TLS 1.2", "SSLv3", ... or the hex value when unknown.
 fn version_string(v: u16) -> String {
     tls::version_name(v).map_or_else(|| hex4(v), str::to_string)
+}
+
+/// Slots of each worker's cache of ClientHello fingerprints ([`fingerprints`]).
+pub const FINGERPRINT_CACHE_SLOTS: usize = 256;
+
+/// Everything of a ClientHello that its JA3 and JA4 are computed from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct HelloKey {
+    sslv2: bool,
+    version: u16,
+    cipher_suites: Vec<u16>,
+    extensions: Vec<u16>,
+    groups: Vec<u16>,
+    ec_point_formats: Vec<u8>,
+    supported_versions: Vec<u16>,
+    sig_algs: Vec<u16>,
+    /// First and last byte of the first ALPN value, as JA4 reads them.
+    alpn_ends: Option<(u8, u8)>,
+}
+
+impl HelloKey {
+    fn alpn_ends(c: &ClientHello) -> Option<(u8, u8)> {
+        c.alpn_first_ends.or_else(|| {
+            let a = c.alpn.first()?.as_bytes();
+            Some((*a.first()?, *a.last()?))
+        })
+    }
+
+    fn of(c: &ClientHello) -> HelloKey {
+        HelloKey {
+            sslv2: c.sslv2,
+            version: c.version,
+            cipher_suites: c.cipher_suites.clone(),
+            extensions: c.extensions.clone(),
+            groups: c.groups.clone(),
+            ec_point_formats: c.ec_point_formats.clone(),
+            supported_versions: c.supported_versions.clone(),
+            sig_algs: c.sig_algs.clone(),
+            alpn_ends: HelloKey::alpn_ends(c),
+        }
+    }
+
+    fn matches(&self, c: &ClientHello) -> bool {
+        self.sslv2 == c.sslv2
+            && self.version == c.version
+            && self.cipher_suites == c.cipher_suites
+            && self.extensions == c.extensions
+            && self.groups == c.groups
+            && self.ec_point_formats == c.ec_point_formats
+            && self.supported_versions == c.supported_versions
+            && self.sig_algs == c.sig_algs
+            && self.alpn_ends == HelloKey::alpn_ends(c)
+    }
+}
+
+type Fingerprints = (Option<tls::Ja3>, Option<String>);
+
+thread_local! {
+    /// Per worker thread: the JA3 and JA4 of recent ClientHellos (direct-mapped by a hash of
+    /// their inputs; a slot holds the whole key, so a hit is an equal hello). A host's client
+    /// sends the same hello on every connection; its fingerprints are formatted and hashed once.
+    static FINGERPRINTS: std::cell::RefCell<Vec<Option<(HelloKey, Fingerprints)>>> =
+        std::cell::RefCell::new(vec![None; FINGERPRINT_CACHE_SLOTS]);
+}
+
+/// `(c.ja3(), c.ja4())`, from the worker's cache when an equal hello was seen recently.
+fn fingerprints(c: &ClientHello) -> Fingerprints {
+    let h = ahash::RandomState::with_seeds(0x6a61, 0x33, 0x6a61, 0x34).hash_one((
+        c.sslv2,
+        c.version,
+        &c.cipher_suites,
+        &c.extensions,
+        &c.groups,
+        &c.ec_point_formats,
+        &c.supported_versions,
+        &c.sig_algs,
+        HelloKey::alpn_ends(c),
+    ));
+    let slot = (h as usize) % FINGERPRINT_CACHE_SLOTS;
+    FINGERPRINTS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some((k, v)) = cache.get(slot).and_then(Option::as_ref) {
+            if k.matches(c) {
+                return v.clone();
+            }
+        }
+        let v = (c.ja3(), c.ja4());
+        if let Some(s) = cache.get_mut(slot) {
+            *s = Some((HelloKey::of(c), v.clone()));
+        }
+        v
+    })
 }
 
 /// A version or cipher suite code in the event, written as its text while it is serialized
@@ -720,6 +813,44 @@ mod tests {
     use crate::flow::FlowMeta;
     use crate::output::EventSink;
     use crate::time::Ts;
+
+    #[test]
+    fn cached_fingerprints_are_the_hellos_own() {
+        let mut hellos = Vec::new();
+        for (c, _) in [
+            (CURL_C, CURL_S),
+            (FF_C, FF_S),
+            (TLS1_C, TLS1_S),
+            (T13_C, T13_S),
+        ] {
+            let mut st = TlsState::new();
+            let mut stats = WorkerStats::default();
+            let mut seen = Seen::default();
+            if let Some(Handshake::ClientHello(h)) = st.sides[0].feed(c, &mut stats, &mut seen) {
+                hellos.push(h);
+            }
+        }
+        assert!(hellos.len() >= 3, "{}", hellos.len());
+        // Variants that differ in one input each.
+        let base = hellos[0].clone();
+        let mut v = base.clone();
+        v.cipher_suites.reverse();
+        hellos.push(v);
+        let mut v = base.clone();
+        v.alpn_first_ends = Some((b'h', b'2'));
+        hellos.push(v);
+        let mut v = base.clone();
+        v.sig_algs.push(0x0401);
+        hellos.push(v);
+        let mut v = base;
+        v.version ^= 1;
+        hellos.push(v);
+        for _ in 0..3 {
+            for h in &hellos {
+                assert_eq!(fingerprints(h), (h.ja3(), h.ja4()));
+            }
+        }
+    }
 
     #[test]
     fn codes_serialize_as_the_strings_they_replace() {
