@@ -72,6 +72,8 @@ pub struct Context {
     pub anomalies: Vec<Anomaly>,
     /// For an acknowledgement paired with its message: milliseconds from the message to it.
     pub latency_ms: Option<f64>,
+    /// MSH-9 as `code^event` ([`medtap_parsers::hl7::Msh::message_type`]).
+    pub message_type: Option<String>,
     /// For an acknowledgement paired with its message: that message's type.
     pub acked_message_type: Option<String>,
     /// The message-size cap in force.
@@ -98,7 +100,7 @@ pub struct Hl7Event<'a> {
     pub security_present: bool,
     /// MSH-9.1^MSH-9.2, e.g. `ADT^A01`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub message_type: Option<String>,
+    pub message_type: Option<&'a str>,
     /// MSH-9.3, e.g. `ADT_A01`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_structure: Option<&'a str>,
@@ -122,7 +124,7 @@ pub struct Hl7Event<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub acked_message_type: Option<String>,
+    pub acked_message_type: Option<&'a str>,
     /// Segment ids in order (at most `MAX_SEGMENT_IDS`).
     pub segments: Vec<&'a str>,
     pub segment_count: usize,
@@ -155,7 +157,7 @@ impl<'a> Hl7Event<'a> {
             receiving_facility: hs(|h| &h.receiving_facility),
             message_time: hs(|h| &h.message_time),
             security_present: h.is_some_and(|h| h.security_present),
-            message_type: h.and_then(|h| h.message_type()),
+            message_type: cx.message_type.as_deref(),
             message_structure: hs(|h| &h.message_structure),
             control_id: hs(|h| &h.control_id),
             processing_id: hs(|h| &h.processing_id),
@@ -164,7 +166,7 @@ impl<'a> Hl7Event<'a> {
             ack_code: m.msa.as_ref().and_then(|a| a.ack_code.as_deref()),
             ack_control_id: m.msa.as_ref().and_then(|a| a.control_id.as_deref()),
             latency_ms: cx.latency_ms,
-            acked_message_type: cx.acked_message_type.clone(),
+            acked_message_type: cx.acked_message_type.as_deref(),
             segments: m.segment_ids.iter().map(|s| s.as_str()).collect(),
             segment_count: m.segment_count,
             phi_fields: &m.phi_fields,

@@ -178,12 +178,15 @@ fn finish(why: End, dir: Direction, acc: &mut Acc, shared: &mut Shared, cx: &mut
         }
     }
     count_message(&m, cx);
-    let (latency_ms, acked_message_type) = pair_ack(&m, dir, shared, cx);
+    // `code^event`, formatted once for the event, the facts and the pending acknowledgement.
+    let message_type = m.msh.as_ref().and_then(|h| h.message_type());
+    let (latency_ms, acked_message_type) = pair_ack(&m, message_type.as_deref(), dir, shared, cx);
     let ctx = Context {
         framing: acc.framing,
         bytes: acc.total,
         anomalies,
         latency_ms,
+        message_type,
         acked_message_type,
         limit: shared.cap as u64,
     };
@@ -286,8 +289,8 @@ fn message_facts(m: &Message, ctx: &Context, dir: Direction) -> Facts {
     if let Some(a) = h.and_then(|h| h.sending_facility.as_deref()) {
         f = f.with("sending_facility", FactValue::Str(a.to_string()));
     }
-    if let Some(t) = h.and_then(|h| h.message_type()) {
-        f = f.with("message_type", FactValue::Str(t));
+    if let Some(t) = &ctx.message_type {
+        f = f.with("message_type", FactValue::Str(t.clone()));
     }
     if let Some(a) = m.msa.as_ref().and_then(|a| a.ack_code.as_deref()) {
         f = f.with("ack_code", FactValue::Str(a.to_string()));
@@ -315,6 +318,7 @@ fn count_message(m: &Message, cx: &mut AppContext<'_>) {
 /// with a control id waits for its acknowledgement.
 fn pair_ack(
     m: &Message,
+    message_type: Option<&str>,
     dir: Direction,
     shared: &mut Shared,
     cx: &mut AppContext<'_>,
@@ -349,7 +353,7 @@ fn pair_ack(
         dir,
         control_id: id.clone(),
         ts: cx.ts,
-        message_type: h.message_type(),
+        message_type: message_type.map(str::to_string),
     });
     (None, None)
 }
