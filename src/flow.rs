@@ -754,12 +754,21 @@ impl FlowTable {
         if now > self.swept {
             self.swept = now;
         }
+        // Which flows, then each one out of the table as it ends (in the table's order, as
+        // before): a sweep can end thousands of flows, and moving them all out first held
+        // them twice.
         let timeouts = &self.timeouts;
-        let expired: Vec<(FlowKey, Flow)> = self
+        let expired: Vec<(u64, u64)> = self
             .map
-            .extract_if(|(_, f)| is_expired(timeouts, f, now))
+            .iter()
+            .filter(|(_, f)| is_expired(timeouts, f, now))
+            .map(|(k, f)| (f.meta.flow_id, self.key_hasher.hash_one(k)))
             .collect();
-        for (_, f) in expired {
+        for (id, hash) in expired {
+            let Ok(e) = self.map.find_entry(hash, |e| e.1.meta.flow_id == id) else {
+                continue;
+            };
+            let ((_, f), _) = e.remove();
             let reason = timeout_reason(&f);
             self.end(f, reason, out);
         }

@@ -84,12 +84,12 @@ table! {
         detect_bytes: usize = 4096, 64, 65_536;
         /// Packets per batch handed from the capture thread to a worker.
         batch_packets: usize = 512, 1, 65_536;
-        /// Packet bytes per batch: a batch is handed over when its packets' bytes pass this, whatever their count. A batch buffer holds this plus one packet (64 KiB), and there are `queue_batches` + 2 of them per worker, so this bounds the capture queues' memory: 20 MiB per worker at 1 MiB, 5.6 MiB at the default.
-        batch_bytes: usize = 256 << 10, 16 << 10, 16 << 20;
+        /// Packet bytes per batch: a batch is handed over when its packets' bytes pass this, whatever their count. A batch buffer holds this plus one packet (up to 64 KiB), and there are `queue_batches` + 2 of them per worker, so this bounds the capture queues' memory: 3.4 MiB per worker at the default (it was a fixed 1 MiB: 20 MiB per worker).
+        batch_bytes: usize = 128 << 10, 16 << 10, 16 << 20;
         /// Batches queued per worker; when full, replay waits and live capture drops (counted).
         queue_batches: usize = 16, 1, 4_096;
-        /// Event buffers queued for the event writer. A worker hands its buffer over once it holds 64 KiB (`output::SINK_FLUSH_BYTES`), also in the middle of a sweep or of the end of capture, so a buffer holds at most 64 KiB and one event: about 4 MiB at the default. When full, the worker waits for the writer.
-        event_queue: usize = 64, 1, 65_536;
+        /// Event buffers queued for the event writer. A worker hands its buffer over once it holds 64 KiB (`output::SINK_FLUSH_BYTES`), also in the middle of a sweep or of the end of capture, so a buffer holds at most 64 KiB and one event: about 1 MiB at the default. When full, the worker waits for the writer.
+        event_queue: usize = 16, 1, 65_536;
         /// Observation batches (one per worker packet batch with something to say) queued for the central thread; when full, replay waits and live capture drops (medtap_observations_dropped_total).
         observe_queue: usize = 1_024, 1, 65_536;
         /// Bytes of one DICOM A-ASSOCIATE/RELEASE/ABORT PDU kept for parsing; a longer one is skipped, not buffered (dicom_errors{kind=pdu_too_large}, event limits.pdu_kept). P-DATA is streamed, never kept whole.

@@ -242,8 +242,8 @@ impl Evidence {
     pub fn to_ref(&self, rule: &str) -> EvidenceRef {
         EvidenceRef {
             kind: self.kind,
-            value: self.value.clone(),
-            rule: rule.to_string(),
+            value: self.value.as_str().into(),
+            rule: rule.into(),
         }
     }
 }
@@ -252,9 +252,11 @@ impl Evidence {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct EvidenceRef {
     pub kind: EvidenceKind,
-    pub value: String,
-    /// The `id` of the signature rule that matched.
-    pub rule: String,
+    /// Shared by the copies of the reference in one identification (each attribute's
+    /// `decided_by` and their union).
+    pub value: std::sync::Arc<str>,
+    /// The `id` of the signature rule that matched (shared with the rule).
+    pub rule: std::sync::Arc<str>,
 }
 
 /// Trim, drop control characters, cut at [`MAX_VALUE_LEN`] bytes on a char boundary.
@@ -308,6 +310,6 @@ mod tests {
         let long = "é".repeat(300);
         let e = Evidence::new(EvidenceKind::HttpUserAgent, &long);
         assert!(e.value.len() <= MAX_VALUE_LEN);
-        assert_eq!(e.to_ref("r1").rule, "r1");
+        assert_eq!(&*e.to_ref("r1").rule, "r1");
     }
 }

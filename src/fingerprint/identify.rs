@@ -264,6 +264,8 @@ pub fn identify_cached<'a>(
     let mut version_claims: Vec<Claim> = Vec::new();
     for (&(kind, value), &conf) in &distinct {
         let applied = cache.get(kind, value, sigs);
+        // One copy of the value for all the rules it matched.
+        let mut shared: Option<std::sync::Arc<str>> = None;
         for (i, a) in applied.iter() {
             let Some(rule) = sigs.rules.get(*i) else {
                 continue;
@@ -275,7 +277,7 @@ pub fn identify_cached<'a>(
             let score = u32::from(sigs.weight(rule)) * u32::from(conf) / 100;
             let r = EvidenceRef {
                 kind,
-                value: value.to_string(),
+                value: shared.get_or_insert_with(|| value.into()).clone(),
                 rule: rule.id.clone(),
             };
             let mut add = |attr: Attr, v: Option<String>| {
@@ -457,7 +459,7 @@ mod tests {
         assert!(vendor
             .decided_by
             .iter()
-            .any(|r| r.kind == K::DicomManufacturer && r.rule == "dicom-manufacturer-ge"));
+            .any(|r| r.kind == K::DicomManufacturer && &*r.rule == "dicom-manufacturer-ge"));
         assert!(!vendor.decided_by.iter().any(|r| r.kind == K::Oui));
         // 95 - 50% of the OUI's 30.
         assert_eq!(vendor.confidence, 80);

@@ -223,7 +223,8 @@ pub struct Conclusions {
 /// A compiled signature rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    pub id: String,
+    /// Shared with every `decided_by` reference to the rule (devices hold many of those).
+    pub id: std::sync::Arc<str>,
     pub kind: EvidenceKind,
     pub matcher: Matcher,
     pub case_sensitive: bool,
@@ -835,7 +836,7 @@ fn parse_file(
             continue;
         }
         let rule = Rule {
-            id: id.clone(),
+            id: id.as_str().into(),
             kind,
             matcher,
             case_sensitive: r.case_sensitive,
@@ -854,7 +855,7 @@ fn parse_file(
             line,
         };
         // A later file overrides an earlier rule with the same id, in place.
-        if let Some(slot) = rules.iter_mut().find(|x| x.id == id) {
+        if let Some(slot) = rules.iter_mut().find(|x| *x.id == *id) {
             *slot = rule;
         } else {
             rules.push(rule);
@@ -1031,7 +1032,7 @@ mod tests {
         std::fs::write(fp.join("notes.txt"), "not toml").unwrap();
         let s = Signatures::load(Some(dir.path())).unwrap();
         assert_eq!(s.weights[&EvidenceKind::Oui], 50);
-        let baxter: Vec<&Rule> = s.rules.iter().filter(|r| r.id == "oui-baxter").collect();
+        let baxter: Vec<&Rule> = s.rules.iter().filter(|r| &*r.id == "oui-baxter").collect();
         assert_eq!(baxter.len(), 1);
         assert_eq!(
             baxter[0].conclusions.vendor.as_deref(),

@@ -508,6 +508,11 @@ impl Intel {
                             r.add(&mut batch);
                             while let Some((key, o)) = r.pop_ready() {
                                 self.observe_in_order(key, &o);
+                                // A release can be thousands of observations (the end of
+                                // capture, a sweep): hand over the alerts every 64 KiB.
+                                if let Some(lines) = self.take_events(false) {
+                                    emit(lines);
+                                }
                             }
                             if r.forced > forced_reported {
                                 self.metrics
@@ -542,6 +547,9 @@ impl Intel {
                     if let Some(r) = &mut reorder {
                         while let Some((key, o)) = r.pop_any() {
                             self.observe_in_order(key, &o);
+                            if let Some(lines) = self.take_events(false) {
+                                emit(lines);
+                            }
                         }
                         self.table.settle(self.sigs.get());
                     }
