@@ -204,6 +204,40 @@ pub fn push_i64(b: &mut Vec<u8>, v: i64) {
     b.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
+/// Appends `s` as a JSON string, quoted and escaped exactly as `serde_json` writes it: `"` and
+/// `\\` escaped, `\b \t \n \f \r` short, other control characters below 0x20 as `\u00xx`
+/// (lower-case hex), everything else (DEL and non-ASCII included) as is.
+pub fn push_json_str(b: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    b.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &c) in bytes.iter().enumerate() {
+        let short: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x09 => b"\\t",
+            0x0a => b"\\n",
+            0x0c => b"\\f",
+            0x0d => b"\\r",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        b.extend_from_slice(&bytes[start..i]);
+        start = i + 1;
+        if short.is_empty() {
+            b.extend_from_slice(b"\\u00");
+            b.push(HEX[usize::from(c >> 4)]);
+            b.push(HEX[usize::from(c & 0xf)]);
+        } else {
+            b.extend_from_slice(short);
+        }
+    }
+    b.extend_from_slice(&bytes[start..]);
+    b.push(b'"');
+}
+
 /// Appends `ip` as `Display` writes it (IPv4 dotted quad by hand; IPv6 through `Display`).
 fn push_ip(b: &mut Vec<u8>, ip: IpAddr) {
     match ip {
@@ -382,6 +416,33 @@ mod tests {
                     assert_eq!(got, want);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn strings_escaped_as_serde_json_escapes_them() {
+        let mut cases: Vec<String> = (0u32..0x300)
+            .filter_map(char::from_u32)
+            .map(|c| format!("a{c}b{c}"))
+            .collect();
+        cases.extend(
+            [
+                "",
+                "\"",
+                "\\",
+                "plain",
+                "é\u{1}\u{7f}\u{2028}😀\"x\\y\n",
+                "\u{0}\u{1f}",
+            ]
+            .map(String::from),
+        );
+        for s in cases {
+            let mut b = Vec::new();
+            push_json_str(&mut b, &s);
+            assert_eq!(
+                String::from_utf8(b).unwrap(),
+                serde_json::to_string(&s).unwrap()
+            );
         }
     }
 

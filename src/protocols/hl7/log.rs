@@ -183,4 +183,209 @@ impl<'a> Hl7Event<'a> {
                 }),
         }
     }
+
+    /// The JSON object `serde_json` makes of this event (a test holds them equal), written
+    /// directly: one `hl7` event per message.
+    pub fn write_json(&self, b: &mut Vec<u8>) {
+        use crate::output::{push_json_str, push_u64};
+        let mut first = true;
+        let mut key = |b: &mut Vec<u8>, k: &str| {
+            b.extend_from_slice(if first { b"{\"" } else { b",\"" });
+            first = false;
+            b.extend_from_slice(k.as_bytes());
+            b.extend_from_slice(b"\":");
+        };
+        let opt =
+            |b: &mut Vec<u8>, key: &mut dyn FnMut(&mut Vec<u8>, &str), k: &str, v: Option<&str>| {
+                if let Some(v) = v {
+                    key(b, k);
+                    push_json_str(b, v);
+                }
+            };
+        let list = |b: &mut Vec<u8>, items: &mut dyn Iterator<Item = &str>| {
+            b.push(b'[');
+            for (i, s) in items.enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                push_json_str(b, s);
+            }
+            b.push(b']');
+        };
+        key(b, "framing");
+        push_json_str(b, self.framing);
+        opt(b, &mut key, "sending_application", self.sending_application);
+        opt(b, &mut key, "sending_facility", self.sending_facility);
+        opt(
+            b,
+            &mut key,
+            "receiving_application",
+            self.receiving_application,
+        );
+        opt(b, &mut key, "receiving_facility", self.receiving_facility);
+        opt(b, &mut key, "message_time", self.message_time);
+        if self.security_present {
+            key(b, "security_present");
+            b.extend_from_slice(b"true");
+        }
+        opt(b, &mut key, "message_type", self.message_type);
+        opt(b, &mut key, "message_structure", self.message_structure);
+        opt(b, &mut key, "control_id", self.control_id);
+        opt(b, &mut key, "processing_id", self.processing_id);
+        opt(b, &mut key, "version", self.version);
+        opt(b, &mut key, "charset", self.charset);
+        opt(b, &mut key, "ack_code", self.ack_code);
+        opt(b, &mut key, "ack_control_id", self.ack_control_id);
+        if let Some(l) = self.latency_ms {
+            key(b, "latency_ms");
+            if serde_json::to_writer(&mut *b, &l).is_err() {
+                b.extend_from_slice(b"null");
+            }
+        }
+        opt(b, &mut key, "acked_message_type", self.acked_message_type);
+        key(b, "segments");
+        list(b, &mut self.segments.iter().copied());
+        key(b, "segment_count");
+        push_u64(b, self.segment_count as u64);
+        key(b, "phi_fields");
+        list(b, &mut self.phi_fields.iter().copied());
+        if !self.devices.is_empty() {
+            key(b, "devices");
+            b.push(b'[');
+            for (i, d) in self.devices.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                b.extend_from_slice(b"{\"source\":");
+                push_json_str(b, d.source);
+                for (k, v) in [
+                    ("id", d.id),
+                    ("namespace", d.namespace),
+                    ("universal_id", d.universal_id),
+                    ("universal_id_type", d.universal_id_type),
+                ] {
+                    if let Some(v) = v {
+                        b.extend_from_slice(b",\"");
+                        b.extend_from_slice(k.as_bytes());
+                        b.extend_from_slice(b"\":");
+                        push_json_str(b, v);
+                    }
+                }
+                b.push(b'}');
+            }
+            b.push(b']');
+        }
+        if !self.errors.is_empty() {
+            key(b, "errors");
+            b.push(b'[');
+            for (i, e) in self.errors.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                let mut n = 0;
+                for (k, v) in [
+                    ("location", e.location),
+                    ("code", e.code),
+                    ("code_system", e.code_system),
+                    ("severity", e.severity),
+                ] {
+                    if let Some(v) = v {
+                        b.extend_from_slice(if n == 0 { b"{\"" } else { b",\"" });
+                        n += 1;
+                        b.extend_from_slice(k.as_bytes());
+                        b.extend_from_slice(b"\":");
+                        push_json_str(b, v);
+                    }
+                }
+                b.extend_from_slice(if n == 0 { b"{}" } else { b"}" });
+            }
+            b.push(b']');
+        }
+        key(b, "bytes");
+        push_u64(b, self.bytes);
+        if !self.anomalies.is_empty() {
+            key(b, "anomalies");
+            list(b, &mut self.anomalies.iter().copied());
+        }
+        if let Some(t) = &self.too_large {
+            key(b, "too_large");
+            b.extend_from_slice(b"{\"value\":");
+            push_u64(b, t.value);
+            b.extend_from_slice(b",\"limit\":");
+            push_u64(b, t.limit);
+            b.push(b'}');
+        }
+        b.push(b'}');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medtap_parsers::hl7::parse_message;
+
+    #[test]
+    fn event_written_by_hand_equals_serde_json() {
+        let messages: [&[u8]; 7] = [
+            b"MSH|^~\\&|EHR|HOSP|ENG|HOSP|20240315101500|SEC|ADT^A01^ADT_A01|C1|P|2.5.1||||||8859/1\rEVN|A01\rPID|1||X^^^H^MR||DOE^J\rNK1|1|K\rPV1|1|I\r",
+            b"MSH|^~\\&|ENG|HOSP|EHR|HOSP|20261128||ACK^A04^ACK|A3|P|2.5.1\rMSA|AE|C3|text\rERR||PID^1^3^1|101^Required^HL70357|E\rERR|||\r",
+            b"MSH|^~\\&|MON\\T\\1|\"q\" \\\\ b|||||ORU^R01|9|P|2.6\rOBX|1|NM|x||1||||||F|||||||PUMP^BAXTER^0012AB^EUI-64\rOBX|2|NM|x||1||||||F|||||||OTHER^V^^\rPRT|1||||||||DEV1^NS~DEV2||||||UDI1\r",
+            b"MSH|^~\\&|caf\xe9|\x01\x1f\x7f|||||QRY^A19|Q|P|2.3\rQRD|1|R|I|Q||||PAT\r",
+            b"not hl7 at all\nMSH|^~\\&|A|B|||||ADT|1|P|2.5\n",
+            b"MSH|^~\\&\r",
+            b"PID|1\r",
+        ];
+        let mut n = 0;
+        for msg in messages {
+            for complete in [true, false] {
+                let m = parse_message(msg, complete);
+                for (framing, anomalies, latency, mt, acked) in [
+                    (Framing::Mllp, vec![], None, None, None),
+                    (
+                        Framing::Bare,
+                        vec![Anomaly::TooLarge, Anomaly::Gap, Anomaly::NonUtf8],
+                        Some(0.0),
+                        Some("ADT^A01".to_string()),
+                        Some("ORU^R01".to_string()),
+                    ),
+                    (
+                        Framing::Mllp,
+                        vec![Anomaly::UnterminatedFrame],
+                        Some(1.5),
+                        None,
+                        Some("x\"y".into()),
+                    ),
+                    (
+                        Framing::Mllp,
+                        vec![],
+                        Some(123_456.789),
+                        Some("^A1".into()),
+                        None,
+                    ),
+                    (Framing::Mllp, vec![], Some(1e-7), None, None),
+                    (Framing::Mllp, vec![], Some(f64::NAN), None, None),
+                ] {
+                    let cx = Context {
+                        framing,
+                        bytes: msg.len() as u64,
+                        anomalies,
+                        latency_ms: latency,
+                        message_type: mt,
+                        acked_message_type: acked,
+                        limit: 65_536,
+                    };
+                    let ev = Hl7Event::new(&m, &cx);
+                    let mut got = Vec::new();
+                    ev.write_json(&mut got);
+                    let want = serde_json::to_vec(&ev).unwrap();
+                    assert_eq!(
+                        String::from_utf8_lossy(&got),
+                        String::from_utf8_lossy(&want)
+                    );
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(n, 7 * 2 * 6);
+    }
 }

@@ -191,8 +191,9 @@ fn finish(why: End, dir: Direction, acc: &mut Acc, shared: &mut Shared, cx: &mut
         limit: shared.cap as u64,
     };
     device_evidence(&m, dir, shared, cx);
+    let ev = Hl7Event::new(&m, &ctx);
     cx.events
-        .emit(cx.ts, "hl7", cx.flow, dir, &Hl7Event::new(&m, &ctx));
+        .emit_with(cx.ts, "hl7", cx.flow, dir, |b| ev.write_json(b));
     cx.obs.facts(cx.ts, cx.flow, message_facts(&m, &ctx, dir));
     acc.buf.clear();
     if acc.buf.capacity() > KEEP_BUF_BYTES {
