@@ -32,7 +32,9 @@ pub enum FactValue {
     Bool(bool),
     Int(i64),
     Str(String),
-    List(Vec<String>),
+    /// Strings, borrowed when they are fixed names (cipher suites, versions): a hello lists
+    /// tens of them.
+    List(Vec<Cow<'static, str>>),
 }
 
 /// What a protocol layer decoded that detection rules can test: `protocol` from a fixed set

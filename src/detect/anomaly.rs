@@ -770,7 +770,10 @@ impl Anomalies {
                         flow,
                         "server",
                         medical,
-                        vec![("called_aes_accepted".into(), FactValue::List(list))],
+                        vec![(
+                            "called_aes_accepted".into(),
+                            FactValue::List(list.into_iter().map(Into::into).collect()),
+                        )],
                         out,
                     );
                 }

@@ -77,7 +77,7 @@ impl RdpState {
         if let Some(r) = &rec.requested_protocols {
             f = f.with(
                 "requested_protocols",
-                FactValue::List(r.iter().map(|s| s.to_string()).collect()),
+                FactValue::List(r.iter().map(|s| s.to_string().into()).collect()),
             );
         }
         if let Some(s) = &rec.selected_protocol {

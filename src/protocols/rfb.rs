@@ -167,7 +167,12 @@ impl RfbState {
             .with("cleartext_credentials", FactValue::Bool(cleartext))
             .with(
                 "security_types",
-                FactValue::List(rec.security_types.iter().map(|s| s.to_string()).collect()),
+                FactValue::List(
+                    rec.security_types
+                        .iter()
+                        .map(|s| s.to_string().into())
+                        .collect(),
+                ),
             );
         if let Some(t) = rec.security_type {
             f = f.with("security_type", FactValue::Str(t.into()));

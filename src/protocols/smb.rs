@@ -169,7 +169,10 @@ impl SmbState {
         let mut f = Facts::new("smb")
             .with("smb1", FactValue::Bool(r.version == Some(1)))
             .with("smb1_offered", FactValue::Bool(smb1_offered))
-            .with("dialects_offered", FactValue::List(offered));
+            .with(
+                "dialects_offered",
+                FactValue::List(offered.into_iter().map(Into::into).collect()),
+            );
         if let Some(v) = r.version {
             f = f.with("version", FactValue::Int(i64::from(v)));
         }

@@ -458,7 +458,7 @@ impl TlsState {
             f = f
                 .with(
                     "versions_offered",
-                    FactValue::List(offered.iter().map(|&v| version_string(v)).collect()),
+                    FactValue::List(offered.iter().map(|&v| version_name(v)).collect()),
                 )
                 .with("client_max_version", FactValue::Str(version_string(max)))
                 .with(
@@ -467,7 +467,7 @@ impl TlsState {
                         c.cipher_suites
                             .iter()
                             .filter(|v| !tls::is_grease(**v))
-                            .map(|&v| cipher_name(v))
+                            .map(|&v| cipher_name_ref(v))
                             .collect(),
                     ),
                 );
@@ -603,6 +603,16 @@ fn hex4(v: u16) -> String {
     s.push_str("0x");
     tls::push_hex4(&mut s, v);
     s
+}
+
+/// [`cipher_name`], borrowed when the suite has a name.
+fn cipher_name_ref(v: u16) -> std::borrow::Cow<'static, str> {
+    tls::cipher_suite_name(v).map_or_else(|| hex4(v).into(), Into::into)
+}
+
+/// [`version_string`], borrowed when the version has a name.
+fn version_name(v: u16) -> std::borrow::Cow<'static, str> {
+    tls::version_name(v).map_or_else(|| hex4(v).into(), Into::into)
 }
 
 /// "TLS 1.2", "SSLv3", ... or the hex value when unknown.
@@ -849,6 +859,14 @@ mod tests {
             for h in &hellos {
                 assert_eq!(fingerprints(h), (h.ja3(), h.ja4()));
             }
+        }
+    }
+
+    #[test]
+    fn borrowed_names_are_the_owned_ones() {
+        for v in 0..=u16::MAX {
+            assert_eq!(cipher_name_ref(v), cipher_name(v));
+            assert_eq!(version_name(v), version_string(v));
         }
     }
 
