@@ -187,7 +187,11 @@ impl Publisher {
                 sink.emit(a.ts, "alert", &a.flow, Direction::ToServer, &body);
                 &*one.insert(sink.take())
             };
-            let line = String::from_utf8_lossy(bytes);
+            // Serialized by serde_json: UTF-8 (checked, not assumed).
+            let line = match std::str::from_utf8(bytes) {
+                Ok(l) => std::borrow::Cow::Borrowed(l),
+                Err(_) => String::from_utf8_lossy(bytes),
+            };
             let line = line.trim_end();
             if let Ok(mut r) = m.recent_alerts.lock() {
                 // The oldest line's buffer is reused for the newest.

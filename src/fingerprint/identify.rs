@@ -182,6 +182,20 @@ pub struct MatchCache {
     serial: u64,
     len: usize,
     by_kind: HashMap<EvidenceKind, HashMap<Box<str>, Matches>>,
+    /// Identifications by the distinct evidence values rules claim something from (many devices
+    /// have the same: every new device of one OUI, hosts of one model): hash -> entries.
+    idents: HashMap<u64, Vec<IdentEntry>, ahash::RandomState>,
+    idents_len: usize,
+}
+
+/// Identifications a [`MatchCache`] remembers; when full it starts again empty.
+pub const IDENT_CACHE_ENTRIES: usize = 1024;
+
+/// One remembered identification, with the claimed evidence it was computed from.
+#[derive(Debug)]
+struct IdentEntry {
+    evidence: Vec<(EvidenceKind, Box<str>, u8)>,
+    ident: Identification,
 }
 
 impl MatchCache {
@@ -189,13 +203,20 @@ impl MatchCache {
         MatchCache::default()
     }
 
-    /// The matches of (`kind`, `value`), computed on a miss.
-    pub fn get(&mut self, kind: EvidenceKind, value: &str, sigs: &Signatures) -> Matches {
+    /// Forget everything computed with another signature set.
+    fn check_serial(&mut self, sigs: &Signatures) {
         if self.serial != sigs.serial() {
             self.by_kind.clear();
             self.len = 0;
+            self.idents.clear();
+            self.idents_len = 0;
             self.serial = sigs.serial();
         }
+    }
+
+    /// The matches of (`kind`, `value`), computed on a miss.
+    pub fn get(&mut self, kind: EvidenceKind, value: &str, sigs: &Signatures) -> Matches {
+        self.check_serial(sigs);
         if let Some(m) = self.by_kind.get(&kind).and_then(|v| v.get(value)) {
             return m.clone();
         }
@@ -260,9 +281,60 @@ pub fn identify_cached<'a>(
         let c = distinct.entry((kind, value)).or_insert(0);
         *c = (*c).max(confidence.min(100));
     }
+    cache.check_serial(sigs);
+    // Only values some rule claims something from decide anything: the identification is a
+    // function of those (and the signature set), so it is remembered by them, and devices
+    // that differ only in values no rule reads (host names, serial numbers) share it.
+    let claimed: Vec<(EvidenceKind, &str, u8)> = distinct
+        .iter()
+        .filter(|(&(kind, value), _)| {
+            cache
+                .get(kind, value, sigs)
+                .iter()
+                .any(|(r, _)| sigs.rules.get(*r).is_some_and(|r| !r.ignore))
+        })
+        .map(|(&(k, v), &c)| (k, v, c))
+        .collect();
+    let hash = ahash::RandomState::with_seeds(0x6964, 0x656e, 0x7469, 0x6679).hash_one(&claimed);
+    let same = |e: &IdentEntry| {
+        e.evidence.len() == claimed.len()
+            && e.evidence
+                .iter()
+                .zip(&claimed)
+                .all(|((k, v, c), (ck, cv, cc))| k == ck && &**v == *cv && c == cc)
+    };
+    if let Some(e) = cache
+        .idents
+        .get(&hash)
+        .and_then(|v| v.iter().find(|e| same(e)))
+    {
+        return e.ident.clone();
+    }
+    let ident = identify_distinct(&distinct, sigs, cache);
+    if cache.idents_len >= IDENT_CACHE_ENTRIES {
+        cache.idents.clear();
+        cache.idents_len = 0;
+    }
+    cache.idents_len += 1;
+    cache.idents.entry(hash).or_default().push(IdentEntry {
+        evidence: claimed
+            .iter()
+            .map(|&(k, v, c)| (k, Box::from(v), c))
+            .collect(),
+        ident: ident.clone(),
+    });
+    ident
+}
+
+/// [`identify_cached`] of distinct (kind, value) -> confidence.
+fn identify_distinct(
+    distinct: &BTreeMap<(EvidenceKind, &str), u8>,
+    sigs: &Signatures,
+    cache: &mut MatchCache,
+) -> Identification {
     let mut claims: BTreeMap<Attr, Vec<Claim>> = BTreeMap::new();
     let mut version_claims: Vec<Claim> = Vec::new();
-    for (&(kind, value), &conf) in &distinct {
+    for (&(kind, value), &conf) in distinct {
         let applied = cache.get(kind, value, sigs);
         // One copy of the value for all the rules it matched.
         let mut shared: Option<std::sync::Arc<str>> = None;
@@ -449,6 +521,38 @@ mod tests {
             ev(K::DicomSerialNumber, "TESTSN-CT-0001"),
             Evidence::with_confidence(K::TcpP0f, "Linux:2.2.x-3.x", 70),
         ]
+    }
+
+    /// One shared cache over many evidence sets, repeated, in subsets and with another
+    /// confidence, and across two signature sets: always what a fresh identification gives.
+    #[test]
+    fn remembered_identifications_equal_fresh_ones() {
+        let (a, b) = (sigs(), sigs());
+        let all = ct_evidence();
+        let mut sets: Vec<Vec<Evidence>> = (0..all.len()).map(|n| all[..=n].to_vec()).collect();
+        sets.extend((0..all.len()).map(|n| all[n..].to_vec()));
+        let mut lower = all.clone();
+        lower[0].confidence = 10;
+        sets.push(lower);
+        sets.push(vec![ev(K::Oui, "")]);
+        let mut cache = MatchCache::new();
+        let mut remembered = Vec::new();
+        for round in 0..3 {
+            for (i, set) in sets.iter().enumerate() {
+                let s = if round < 2 { &a } else { &b };
+                let got = identify_cached(
+                    set.iter().map(|e| (e.kind, e.value.as_str(), e.confidence)),
+                    s,
+                    &mut cache,
+                );
+                assert_eq!(got, identify(set, s), "set {i}, round {round}");
+            }
+            remembered.push(cache.idents_len);
+        }
+        // The second round was answered from the cache; the second signature set started it
+        // again.
+        assert!(remembered[0] > 1);
+        assert_eq!(remembered, vec![remembered[0]; 3]);
     }
 
     #[test]
