@@ -92,6 +92,8 @@ table! {
         event_queue: usize = 16, 1, 65_536;
         /// Observation batches (one per worker packet batch with something to say) queued for the central thread; when full, replay waits and live capture drops (medtap_observations_dropped_total).
         observe_queue: usize = 1_024, 1, 65_536;
+        /// Observations (flow starts and ends, evidence, protocol facts) queued for the central thread, in all the queued batches together: what the queue's memory is (a batch can hold one or thousands). When a batch would pass it, replay waits and live capture drops the batch (medtap_observations_dropped_total); a batch larger than the cap still goes when the queue is empty, and workers handing over at the same moment may each pass it by one batch.
+        observe_queue_items: usize = 16_384, 256, 16_777_216;
         /// Bytes of one DICOM A-ASSOCIATE/RELEASE/ABORT PDU kept for parsing; a longer one is skipped, not buffered (dicom_errors{kind=pdu_too_large}, event limits.pdu_kept). P-DATA is streamed, never kept whole.
         dicom_pdu_kept: usize = 64 << 10, 4 << 10, 16 << 20;
         /// Bytes of one HL7 message kept for parsing; the rest of a longer one is skipped (hl7_errors{kind=too_large}, event too_large).

@@ -8,7 +8,7 @@
 //! (`now`), so a worker's timeouts advance even when its shard is quiet.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -178,16 +178,18 @@ impl Pipeline {
         // The central thread: observation batches in, emptied vectors back for reuse.
         let (obs_tx, obs_rx) = bounded::<ObsBatch>(opts.limits.observe_queue);
         let (obs_spare_tx, obs_spare_rx) = bounded::<ObsBatch>(workers * 4);
+        let obs_queued = Arc::new(AtomicUsize::new(0));
         let intel = {
             let mut io = opts.intel.clone();
             io.max_devices = opts.limits.max_devices;
             io.workers = workers;
             let central = Intel::new(&io, events_on, metrics.clone(), live)?;
             let ev = ev_tx.clone();
+            let queued = obs_queued.clone();
             thread::Builder::new()
                 .name("medtap-intel".into())
                 .spawn(move || {
-                    central.run(obs_rx, obs_spare_tx, |lines| {
+                    central.run(obs_rx, obs_spare_tx, &queued, |lines| {
                         let _ = ev.send(WriterMsg::Lines(lines));
                     })
                 })?
@@ -211,6 +213,8 @@ impl Pipeline {
                 spare: obs_spare_rx.clone(),
                 live,
                 drops: metrics.observations_dropped.clone(),
+                queued: obs_queued.clone(),
+                max_items: opts.limits.observe_queue_items,
             };
             handles.push(
                 thread::Builder::new()
@@ -712,6 +716,10 @@ struct ObsChannel {
     spare: Receiver<ObsBatch>,
     live: bool,
     drops: prometheus::IntCounter,
+    /// Observations in the queue, of all workers (the central thread takes them off as it
+    /// receives each batch), bounded by [`Limits::observe_queue_items`].
+    queued: Arc<AtomicUsize>,
+    max_items: usize,
 }
 
 impl ObsChannel {
@@ -727,12 +735,34 @@ impl ObsChannel {
         let mut batch = buf.take(self.spare.try_recv().ok());
         batch.worker = self.worker;
         batch.through = self.through;
+        let n = batch.items.len();
+        let over = |q: usize| n > 0 && q > 0 && q + n > self.max_items;
         if self.live {
-            if let Err(TrySendError::Full(b)) = self.tx.try_send(batch) {
-                self.drops.inc_by(b.items.len() as u64);
+            if over(self.queued.load(Ordering::Acquire)) {
+                self.drops.inc_by(n as u64);
+                return;
+            }
+            // Counted before it is in the queue, so that the central thread never takes off
+            // more than was put on.
+            self.queued.fetch_add(n, Ordering::AcqRel);
+            match self.tx.try_send(batch) {
+                Ok(()) => {}
+                Err(TrySendError::Full(b)) => {
+                    self.queued.fetch_sub(n, Ordering::AcqRel);
+                    self.drops.inc_by(b.items.len() as u64);
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    self.queued.fetch_sub(n, Ordering::AcqRel);
+                }
             }
         } else {
-            let _ = self.tx.send(batch);
+            while over(self.queued.load(Ordering::Acquire)) {
+                thread::sleep(Duration::from_micros(200));
+            }
+            self.queued.fetch_add(n, Ordering::AcqRel);
+            if self.tx.send(batch).is_err() {
+                self.queued.fetch_sub(n, Ordering::AcqRel);
+            }
         }
     }
 }

@@ -488,10 +488,13 @@ impl Intel {
 
     /// The thread's loop: observation batches in until every worker has hung up; event lines
     /// out through `emit`. Emptied vectors go back through `spare` for the workers to reuse.
+    /// `queued`: the observations in the queue (the workers add a batch's before sending it;
+    /// they come off here as it is received).
     pub fn run(
         mut self,
         rx: Receiver<ObsBatch>,
         spare: Sender<ObsBatch>,
+        queued: &std::sync::atomic::AtomicUsize,
         mut emit: impl FnMut(Vec<u8>),
     ) -> IntelSummary {
         // Replay: one processing order whatever the number of workers ([`order`]).
@@ -503,6 +506,7 @@ impl Intel {
         loop {
             match rx.recv_timeout(tick) {
                 Ok(mut batch) => {
+                    queued.fetch_sub(batch.items.len(), std::sync::atomic::Ordering::AcqRel);
                     match &mut reorder {
                         Some(r) => {
                             r.add(&mut batch);
