@@ -46,7 +46,7 @@ pub struct Reorder {
     /// Released, last first (the next one is at the end).
     ready: Vec<Held>,
     /// Scratch for putting a release in order.
-    order: Vec<(SortKey, usize)>,
+    order: Vec<(u128, usize)>,
     /// Per worker: no later observation of it has a key below this.
     through: Vec<Ts>,
     seq: u64,
@@ -115,13 +115,28 @@ impl Reorder {
             self.ready.extend(self.held.drain(..excess));
             self.held_min = self.held.first().map_or(Ts(i64::MAX), |h| h.key.0);
         }
-        // Sort the keys (nearly sorted already: the stable sort finds the runs; keys are
-        // unique), then move each observation to its place, last first, in one pass.
+        // Sort by (order key, packet time) packed into one integer, then each run of equal
+        // ones by the rest of the key (keys are unique, so an unstable sort gives the one
+        // order), then move each observation to its place, last first, in one pass.
         let n = self.ready.len();
         self.order.clear();
-        self.order
-            .extend(self.ready.iter().enumerate().map(|(i, h)| (h.key, i)));
-        self.order.sort_by_key(|&(k, _)| k);
+        self.order.extend(
+            self.ready
+                .iter()
+                .enumerate()
+                .map(|(i, h)| (packed(&h.key), i)),
+        );
+        self.order.sort_unstable_by_key(|&(p, _)| p);
+        let mut i = 0;
+        while i < n {
+            let p = self.order[i].0;
+            let j = i + self.order[i..].iter().take_while(|o| o.0 == p).count();
+            if j - i > 1 {
+                let ready = &self.ready;
+                self.order[i..j].sort_unstable_by_key(|&(_, x)| ready[x].key);
+            }
+            i = j;
+        }
         self.order.reverse();
         // ready[j] takes what was at order[j].1: follow each cycle of the permutation.
         for i in 0..n {
@@ -169,6 +184,12 @@ impl Reorder {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// (order key, packet time) as one integer in the same order.
+fn packed(k: &SortKey) -> u128 {
+    let flip = |t: Ts| u128::from((t.0 as u64) ^ (1 << 63));
+    (flip(k.0) << 64) | flip(k.1)
 }
 
 fn mac_id(mac: &[u8; 6]) -> u64 {
