@@ -200,7 +200,9 @@ pub struct DicomState {
     contexts: Vec<Ctx>,
     pending: Vec<Pending>,
     errors: Errors,
-    ev: DicomEvent,
+    /// Boxed so that the state stays under glibc's per-thread cache size (1032 bytes): one
+    /// allocation of each per association, served without searching the heap.
+    ev: Box<DicomEvent>,
     phi: u32,
     emitted: bool,
 }
@@ -236,7 +238,7 @@ impl DicomState {
             contexts: Vec::new(),
             pending: Vec::new(),
             errors: Errors::default(),
-            ev: DicomEvent::default(),
+            ev: Box::default(),
             phi: 0,
             emitted: false,
         }
@@ -979,7 +981,7 @@ impl DicomState {
             _ => 3,
         };
         cx.stats.fam_inc(Family::DicomAssociations, r);
-        let mut ev = std::mem::take(&mut self.ev);
+        let mut ev = std::mem::take(&mut *self.ev);
         ev.result = result;
         ev.unanswered = self.pending.len() as u64;
         ev.phi_present = dataset::PHI_TAGS
