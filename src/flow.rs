@@ -446,40 +446,45 @@ impl FlowTable {
         };
 
         // End a flow that timed out, or a closed TCP flow whose tuple a new SYN reuses.
+        // One probe of the table: the flow found is used in place, or ended and replaced.
         let hash = self.key_hasher.hash_one(key);
-        let present = match self.map.find(hash, |e| e.0 == key).map(|e| &e.1) {
-            Some(f) => {
+        let ended = match self.map.find_entry(hash, |e| e.0 == key) {
+            Ok(entry) => {
+                let f = &entry.get().1;
                 let reuse = tcp.is_some_and(|t| t.syn && !t.ack_flag)
                     && f.tcp.as_ref().is_some_and(|tf| tf.closed());
-                if is_expired(&self.timeouts, f, clock) {
+                let reason = if is_expired(&self.timeouts, f, clock) {
                     Some(EndReason::IdleTimeout)
                 } else if reuse {
                     Some(EndReason::TcpClose)
                 } else {
                     None
+                };
+                match reason {
+                    None => Ok(&mut entry.into_mut().1),
+                    Some(r) => Err(Some((entry.remove().0 .1, r))),
                 }
-                .is_none_or(|r| {
-                    if let Ok(e) = self.map.find_entry(hash, |e| e.0 == key) {
-                        let ((_, f), _) = e.remove();
-                        self.end(f, r, out);
-                    }
-                    false
-                })
             }
-            None => false,
+            Err(_) => Err(None),
         };
-        if !present {
-            if self.map.len() >= self.cap {
-                self.make_room(clock, out);
+        let flow = match ended {
+            Ok(flow) => flow,
+            Err(ended) => {
+                if let Some((f, r)) = ended {
+                    self.end(f, r, out);
+                }
+                if self.map.len() >= self.cap {
+                    self.make_room(clock, out);
+                }
+                let flow = self.new_flow(ts, clock, d, out);
+                self.peak = self.peak.max(self.map.len() + 1);
+                let hasher = &self.key_hasher;
+                &mut self
+                    .map
+                    .insert_unique(hash, (key, flow), |e| hasher.hash_one(e.0))
+                    .into_mut()
+                    .1
             }
-            let flow = self.new_flow(ts, clock, d, out);
-            let hasher = &self.key_hasher;
-            self.map
-                .insert_unique(hash, (key, flow), |e| hasher.hash_one(e.0));
-            self.peak = self.peak.max(self.map.len());
-        }
-        let Some((_, flow)) = self.map.find_mut(hash, |e| e.0 == key) else {
-            return;
         };
         // Active timeout: report the period so far and count this packet afresh.
         if self.timeouts.active > 0
