@@ -239,7 +239,7 @@ pub fn push_json_str(b: &mut Vec<u8>, s: &str) {
 }
 
 /// Appends `ip` as `Display` writes it (IPv4 dotted quad by hand; IPv6 through `Display`).
-fn push_ip(b: &mut Vec<u8>, ip: IpAddr) {
+pub fn push_ip(b: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(a) => {
             for (i, o) in a.octets().into_iter().enumerate() {

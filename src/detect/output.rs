@@ -10,13 +10,15 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
+#[cfg(test)]
 use serde::ser::SerializeMap;
+#[cfg(test)]
 use serde::{Serialize, Serializer};
 
 use super::Alert;
 use crate::metrics::Metrics;
 use crate::observe::FactValue;
-use crate::output::EventSink;
+use crate::output::{push_i64, push_ip, push_json_str, push_u64, EventSink};
 use crate::protocols::Direction;
 use crate::time::Ts;
 
@@ -25,37 +27,157 @@ pub const RECENT_ALERTS: usize = 1000;
 /// Flows remembered to count each legacy flow once per family.
 const COUNTED_FLOWS: usize = 2048;
 
-#[derive(Serialize)]
+/// The `alert` object. Written by hand ([`AlertBody::write_json`]: serde_json's string
+/// escaping was most of its cost); the serde derive is the reference it is tested against.
+#[cfg_attr(test, derive(Serialize))]
 struct AlertBody<'a> {
     action: &'static str,
     signature_id: u32,
     signature: &'a str,
     category: &'a str,
     severity: u8,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
     protocol: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
     anomaly: Option<&'a str>,
     matched: Matched<'a>,
     device: DeviceRef,
     peer: IpAddr,
     count: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
     first_seen: Option<Ts>,
 }
 
-#[derive(Serialize)]
+#[cfg_attr(test, derive(Serialize))]
 struct DeviceRef {
     side: &'static str,
     ip: IpAddr,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mac: Option<String>,
+    #[cfg_attr(
+        test,
+        serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_mac")
+    )]
+    mac: Option<[u8; 6]>,
+}
+
+impl<'a> AlertBody<'a> {
+    fn of(a: &'a Alert) -> AlertBody<'a> {
+        let (dev, peer) = a.device_and_peer();
+        let dev_mac = if a.device_side == "server" {
+            a.flow.server_mac
+        } else {
+            a.flow.client_mac
+        };
+        AlertBody {
+            action: "allowed",
+            signature_id: a.signature_id,
+            signature: &a.signature,
+            category: a.category,
+            severity: a.severity,
+            protocol: a.protocol,
+            anomaly: a.anomaly,
+            matched: Matched(&a.matched),
+            device: DeviceRef {
+                side: a.device_side,
+                ip: dev,
+                mac: (dev_mac != [0; 6]).then_some(dev_mac),
+            },
+            peer,
+            count: a.count,
+            first_seen: (a.count > 1).then_some(a.first),
+        }
+    }
+
+    /// The JSON object, byte for byte as serde_json writes the derived `Serialize`.
+    fn write_json(&self, b: &mut Vec<u8>) {
+        b.extend_from_slice(b"{\"action\":");
+        push_json_str(b, self.action);
+        b.extend_from_slice(b",\"signature_id\":");
+        push_u64(b, u64::from(self.signature_id));
+        b.extend_from_slice(b",\"signature\":");
+        push_json_str(b, self.signature);
+        b.extend_from_slice(b",\"category\":");
+        push_json_str(b, self.category);
+        b.extend_from_slice(b",\"severity\":");
+        push_u64(b, u64::from(self.severity));
+        if let Some(p) = self.protocol {
+            b.extend_from_slice(b",\"protocol\":");
+            push_json_str(b, p);
+        }
+        if let Some(k) = self.anomaly {
+            b.extend_from_slice(b",\"anomaly\":");
+            push_json_str(b, k);
+        }
+        b.extend_from_slice(b",\"matched\":");
+        self.matched.write_json(b);
+        b.extend_from_slice(b",\"device\":{\"side\":");
+        push_json_str(b, self.device.side);
+        b.extend_from_slice(b",\"ip\":\"");
+        push_ip(b, self.device.ip);
+        b.push(b'"');
+        if let Some(m) = self.device.mac {
+            b.extend_from_slice(b",\"mac\":\"");
+            push_mac(b, m);
+            b.push(b'"');
+        }
+        b.extend_from_slice(b"},\"peer\":\"");
+        push_ip(b, self.peer);
+        b.extend_from_slice(b"\",\"count\":");
+        push_u64(b, self.count);
+        if let Some(t) = self.first_seen {
+            b.extend_from_slice(b",\"first_seen\":\"");
+            b.extend_from_slice(&t.rfc3339());
+            b.push(b'"');
+        }
+        b.push(b'}');
+    }
 }
 
 /// What matched, as a JSON object written straight from the alert (no map built per alert):
 /// keys in sorted order, the last value of a repeated key, as a `serde_json::Map` would have it.
 struct Matched<'a>(&'a [(String, FactValue)]);
 
+impl Matched<'_> {
+    /// The entries to write: sorted by key, the last of equal keys.
+    fn entries(&self) -> impl Iterator<Item = &(String, FactValue)> {
+        let mut v: Vec<&(String, FactValue)> = self.0.iter().collect();
+        // Stable: of equal keys, the last one is kept.
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        let keep: Vec<bool> = (0..v.len())
+            .map(|i| v.get(i + 1).is_none_or(|n| n.0 != v[i].0))
+            .collect();
+        v.into_iter().zip(keep).filter(|e| e.1).map(|e| e.0)
+    }
+
+    fn write_json(&self, b: &mut Vec<u8>) {
+        b.push(b'{');
+        for (i, (k, val)) in self.entries().enumerate() {
+            if i > 0 {
+                b.push(b',');
+            }
+            push_json_str(b, k);
+            b.push(b':');
+            match val {
+                FactValue::Bool(true) => b.extend_from_slice(b"true"),
+                FactValue::Bool(false) => b.extend_from_slice(b"false"),
+                FactValue::Int(n) => push_i64(b, *n),
+                FactValue::Str(t) => push_json_str(b, t),
+                FactValue::List(l) => {
+                    b.push(b'[');
+                    for (j, t) in l.iter().enumerate() {
+                        if j > 0 {
+                            b.push(b',');
+                        }
+                        push_json_str(b, t);
+                    }
+                    b.push(b']');
+                }
+            }
+        }
+        b.push(b'}');
+    }
+}
+
+#[cfg(test)]
 impl Serialize for Matched<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut v: Vec<&(String, FactValue)> = self.0.iter().collect();
@@ -77,19 +199,37 @@ impl Serialize for Matched<'_> {
     }
 }
 
-fn mac(m: [u8; 6]) -> Option<String> {
-    (m != [0; 6]).then(|| {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut s = String::with_capacity(17);
-        for (i, b) in m.iter().enumerate() {
-            if i > 0 {
-                s.push(':');
-            }
-            s.push(char::from(HEX[usize::from(b >> 4)]));
-            s.push(char::from(HEX[usize::from(b & 15)]));
+/// A MAC address as `aa:bb:cc:dd:ee:ff`.
+fn push_mac(b: &mut Vec<u8>, m: [u8; 6]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, o) in m.iter().enumerate() {
+        if i > 0 {
+            b.push(b':');
         }
-        s
-    })
+        b.push(HEX[usize::from(o >> 4)]);
+        b.push(HEX[usize::from(o & 15)]);
+    }
+}
+
+/// The serde reference of a MAC: the text the event had before [`push_mac`] (a `String`
+/// built per alert).
+#[cfg(test)]
+fn ser_mac<S: Serializer>(m: &Option<[u8; 6]>, s: S) -> Result<S::Ok, S::Error> {
+    match m {
+        Some(m) => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let mut t = String::with_capacity(17);
+            for (i, b) in m.iter().enumerate() {
+                if i > 0 {
+                    t.push(':');
+                }
+                t.push(char::from(HEX[usize::from(b >> 4)]));
+                t.push(char::from(HEX[usize::from(b & 15)]));
+            }
+            s.serialize_some(&t)
+        }
+        None => s.serialize_none(),
+    }
 }
 
 /// Emits alerts as events, counts them, and keeps the recent ones.
@@ -112,32 +252,11 @@ impl Publisher {
     /// Publish `alerts`: one `alert` event each into `events`, the metrics, the recent ring.
     pub fn publish(&mut self, alerts: &[Alert], events: &mut EventSink, metrics: Option<&Metrics>) {
         for a in alerts {
-            let (dev, peer) = a.device_and_peer();
-            let dev_mac = if a.device_side == "server" {
-                a.flow.server_mac
-            } else {
-                a.flow.client_mac
-            };
-            let body = AlertBody {
-                action: "allowed",
-                signature_id: a.signature_id,
-                signature: &a.signature,
-                category: a.category,
-                severity: a.severity,
-                protocol: a.protocol,
-                anomaly: a.anomaly,
-                matched: Matched(&a.matched),
-                device: DeviceRef {
-                    side: a.device_side,
-                    ip: dev,
-                    mac: mac(dev_mac),
-                },
-                peer,
-                count: a.count,
-                first_seen: (a.count > 1).then_some(a.first),
-            };
+            let body = AlertBody::of(a);
             let from = events.pending_bytes();
-            events.emit(a.ts, "alert", &a.flow, Direction::ToServer, &body);
+            events.emit_with(a.ts, "alert", &a.flow, Direction::ToServer, |b| {
+                body.write_json(b)
+            });
             let Some(m) = metrics else {
                 continue;
             };
@@ -184,10 +303,12 @@ impl Publisher {
                 events.written_since(from)
             } else {
                 let mut sink = EventSink::new(true);
-                sink.emit(a.ts, "alert", &a.flow, Direction::ToServer, &body);
+                sink.emit_with(a.ts, "alert", &a.flow, Direction::ToServer, |b| {
+                    body.write_json(b)
+                });
                 &*one.insert(sink.take())
             };
-            // Serialized by serde_json: UTF-8 (checked, not assumed).
+            // Written from `&str`s and ASCII: UTF-8 (checked, not assumed).
             let line = match std::str::from_utf8(bytes) {
                 Ok(l) => std::borrow::Cow::Borrowed(l),
                 Err(_) => String::from_utf8_lossy(bytes),
@@ -205,5 +326,165 @@ impl Publisher {
                 r.push_back(s);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::FlowMeta;
+    use crate::protocols::AppProto;
+    use std::borrow::Cow;
+
+    fn alert(client: &str, server: &str, side: &'static str) -> Alert {
+        let flow = FlowMeta {
+            flow_id: 42,
+            proto: 6,
+            client: (client.parse().unwrap(), 40000),
+            server: (server.parse().unwrap(), 104),
+            vlan: [0; 2],
+            client_mac: [0x02, 0, 0, 0, 0, 1],
+            server_mac: [0; 6],
+            to_group: false,
+            app_proto: Some(AppProto::Dicom),
+        };
+        Alert {
+            ts: Ts::from_timeval(1_700_000_000, 5),
+            signature_id: 6_000_001,
+            signature: "plain".into(),
+            category: "cleartext-phi",
+            severity: 2,
+            flow,
+            family: None,
+            anomaly: None,
+            protocol: Some("dicom"),
+            matched: Vec::new(),
+            device_side: side,
+            count: 1,
+            first: Ts::from_timeval(1_699_999_000, 7),
+        }
+    }
+
+    /// Every string shape serde_json escapes or passes: quotes, backslashes, the short escapes,
+    /// every other control character, DEL, non-ASCII (2-, 3-, 4-byte, U+2028), empty.
+    fn strings() -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            String::new(),
+            "a\"b\\c/d".into(),
+            "\u{7f}é€😀\u{2028}\u{2029}\u{feff}".into(),
+            "tab\tnl\ncr\rbs\u{8}ff\u{c}".into(),
+        ];
+        v.push((0u8..0x20).map(char::from).collect());
+        v.push((0x20u8..0x7f).map(char::from).collect());
+        v
+    }
+
+    fn alerts() -> Vec<Alert> {
+        let mut out = Vec::new();
+        let ips = [
+            ("10.0.0.1", "192.168.255.254"),
+            ("0.0.0.0", "255.255.255.255"),
+            ("fe80::1", "2001:db8::ff00:42:8329"),
+            ("::", "::ffff:10.1.2.3"),
+            ("::1", "1:2:3:4:5:6:7:8"),
+        ];
+        for (i, s) in strings().into_iter().enumerate() {
+            for (j, (c, srv)) in ips.iter().enumerate() {
+                let side = if (i + j) % 2 == 0 { "server" } else { "client" };
+                let mut a = alert(c, srv, side);
+                a.signature = s.clone();
+                a.severity = (i * 37 + j) as u8;
+                a.signature_id = u32::MAX - (i + j) as u32;
+                a.count = if j % 2 == 0 { 1 } else { 7 + u64::MAX / 2 };
+                match (i + j) % 3 {
+                    0 => {}
+                    1 => {
+                        a.protocol = None;
+                        a.anomaly = Some(if j == 3 { "scan_hosts" } else { "volume" });
+                    }
+                    _ => {
+                        a.protocol = None;
+                    }
+                }
+                a.flow.server_mac = if j == 4 {
+                    [0; 6]
+                } else {
+                    [0xab, 0xcd, 0xef, 0, 0x10, 0xff]
+                };
+                a.flow.client_mac = if j == 1 { [0; 6] } else { [2, 0, 0, 0, 0, 9] };
+                a.matched = match j {
+                    0 => Vec::new(),
+                    1 => vec![(s.clone(), FactValue::Str(s.clone()))],
+                    _ => vec![
+                        ("z".into(), FactValue::Int(i64::MIN)),
+                        ("b".into(), FactValue::Bool(true)),
+                        ("a".into(), FactValue::Int(-1)),
+                        (s.clone(), FactValue::Bool(false)),
+                        ("b".into(), FactValue::Int(i64::MAX)),
+                        (
+                            "list".into(),
+                            FactValue::List(vec![
+                                Cow::Borrowed("TLS_AES_128_GCM_SHA256"),
+                                Cow::Owned(s.clone()),
+                                Cow::Borrowed(""),
+                            ]),
+                        ),
+                        ("empty".into(), FactValue::List(Vec::new())),
+                        ("a".into(), FactValue::Str(s.clone())),
+                        ("é".into(), FactValue::Int(0)),
+                    ],
+                };
+                out.push(a);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn hand_written_alert_is_what_serde_json_writes() {
+        let all = alerts();
+        let mut firsts = 0;
+        for a in &all {
+            let body = AlertBody::of(a);
+            let mut got = Vec::new();
+            body.write_json(&mut got);
+            let want = serde_json::to_vec(&body).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
+            assert_eq!(got, want);
+            firsts += usize::from(body.first_seen.is_some());
+        }
+        assert!(firsts > 0 && firsts < all.len());
+        // The whole lines, through `publish` with and without an event file and the ring.
+        let metrics = Metrics::new("test");
+        let mut events = EventSink::new(true);
+        Publisher::new().publish(&all, &mut events, Some(&metrics));
+        let mut off = EventSink::new(false);
+        Publisher::new().publish(&all, &mut off, Some(&metrics));
+        let mut want = EventSink::new(true);
+        for a in &all {
+            want.emit(
+                a.ts,
+                "alert",
+                &a.flow,
+                Direction::ToServer,
+                &AlertBody::of(a),
+            );
+        }
+        let want = want.take();
+        assert_eq!(events.take(), want);
+        let ring: Vec<String> = metrics
+            .recent_alerts
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect();
+        let lines: Vec<&str> = std::str::from_utf8(&want).unwrap().lines().collect();
+        assert_eq!(ring.len(), 2 * lines.len());
+        assert_eq!(ring[..lines.len()], lines[..]);
+        assert_eq!(ring[lines.len()..], lines[..]);
     }
 }
