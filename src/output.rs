@@ -30,8 +30,9 @@ pub struct EventSink {
     spill: Option<Spill>,
 }
 
-/// Takes a full buffer of lines (see [`EventSink::spilling`]).
-pub type Spill = Box<dyn FnMut(Vec<u8>) + Send>;
+/// Takes a full buffer of lines (see [`EventSink::spilling`]) and gives back an emptied buffer
+/// to go on with (a writer's spare for reuse, or `Vec::new()`).
+pub type Spill = Box<dyn FnMut(Vec<u8>) -> Vec<u8> + Send>;
 
 impl EventSink {
     pub fn new(enabled: bool) -> EventSink {
@@ -57,7 +58,10 @@ impl EventSink {
         if self.buf.len() >= SINK_FLUSH_BYTES {
             if let Some(spill) = &mut self.spill {
                 let cap = self.buf.capacity().min(2 * SINK_FLUSH_BYTES);
-                spill(std::mem::replace(&mut self.buf, Vec::with_capacity(cap)));
+                let mut next = spill(std::mem::take(&mut self.buf));
+                next.clear();
+                next.reserve_exact(cap);
+                self.buf = next;
             }
         }
     }
@@ -322,7 +326,13 @@ mod tests {
         use std::sync::{Arc, Mutex};
         let got = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
         let g = got.clone();
-        let mut sink = EventSink::spilling(true, Box::new(move |l| g.lock().unwrap().push(l)));
+        let mut sink = EventSink::spilling(
+            true,
+            Box::new(move |l| {
+                g.lock().unwrap().push(l);
+                Vec::new()
+            }),
+        );
         for i in 0..10_000u64 {
             sink.emit_global(Ts(i as i64), "stats", &i);
         }

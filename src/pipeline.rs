@@ -141,6 +141,9 @@ impl Pipeline {
     pub fn start(opts: &Options, metrics: &Arc<Metrics>, live: bool) -> Result<Pipeline> {
         let workers = opts.workers.max(1);
         let (ev_tx, ev_rx) = bounded::<WriterMsg>(opts.limits.event_queue);
+        // Written-out line buffers go back to the workers' sinks for reuse (no 128 KiB
+        // allocation, freed on another thread, per spilled buffer); at most two per worker wait.
+        let (lines_spare_tx, lines_spare_rx) = bounded::<Vec<u8>>(2 * workers);
         let writer = match &opts.events {
             Some(path) => {
                 let mut w = EventWriter::open(path)
@@ -151,18 +154,24 @@ impl Pipeline {
                         // `stats` events are not counted as produced; keep them out of `written`.
                         let mut stats_lines = 0;
                         for msg in ev_rx {
-                            let lines = match msg {
-                                WriterMsg::Lines(l) => l,
+                            let (lines, reuse) = match msg {
+                                WriterMsg::Lines(l) => (l, true),
                                 WriterMsg::Stats(ts, mut rec) => {
                                     rec.events.written = w.written_events - stats_lines;
                                     stats_lines += 1;
                                     let mut sink = EventSink::new(true);
                                     sink.emit_global(ts, "stats", &*rec);
-                                    sink.take()
+                                    (sink.take(), false)
                                 }
                             };
                             let n = w.write_lines(&lines)?;
                             m.events_written.inc_by(n);
+                            if reuse
+                                && (SINK_FLUSH_BYTES..=2 * SINK_FLUSH_BYTES)
+                                    .contains(&lines.capacity())
+                            {
+                                let _ = lines_spare_tx.try_send(lines);
+                            }
                         }
                         w.finish()?;
                         Ok(w.written_events - stats_lines)
@@ -206,6 +215,7 @@ impl Pipeline {
             let m = metrics.clone();
             let ev = ev_tx.clone();
             let spare = spare_tx.clone();
+            let lines_spare = lines_spare_rx.clone();
             let obs = ObsChannel {
                 worker: w,
                 through: Ts::ZERO,
@@ -219,7 +229,9 @@ impl Pipeline {
             handles.push(
                 thread::Builder::new()
                     .name(format!("medtap-worker-{w}"))
-                    .spawn(move || Worker::new(table, tap, m, ev, events_on, obs).run(rx, spare))?,
+                    .spawn(move || {
+                        Worker::new(table, tap, m, ev, lines_spare, events_on, obs).run(rx, spare)
+                    })?,
             );
         }
         // Only the workers hold senders: the central thread ends when the last worker does.
@@ -787,6 +799,7 @@ impl Worker {
         tap: Tap,
         metrics: Arc<Metrics>,
         ev: Sender<WriterMsg>,
+        lines_spare: Receiver<Vec<u8>>,
         events_on: bool,
         obs: ObsChannel,
     ) -> Worker {
@@ -800,6 +813,7 @@ impl Worker {
                         events_on,
                         Box::new(move |lines| {
                             let _ = ev.send(WriterMsg::Lines(lines));
+                            lines_spare.try_recv().unwrap_or_default()
                         }),
                     )
                 },
