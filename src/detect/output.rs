@@ -212,22 +212,11 @@ fn push_mac(b: &mut Vec<u8>, m: [u8; 6]) {
 }
 
 /// The serde reference of a MAC: the text the event had before [`push_mac`] (a `String`
-/// built per alert).
+/// built per alert by [`medtap_parsers::oui::format_mac`]).
 #[cfg(test)]
 fn ser_mac<S: Serializer>(m: &Option<[u8; 6]>, s: S) -> Result<S::Ok, S::Error> {
     match m {
-        Some(m) => {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            let mut t = String::with_capacity(17);
-            for (i, b) in m.iter().enumerate() {
-                if i > 0 {
-                    t.push(':');
-                }
-                t.push(char::from(HEX[usize::from(b >> 4)]));
-                t.push(char::from(HEX[usize::from(b & 15)]));
-            }
-            s.serialize_some(&t)
-        }
+        Some(m) => s.serialize_some(&medtap_parsers::oui::format_mac(m)),
         None => s.serialize_none(),
     }
 }
