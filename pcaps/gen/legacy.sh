@@ -62,13 +62,7 @@ setup() {
 # capture NAME: start tcpdump on the server veth writing pcaps/legacy/NAME.pcap
 capture() { CAP_FILE="$OUT/$1.pcap"; cap_start "$S" "$CAP_FILE" -i lg-s0; }
 # stop_capture: flush and stop it; print what tshark decodes
-stop_capture() {
-    cap_stop
-    local n
-    n=$(capinfos -c -M "$CAP_FILE" | awk -F': *' '/Number of packets/ {print $2}')
-    echo "  $(basename "$CAP_FILE"): $n packets"
-    [ "$n" -gt 0 ] || { echo "empty capture $CAP_FILE" >&2; exit 1; }
-}
+stop_capture() { cap_stop_counted "$CAP_FILE"; }
 
 # bg_server NS LOG cmd... : start a server in the background, remember its pid (SRV)
 bg_server() {

@@ -110,6 +110,15 @@ cap_stop() {
     wait "$CAP_PID" 2>/dev/null || true
 }
 
+# cap_stop_counted FILE : cap_stop, then print FILE's packet count; an empty capture is fatal
+cap_stop_counted() {
+    cap_stop
+    local n
+    n=$(capinfos -c -M "$1" | awk -F': *' '/Number of packets/ {print $2}')
+    echo "  $(basename "$1"): $n packets"
+    [ "$n" -gt 0 ] || { echo "empty capture $1" >&2; exit 1; }
+}
+
 # tcp_listening NS PORT : true when something listens on TCP PORT inside NS
 tcp_listening() { nsx "$1" ss -Hltn "sport = :$2" | grep -q LISTEN; }
 udp_bound() { nsx "$1" ss -Hlun "sport = :$2" | grep -q .; }

@@ -48,13 +48,7 @@ setup() {
 }
 
 capture() { CAP_FILE="$OUT/$1.pcap"; cap_start "$S" "$CAP_FILE" -i sm-s0; }
-stop_capture() {
-    cap_stop
-    local n
-    n=$(capinfos -c -M "$CAP_FILE" | awk -F': *' '/Number of packets/ {print $2}')
-    echo "  $(basename "$CAP_FILE"): $n packets"
-    [ "$n" -gt 0 ] || { echo "empty capture $CAP_FILE" >&2; exit 1; }
-}
+stop_capture() { cap_stop_counted "$CAP_FILE"; }
 
 # smbconf NAME MINPROTO: a self-contained smb.conf (all state under WORKDIR)
 smbconf() {
