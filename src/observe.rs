@@ -385,7 +385,8 @@ impl ObsBuf {
     }
 
     /// Everything buffered, leaving the buffer empty (with `spare`'s capacity, if given, so the
-    /// worker reuses vectors the central thread sent back).
+    /// worker reuses vectors the central thread sent back; used observations the central thread
+    /// returned in it are dropped here, on the worker that allocated them).
     pub fn take(&mut self, spare: Option<ObsBatch>) -> ObsBatch {
         let mut next = spare.unwrap_or_default();
         next.clear();

@@ -184,9 +184,11 @@ impl Pipeline {
             }
         };
         let events_on = writer.is_some();
-        // The central thread: observation batches in, emptied vectors back for reuse.
+        // The central thread: observation batches in; vectors back to each worker for reuse,
+        // carrying its used observations (freed by the thread that allocated them).
         let (obs_tx, obs_rx) = bounded::<ObsBatch>(opts.limits.observe_queue);
-        let (obs_spare_tx, obs_spare_rx) = bounded::<ObsBatch>(workers * 4);
+        let (obs_spare_tx, mut obs_spare_rx): (Vec<_>, Vec<_>) =
+            (0..workers).map(|_| bounded::<ObsBatch>(4)).unzip();
         let obs_queued = Arc::new(AtomicUsize::new(0));
         let intel = {
             let mut io = opts.intel.clone();
@@ -220,7 +222,7 @@ impl Pipeline {
                 worker: w,
                 through: Ts::ZERO,
                 tx: obs_tx.clone(),
-                spare: obs_spare_rx.clone(),
+                spare: obs_spare_rx.remove(0),
                 live,
                 drops: metrics.observations_dropped.clone(),
                 queued: obs_queued.clone(),

@@ -487,13 +487,17 @@ impl Intel {
     }
 
     /// The thread's loop: observation batches in until every worker has hung up; event lines
-    /// out through `emit`. Emptied vectors go back through `spare` for the workers to reuse.
-    /// `queued`: the observations in the queue (the workers add a batch's before sending it;
-    /// they come off here as it is received).
+    /// out through `emit`. `queued`: the observations in the queue (the workers add a batch's
+    /// before sending it; they come off here as it is received).
+    ///
+    /// Observations go back, used, to the worker that made them (`spare[worker]`), which drops
+    /// them when it next takes the vector for reuse: their strings and vectors are then freed
+    /// by the thread that allocated them (glibc frees another thread's memory under that
+    /// arena's lock, and the two threads then contend for it on every free).
     pub fn run(
         mut self,
         rx: Receiver<ObsBatch>,
-        spare: Sender<ObsBatch>,
+        spare: Vec<Sender<ObsBatch>>,
         queued: &std::sync::atomic::AtomicUsize,
         mut emit: impl FnMut(Vec<u8>),
     ) -> IntelSummary {
@@ -503,6 +507,7 @@ impl Intel {
         let tick = self.opts.flush_every.min(Duration::from_secs(1));
         let mut flushed = Instant::now();
         let mut inventory_written = Instant::now();
+        let mut returns = Returns::new(spare);
         loop {
             match rx.recv_timeout(tick) {
                 Ok(mut batch) => {
@@ -510,8 +515,9 @@ impl Intel {
                     match &mut reorder {
                         Some(r) => {
                             r.add(&mut batch);
-                            while let Some((key, o)) = r.pop_ready() {
+                            while let Some((key, w, o)) = r.pop_ready() {
                                 self.observe_in_order(key, &o);
+                                returns.push(w, o);
                                 // A release can be thousands of observations (the end of
                                 // capture, a sweep): hand over the alerts every 64 KiB.
                                 if let Some(lines) = self.take_events(false) {
@@ -530,10 +536,14 @@ impl Intel {
                             for o in &batch.items {
                                 self.observe(o);
                             }
+                            let w = batch.worker;
+                            for o in batch.items.drain(..) {
+                                returns.push(w, o);
+                            }
                         }
                     }
-                    batch.clear();
-                    let _ = spare.try_send(batch);
+                    // The batch's vectors go back, carrying its worker's used observations.
+                    returns.send(batch.worker, Some(batch));
                     self.after_batch(false);
                     if let Some(lines) = self.take_events(false) {
                         emit(lines);
@@ -549,7 +559,7 @@ impl Intel {
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     if let Some(r) = &mut reorder {
-                        while let Some((key, o)) = r.pop_any() {
+                        while let Some((key, _, o)) = r.pop_any() {
                             self.observe_in_order(key, &o);
                             if let Some(lines) = self.take_events(false) {
                                 emit(lines);
@@ -587,6 +597,51 @@ impl Intel {
             observations: self.observations,
             devices: self.table.len(),
             errors: self.errors,
+        }
+    }
+}
+
+/// Used observations go back to their worker in vectors of at most this many.
+const RETURN_CHUNK: usize = 256;
+
+/// Used observations on their way back to the workers that made them (see [`Intel::run`]).
+struct Returns {
+    spare: Vec<Sender<ObsBatch>>,
+    used: Vec<Vec<Observation>>,
+}
+
+impl Returns {
+    fn new(spare: Vec<Sender<ObsBatch>>) -> Returns {
+        let used = spare.iter().map(|_| Vec::new()).collect();
+        Returns { spare, used }
+    }
+
+    /// A processed observation of worker `w`: sent back once [`RETURN_CHUNK`] are waiting.
+    fn push(&mut self, w: usize, o: Observation) {
+        let Some(u) = self.used.get_mut(w) else {
+            return;
+        };
+        if u.capacity() == 0 {
+            u.reserve_exact(RETURN_CHUNK);
+        }
+        u.push(o);
+        if u.len() >= RETURN_CHUNK {
+            self.send(w, None);
+        }
+    }
+
+    /// Send worker `w`'s used observations back, in `batch`'s vectors when given (the batch
+    /// the worker just sent, emptied). When the worker's queue of spares is full they are
+    /// dropped here.
+    fn send(&mut self, w: usize, batch: Option<ObsBatch>) {
+        let mut b = batch.unwrap_or_default();
+        b.clear();
+        b.worker = w;
+        if let Some(u) = self.used.get_mut(w) {
+            std::mem::swap(u, &mut b.items);
+        }
+        if let Some(tx) = self.spare.get(w) {
+            let _ = tx.try_send(b);
         }
     }
 }

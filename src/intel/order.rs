@@ -28,6 +28,8 @@ type SortKey = (Ts, Ts, u8, u64, u64);
 
 struct Held {
     key: SortKey,
+    /// The worker that sent it (its vectors go back to that worker to be freed there).
+    worker: usize,
     obs: Observation,
 }
 
@@ -85,6 +87,7 @@ impl Reorder {
             self.held_min = self.held_min.min(key);
             self.held.push(Held {
                 key: (key, o.ts(), rank, id, self.seq),
+                worker: b.worker,
                 obs: o,
             });
         }
@@ -153,13 +156,13 @@ impl Reorder {
     }
 
     /// The next released observation, if any is left.
-    fn next_ready(&mut self) -> Option<(Ts, Observation)> {
-        self.ready.pop().map(|h| (h.key.0, h.obs))
+    fn next_ready(&mut self) -> Option<(Ts, usize, Observation)> {
+        self.ready.pop().map(|h| (h.key.0, h.worker, h.obs))
     }
 
     /// The next observation whose turn has come (or, when too many are held, the earliest),
-    /// with its order key.
-    pub fn pop_ready(&mut self) -> Option<(Ts, Observation)> {
+    /// with its order key and the worker that sent it.
+    pub fn pop_ready(&mut self) -> Option<(Ts, usize, Observation)> {
         if self.ready.is_empty() {
             let w = self.through.iter().copied().min().unwrap_or(Ts::ZERO);
             if self.held_min < w || self.held.len() > MAX_HELD {
@@ -170,7 +173,7 @@ impl Reorder {
     }
 
     /// The next observation in order, whatever the workers reported (every worker is done).
-    pub fn pop_any(&mut self) -> Option<(Ts, Observation)> {
+    pub fn pop_any(&mut self) -> Option<(Ts, usize, Observation)> {
         if self.ready.is_empty() && !self.held.is_empty() {
             self.release(Ts(i64::MAX), 0, false);
         }
@@ -233,7 +236,7 @@ mod tests {
         let mut v = Vec::new();
         loop {
             let o = if all { r.pop_any() } else { r.pop_ready() };
-            match o.map(|(_, o)| o) {
+            match o.map(|(_, _, o)| o) {
                 Some(Observation::FlowStart { flow, .. }) => v.push(flow.flow_id),
                 Some(_) => unreachable!(),
                 None => return v,
@@ -318,12 +321,12 @@ mod tests {
             through[w] = base + next(30) as i64;
             b.through = Ts(through[w]);
             r.add(&mut b);
-            while let Some((k, o)) = r.pop_ready() {
+            while let Some((k, _, o)) = r.pop_ready() {
                 assert!(k.0 < *through.iter().min().unwrap());
                 got.push((k.0, o.ts().0, flow_id(&o)));
             }
         }
-        while let Some((k, o)) = r.pop_any() {
+        while let Some((k, _, o)) = r.pop_any() {
             got.push((k.0, o.ts().0, flow_id(&o)));
         }
         assert_eq!(r.forced, 0);
