@@ -208,34 +208,74 @@ pub fn push_i64(b: &mut Vec<u8>, v: i64) {
     b.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
+/// What [`push_json_str`] writes for a byte: 0 as is, `u` as `\u00xx`, else `\` and this byte.
+const JSON_ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = b'u';
+        c += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+/// Whether any of the 8 bytes of `w` is below 0x20, `"` or `\` (bit tricks: "has a zero
+/// byte" of `w ^ c`, "has a byte less than n" of `w`; both exact about whether any byte does).
+#[inline]
+fn any_to_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let below = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    (below | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\')))) != 0
+}
+
 /// Appends `s` as a JSON string, quoted and escaped exactly as `serde_json` writes it: `"` and
 /// `\\` escaped, `\b \t \n \f \r` short, other control characters below 0x20 as `\u00xx`
-/// (lower-case hex), everything else (DEL and non-ASCII included) as is.
+/// (lower-case hex), everything else (DEL and non-ASCII included) as is. Runs of bytes with
+/// nothing to escape are found 8 bytes at a time and copied whole.
 pub fn push_json_str(b: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    b.push(b'"');
     let bytes = s.as_bytes();
+    b.reserve(bytes.len() + 2);
+    b.push(b'"');
     let mut start = 0;
-    for (i, &c) in bytes.iter().enumerate() {
-        let short: &[u8] = match c {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            0x08 => b"\\b",
-            0x09 => b"\\t",
-            0x0a => b"\\n",
-            0x0c => b"\\f",
-            0x0d => b"\\r",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        b.extend_from_slice(&bytes[start..i]);
-        start = i + 1;
-        if short.is_empty() {
-            b.extend_from_slice(b"\\u00");
-            b.push(HEX[usize::from(c >> 4)]);
-            b.push(HEX[usize::from(c & 0xf)]);
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(w) = bytes.get(i..i + 8) {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(w);
+            if !any_to_escape(u64::from_le_bytes(a)) {
+                i += 8;
+                continue;
+            }
+        }
+        let c = bytes[i];
+        let e = JSON_ESCAPE[usize::from(c)];
+        i += 1;
+        if e == 0 {
+            continue;
+        }
+        b.extend_from_slice(&bytes[start..i - 1]);
+        start = i;
+        if e == b'u' {
+            b.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(c >> 4)],
+                HEX[usize::from(c & 0xf)],
+            ]);
         } else {
-            b.extend_from_slice(short);
+            b.extend_from_slice(&[b'\\', e]);
         }
     }
     b.extend_from_slice(&bytes[start..]);
@@ -246,23 +286,125 @@ pub fn push_json_str(b: &mut Vec<u8>, s: &str) {
 pub fn push_ip(b: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(a) => {
+            let mut t = [0u8; 15];
+            let mut n = 0;
             for (i, o) in a.octets().into_iter().enumerate() {
                 if i > 0 {
-                    b.push(b'.');
+                    t[n] = b'.';
+                    n += 1;
                 }
                 if o >= 100 {
-                    b.push(b'0' + o / 100);
+                    t[n] = b'0' + o / 100;
+                    n += 1;
                 }
                 if o >= 10 {
-                    b.push(b'0' + o / 10 % 10);
+                    t[n] = b'0' + o / 10 % 10;
+                    n += 1;
                 }
-                b.push(b'0' + o % 10);
+                t[n] = b'0' + o % 10;
+                n += 1;
             }
+            b.extend_from_slice(&t[..n]);
         }
         IpAddr::V6(_) => {
             let _ = write!(b, "{ip}");
         }
     }
+}
+
+/// Writes one JSON object member by member, as `serde_json` writes a struct (`{"a":1,"b":"x"}`),
+/// for events written by hand. Keys are written as given: ASCII names with nothing to escape.
+pub struct JsonObj<'b> {
+    pub b: &'b mut Vec<u8>,
+    first: bool,
+}
+
+impl<'b> JsonObj<'b> {
+    pub fn new(b: &'b mut Vec<u8>) -> JsonObj<'b> {
+        b.push(b'{');
+        JsonObj { b, first: true }
+    }
+
+    /// Writes the separator and `"k":`; the caller writes the value into the returned buffer.
+    pub fn key(&mut self, k: &str) -> &mut Vec<u8> {
+        if !self.first {
+            self.b.push(b',');
+        }
+        self.first = false;
+        self.b.push(b'"');
+        self.b.extend_from_slice(k.as_bytes());
+        self.b.extend_from_slice(b"\":");
+        self.b
+    }
+
+    /// [`JsonObj::key`] for a key that may need escaping (map keys).
+    pub fn key_escaped(&mut self, k: &str) -> &mut Vec<u8> {
+        if !self.first {
+            self.b.push(b',');
+        }
+        self.first = false;
+        push_json_str(self.b, k);
+        self.b.push(b':');
+        self.b
+    }
+
+    pub fn str(&mut self, k: &str, v: &str) {
+        let b = self.key(k);
+        push_json_str(b, v);
+    }
+
+    pub fn opt_str(&mut self, k: &str, v: Option<&str>) {
+        if let Some(v) = v {
+            self.str(k, v);
+        }
+    }
+
+    pub fn u64(&mut self, k: &str, v: u64) {
+        let b = self.key(k);
+        push_u64(b, v);
+    }
+
+    pub fn opt_u64(&mut self, k: &str, v: Option<u64>) {
+        if let Some(v) = v {
+            self.u64(k, v);
+        }
+    }
+
+    pub fn bool(&mut self, k: &str, v: bool) {
+        let b = self.key(k);
+        b.extend_from_slice(if v { b"true" } else { b"false" });
+    }
+
+    /// A JSON array under `k`, each item written by `f`.
+    pub fn array<T>(
+        &mut self,
+        k: &str,
+        items: impl IntoIterator<Item = T>,
+        f: impl FnMut(&mut Vec<u8>, T),
+    ) {
+        let b = self.key(k);
+        push_array(b, items, f);
+    }
+
+    pub fn end(self) {
+        self.b.push(b'}');
+    }
+}
+
+/// A JSON array, each item written by `f`.
+pub fn push_array<T>(
+    b: &mut Vec<u8>,
+    items: impl IntoIterator<Item = T>,
+    mut f: impl FnMut(&mut Vec<u8>, T),
+) {
+    b.push(b'[');
+    for (i, x) in items.into_iter().enumerate() {
+        if i > 0 {
+            b.push(b',');
+        }
+        f(b, x);
+    }
+    b.push(b']');
 }
 
 /// The single owner of the event file.
@@ -435,6 +577,19 @@ mod tests {
             .filter_map(char::from_u32)
             .map(|c| format!("a{c}b{c}"))
             .collect();
+        // Every position within and across 8-byte words, for the characters to escape and
+        // their neighbours.
+        for c in [
+            '\0', '\u{1f}', ' ', '!', '"', '#', '[', '\\', ']', '\u{7f}', 'é', '\n',
+        ] {
+            for at in 0..20 {
+                let mut t = "abcdefghijklmnopqrst".to_string();
+                t.insert(at, c);
+                cases.push(t.clone());
+                t.insert(at / 2, c);
+                cases.push(t);
+            }
+        }
         cases.extend(
             [
                 "",
@@ -453,6 +608,15 @@ mod tests {
                 String::from_utf8(b).unwrap(),
                 serde_json::to_string(&s).unwrap()
             );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_escaped_as_serde_json_escapes_it(s in "(\\PC|[\\x00-\\x1f\"\\\\]){0,40}") {
+            let mut b = Vec::new();
+            push_json_str(&mut b, &s);
+            proptest::prop_assert_eq!(String::from_utf8(b).unwrap(), serde_json::to_string(&s).unwrap());
         }
     }
 

@@ -50,16 +50,46 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// What [`Ts::rfc3339`] writes for a time out of years 0 to 9999.
+const OUT_OF_RANGE: &[u8; 31] = b"1970-01-01T00:00:00.000000+0000";
+
 impl Ts {
     /// RFC 3339 with microseconds and an explicit UTC offset, as Suricata writes `timestamp`
     /// (`2018-01-29T19:23:42.000042+0000`; out of years 0 to 9999, the epoch).
     pub fn rfc3339(self) -> [u8; 31] {
+        thread_local! {
+            /// The last second formatted on this thread and its text up to the seconds: most
+            /// timestamps written in a row fall in the same second.
+            static LAST: std::cell::Cell<(i64, [u8; 19])> =
+                const { std::cell::Cell::new((i64::MIN, [0; 19])) };
+        }
         let secs = self.secs();
         let micros = self.0.rem_euclid(1_000_000) as u32;
+        let (last_secs, head) = LAST.get();
+        if last_secs == secs {
+            let mut b = *b"0000-00-00T00:00:00.000000+0000";
+            b[..19].copy_from_slice(&head);
+            let mut v = micros;
+            for i in (20..26).rev() {
+                b[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+            return b;
+        }
+        let b = Ts::rfc3339_uncached(secs, micros);
+        if b != *OUT_OF_RANGE {
+            let mut head = [0u8; 19];
+            head.copy_from_slice(&b[..19]);
+            LAST.set((secs, head));
+        }
+        b
+    }
+
+    fn rfc3339_uncached(secs: i64, micros: u32) -> [u8; 31] {
         let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
         let sod = secs.rem_euclid(86_400) as u32;
         if !(0..=9999).contains(&y) {
-            return *b"1970-01-01T00:00:00.000000+0000";
+            return *OUT_OF_RANGE;
         }
         let mut b = *b"0000-00-00T00:00:00.000000+0000";
         let put = |b: &mut [u8], at: usize, width: usize, mut v: u32| {
@@ -110,6 +140,24 @@ mod tests {
                 (i64::from(t.year()), t.month() as u32, u32::from(t.day())),
                 "{secs}"
             );
+        }
+    }
+
+    #[test]
+    fn cached_seconds_format_as_fresh_ones() {
+        let mut t = 1_517_253_822_000_000i64 - 3_000_000;
+        for step in [1, 7, 999_999, 1_000_000, 86_400_000_000, 13, -5_000_000, 0] {
+            for _ in 0..50 {
+                t += step;
+                let secs = Ts(t).secs();
+                let micros = t.rem_euclid(1_000_000) as u32;
+                assert_eq!(Ts(t).rfc3339(), Ts::rfc3339_uncached(secs, micros), "{t}");
+            }
+        }
+        for t in [i64::MIN, -1, 0, 253_402_300_800_000_000, i64::MAX] {
+            let secs = Ts(t).secs();
+            let micros = t.rem_euclid(1_000_000) as u32;
+            assert_eq!(Ts(t).rfc3339(), Ts::rfc3339_uncached(secs, micros), "{t}");
         }
     }
 

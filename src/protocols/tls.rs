@@ -18,11 +18,13 @@
 //! record header; otherwise it gives up.
 
 use medtap_parsers::tls::{self, ClientHello, ContentType, Handshake, HandshakeType, ServerHello};
+#[cfg(test)]
 use serde::Serialize;
 
 use super::{AppContext, AppParser, Direction};
 use crate::fingerprint::EvidenceKind;
 use crate::observe::{FactValue, Facts};
+use crate::output::{push_json_str, JsonObj};
 use crate::stats::{Counter, WorkerStats};
 
 /// Bytes of one hello message buffered per direction. A ClientHello is usually 200 to 2000
@@ -406,13 +408,16 @@ impl TlsState {
             return;
         }
         self.emitted = true;
-        let body = self.event();
+        let (ja3, ja4) = match &self.client {
+            Some((_, c)) => fingerprints(c),
+            None => (None, None),
+        };
+        let ja3s = self.server.as_ref().and_then(|(_, s)| s.ja3s());
         if let Some((d, _)) = &self.client {
-            let ja3 = body
-                .ja3
+            let ja3 = ja3
                 .as_ref()
                 .map(|j| (EvidenceKind::TlsJa3, j.hash.as_str(), 100));
-            let ja4 = body.ja4.as_deref().map(|j| (EvidenceKind::TlsJa4, j, 100));
+            let ja4 = ja4.as_deref().map(|j| (EvidenceKind::TlsJa4, j, 100));
             let (mac, ip) = cx.flow.sender(*d);
             match (ja3, ja4) {
                 (Some(a), Some(b)) => cx.obs.evidence_refs(cx.ts, mac, Some(ip), &[a, b]),
@@ -428,9 +433,108 @@ impl TlsState {
             (None, Some((d, _))) => d.reverse(),
             (None, None) => Direction::ToServer,
         };
-        cx.events.emit(cx.ts, "tls", cx.flow, src, &body);
+        cx.events.emit_with(cx.ts, "tls", cx.flow, src, |b| {
+            self.write_event(ja3.as_ref(), ja4.as_deref(), ja3s.as_ref(), b)
+        });
         let facts = self.facts();
         cx.obs.facts(cx.ts, cx.flow, facts);
+    }
+
+    /// The `tls` event body: the JSON object `serde_json` makes of [`TlsState::event`] (a test
+    /// holds them equal), written by hand from the hellos without building the event.
+    fn write_event(
+        &self,
+        ja3: Option<&tls::Ja3>,
+        ja4: Option<&str>,
+        ja3s: Option<&tls::Ja3>,
+        b: &mut Vec<u8>,
+    ) {
+        let c = self.client.as_ref().map(|(_, c)| c);
+        let s = self.server.as_ref().map(|(_, s)| s);
+        let mut o = JsonObj::new(b);
+        if let Some(s) = s {
+            Code::version(s.negotiated_version()).write(o.key("version"));
+        }
+        if let Some(c) = c {
+            o.opt_str("sni", c.sni.as_deref());
+            Code::Hex4(c.version).write(o.key("client_version"));
+            if !c.supported_versions.is_empty() {
+                o.array(
+                    "client_supported_versions",
+                    &c.supported_versions,
+                    |b, &v| Code::Hex4(v).write(b),
+                );
+            }
+        }
+        if let Some(s) = s {
+            Code::Hex4(s.version).write(o.key("server_version"));
+            if let Some(v) = s.selected_version {
+                Code::Hex4(v).write(o.key("server_selected_version"));
+            }
+            if !s.sslv2 {
+                Code::Hex4(s.cipher_suite).write(o.key("cipher_suite"));
+            }
+        }
+        if let Some(c) = c {
+            if c.sslv2 {
+                if !c.sslv2_cipher_specs.is_empty() {
+                    o.array(
+                        "client_cipher_suites",
+                        c.sslv2_cipher_specs.iter().take(EVENT_MAX_CIPHER_SUITES),
+                        |b, &v| Code::Hex6(v).write(b),
+                    );
+                }
+            } else if !c.cipher_suites.is_empty() {
+                o.array(
+                    "client_cipher_suites",
+                    c.cipher_suites.iter().take(EVENT_MAX_CIPHER_SUITES),
+                    |b, &v| Code::Hex4(v).write(b),
+                );
+            }
+            if !c.alpn.is_empty() {
+                o.array("alpn", &c.alpn, |b, a| push_json_str(b, a));
+            }
+        }
+        if let Some(a) = s.and_then(|s| s.alpn.as_deref()) {
+            o.str("server_alpn", a);
+        }
+        for (k, j) in [("ja3", ja3), ("ja3s", ja3s)] {
+            if let Some(j) = j {
+                let mut f = JsonObj::new(o.key(k));
+                f.str("hash", &j.hash);
+                f.str("string", &j.string);
+                f.end();
+            }
+        }
+        o.opt_str("ja4", ja4);
+        if c.is_some_and(|c| c.sslv2) || s.is_some_and(|s| s.sslv2) {
+            o.bool("sslv2", true);
+        }
+        if let Some((d, level, description)) = self.alert {
+            let mut a = JsonObj::new(o.key("alert"));
+            a.str("from", self.alert_from(d));
+            a.u64("level", u64::from(level));
+            a.u64("description", u64::from(description));
+            a.end();
+        }
+        if let Some((_, len)) = self.too_large {
+            let mut l = JsonObj::new(o.key("handshake_too_large"));
+            l.u64("value", len as u64);
+            l.u64("limit", MAX_HANDSHAKE_BUF as u64);
+            l.end();
+        }
+        o.end();
+    }
+
+    /// "client" or "server": who sent an alert that travelled in `d`.
+    fn alert_from(&self, d: Direction) -> &'static str {
+        if Some(d) == self.client.as_ref().map(|(cd, _)| *cd)
+            || (self.client.is_none() && d == Direction::ToServer)
+        {
+            "client"
+        } else {
+            "server"
+        }
     }
 
     /// What detection rules test: versions offered (the hello's version and its
@@ -487,6 +591,8 @@ impl TlsState {
         )
     }
 
+    /// The event as a struct: the reference [`TlsState::write_event`] is tested against.
+    #[cfg(test)]
     fn event(&self) -> TlsEvent {
         let c = self.client.as_ref().map(|(_, c)| c);
         let s = self.server.as_ref().map(|(_, s)| s);
@@ -529,13 +635,7 @@ impl TlsState {
         }
         ev.sslv2 = c.is_some_and(|c| c.sslv2) || s.is_some_and(|s| s.sslv2);
         ev.alert = self.alert.map(|(d, level, description)| AlertRecord {
-            from: if Some(d) == self.client.as_ref().map(|(cd, _)| *cd)
-                || (self.client.is_none() && d == Direction::ToServer)
-            {
-                "client"
-            } else {
-                "server"
-            },
+            from: self.alert_from(d),
             level,
             description,
         });
@@ -729,6 +829,26 @@ impl Code {
     }
 }
 
+impl Code {
+    /// Appends the code as a JSON string, as its `Serialize` writes it (a test holds them equal).
+    fn write(self, b: &mut Vec<u8>) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let (v, digits) = match self {
+            Code::Name(n) => return push_json_str(b, n),
+            Code::Hex4(v) => (u32::from(v), 4),
+            Code::Hex6(v) if v <= 0xff_ffff => (v, 6),
+            Code::Hex6(v) => return push_json_str(b, &format!("0x{v:06x}")),
+        };
+        let mut t = *b"\"0x000000\"";
+        for i in 0..digits {
+            t[3 + i] = HEX[((v >> (4 * (digits - 1 - i))) & 0xf) as usize];
+        }
+        t[3 + digits] = b'"';
+        b.extend_from_slice(&t[..4 + digits]);
+    }
+}
+
+#[cfg(test)]
 impl Serialize for Code {
     fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -748,12 +868,14 @@ impl Serialize for Code {
     }
 }
 
+#[cfg(test)]
 #[derive(Serialize)]
 struct Fingerprint {
     hash: String,
     string: String,
 }
 
+#[cfg(test)]
 impl From<tls::Ja3> for Fingerprint {
     fn from(j: tls::Ja3) -> Self {
         Fingerprint {
@@ -763,6 +885,7 @@ impl From<tls::Ja3> for Fingerprint {
     }
 }
 
+#[cfg(test)]
 #[derive(Serialize)]
 struct AlertRecord {
     from: &'static str,
@@ -770,12 +893,14 @@ struct AlertRecord {
     description: u8,
 }
 
+#[cfg(test)]
 #[derive(Serialize)]
 struct LimitRecord {
     value: u64,
     limit: u64,
 }
 
+#[cfg(test)]
 /// The `tls` event body. Names follow Suricata's EVE `tls` object where it has one.
 #[derive(Serialize, Default)]
 struct TlsEvent {
@@ -890,7 +1015,93 @@ mod tests {
                 serde_json::to_string(&Code::Hex6(v)).unwrap(),
                 format!("\"0x{v:06x}\"")
             );
+            let mut codes = vec![Code::Hex6(v)];
+            if let Ok(v16) = u16::try_from(v) {
+                codes.extend([Code::Hex4(v16), Code::version(v16)]);
+            }
+            for c in codes {
+                let mut b = Vec::new();
+                c.write(&mut b);
+                assert_eq!(
+                    String::from_utf8(b).unwrap(),
+                    serde_json::to_string(&c).unwrap()
+                );
+            }
         }
+    }
+
+    /// What [`TlsState::emit`] writes for `st`, and what `serde_json` makes of its event.
+    fn by_hand_and_by_serde(st: &TlsState) -> (String, String) {
+        let (ja3, ja4) = match &st.client {
+            Some((_, c)) => fingerprints(c),
+            None => (None, None),
+        };
+        let ja3s = st.server.as_ref().and_then(|(_, s)| s.ja3s());
+        let mut b = Vec::new();
+        st.write_event(ja3.as_ref(), ja4.as_deref(), ja3s.as_ref(), &mut b);
+        (
+            String::from_utf8(b).unwrap(),
+            serde_json::to_string(&st.event()).unwrap(),
+        )
+    }
+
+    #[test]
+    fn event_by_hand_equals_serde_json() {
+        let mut n = 0;
+        for (c, s) in [
+            (CURL_C, CURL_S),
+            (FF_C, FF_S),
+            (TLS1_C, TLS1_S),
+            (T13_C, T13_S),
+        ] {
+            let mut st = TlsState::new();
+            let mut stats = WorkerStats::default();
+            let mut seen = Seen::default();
+            let Some(Handshake::ClientHello(ch)) = st.sides[0].feed(c, &mut stats, &mut seen)
+            else {
+                continue;
+            };
+            let mut seen = Seen::default();
+            let sh = match st.sides[1].feed(s, &mut stats, &mut seen) {
+                Some(Handshake::ServerHello(sh)) => Some(sh),
+                _ => None,
+            };
+            // Variants: odd text, SSLv2 specs of every width, lists empty and full.
+            let mut odd = ch.clone();
+            odd.sni = Some("a\"b\\c\u{1}é😀".into());
+            odd.alpn = vec!["h2".into(), "\"q\"".into(), String::new()];
+            odd.supported_versions = vec![0x0a0a, 0x0304, 0x0303, 0x7f17];
+            let mut v2 = ch.clone();
+            v2.sslv2 = true;
+            v2.sslv2_cipher_specs = vec![0x0700c0, 0x010080, 0xff_ffff, 0x100_0000, u32::MAX];
+            let mut empty = ch.clone();
+            empty.cipher_suites.clear();
+            empty.alpn.clear();
+            empty.sni = None;
+            let mut many = ch.clone();
+            many.cipher_suites = (0..300).collect();
+            for client in [None, Some(ch), Some(odd), Some(v2), Some(empty), Some(many)] {
+                for server in [None, sh.clone()] {
+                    for dir in [Direction::ToServer, Direction::ToClient] {
+                        for alert in [None, Some((dir, 2, 40)), Some((dir.reverse(), 1, 0))] {
+                            for too_large in [None, Some((dir, 40_000))] {
+                                let st = TlsState {
+                                    client: client.clone().map(|c| (dir, c)),
+                                    server: server.clone().map(|s| (dir.reverse(), s)),
+                                    alert,
+                                    too_large,
+                                    ..TlsState::new()
+                                };
+                                let (hand, serde) = by_hand_and_by_serde(&st);
+                                assert_eq!(hand, serde);
+                                n += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(n >= 400, "{n}");
     }
 
     // Stream bytes from the corpus captures; see parsers/tests/data/README.md.

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::output::{push_json_str, push_u64, JsonObj};
+
 /// A cap that was hit: the value seen and the limit.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct LimitRecord {
@@ -249,6 +251,253 @@ pub struct DicomEvent {
     pub bytes: u64,
 }
 
+impl DicomEvent {
+    /// The JSON object `serde_json` makes of the event (a test holds them equal), written by
+    /// hand into the event buffer: an association's event is a few KiB of small fields.
+    pub fn write_json(&self, b: &mut Vec<u8>) {
+        let mut o = JsonObj::new(b);
+        o.opt_str("calling_ae", self.calling_ae.as_deref());
+        o.opt_str("called_ae", self.called_ae.as_deref());
+        o.opt_u64("protocol_version", self.protocol_version.map(u64::from));
+        o.opt_str("application_context", self.application_context.as_deref());
+        if let Some(p) = &self.requestor {
+            p.write_json(o.key("requestor"));
+        }
+        if let Some(p) = &self.acceptor {
+            p.write_json(o.key("acceptor"));
+        }
+        if !self.presentation_contexts.is_empty() {
+            o.array(
+                "presentation_contexts",
+                &self.presentation_contexts,
+                |b, c| c.write_json(b),
+            );
+        }
+        o.str("result", self.result);
+        o.bool("released", self.released);
+        if let Some(r) = &self.reject {
+            let mut r2 = JsonObj::new(o.key("reject"));
+            r2.u64("result", u64::from(r.result));
+            r2.u64("source", u64::from(r.source));
+            r2.u64("reason", u64::from(r.reason));
+            r2.end();
+        }
+        if let Some(a) = &self.abort {
+            let mut a2 = JsonObj::new(o.key("abort"));
+            a2.u64("source", u64::from(a.source));
+            a2.u64("reason", u64::from(a.reason));
+            a2.str("from", a.from);
+            a2.end();
+        }
+        if !self.commands.is_empty() {
+            o.array("commands", &self.commands, |b, c| c.write_json(b));
+        }
+        o.u64("commands_total", self.commands_total);
+        if self.unanswered != 0 {
+            o.u64("unanswered", self.unanswered);
+        }
+        if !self.phi_present.is_empty() {
+            o.array("phi_present", &self.phi_present, |b, s| push_json_str(b, s));
+        }
+        if !self.datasets.is_empty() {
+            o.array("datasets", &self.datasets, |b, d| d.write_json(b));
+        }
+        {
+            let mut m = JsonObj::new(o.key("pdus"));
+            for (k, v) in &self.pdus {
+                let b = m.key_escaped(k);
+                push_u64(b, *v);
+            }
+            m.end();
+        }
+        if !self.unknown_pdu_types.is_empty() {
+            o.array("unknown_pdu_types", &self.unknown_pdu_types, |b, t| {
+                push_u64(b, u64::from(*t))
+            });
+        }
+        if !self.unknown_items.is_empty() {
+            o.array("unknown_items", &self.unknown_items, |b, t| {
+                push_u64(b, u64::from(*t))
+            });
+        }
+        if self.midstream {
+            o.bool("midstream", true);
+        }
+        if self.gaps != 0 {
+            o.u64("gaps", self.gaps);
+        }
+        if !self.errors.is_empty() {
+            let mut m = JsonObj::new(o.key("errors"));
+            for (k, v) in &self.errors {
+                let b = m.key_escaped(k);
+                push_u64(b, u64::from(*v));
+            }
+            m.end();
+        }
+        if !self.limits.is_empty() {
+            let l = &self.limits;
+            let mut m = JsonObj::new(o.key("limits"));
+            for (k, v) in [
+                ("pdu_kept", &l.pdu_kept),
+                ("contexts", &l.contexts),
+                ("pending_commands", &l.pending_commands),
+                ("command_set", &l.command_set),
+                ("commands_listed", &l.commands_listed),
+            ] {
+                if let Some(v) = v {
+                    let mut r = JsonObj::new(m.key(k));
+                    r.u64("value", v.value);
+                    r.u64("limit", v.limit);
+                    r.end();
+                }
+            }
+            m.end();
+        }
+        o.u64("bytes", self.bytes);
+        o.end();
+    }
+}
+
+impl PeerRecord {
+    fn write_json(&self, b: &mut Vec<u8>) {
+        let mut o = JsonObj::new(b);
+        o.opt_str(
+            "implementation_class_uid",
+            self.implementation_class_uid.as_deref(),
+        );
+        o.opt_str(
+            "implementation_version_name",
+            self.implementation_version_name.as_deref(),
+        );
+        o.opt_u64("max_pdu_length", self.max_pdu_length.map(u64::from));
+        if let Some(a) = &self.async_ops {
+            let mut a2 = JsonObj::new(o.key("async_ops"));
+            a2.u64("invoked", u64::from(a.invoked));
+            a2.u64("performed", u64::from(a.performed));
+            a2.end();
+        }
+        if !self.roles.is_empty() {
+            o.array("roles", &self.roles, |b, r| {
+                let mut r2 = JsonObj::new(b);
+                r2.str("sop_class_uid", &r.sop_class_uid);
+                r2.u64("scu", u64::from(r.scu));
+                r2.u64("scp", u64::from(r.scp));
+                r2.end();
+            });
+        }
+        if !self.extended_negotiation.is_empty() {
+            o.array(
+                "extended_negotiation",
+                &self.extended_negotiation,
+                |b, s| push_json_str(b, s),
+            );
+        }
+        if let Some(u) = &self.user_identity {
+            let mut u2 = JsonObj::new(o.key("user_identity"));
+            u2.u64("type", u64::from(u.identity_type));
+            u2.str("type_name", u.type_name);
+            u2.bool("positive_response_requested", u.positive_response_requested);
+            u2.bool("passcode_present", u.passcode_present);
+            u2.end();
+        }
+        if self.user_identity_response {
+            o.bool("user_identity_response", true);
+        }
+        o.end();
+    }
+}
+
+impl ContextRecord {
+    fn write_json(&self, b: &mut Vec<u8>) {
+        let mut o = JsonObj::new(b);
+        o.u64("id", u64::from(self.id));
+        o.opt_str("abstract_syntax", self.abstract_syntax.as_deref());
+        if !self.transfer_syntaxes.is_empty() {
+            o.array("transfer_syntaxes", &self.transfer_syntaxes, |b, s| {
+                push_json_str(b, s)
+            });
+        }
+        o.opt_u64("result", self.result.map(u64::from));
+        o.opt_str("result_name", self.result_name);
+        o.opt_str(
+            "accepted_transfer_syntax",
+            self.accepted_transfer_syntax.as_deref(),
+        );
+        o.end();
+    }
+}
+
+impl CommandRecord {
+    fn write_json(&self, b: &mut Vec<u8>) {
+        let mut o = JsonObj::new(b);
+        o.str("command", self.command);
+        o.u64("command_field", u64::from(self.command_field));
+        o.str("from", self.from);
+        o.u64("context_id", u64::from(self.context_id));
+        o.opt_u64("message_id", self.message_id.map(u64::from));
+        o.opt_u64(
+            "message_id_being_responded_to",
+            self.message_id_being_responded_to.map(u64::from),
+        );
+        o.opt_str(
+            "affected_sop_class_uid",
+            self.affected_sop_class_uid.as_deref(),
+        );
+        o.opt_str(
+            "affected_sop_instance_uid",
+            self.affected_sop_instance_uid.as_deref(),
+        );
+        o.opt_str(
+            "requested_sop_class_uid",
+            self.requested_sop_class_uid.as_deref(),
+        );
+        o.opt_str(
+            "requested_sop_instance_uid",
+            self.requested_sop_instance_uid.as_deref(),
+        );
+        o.opt_str("move_destination", self.move_destination.as_deref());
+        o.opt_u64("priority", self.priority.map(u64::from));
+        o.opt_u64("status", self.status.map(u64::from));
+        o.opt_str("status_class", self.status_class);
+        if let Some(s) = &self.sub_operations {
+            let mut s2 = JsonObj::new(o.key("sub_operations"));
+            s2.opt_u64("remaining", s.remaining.map(u64::from));
+            s2.opt_u64("completed", s.completed.map(u64::from));
+            s2.opt_u64("failed", s.failed.map(u64::from));
+            s2.opt_u64("warning", s.warning.map(u64::from));
+            s2.end();
+        }
+        o.bool("dataset", self.dataset);
+        if self.unmatched {
+            o.bool("unmatched", true);
+        }
+        o.end();
+    }
+}
+
+impl DatasetRecord {
+    fn write_json(&self, b: &mut Vec<u8>) {
+        let mut o = JsonObj::new(b);
+        o.str("from", self.from);
+        o.opt_str("sop_class_uid", self.sop_class_uid.as_deref());
+        o.opt_str("modality", self.modality.as_deref());
+        o.opt_str("manufacturer", self.manufacturer.as_deref());
+        o.opt_str(
+            "manufacturer_model_name",
+            self.manufacturer_model_name.as_deref(),
+        );
+        o.opt_str("station_name", self.station_name.as_deref());
+        o.opt_str("software_versions", self.software_versions.as_deref());
+        o.opt_str("device_serial_number", self.device_serial_number.as_deref());
+        o.opt_str("institution_name", self.institution_name.as_deref());
+        o.opt_str(
+            "institutional_department_name",
+            self.institutional_department_name.as_deref(),
+        );
+        o.end();
+    }
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
@@ -274,5 +523,196 @@ pub fn identity_type_name(t: u8) -> &'static str {
         4 => "saml",
         5 => "jwt",
         _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator: each optional part present or not, strings with
+    /// characters JSON escapes.
+    struct Gen(u64);
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn yes(&mut self) -> bool {
+            self.next().is_multiple_of(2)
+        }
+        fn s(&mut self) -> String {
+            const PARTS: [&str; 8] = [
+                "1.2.840",
+                "PACS_QR",
+                " ",
+                "\"q\"",
+                "a\\b",
+                "\u{1}\n\t",
+                "é😀",
+                "",
+            ];
+            let n = (self.next() % 4) as usize;
+            (0..n).map(|_| PARTS[(self.next() % 8) as usize]).collect()
+        }
+        fn os(&mut self) -> Option<String> {
+            self.yes().then(|| self.s())
+        }
+        fn ou16(&mut self) -> Option<u16> {
+            self.yes().then(|| self.next() as u16)
+        }
+        fn limit(&mut self) -> Option<LimitRecord> {
+            self.yes().then(|| LimitRecord {
+                value: self.next(),
+                limit: self.next() % 1000,
+            })
+        }
+        fn peer(&mut self) -> Option<PeerRecord> {
+            self.yes().then(|| PeerRecord {
+                implementation_class_uid: self.os(),
+                implementation_version_name: self.os(),
+                max_pdu_length: self.yes().then(|| self.next() as u32),
+                async_ops: self.yes().then(|| AsyncOps {
+                    invoked: self.next() as u16,
+                    performed: self.next() as u16,
+                }),
+                roles: (0..self.next() % 3)
+                    .map(|_| RoleRecord {
+                        sop_class_uid: self.s(),
+                        scu: self.next() as u8,
+                        scp: self.next() as u8,
+                    })
+                    .collect(),
+                extended_negotiation: (0..self.next() % 3).map(|_| self.s()).collect(),
+                user_identity: self.yes().then(|| IdentityRecord {
+                    identity_type: self.next() as u8,
+                    type_name: identity_type_name(self.next() as u8 % 7),
+                    positive_response_requested: self.yes(),
+                    passcode_present: self.yes(),
+                }),
+                user_identity_response: self.yes(),
+            })
+        }
+        fn event(&mut self) -> DicomEvent {
+            let mut pdus = BTreeMap::new();
+            for k in ["p_data_tf", "a_associate_rq", "a_abort", "a_release_rp"] {
+                if self.yes() {
+                    pdus.insert(k, self.next());
+                }
+            }
+            let mut errors = BTreeMap::new();
+            for k in ["gap", "resync", "malformed_pdu"] {
+                if self.yes() {
+                    errors.insert(k, self.next() as u32);
+                }
+            }
+            DicomEvent {
+                calling_ae: self.os(),
+                called_ae: self.os(),
+                protocol_version: self.ou16(),
+                application_context: self.os(),
+                requestor: self.peer(),
+                acceptor: self.peer(),
+                presentation_contexts: (0..self.next() % 4)
+                    .map(|_| ContextRecord {
+                        id: self.next() as u8,
+                        abstract_syntax: self.os(),
+                        transfer_syntaxes: (0..self.next() % 3).map(|_| self.s()).collect(),
+                        result: self.yes().then(|| self.next() as u8),
+                        result_name: self
+                            .yes()
+                            .then(|| context_result_name(self.next() as u8 % 6)),
+                        accepted_transfer_syntax: self.os(),
+                    })
+                    .collect(),
+                result: ["accepted", "rejected", "aborted", "incomplete"]
+                    [(self.next() % 4) as usize],
+                released: self.yes(),
+                reject: self.yes().then(|| RejectRecord {
+                    result: self.next() as u8,
+                    source: self.next() as u8,
+                    reason: self.next() as u8,
+                }),
+                abort: self.yes().then(|| AbortRecord {
+                    source: self.next() as u8,
+                    reason: self.next() as u8,
+                    from: "acceptor",
+                }),
+                commands: (0..self.next() % 4)
+                    .map(|_| CommandRecord {
+                        command: "C-STORE-RQ",
+                        command_field: self.next() as u16,
+                        from: "requestor",
+                        context_id: self.next() as u8,
+                        message_id: self.ou16(),
+                        message_id_being_responded_to: self.ou16(),
+                        affected_sop_class_uid: self.os(),
+                        affected_sop_instance_uid: self.os(),
+                        requested_sop_class_uid: self.os(),
+                        requested_sop_instance_uid: self.os(),
+                        move_destination: self.os(),
+                        priority: self.ou16(),
+                        status: self.ou16(),
+                        status_class: self.yes().then_some("pending"),
+                        sub_operations: self.yes().then(|| SubOps {
+                            remaining: self.ou16(),
+                            completed: self.ou16(),
+                            failed: self.ou16(),
+                            warning: self.ou16(),
+                        }),
+                        dataset: self.yes(),
+                        unmatched: self.yes(),
+                    })
+                    .collect(),
+                commands_total: self.next(),
+                unanswered: if self.yes() { 0 } else { self.next() },
+                phi_present: (0..self.next() % 3).map(|_| "PatientName").collect(),
+                datasets: (0..self.next() % 3)
+                    .map(|_| DatasetRecord {
+                        from: "acceptor",
+                        sop_class_uid: self.os(),
+                        modality: self.os(),
+                        manufacturer: self.os(),
+                        manufacturer_model_name: self.os(),
+                        station_name: self.os(),
+                        software_versions: self.os(),
+                        device_serial_number: self.os(),
+                        institution_name: self.os(),
+                        institutional_department_name: self.os(),
+                    })
+                    .collect(),
+                pdus,
+                unknown_pdu_types: (0..self.next() % 3).map(|_| self.next() as u8).collect(),
+                unknown_items: (0..self.next() % 3).map(|_| self.next() as u8).collect(),
+                midstream: self.yes(),
+                gaps: if self.yes() { 0 } else { self.next() },
+                errors,
+                limits: LimitsRecord {
+                    pdu_kept: self.limit(),
+                    contexts: self.limit(),
+                    pending_commands: self.limit(),
+                    command_set: self.limit(),
+                    commands_listed: self.limit(),
+                },
+                bytes: self.next(),
+            }
+        }
+    }
+
+    #[test]
+    fn event_by_hand_equals_serde_json() {
+        let mut events = vec![DicomEvent::default()];
+        let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+        events.extend((0..3000).map(|_| g.event()));
+        for ev in events {
+            let mut b = Vec::new();
+            ev.write_json(&mut b);
+            assert_eq!(
+                String::from_utf8(b).unwrap(),
+                serde_json::to_string(&ev).unwrap()
+            );
+        }
     }
 }

@@ -1005,7 +1005,9 @@ impl DicomState {
         }
         device_evidence(&ev, self.requestor.unwrap_or(Direction::ToServer), cx);
         cx.events
-            .emit(cx.ts, "dicom", cx.flow, Direction::ToServer, &ev);
+            .emit_with(cx.ts, "dicom", cx.flow, Direction::ToServer, |b| {
+                ev.write_json(b)
+            });
         cx.obs.facts(cx.ts, cx.flow, association_facts(&ev));
     }
 }
