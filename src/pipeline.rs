@@ -721,6 +721,15 @@ pub fn live(
     })
 }
 
+/// Free `v` on a thread of its own: large tables at the end of a run, which nothing waits for
+/// (the process may exit before it is done). Dropped here if no thread can be started.
+pub(crate) fn drop_later<T: Send + 'static>(v: T) {
+    // When no thread can be started, `spawn` drops the closure, and `v` with it, here.
+    let _ = thread::Builder::new()
+        .name("medtap-free".into())
+        .spawn(move || drop(v));
+}
+
 /// A worker's side of the channel to the central thread.
 struct ObsChannel {
     worker: usize,

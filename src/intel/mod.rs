@@ -592,11 +592,27 @@ impl Intel {
         self.flush_store();
         self.publish();
         self.write_inventory();
+        let devices = self.table.len();
+        // The inventory and the detector's tables are large (maps per device and peer):
+        // freeing them took tens of ms at the end of a replay, with nothing else left to run.
+        // A thread of their own frees them (the process may exit first). The state database
+        // is closed here.
+        let Intel {
+            store,
+            table,
+            detector,
+            stats,
+            observations,
+            errors,
+            ..
+        } = self;
+        drop(store);
+        crate::pipeline::drop_later((table, detector));
         IntelSummary {
-            stats: self.stats,
-            observations: self.observations,
-            devices: self.table.len(),
-            errors: self.errors,
+            stats,
+            observations,
+            devices,
+            errors,
         }
     }
 }
