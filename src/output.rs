@@ -175,6 +175,25 @@ impl EventSink {
         self.maybe_spill();
     }
 
+    /// [`EventSink::emit_global`] with a body that writes its JSON value itself.
+    pub fn emit_global_with(&mut self, ts: Ts, event_type: &str, body: impl FnOnce(&mut Vec<u8>)) {
+        if !self.enabled {
+            return;
+        }
+        self.produced += 1;
+        let b = &mut self.buf;
+        b.extend_from_slice(b"{\"timestamp\":\"");
+        b.extend_from_slice(&ts.rfc3339());
+        b.extend_from_slice(b"\",\"event_type\":\"");
+        b.extend_from_slice(event_type.as_bytes());
+        b.extend_from_slice(b"\",\"");
+        b.extend_from_slice(event_type.as_bytes());
+        b.extend_from_slice(b"\":");
+        body(b);
+        b.extend_from_slice(b"}\n");
+        self.maybe_spill();
+    }
+
     pub fn pending_bytes(&self) -> usize {
         self.buf.len()
     }
@@ -249,13 +268,21 @@ pub fn push_json_str(b: &mut Vec<u8>, s: &str) {
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        if let Some(w) = bytes.get(i..i + 8) {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(w);
-            if !any_to_escape(u64::from_le_bytes(a)) {
-                i += 8;
-                continue;
+        // The last few bytes padded with spaces (nothing to escape), so that short strings
+        // take the 8-byte test too.
+        let rest = &bytes[i..];
+        let n = rest.len().min(8);
+        let w = match rest.first_chunk::<8>() {
+            Some(w) => *w,
+            None => {
+                let mut w = [b' '; 8];
+                w[..n].copy_from_slice(rest);
+                w
             }
+        };
+        if !any_to_escape(u64::from_le_bytes(w)) {
+            i += n;
+            continue;
         }
         let c = bytes[i];
         let e = JSON_ESCAPE[usize::from(c)];

@@ -29,9 +29,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::fingerprint::identify::{identify_cached, MatchCache};
 use crate::fingerprint::{
-    extract, Category, Evidence, EvidenceKind, Identification, Signatures, Source,
+    extract, Category, Decided, Evidence, EvidenceKind, EvidenceRef, Identification, OsInfo,
+    Signatures, Source,
 };
 use crate::flow::FlowMeta;
+use crate::output::{push_ip, push_json_str, push_u64};
 use crate::time::Ts;
 
 /// Distinct IPv4 source addresses after which a MAC is taken for a router's.
@@ -459,6 +461,230 @@ pub struct DeviceView<'a> {
     pub peers: PeersView<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overflow: Option<&'a Overflow>,
+}
+
+impl DeviceView<'_> {
+    /// The JSON object, byte for byte as serde_json writes the derived `Serialize` (written by
+    /// hand: serde_json's string escaping was most of the cost of a `device` event).
+    pub fn write_json(&self, b: &mut Vec<u8>) {
+        b.push(b'{');
+        self.write_json_fields(b);
+        b.push(b'}');
+    }
+
+    /// [`DeviceView::write_json`] without the braces, for an object that adds fields before
+    /// them (the `device` event's `change`, as `#[serde(flatten)]` would).
+    pub fn write_json_fields(&self, b: &mut Vec<u8>) {
+        b.extend_from_slice(b"\"key\":");
+        push_json_str(b, self.key);
+        b.extend_from_slice(b",\"mac\":");
+        push_opt_str(b, self.mac);
+        b.extend_from_slice(b",\"ips\":[");
+        for (i, ip) in self.ips.iter().enumerate() {
+            if i > 0 {
+                b.push(b',');
+            }
+            b.push(b'"');
+            push_ip(b, *ip);
+            b.push(b'"');
+        }
+        b.extend_from_slice(b"],\"hostnames\":[");
+        for (i, h) in self.hostnames.iter().enumerate() {
+            if i > 0 {
+                b.push(b',');
+            }
+            push_json_str(b, h);
+        }
+        b.extend_from_slice(b"],\"vendor\":");
+        push_opt_str(b, self.vendor);
+        b.extend_from_slice(b",\"model\":");
+        push_opt_str(b, self.model);
+        b.extend_from_slice(b",\"os\":");
+        match self.os {
+            Some(os) => push_os(b, os),
+            None => b.extend_from_slice(b"null"),
+        }
+        b.extend_from_slice(b",\"software\":");
+        push_opt_str(b, self.software);
+        b.extend_from_slice(b",\"category\":\"");
+        b.extend_from_slice(self.category.as_str().as_bytes());
+        b.extend_from_slice(b"\",\"is_medical\":");
+        push_bool(b, self.is_medical);
+        b.extend_from_slice(b",\"confidence\":");
+        push_u64(b, u64::from(self.confidence));
+        b.extend_from_slice(b",\"identification\":");
+        match self.identification {
+            Some(id) => push_identification(b, id),
+            None => b.extend_from_slice(b"null"),
+        }
+        b.extend_from_slice(b",\"evidence_kinds\":[");
+        for (i, k) in self.evidence_kinds.iter().enumerate() {
+            if i > 0 {
+                b.push(b',');
+            }
+            b.push(b'"');
+            b.extend_from_slice(k.as_str().as_bytes());
+            b.push(b'"');
+        }
+        b.push(b']');
+        if let Some(ev) = &self.evidence {
+            b.extend_from_slice(b",\"evidence\":[");
+            for (i, e) in ev.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                b.extend_from_slice(b"{\"kind\":\"");
+                b.extend_from_slice(e.kind.as_str().as_bytes());
+                b.extend_from_slice(b"\",\"value\":");
+                push_json_str(b, e.value);
+                b.extend_from_slice(b",\"source\":\"");
+                b.extend_from_slice(e.source.as_str().as_bytes());
+                b.extend_from_slice(b"\",\"confidence\":");
+                push_u64(b, u64::from(e.confidence));
+                b.extend_from_slice(b",\"first_seen\":\"");
+                b.extend_from_slice(&e.first_seen.rfc3339());
+                b.extend_from_slice(b"\"}");
+            }
+            b.push(b']');
+        }
+        b.extend_from_slice(b",\"first_seen\":\"");
+        b.extend_from_slice(&self.first_seen.rfc3339());
+        b.extend_from_slice(b"\",\"last_seen\":\"");
+        b.extend_from_slice(&self.last_seen.rfc3339());
+        b.extend_from_slice(b"\",\"router\":");
+        push_bool(b, self.router);
+        b.extend_from_slice(b",\"protocols\":{");
+        for (i, (name, r)) in self.protocols.iter().enumerate() {
+            if i > 0 {
+                b.push(b',');
+            }
+            push_json_str(b, name);
+            b.extend_from_slice(b":{\"client\":");
+            push_u64(b, r.client);
+            b.extend_from_slice(b",\"server\":");
+            push_u64(b, r.server);
+            b.push(b'}');
+        }
+        b.extend_from_slice(b"},\"peers\":{\"count\":");
+        push_u64(b, self.peers.count);
+        b.extend_from_slice(b",\"totals\":{");
+        push_counts(b, self.peers.totals);
+        b.extend_from_slice(b"},\"top\":[");
+        for (i, p) in self.peers.top.iter().enumerate() {
+            if i > 0 {
+                b.push(b',');
+            }
+            b.extend_from_slice(b"{\"ip\":\"");
+            push_ip(b, *p.ip);
+            b.extend_from_slice(b"\",");
+            push_counts(b, p.counts);
+            b.push(b'}');
+        }
+        b.extend_from_slice(b"]}");
+        if let Some(o) = self.overflow {
+            b.extend_from_slice(b",\"overflow\":{\"ips\":");
+            push_u64(b, o.ips);
+            b.extend_from_slice(b",\"hostnames\":");
+            push_u64(b, o.hostnames);
+            b.extend_from_slice(b",\"protocols\":");
+            push_u64(b, o.protocols);
+            b.extend_from_slice(b",\"peers\":");
+            push_u64(b, o.peers);
+            b.extend_from_slice(b",\"evidence\":");
+            push_u64(b, o.evidence);
+            b.push(b'}');
+        }
+    }
+}
+
+fn push_bool(b: &mut Vec<u8>, v: bool) {
+    b.extend_from_slice(if v { b"true" } else { b"false" });
+}
+
+fn push_opt_str(b: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => push_json_str(b, s),
+        None => b.extend_from_slice(b"null"),
+    }
+}
+
+/// The fields of a [`PeerCounts`] object, without the braces.
+fn push_counts(b: &mut Vec<u8>, c: &PeerCounts) {
+    b.extend_from_slice(b"\"flows\":");
+    push_u64(b, c.flows);
+    b.extend_from_slice(b",\"packets_sent\":");
+    push_u64(b, c.packets_sent);
+    b.extend_from_slice(b",\"packets_received\":");
+    push_u64(b, c.packets_received);
+    b.extend_from_slice(b",\"bytes_sent\":");
+    push_u64(b, c.bytes_sent);
+    b.extend_from_slice(b",\"bytes_received\":");
+    push_u64(b, c.bytes_received);
+}
+
+fn push_os(b: &mut Vec<u8>, os: &OsInfo) {
+    b.extend_from_slice(b"{\"name\":");
+    push_json_str(b, &os.name);
+    b.extend_from_slice(b",\"version\":");
+    push_opt_str(b, os.version.as_deref());
+    b.extend_from_slice(b",\"eol\":");
+    push_bool(b, os.eol);
+    b.push(b'}');
+}
+
+fn push_refs(b: &mut Vec<u8>, refs: &[EvidenceRef]) {
+    b.push(b'[');
+    for (i, r) in refs.iter().enumerate() {
+        if i > 0 {
+            b.push(b',');
+        }
+        b.extend_from_slice(b"{\"kind\":\"");
+        b.extend_from_slice(r.kind.as_str().as_bytes());
+        b.extend_from_slice(b"\",\"value\":");
+        push_json_str(b, &r.value);
+        b.extend_from_slice(b",\"rule\":");
+        push_json_str(b, &r.rule);
+        b.push(b'}');
+    }
+    b.push(b']');
+}
+
+/// A [`Decided`] object (`null` for none), its value written by `value`.
+fn push_decided<T>(b: &mut Vec<u8>, d: Option<&Decided<T>>, value: impl FnOnce(&mut Vec<u8>, &T)) {
+    let Some(d) = d else {
+        b.extend_from_slice(b"null");
+        return;
+    };
+    b.extend_from_slice(b"{\"value\":");
+    value(b, &d.value);
+    b.extend_from_slice(b",\"confidence\":");
+    push_u64(b, u64::from(d.confidence));
+    b.extend_from_slice(b",\"decided_by\":");
+    push_refs(b, &d.decided_by);
+    b.push(b'}');
+}
+
+fn push_identification(b: &mut Vec<u8>, id: &Identification) {
+    let s = |b: &mut Vec<u8>, v: &String| push_json_str(b, v);
+    b.extend_from_slice(b"{\"vendor\":");
+    push_decided(b, id.vendor.as_ref(), s);
+    b.extend_from_slice(b",\"model\":");
+    push_decided(b, id.model.as_ref(), s);
+    b.extend_from_slice(b",\"os\":");
+    push_decided(b, id.os.as_ref(), push_os);
+    b.extend_from_slice(b",\"software\":");
+    push_decided(b, id.software.as_ref(), s);
+    b.extend_from_slice(b",\"category\":");
+    push_decided(b, Some(&id.category), |b, c: &Category| {
+        b.push(b'"');
+        b.extend_from_slice(c.as_str().as_bytes());
+        b.push(b'"');
+    });
+    b.extend_from_slice(b",\"confidence\":");
+    push_u64(b, u64::from(id.confidence));
+    b.extend_from_slice(b",\"decided_by\":");
+    push_refs(b, &id.decided_by);
+    b.push(b'}');
 }
 
 /// Whether `ip` is a local (site) address: a device of the network rather than a remote peer.

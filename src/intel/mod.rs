@@ -131,12 +131,24 @@ pub struct IntelSummary {
     pub errors: Vec<String>,
 }
 
-/// The `device` event body.
-#[derive(Serialize)]
+/// The `device` event body. Written by hand ([`DeviceEvent::write_json`]); the serde derive
+/// is the reference it is tested against.
+#[cfg_attr(test, derive(Serialize))]
 struct DeviceEvent<'a> {
     change: &'static str,
-    #[serde(flatten)]
+    #[cfg_attr(test, serde(flatten))]
     device: DeviceView<'a>,
+}
+
+impl DeviceEvent<'_> {
+    /// The JSON object, byte for byte as serde_json writes the derived `Serialize`.
+    fn write_json(&self, b: &mut Vec<u8>) {
+        b.extend_from_slice(b"{\"change\":\"");
+        b.extend_from_slice(self.change.as_bytes());
+        b.extend_from_slice(b"\",");
+        self.device.write_json_fields(b);
+        b.push(b'}');
+    }
 }
 
 /// The `--inventory` file and `medtap inventory --format json`.
@@ -343,14 +355,12 @@ impl Intel {
         }
         for (i, change, ts) in changes {
             let d = self.table.get(i);
-            self.events.emit_global(
-                Ts(ts),
-                "device",
-                &DeviceEvent {
-                    change: change_name(change),
-                    device: d.view(false),
-                },
-            );
+            let ev = DeviceEvent {
+                change: change_name(change),
+                device: d.view(false),
+            };
+            self.events
+                .emit_global_with(Ts(ts), "device", |b| ev.write_json(b));
         }
     }
 
@@ -416,12 +426,8 @@ impl Intel {
                     .as_ref()
                     .and_then(|i| i.vendor.as_ref())
                     .map(|v| v.value.clone()),
-                summary: serde_json::to_string(&d.view(false))
-                    .unwrap_or_default()
-                    .into_boxed_str(),
-                detail: serde_json::to_string(&d.view(true))
-                    .unwrap_or_default()
-                    .into_boxed_str(),
+                summary: view_json(&d.view(false)),
+                detail: view_json(&d.view(true)),
             })
             .collect();
         devices.sort_by(|a, b| a.key.cmp(&b.key));
@@ -662,6 +668,139 @@ impl Returns {
     }
 }
 
+/// A device view as JSON text ([`DeviceView::write_json`]).
+fn view_json(v: &DeviceView) -> Box<str> {
+    let mut b = Vec::new();
+    v.write_json(&mut b);
+    // Written from `&str`s and ASCII: UTF-8.
+    String::from_utf8(b).unwrap_or_default().into_boxed_str()
+}
+
 fn change_name(c: Change) -> &'static str {
     c.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint::{Evidence, EvidenceKind as K};
+    use std::net::IpAddr;
+
+    /// Devices with every part of the view filled in (identification with all attributes, an
+    /// OS version on an end-of-life list, IPv4 and IPv6 addresses, host names and values that
+    /// need escaping, protocols, more peers than are shown, overflows) and bare ones.
+    fn table() -> DeviceTable {
+        let s = Signatures::shipped().unwrap();
+        let mut t = DeviceTable::new(100);
+        let ct = [0x00, 0x09, 0x5c, 1, 2, 3];
+        let ip: IpAddr = "10.0.0.5".parse().unwrap();
+        let items = [
+            Evidence::new(K::DicomManufacturer, "GE MEDICAL SYSTEMS"),
+            Evidence::new(K::DicomModel, "LightSpeed VCT"),
+            Evidence::new(K::DicomModality, "CT"),
+            Evidence::new(K::DicomImplementationVersionName, "OFFIS_DCMTK_367"),
+            Evidence::new(K::NetbiosOsVersion, "6.1"),
+            Evidence::new(K::DhcpHostname, "ct \"01\" \\ é\u{7f}"),
+            Evidence::new(K::MdnsHostname, "ct.local"),
+            Evidence::with_confidence(K::TcpP0f, "Linux:3.11 and newer", 60),
+        ];
+        t.evidence(1_700_000_000_000_000, ct, Some(ip), &items, &s);
+        t.resolve(
+            ct,
+            Some("fe80::1".parse().unwrap()),
+            1_700_000_000_100_000,
+            true,
+            &s,
+        );
+        // A vendor named by the OUI fallback from a value that needs escaping.
+        let odd_items = [Evidence::new(K::Oui, "Acme \"Q\" \\ Ltd \t é")];
+        let odd_ip = Some("10.0.0.77".parse().unwrap());
+        t.evidence(1_700_000_000_200_000, [0; 6], odd_ip, &odd_items, &s);
+        // A randomized MAC with nothing else, and an `ip:` device behind no MAC.
+        t.resolve(
+            [0x02, 0x77, 0, 0, 0, 1],
+            Some("10.0.0.9".parse().unwrap()),
+            5,
+            true,
+            &s,
+        );
+        t.resolve([0; 6], Some("192.168.1.1".parse().unwrap()), 6, true, &s);
+        // Flows: protocols by role and more peers than are shown (and than are kept).
+        for n in 0..(devices::MAX_PEERS + 7) {
+            let f = crate::flow::FlowMeta {
+                flow_id: n as u64,
+                proto: 6,
+                client: (IpAddr::from([10, 1, (n >> 8) as u8, n as u8]), 40000),
+                server: (ip, if n % 3 == 0 { 104 } else { 8080 }),
+                vlan: [0, 0],
+                client_mac: [0x02, 0x77, 1, 0, (n >> 8) as u8, n as u8],
+                server_mac: ct,
+                to_group: false,
+                app_proto: (n % 3 == 0).then_some(crate::protocols::AppProto::Dicom),
+            };
+            t.flow_end(
+                1_700_000_001_000_000 + n as i64,
+                &f,
+                [n as u64 + 1, 2],
+                [100 * n as u64, 60],
+                &s,
+            );
+        }
+        t.take_changes(&s);
+        t
+    }
+
+    /// The hand-written `device` event and device view are what serde_json writes.
+    #[test]
+    fn device_json_written_by_hand_equals_serde() {
+        let t = table();
+        assert!(t.len() >= 5, "{}", t.len());
+        let full = t
+            .devices()
+            .iter()
+            .find(|d| d.mac.as_deref() == Some("00:09:5c:01:02:03"));
+        let full = full.unwrap();
+        let id = full.ident.as_ref().unwrap();
+        assert!(id.vendor.is_some() && id.model.is_some() && id.software.is_some());
+        assert!(full.eol_os() && full.overflow.peers > 0 && full.ips.len() == 2);
+        assert!(full.peers.len() > devices::PEERS_SHOWN && full.protocols.len() == 2);
+        let mut seen_escape = false;
+        for d in t.devices() {
+            for change in ["new", "identification"] {
+                let ev = DeviceEvent {
+                    change,
+                    device: d.view(false),
+                };
+                let mut b = Vec::new();
+                ev.write_json(&mut b);
+                let want = serde_json::to_string(&ev).unwrap();
+                assert_eq!(String::from_utf8(b).unwrap(), want);
+                seen_escape |= want.contains(r#""vendor":"Acme \"Q\" \\ Ltd"#);
+            }
+            for with in [false, true] {
+                let v = d.view(with);
+                let mut b = Vec::new();
+                v.write_json(&mut b);
+                assert_eq!(
+                    String::from_utf8(b).unwrap(),
+                    serde_json::to_string(&v).unwrap()
+                );
+            }
+        }
+        assert!(
+            seen_escape,
+            "a vendor value that needs escaping was written"
+        );
+        // The event line around the body is `emit_global`'s.
+        let d = t.get(0);
+        let mut a = EventSink::new(true);
+        let mut b = EventSink::new(true);
+        let ev = DeviceEvent {
+            change: "new",
+            device: d.view(false),
+        };
+        a.emit_global(Ts(1_700_000_000_000_001), "device", &ev);
+        b.emit_global_with(Ts(1_700_000_000_000_001), "device", |w| ev.write_json(w));
+        assert_eq!(a.take(), b.take());
+    }
 }
