@@ -136,8 +136,10 @@ impl Deframer {
         self.state == State::Frame
     }
 
-    /// Feeds the next in-order bytes; `f` receives what they contain, in order.
-    pub fn feed<F: FnMut(Event<'_>)>(&mut self, data: &[u8], f: &mut F) {
+    /// Feeds the next in-order bytes; `f` receives what they contain, in order. The message
+    /// bytes reported are slices of `data` (or of a constant), so a caller may hold on to them
+    /// until `data` goes: a message that arrives whole in one chunk needs no copy.
+    pub fn feed<'d, F: FnMut(Event<'d>)>(&mut self, data: &'d [u8], f: &mut F) {
         let mut i = 0;
         while i < data.len() {
             // A line start that may begin "MSH": hold back up to three bytes until the next
@@ -253,7 +255,7 @@ impl Deframer {
     }
 
     /// Held `MSH` prefix bytes that turned out not to start a message.
-    fn release_held<F: FnMut(Event<'_>)>(&mut self, f: &mut F) {
+    fn release_held<'d, F: FnMut(Event<'d>)>(&mut self, f: &mut F) {
         let h = std::mem::take(&mut self.held) as usize;
         if h == 0 {
             return;
@@ -270,7 +272,7 @@ impl Deframer {
 
     /// Nothing more will follow the current message for now (the peer answered, the flow
     /// ended): ends it with [`End::Flushed`]. Bytes held at a line start are released first.
-    pub fn flush<F: FnMut(Event<'_>)>(&mut self, f: &mut F) {
+    pub fn flush<'d, F: FnMut(Event<'d>)>(&mut self, f: &mut F) {
         if self.held > 0 {
             self.release_held(f);
         }
@@ -284,7 +286,7 @@ impl Deframer {
 
     /// Bytes were lost: the current message ends with [`End::Gap`] and the deframer skips to the
     /// next start block or line-start `MSH`.
-    pub fn gap<F: FnMut(Event<'_>)>(&mut self, f: &mut F) {
+    pub fn gap<'d, F: FnMut(Event<'d>)>(&mut self, f: &mut F) {
         if self.in_message() {
             if self.held > 0 && self.state == State::Bare {
                 self.release_held(f);

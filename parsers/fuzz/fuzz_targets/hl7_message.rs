@@ -1,17 +1,18 @@
 //! Fuzz the HL7 v2 message reader: `parse_message` on the input as a whole message and as a
 //! prefix cut by the size cap, and the escape decoder with the delimiters the input declares.
 //!
-//! Invariants: nothing panics (hl7-parser included: the reader hands it each segment with the
-//! message's own delimiters); the summary respects its caps (segment ids, devices, errors,
-//! value lengths); PHI shows up only as names from the fixed table; ERR codes are codes.
+//! Invariants: nothing panics; the summary respects its caps (segment ids, devices, errors,
+//! value lengths); PHI shows up only as names from the fixed table; ERR codes are codes;
+//! `message_type` is `code^event` (borrowed from MSH-9 or formatted); the summary made to own
+//! its values (`into_owned`) is the same summary.
 //! Seed corpus: parsers/fuzz/corpus/hl7_message/ (messages from pcaps/hl7/*.pcap, some with
 //! other delimiters, LF terminators, Latin-1 text).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use medtap_parsers::hl7::{self, phi, Message};
+use medtap_parsers::hl7::{self, phi, Message, Text};
 
-fn value_ok(v: &Option<String>) {
+fn value_ok(v: &Option<Text<'_>>) {
     if let Some(s) = v {
         assert!(!s.is_empty());
         assert!(
@@ -21,7 +22,7 @@ fn value_ok(v: &Option<String>) {
     }
 }
 
-fn code_ok(v: &Option<String>) {
+fn code_ok(v: &Option<Text<'_>>) {
     if let Some(s) = v {
         assert!(
             s.len() <= hl7::MAX_CODE_CHARS && !s.contains(' '),
@@ -30,7 +31,7 @@ fn code_ok(v: &Option<String>) {
     }
 }
 
-fn check(m: &Message) {
+fn check(m: &Message<'_>) {
     assert!(m.segment_ids.len() <= hl7::MAX_SEGMENT_IDS);
     assert!(m.segment_ids.len() <= m.segment_count);
     assert!(m.devices.len() <= hl7::MAX_DEVICES);
@@ -65,7 +66,14 @@ fn check(m: &Message) {
         ] {
             value_ok(v);
         }
-        let _ = h.message_type();
+        // `code^event`: both values, as they are.
+        let want = match (&h.message_code, &h.trigger_event) {
+            (Some(c), Some(e)) => Some(format!("{c}^{e}")),
+            (Some(c), None) => Some(c.to_string()),
+            (None, Some(e)) => Some(format!("^{e}")),
+            (None, None) => None,
+        };
+        assert_eq!(h.message_type.as_deref(), want.as_deref());
     }
     if let Some(a) = &m.msa {
         code_ok(&a.ack_code);
@@ -89,6 +97,8 @@ fn check(m: &Message) {
 fuzz_target!(|data: &[u8]| {
     let m = hl7::parse_message(data, true);
     check(&m);
+    // Owning the values changes none of them.
+    assert_eq!(m.clone().into_owned(), m);
     let m = hl7::parse_message(data, false);
     check(&m);
     // The escape decoder on the input's own text and delimiters.

@@ -62,12 +62,24 @@ impl Delimiters {
     /// separator), strictly: any departure from 2.5.4 is an error.
     #[must_use = "the delimiters decide how the message is split"]
     pub fn from_header(segment: &str) -> Result<Delimiters, DelimiterError> {
+        // The recommended set, as nearly every message has it (what the reading below gives).
+        if let Some(rest) = segment.as_bytes().get(3..) {
+            if rest.starts_with(b"|^~\\&") && matches!(rest.get(5), None | Some(b'|')) {
+                return Ok(Delimiters::default());
+            }
+        }
         let mut chars = segment.chars().skip(3);
         let field = chars.next().ok_or(DelimiterError::Truncated)?;
         if !usable(field) {
             return Err(DelimiterError::BadFieldSeparator);
         }
-        let enc: Vec<char> = chars.take_while(|&c| c != field).take(6).collect();
+        let mut buf = ['\0'; 6];
+        let mut n = 0;
+        for (slot, c) in buf.iter_mut().zip(chars.take_while(|&c| c != field)) {
+            *slot = c;
+            n += 1;
+        }
+        let enc = &buf[..n];
         if !(2..=5).contains(&enc.len()) {
             return Err(DelimiterError::BadLength(enc.len()));
         }

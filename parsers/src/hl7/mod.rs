@@ -2,10 +2,14 @@
 //! (OBX-18, PRT-10, PRT-16), and which PHI-bearing fields are present, never their values.
 //!
 //! Input: the bytes of ONE message, as [`crate::mllp::Deframer`] delimits them (or a prefix of
-//! it, when the caller's size cap cut it: `complete = false`). Output: an owned [`Message`]
-//! summary whose strings are short (each value at most [`MAX_VALUE_CHARS`] characters, lists
-//! capped by the `MAX_*` constants), ready to log. [`parse_message`] never fails and never
-//! panics: what cannot be read is skipped and reported in [`Message::anomalies`].
+//! it, when the caller's size cap cut it: `complete = false`). Output: a [`Message`] summary
+//! whose strings are short (each value at most [`MAX_VALUE_CHARS`] characters, lists capped by
+//! the `MAX_*` constants), ready to log. Its values borrow the message text where the text is
+//! the value (the common case: recommended delimiters, no escape sequence); a value that had to
+//! be rewritten (escapes decoded, other delimiters, Latin-1 text) is owned
+//! ([`Message::into_owned`] makes the whole summary independent of the input).
+//! [`parse_message`] never fails and never panics: what cannot be read is skipped and reported
+//! in [`Message::anomalies`].
 //!
 //! Limits and recoverable failures, first:
 //! - text that is not UTF-8 (Latin-1 names are common) is read as ISO-8859-1, which maps
@@ -21,20 +25,19 @@
 //! - a message whose first segment is not MSH (or a batch header FHS/BHS) is `anomalies.no_msh`;
 //!   the first MSH further down still gives the header.
 //!
-//! Structure: the crate splits segments (on CR, LF, CR LF) and fields (on MSH-1) itself, lazily
-//! and without allocating (`memchr`: a result message has a thousand OBX lines to step over),
-//! then hands each structured field it reads to `hl7-parser`'s field parser with the message's
-//! delimiters, which splits repetitions, components and subcomponents (at most
-//! [`MAX_FIELD_PARSE_BYTES`] of a field, so that a hostile field cannot make its structures
-//! balloon). A field with no repetition, component or subcomponent separator (most header
-//! fields) is read directly: `hl7-parser` would make it one subcomponent (a property test
-//! checks that both ways give the same text). It does not use `hl7-parser`'s whole-message parser, because (0.3.0) that parser
-//! stops silently at the first segment it cannot parse and returns the segments before it (one
-//! empty line or odd segment id hides the MSA or PID that follow), and it takes the 5
-//! characters after `MSH` as delimiters whatever MSH-2 holds (a v2.7 `^~\&#` shifts every MSH
-//! field). Escape sequences are decoded here ([`unescape`]) rather than by `hl7-parser`'s
-//! `Separators::decode`, which indexes the string by character count and panics
-//! on non-ASCII text before an escape sequence.
+//! Structure: the crate splits segments (on CR, LF, CR LF), fields (on MSH-1), repetitions,
+//! components and subcomponents itself, lazily and without allocating (`memchr` and a
+//! word-at-a-time scan: a result message has a thousand OBX lines to step over), at most
+//! [`MAX_FIELD_PARSE_BYTES`] of a field. The splitting is the one of `hl7-parser`'s field
+//! parser (`parse_field_with_separators`: repetitions, then components, then subcomponents, a
+//! missing subcomponent separator standing for NUL), which property tests hold it to ([`text_of`]
+//! is the text `hl7-parser`'s structures give). It does not use `hl7-parser`'s whole-message
+//! parser, because (0.3.0) that parser stops silently at the first segment it cannot parse and
+//! returns the segments before it (one empty line or odd segment id hides the MSA or PID that
+//! follow), and it takes the 5 characters after `MSH` as delimiters whatever MSH-2 holds (a
+//! v2.7 `^~\&#` shifts every MSH field). Escape sequences are decoded here ([`unescape`])
+//! rather than by `hl7-parser`'s `Separators::decode`, which indexes the string by character
+//! count and panics on non-ASCII text before an escape sequence.
 //!
 //! Privacy: values are taken only from the header, MSA-1/MSA-2, the codes of ERR segments and
 //! device identifiers. PID, NK1, GT1, IN1, ... are only tested for presence ([`phi`]).
@@ -44,8 +47,7 @@ pub mod phi;
 
 use std::borrow::Cow;
 
-use hl7_parser::message::{Field, Repeat};
-use hl7_parser::parser::parse_field_with_separators;
+use hl7_parser::message::Field;
 
 pub use delimiters::{DelimiterError, Delimiters};
 
@@ -63,12 +65,12 @@ pub const MAX_SEGMENT_IDS: usize = 64;
 pub const MAX_DEVICES: usize = 16;
 /// ERR segments kept per message.
 pub const MAX_ERRORS: usize = 16;
-/// Bytes of one field handed to `hl7-parser` (which builds tens of bytes of structure per
-/// component). The fields read are identifiers and codes of a few hundred bytes at most.
+/// Bytes of one field read (split into repetitions, components and subcomponents). The fields
+/// read are identifiers and codes of a few hundred bytes at most.
 pub const MAX_FIELD_PARSE_BYTES: usize = 4096;
 
 /// A segment id: three ASCII letters or digits (v2.5.1 2.5.2), e.g. `MSH`, `OBX`, `ZPD`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SegmentId(pub [u8; 3]);
 
 impl SegmentId {
@@ -88,10 +90,11 @@ impl SegmentId {
         if !id.iter().all(u8::is_ascii_alphanumeric) {
             return None;
         }
-        match line[3..].chars().next() {
+        match b.get(3) {
             None => Some(SegmentId(id)),
-            Some(c) if c == field => Some(SegmentId(id)),
-            Some(_) => None,
+            Some(&c) if field.is_ascii() => (c == field as u8).then_some(SegmentId(id)),
+            // The three id bytes are ASCII: byte 3 is a character boundary.
+            Some(_) => line[3..].starts_with(field).then_some(SegmentId(id)),
         }
     }
 
@@ -107,72 +110,181 @@ impl std::fmt::Display for SegmentId {
     }
 }
 
+/// A list of at most `N` items kept inline (no heap allocation per message), read as a slice.
+#[derive(Clone, Copy)]
+pub struct Capped<T: Copy + Default, const N: usize> {
+    items: [T; N],
+    len: usize,
+}
+
+impl<T: Copy + Default, const N: usize> Capped<T, N> {
+    /// Appends `v`; returns false (and keeps nothing) when the list is full.
+    pub fn push(&mut self, v: T) -> bool {
+        match self.items.get_mut(self.len) {
+            Some(slot) => {
+                *slot = v;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn as_slice(&self) -> &[T] {
+        &self.items[..self.len]
+    }
+}
+
+impl<T: Copy + Default, const N: usize> Default for Capped<T, N> {
+    fn default() -> Self {
+        Capped {
+            items: [T::default(); N],
+            len: 0,
+        }
+    }
+}
+
+impl<T: Copy + Default, const N: usize> std::ops::Deref for Capped<T, N> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        self.as_slice()
+    }
+}
+
+impl<T: Copy + Default + std::fmt::Debug, const N: usize> std::fmt::Debug for Capped<T, N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+impl<T: Copy + Default + PartialEq, const N: usize> PartialEq for Capped<T, N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl<T: Copy + Default + Eq, const N: usize> Eq for Capped<T, N> {}
+
+impl<T: Copy + Default + PartialEq, const N: usize, const M: usize> PartialEq<[T; M]>
+    for Capped<T, N>
+{
+    fn eq(&self, other: &[T; M]) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+/// A value of the message: borrowed from its text, or owned when it had to be rewritten.
+pub type Text<'a> = Cow<'a, str>;
+
+fn owned(v: Option<Text<'_>>) -> Option<Text<'static>> {
+    v.map(|t| Cow::Owned(t.into_owned()))
+}
+
 /// The message header, MSH (v2.5.1 2.14.9). Values are decoded (escape sequences resolved) and
 /// written with the recommended delimiters `^~&` whatever the message used.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Msh {
+pub struct Msh<'a> {
     /// MSH-3 Sending Application (HD).
-    pub sending_application: Option<String>,
+    pub sending_application: Option<Text<'a>>,
     /// MSH-4 Sending Facility (HD).
-    pub sending_facility: Option<String>,
+    pub sending_facility: Option<Text<'a>>,
     /// MSH-5 Receiving Application.
-    pub receiving_application: Option<String>,
+    pub receiving_application: Option<Text<'a>>,
     /// MSH-6 Receiving Facility.
-    pub receiving_facility: Option<String>,
+    pub receiving_facility: Option<Text<'a>>,
     /// MSH-7 Date/Time of Message (TS).
-    pub message_time: Option<String>,
+    pub message_time: Option<Text<'a>>,
     /// MSH-8 Security is filled (its value is never copied).
     pub security_present: bool,
     /// MSH-9.1 Message Code, e.g. `ADT`.
-    pub message_code: Option<String>,
+    pub message_code: Option<Text<'a>>,
     /// MSH-9.2 Trigger Event, e.g. `A01`.
-    pub trigger_event: Option<String>,
+    pub trigger_event: Option<Text<'a>>,
     /// MSH-9.3 Message Structure, e.g. `ADT_A01`.
-    pub message_structure: Option<String>,
+    pub message_structure: Option<Text<'a>>,
+    /// `code^event` (e.g. `ADT^A01`), or the code alone when there is no event, `^event`
+    /// when there is no code.
+    pub message_type: Option<Text<'a>>,
     /// MSH-10 Message Control ID.
-    pub control_id: Option<String>,
+    pub control_id: Option<Text<'a>>,
     /// MSH-11 Processing ID (P production, T training, D debugging).
-    pub processing_id: Option<String>,
+    pub processing_id: Option<Text<'a>>,
     /// MSH-12 Version ID, e.g. `2.5.1`.
-    pub version: Option<String>,
+    pub version: Option<Text<'a>>,
     /// MSH-18 Character Set, first repetition, e.g. `8859/1`, `UNICODE UTF-8`.
-    pub charset: Option<String>,
+    pub charset: Option<Text<'a>>,
 }
 
-impl Msh {
-    /// `code^event` (e.g. `ADT^A01`), or the code alone when there is no event.
-    pub fn message_type(&self) -> Option<String> {
-        match (&self.message_code, &self.trigger_event) {
-            (Some(c), Some(e)) => Some(format!("{c}^{e}")),
-            (Some(c), None) => Some(c.clone()),
-            (None, Some(e)) => Some(format!("^{e}")),
-            (None, None) => None,
+impl Msh<'_> {
+    pub fn into_owned(self) -> Msh<'static> {
+        Msh {
+            sending_application: owned(self.sending_application),
+            sending_facility: owned(self.sending_facility),
+            receiving_application: owned(self.receiving_application),
+            receiving_facility: owned(self.receiving_facility),
+            message_time: owned(self.message_time),
+            security_present: self.security_present,
+            message_code: owned(self.message_code),
+            trigger_event: owned(self.trigger_event),
+            message_structure: owned(self.message_structure),
+            message_type: owned(self.message_type),
+            control_id: owned(self.control_id),
+            processing_id: owned(self.processing_id),
+            version: owned(self.version),
+            charset: owned(self.charset),
         }
+    }
+}
+
+/// `code^event`, `code`, `^event`: MSH-9.1 and MSH-9.2 as one value. Borrowed from MSH-9 when
+/// the field starts with exactly that text.
+fn message_type<'a>(
+    raw: Option<&'a str>,
+    code: Option<&Text<'a>>,
+    event: Option<&Text<'a>>,
+) -> Option<Text<'a>> {
+    match (code, event) {
+        (Some(c), Some(e)) => {
+            let n = c.len() + 1 + e.len();
+            match raw.and_then(|r| r.get(..n)) {
+                Some(p)
+                    if p.starts_with(&**c)
+                        && p[c.len()..].starts_with('^')
+                        && p.ends_with(&**e) =>
+                {
+                    Some(Cow::Borrowed(p))
+                }
+                _ => Some(Cow::Owned(format!("{c}^{e}"))),
+            }
+        }
+        (Some(c), None) => Some(c.clone()),
+        (None, Some(e)) => Some(Cow::Owned(format!("^{e}"))),
+        (None, None) => None,
     }
 }
 
 /// The acknowledgement, MSA (v2.5.1 2.14.8).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Msa {
+pub struct Msa<'a> {
     /// MSA-1 Acknowledgment Code (table 0008: AA, AE, AR, CA, CE, CR).
-    pub ack_code: Option<String>,
+    pub ack_code: Option<Text<'a>>,
     /// MSA-2 Message Control ID of the message acknowledged.
-    pub control_id: Option<String>,
+    pub control_id: Option<Text<'a>>,
 }
 
 /// An ERR segment (v2.5.1 2.14.5), codes only: ERR-8 User Message, ERR-7 Diagnostic
 /// Information and the text components of the codes are free text and never copied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ErrInfo {
+pub struct ErrInfo<'a> {
     /// ERR-2 Error Location (ERL: segment^sequence^field^repetition^component^subcomponent), or
     /// the first three components of v2.3/2.4 ERR-1 (ELD).
-    pub location: Option<String>,
+    pub location: Option<Text<'a>>,
     /// ERR-3.1 HL7 Error Code (table 0357), or ERR-1.4.1 before v2.5.
-    pub code: Option<String>,
+    pub code: Option<Text<'a>>,
     /// ERR-3.3 Name of Coding System (e.g. HL70357), or ERR-1.4.3.
-    pub code_system: Option<String>,
+    pub code_system: Option<Text<'a>>,
     /// ERR-4 Severity (table 0516: E, F, I, W; one letter or nothing).
-    pub severity: Option<String>,
+    pub severity: Option<Text<'a>>,
 }
 
 /// Where a device identifier was found.
@@ -199,12 +311,12 @@ impl DeviceSource {
 /// A device identifier (EI: Entity Identifier ^ Namespace ID ^ Universal ID ^ Universal ID
 /// Type). IHE PCD-01 fills OBX-18 as model ^ vendor ^ EUI-64 ^ `EUI-64`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Device {
+pub struct Device<'a> {
     pub source: DeviceSource,
-    pub id: Option<String>,
-    pub namespace: Option<String>,
-    pub universal_id: Option<String>,
-    pub universal_id_type: Option<String>,
+    pub id: Option<Text<'a>>,
+    pub namespace: Option<Text<'a>>,
+    pub universal_id: Option<Text<'a>>,
+    pub universal_id_type: Option<Text<'a>>,
 }
 
 /// What was off in a message. None of it stops the parse.
@@ -234,22 +346,61 @@ impl Anomalies {
 
 /// The summary of one message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Message {
+pub struct Message<'a> {
     pub delimiters: Delimiters,
     /// The first MSH.
-    pub msh: Option<Msh>,
+    pub msh: Option<Msh<'a>>,
     /// The first MSA.
-    pub msa: Option<Msa>,
-    pub errors: Vec<ErrInfo>,
+    pub msa: Option<Msa<'a>>,
+    pub errors: Vec<ErrInfo<'a>>,
     /// Segment ids in order, at most [`MAX_SEGMENT_IDS`].
-    pub segment_ids: Vec<SegmentId>,
+    pub segment_ids: Capped<SegmentId, MAX_SEGMENT_IDS>,
     /// All segments (lines with a segment id).
     pub segment_count: usize,
     /// PHI-bearing fields and segments present ([`phi`]), in [`phi::all_names`] order.
-    pub phi_fields: Vec<&'static str>,
+    pub phi_fields: Capped<&'static str, { phi::MAX_NAMES }>,
     /// Distinct device identifiers, at most [`MAX_DEVICES`].
-    pub devices: Vec<Device>,
+    pub devices: Vec<Device<'a>>,
     pub anomalies: Anomalies,
+}
+
+impl Message<'_> {
+    /// The same summary, owning all its values.
+    pub fn into_owned(self) -> Message<'static> {
+        Message {
+            delimiters: self.delimiters,
+            msh: self.msh.map(Msh::into_owned),
+            msa: self.msa.map(|a| Msa {
+                ack_code: owned(a.ack_code),
+                control_id: owned(a.control_id),
+            }),
+            errors: self
+                .errors
+                .into_iter()
+                .map(|e| ErrInfo {
+                    location: owned(e.location),
+                    code: owned(e.code),
+                    code_system: owned(e.code_system),
+                    severity: owned(e.severity),
+                })
+                .collect(),
+            segment_ids: self.segment_ids,
+            segment_count: self.segment_count,
+            phi_fields: self.phi_fields,
+            devices: self
+                .devices
+                .into_iter()
+                .map(|d| Device {
+                    source: d.source,
+                    id: owned(d.id),
+                    namespace: owned(d.namespace),
+                    universal_id: owned(d.universal_id),
+                    universal_id_type: owned(d.universal_id_type),
+                })
+                .collect(),
+            anomalies: self.anomalies,
+        }
+    }
 }
 
 /// Decodes the message text: UTF-8 when it is, else ISO-8859-1 (one character per byte).
@@ -299,24 +450,87 @@ impl<'a> Iterator for Lines<'a> {
     }
 }
 
+const LANES_LO: u64 = 0x0101_0101_0101_0101;
+const LANES_HI: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte lane of `x` that is zero (exactly: no carry crosses lanes, as
+/// `0x7f + 0x7f < 0x100`).
+fn zero_lanes(x: u64) -> u64 {
+    !(((x & !LANES_HI) + !LANES_HI) | x) & LANES_HI
+}
+
+/// The eight bytes of a chunk as a little-endian word.
+fn word(chunk: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(chunk);
+    u64::from_le_bytes(w)
+}
+
+/// Calls `f` with each position of `byte` in `hay`, in order, until it returns false. Eight
+/// bytes at a time (a field separator every ten bytes or so: cheaper than a `memchr` call per
+/// separator).
+fn each_position(hay: &[u8], byte: u8, mut f: impl FnMut(usize) -> bool) {
+    let pattern = LANES_LO * u64::from(byte);
+    let mut chunks = hay.chunks_exact(8);
+    let mut base = 0;
+    for c in &mut chunks {
+        let mut found = zero_lanes(word(c) ^ pattern);
+        while found != 0 {
+            if !f(base + (found.trailing_zeros() / 8) as usize) {
+                return;
+            }
+            found &= found - 1;
+        }
+        base += 8;
+    }
+    for (i, &b) in chunks.remainder().iter().enumerate() {
+        if b == byte && !f(base + i) {
+            return;
+        }
+    }
+}
+
+/// The position of occurrence `k` (from 0) of `byte` in `hay`: whole words of fewer skipped
+/// by counting their matches.
+fn nth_position(hay: &[u8], byte: u8, mut k: usize) -> Option<usize> {
+    let pattern = LANES_LO * u64::from(byte);
+    let mut chunks = hay.chunks_exact(8);
+    let mut base = 0;
+    for c in &mut chunks {
+        let mut found = zero_lanes(word(c) ^ pattern);
+        // One bit per matching lane, summed into the top byte (at most 8: no overflow).
+        let n = ((found >> 7).wrapping_mul(LANES_LO) >> 56) as usize;
+        if k < n {
+            for _ in 0..k {
+                found &= found - 1;
+            }
+            return Some(base + (found.trailing_zeros() / 8) as usize);
+        }
+        k -= n;
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == byte)
+        .nth(k)
+        .map(|(i, _)| base + i)
+}
+
 /// Piece `k` (from 0) of `text` split on `sep`, as `text.split(sep).nth(k)`. The delimiters of
 /// a message are ASCII ([`Delimiters`] reads no other), so the separator is found byte-wise.
 fn nth_piece(text: &str, sep: char, k: usize) -> Option<&str> {
     if !sep.is_ascii() {
         return text.split(sep).nth(k);
     }
-    // Separators found with `memchr` (an OBX line has 18 of them in 200 bytes: a few vector
-    // steps instead of a branch per byte).
-    let mut start = 0;
-    let mut seen = 0;
-    for i in memchr::memchr_iter(sep as u8, text.as_bytes()) {
-        if seen == k {
-            return text.get(start..i);
-        }
-        seen += 1;
-        start = i + 1;
-    }
-    (seen == k).then(|| text.get(start..)).flatten()
+    let b = text.as_bytes();
+    let start = match k.checked_sub(1) {
+        None => 0,
+        Some(k) => nth_position(b, sep as u8, k)? + 1,
+    };
+    let end = memchr::memchr(sep as u8, b.get(start..)?).map_or(b.len(), |e| start + e);
+    text.get(start..end)
 }
 
 /// One segment line and what is needed to read its fields.
@@ -357,14 +571,14 @@ impl<'a> Seg<'a> {
             if self.d.field.is_ascii() {
                 let mut n = 0;
                 let mut start = 0;
-                for i in memchr::memchr_iter(self.d.field as u8, body.as_bytes()) {
-                    if n == slots.len() {
-                        return f;
+                each_position(body.as_bytes(), self.d.field as u8, |i| {
+                    if let Some(slot) = slots.get_mut(n) {
+                        *slot = body.get(start..i);
+                        n += 1;
+                        start = i + 1;
                     }
-                    slots[n] = body.get(start..i);
-                    n += 1;
-                    start = i + 1;
-                }
+                    n < slots.len()
+                });
                 if let Some(slot) = slots.get_mut(n) {
                     *slot = body.get(start..);
                 }
@@ -394,8 +608,7 @@ impl<'a> Seg<'a> {
         nth_piece(body, self.d.field, k)
     }
 
-    /// Field `n` cut to the bytes handed to `hl7-parser` ([`MAX_FIELD_PARSE_BYTES`]); `None`
-    /// when absent or empty.
+    /// Field `n` cut to [`MAX_FIELD_PARSE_BYTES`]; `None` when absent or empty.
     fn raw_capped(&self, n: usize) -> Option<&'a str> {
         let raw = self.raw(n)?;
         if raw.is_empty() {
@@ -408,44 +621,109 @@ impl<'a> Seg<'a> {
         Some(&raw[..end])
     }
 
-    /// Field `n` as text, as [`text_of`] gives it. A field without repetition, component or
-    /// subcomponent separators (most header fields) is one subcomponent for `hl7-parser` too,
-    /// so its text is read here directly; a structured field goes through `hl7-parser`.
-    fn text(&self, n: usize) -> Option<String> {
+    /// Field `n` as text, as [`text_of`] gives it: repetitions joined with `~`, components with
+    /// `^`, subcomponents with `&`, escape sequences decoded; `None` when it holds nothing.
+    fn text(&self, n: usize) -> Option<Text<'a>> {
         let raw = self.raw_capped(n)?;
-        let d = &self.d;
-        if !is_structured(raw, d) {
-            if !phi::has_value(raw, d) {
-                return None;
-            }
-            return match d.escape {
-                Some(e) if raw.contains(e) => {
-                    let mut out = String::new();
-                    unescape(raw, d, &mut out);
-                    finish(&out, &['^', '~', '&'])
-                }
-                _ => finish(raw, &['^', '~', '&']),
-            };
+        if !phi::has_value(raw, &self.d) {
+            return None;
         }
-        self.field(n).and_then(|f| text_of(&f, d))
+        level_text(raw, &self.d, Level::Field)
     }
 
-    /// Field `n` split into repetitions, components and subcomponents by `hl7-parser`. Only the
-    /// first [`MAX_FIELD_PARSE_BYTES`] bytes of a field are handed to it: its structures take
-    /// tens of bytes per component, so this bounds what a hostile field can cost.
-    fn field(&self, n: usize) -> Option<Field<'a>> {
-        // Most fields asked for (OBX-18 above all) are empty: skip hl7-parser's allocations.
-        let raw = self.raw_capped(n)?;
-        parse_field_with_separators(raw, self.d.separators()).ok()
+    /// The first repetition of field `n` (at most [`MAX_FIELD_PARSE_BYTES`] of the field).
+    fn first_repeat(&self, n: usize) -> Option<&'a str> {
+        self.raw_capped(n)?.split(self.d.repetition).next()
     }
 }
 
-/// Whether `hl7-parser` would split `raw` at all: it holds a repetition, component or
-/// subcomponent separator (NUL stands for an absent subcomponent separator, as in
-/// [`Delimiters::separators`]).
-fn is_structured(raw: &str, d: &Delimiters) -> bool {
-    let sub = d.subcomponent.unwrap_or('\0');
-    raw.contains([d.repetition, d.component, sub])
+/// What a piece of a field is, for [`level_text`]: which separators split it further.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    /// A whole field: repetitions, components, subcomponents.
+    Field,
+    /// One repetition: components, subcomponents.
+    Repeat,
+    /// One component: subcomponents.
+    Component,
+}
+
+impl Level {
+    /// The characters [`finish`] trims from the end of a value of this level.
+    fn trailing(self) -> &'static [char] {
+        match self {
+            Level::Field => &['^', '~', '&'],
+            Level::Repeat => &['^', '&'],
+            Level::Component => &['&'],
+        }
+    }
+}
+
+/// The subcomponent separator as `hl7-parser` splits on it: NUL (which never occurs in HL7
+/// text) when the message has none ([`Delimiters::separators`]).
+fn sub_sep(d: &Delimiters) -> char {
+    d.subcomponent.unwrap_or('\0')
+}
+
+/// Whether `s` written as text (pieces joined with the recommended delimiters, escapes decoded)
+/// is `s` itself: it holds no escape character, and each delimiter that splits it is the
+/// recommended one or absent from it. True of nearly every value.
+fn verbatim(s: &str, d: &Delimiters) -> bool {
+    // Values are short: a plain loop beats a `memchr` call. Delimiters are ASCII.
+    let has = |c: char| match u8::try_from(c) {
+        Ok(b) if b.is_ascii() => s.bytes().any(|x| x == b),
+        _ => s.contains(c),
+    };
+    if d.escape.is_some_and(has) {
+        return false;
+    }
+    [(d.component, '^'), (d.repetition, '~'), (sub_sep(d), '&')]
+        .iter()
+        .all(|&(c, standard)| c == standard || !has(c))
+}
+
+/// Appends the text of `s` at `level` to `out`: repetitions joined with `~`, components with
+/// `^`, subcomponents with `&`, each subcomponent unescaped. Returns true once `out` is past
+/// `4 * MAX_VALUE_CHARS` bytes (then over [`MAX_VALUE_CHARS`] characters: the rest would be
+/// cut by [`finish`] anyway).
+fn write_text(s: &str, d: &Delimiters, level: Level, out: &mut String) -> bool {
+    let (sep, joiner, below) = match level {
+        Level::Field => (d.repetition, '~', Some(Level::Repeat)),
+        Level::Repeat => (d.component, '^', Some(Level::Component)),
+        Level::Component => (sub_sep(d), '&', None),
+    };
+    for (i, piece) in s.split(sep).enumerate() {
+        if i > 0 {
+            out.push(joiner);
+        }
+        match below {
+            Some(l) => {
+                if write_text(piece, d, l, out) {
+                    return true;
+                }
+            }
+            None => {
+                unescape(piece, d, out);
+                if out.len() > 4 * MAX_VALUE_CHARS {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// The text of a field, repetition or component `s` ([`write_text`]), capped and trimmed
+/// ([`finish`]); borrowed from `s` when it is its own text ([`verbatim`]).
+fn level_text<'a>(s: &'a str, d: &Delimiters, level: Level) -> Option<Text<'a>> {
+    if verbatim(s, d) {
+        return finish(s, level.trailing()).map(Cow::Borrowed);
+    }
+    let mut out = String::new();
+    write_text(s, d, level, &mut out);
+    let len = finish(&out, level.trailing())?.len();
+    out.truncate(len);
+    Some(Cow::Owned(out))
 }
 
 /// Fields a [`Seg`] can find in one pass ([`Seg::split`]): MSH-1 to MSH-29, or fields 1 to 29.
@@ -459,11 +737,18 @@ const _: () = {
 };
 
 /// Parses one message (see the module docs). `complete` is false when the caller kept only a
-/// prefix of the message; its last, partial segment is then ignored.
+/// prefix of the message; its last, partial segment is then ignored. Values borrow `bytes`
+/// when it is UTF-8 (and are owned when it was read as ISO-8859-1).
 #[must_use]
-pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
-    let (text, non_utf8) = decode_text(bytes);
-    let (lines, non_cr) = segment_lines(&text, complete);
+pub fn parse_message(bytes: &[u8], complete: bool) -> Message<'_> {
+    match decode_text(bytes) {
+        (Cow::Borrowed(text), _) => parse_text(text, complete, false),
+        (Cow::Owned(text), _) => parse_text(&text, complete, true).into_owned(),
+    }
+}
+
+fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
+    let (lines, non_cr) = segment_lines(text, complete);
     let mut m = Message::default();
     let mut last_obx18: Option<&str> = None;
     m.anomalies.non_utf8 = non_utf8;
@@ -492,7 +777,7 @@ pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
         m.anomalies.bad_delimiters = err;
     }
     let d = m.delimiters;
-    let mut phi_seen = [false; phi::PHI_FIELDS.len() + phi::PHI_SEGMENTS.len()];
+    let mut phi_seen = [false; phi::MAX_NAMES];
 
     for line in lines {
         let Some(id) = SegmentId::of_line(line, d.field) else {
@@ -500,11 +785,19 @@ pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
             continue;
         };
         m.segment_count += 1;
-        if m.segment_ids.len() < MAX_SEGMENT_IDS {
-            m.segment_ids.push(id);
-        }
+        m.segment_ids.push(id);
         let seg = Seg::new(line, id, d);
-        // Segment ids compared as bytes (this runs for each of an ORU's thousand OBX).
+        if id == SegmentId::OBX {
+            // A result message repeats the same OBX-18 on every observation: parse each
+            // distinct raw value once. (OBX is neither a PHI segment nor has PHI fields.)
+            let raw = seg.raw(18);
+            if raw.is_some() && raw != last_obx18 {
+                add_devices(&mut m.devices, &seg, 18, DeviceSource::Obx18);
+                last_obx18 = raw;
+            }
+            continue;
+        }
+        // Segment ids compared as bytes.
         let is = |s: &str| matches!(s.as_bytes(), &[a, b, c] if [a, b, c] == id.0);
         if let Some(k) = phi::PHI_SEGMENTS.iter().position(|&s| is(s)) {
             if phi::has_value(line.get(4..).unwrap_or(""), &d) {
@@ -525,7 +818,7 @@ pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
             SegmentId::MSH if m.msh.is_none() => m.msh = Some(read_msh(&seg.cached())),
             SegmentId::MSA if m.msa.is_none() => {
                 m.msa = Some(Msa {
-                    ack_code: seg.text(1).and_then(|t| code(&t)),
+                    ack_code: seg.text(1).and_then(code_text),
                     control_id: seg.text(2),
                 })
             }
@@ -535,15 +828,6 @@ pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
                     m.errors.push(e);
                 }
             }
-            SegmentId::OBX => {
-                // A result message repeats the same OBX-18 on every observation: parse each
-                // distinct raw value once.
-                let raw = seg.raw(18);
-                if raw.is_some() && raw != last_obx18 {
-                    add_devices(&mut m.devices, &seg, 18, DeviceSource::Obx18);
-                    last_obx18 = raw;
-                }
-            }
             SegmentId::PRT => {
                 add_devices(&mut m.devices, &seg, 10, DeviceSource::Prt10);
                 add_devices(&mut m.devices, &seg, 16, DeviceSource::Prt16);
@@ -551,28 +835,29 @@ pub fn parse_message(bytes: &[u8], complete: bool) -> Message {
             _ => {}
         }
     }
-    m.phi_fields = phi::all_names()
-        .zip(phi_seen)
-        .filter_map(|(n, seen)| seen.then_some(n))
-        .collect();
+    for (name, seen) in phi::all_names().zip(phi_seen) {
+        if seen {
+            m.phi_fields.push(name);
+        }
+    }
     m
 }
 
-fn read_msh(seg: &Seg<'_>) -> Msh {
+fn read_msh<'a>(seg: &Seg<'a>) -> Msh<'a> {
     let d = &seg.d;
     let t = |n| seg.text(n);
-    let (simple, msg_type) = match seg.raw_capped(9) {
-        Some(raw) if !has_separators_beyond_components(raw, d) => (Some(raw), None),
-        _ => (None, seg.field(9)),
+    // MSH-9 (MSG): the first three components of its first repetition.
+    let raw9 = seg.raw_capped(9);
+    let mut comps = raw9
+        .and_then(|r| r.split(d.repetition).next())
+        .map(|r| r.split(d.component));
+    let mut comp = || {
+        comps
+            .as_mut()
+            .and_then(Iterator::next)
+            .and_then(|c| level_text(c, d, Level::Component))
     };
-    let comp = |k: usize| match simple {
-        Some(raw) => simple_component(raw, k, d),
-        None => msg_type
-            .as_ref()
-            .and_then(|f| f.repeats.first())
-            .and_then(|r| r.component(k))
-            .and_then(|c| component_text(c.subcomponents.iter().map(|s| s.value), d)),
-    };
+    let (message_code, trigger_event, message_structure) = (comp(), comp(), comp());
     Msh {
         sending_application: t(3),
         sending_facility: t(4),
@@ -580,47 +865,33 @@ fn read_msh(seg: &Seg<'_>) -> Msh {
         receiving_facility: t(6),
         message_time: t(7),
         security_present: seg.raw(8).is_some_and(|r| phi::has_value(r, d)),
-        message_code: comp(1),
-        trigger_event: comp(2),
-        message_structure: comp(3),
+        message_type: message_type(raw9, message_code.as_ref(), trigger_event.as_ref()),
+        message_code,
+        trigger_event,
+        message_structure,
         control_id: t(10),
         processing_id: t(11),
         version: t(12),
         // The first repetition is the character set of the message (v2.5.1 2.14.9.18).
         charset: seg
-            .field(18)
-            .and_then(|f| f.repeats.first().and_then(|r| repeat_text(r, d))),
+            .first_repeat(18)
+            .and_then(|r| level_text(r, d, Level::Repeat)),
     }
 }
 
-/// Whether `raw` holds a repetition, subcomponent or escape character: without any, a field is
-/// one repetition of components holding one subcomponent each, and [`simple_component`] reads
-/// it as `hl7-parser` would (MSH-9 of nearly every message: `ADT^A01^ADT_A01`).
-fn has_separators_beyond_components(raw: &str, d: &Delimiters) -> bool {
-    let sub = d.subcomponent.unwrap_or('\0');
-    let esc = d.escape.unwrap_or('\0');
-    raw.contains([d.repetition, sub, esc])
-}
-
-/// Component `k` (from 1) of a field without repetition, subcomponent or escape characters,
-/// as text ([`component_text`] of its one subcomponent).
-fn simple_component(raw: &str, k: usize, d: &Delimiters) -> Option<String> {
-    let piece = raw.split(d.component).nth(k.checked_sub(1)?)?;
-    component_text(std::iter::once(piece), d)
-}
-
-fn read_err(seg: &Seg<'_>) -> ErrInfo {
+fn read_err<'a>(seg: &Seg<'a>) -> ErrInfo<'a> {
     let d = &seg.d;
-    let raw = |field: usize, k: usize, sub: usize| -> Option<String> {
-        let f = seg.field(field)?;
-        let c = f.repeats.first()?.component(k)?;
-        let s = c.subcomponents.get(sub.checked_sub(1)?)?;
-        Some(unescape_capped(s.value, d))
+    // Subcomponent `sub` of component `k` of the first repetition of `field`, decoded (not
+    // capped: only codes and positions are kept of it).
+    let raw = |field: usize, k: usize, sub: usize| -> Option<Text<'a>> {
+        let c = seg.first_repeat(field)?.split(d.component).nth(k - 1)?;
+        let s = c.split(sub_sep(d)).nth(sub.checked_sub(1)?)?;
+        Some(unescaped(s, d))
     };
-    let comp = |field: usize, k: usize, sub: usize| code(&raw(field, k, sub)?);
+    let comp = |field: usize, k: usize, sub: usize| code_text(raw(field, k, sub)?);
     // ERR-2 (ERL) or ERR-1 (ELD, before v2.5): a segment id, then positions (numbers only, so
     // that nothing but structure is copied).
-    let location = |field: usize, n: usize| -> Option<String> {
+    let location = |field: usize, n: usize| -> Option<Text<'a>> {
         let id = raw(field, 1, 1)?;
         SegmentId::of_line(&id, d.field).filter(|_| id.len() == 3)?;
         let mut parts = vec![id];
@@ -632,7 +903,7 @@ fn read_err(seg: &Seg<'_>) -> ErrInfo {
             parts.push(p);
         }
         let used = parts.iter().rposition(|p| !p.is_empty())? + 1;
-        Some(parts[..used].join("^"))
+        Some(Cow::Owned(parts[..used].join("^")))
     };
     // Error codes are numbers (table 0357) or local codes with digits; a word is not a code.
     let numeric_code = |field: usize, k: usize, sub: usize| {
@@ -655,25 +926,27 @@ fn read_err(seg: &Seg<'_>) -> ErrInfo {
     }
 }
 
-fn add_devices(out: &mut Vec<Device>, seg: &Seg<'_>, field: usize, source: DeviceSource) {
+fn add_devices<'a>(out: &mut Vec<Device<'a>>, seg: &Seg<'a>, field: usize, source: DeviceSource) {
     let d = &seg.d;
-    let Some(f) = seg.field(field) else {
+    let Some(raw) = seg.raw_capped(field) else {
         return;
     };
-    for r in &f.repeats {
+    for r in raw.split(d.repetition) {
         if out.len() >= MAX_DEVICES {
             return;
         }
-        let c = |k: usize| {
-            r.component(k)
-                .and_then(|c| component_text(c.subcomponents.iter().map(|s| s.value), d))
+        let mut comps = r.split(d.component);
+        let mut c = || {
+            comps
+                .next()
+                .and_then(|c| level_text(c, d, Level::Component))
         };
         let dev = Device {
             source,
-            id: c(1),
-            namespace: c(2),
-            universal_id: c(3),
-            universal_id_type: c(4),
+            id: c(),
+            namespace: c(),
+            universal_id: c(),
+            universal_id_type: c(),
         };
         if (dev.id.is_some() || dev.universal_id.is_some()) && !out.contains(&dev) {
             out.push(dev);
@@ -681,8 +954,10 @@ fn add_devices(out: &mut Vec<Device>, seg: &Seg<'_>, field: usize, source: Devic
     }
 }
 
-/// A whole field as text: repetitions joined with `~`, components with `^`, subcomponents with
-/// `&`, escape sequences decoded; `None` when it holds nothing. At most [`MAX_VALUE_CHARS`].
+/// A whole field as `hl7-parser` splits it, as text: repetitions joined with `~`, components
+/// with `^`, subcomponents with `&`, escape sequences decoded; `None` when it holds nothing.
+/// At most [`MAX_VALUE_CHARS`]. (The reader finds the same text without `hl7-parser`; this is
+/// the reference it is tested against.)
 pub fn text_of(f: &Field<'_>, d: &Delimiters) -> Option<String> {
     if !phi::has_value(f.raw_value(), d) {
         return None;
@@ -707,70 +982,58 @@ pub fn text_of(f: &Field<'_>, d: &Delimiters) -> Option<String> {
             }
         }
     }
-    finish(&out, &['^', '~', '&'])
+    finish(&out, &['^', '~', '&']).map(str::to_string)
 }
 
-/// One repetition as text: components joined with `^`, subcomponents with `&`, decoded,
-/// capped; `None` when it holds nothing.
-fn repeat_text(r: &Repeat<'_>, d: &Delimiters) -> Option<String> {
-    let mut out = String::new();
-    'all: for (ci, c) in r.components.iter().enumerate() {
-        if ci > 0 {
-            out.push('^');
-        }
-        for (si, s) in c.subcomponents.iter().enumerate() {
-            if si > 0 {
-                out.push('&');
-            }
-            unescape(s.value, d, &mut out);
-            if out.len() > 4 * MAX_VALUE_CHARS {
-                break 'all;
-            }
-        }
+/// Cuts `s` at [`MAX_VALUE_CHARS`] characters and drops trailing `trailing` characters (empty
+/// parts); `None` when nothing is left.
+fn finish<'s>(s: &'s str, trailing: &[char]) -> Option<&'s str> {
+    // Fewer bytes than the cap: fewer characters too.
+    let end = if s.len() <= MAX_VALUE_CHARS {
+        s.len()
+    } else {
+        s.char_indices()
+            .nth(MAX_VALUE_CHARS)
+            .map_or(s.len(), |(i, _)| i)
+    };
+    // The characters trimmed are ASCII: byte-wise (a UTF-8 continuation byte is never one).
+    let mut len = end;
+    while len > 0 && trailing.contains(&char::from(s.as_bytes()[len - 1])) {
+        len -= 1;
     }
-    finish(&out, &['^', '&'])
+    let t = &s[..len];
+    (!t.is_empty()).then_some(t)
 }
 
-/// Drops trailing empty parts, caps at [`MAX_VALUE_CHARS`]; `None` when nothing is left.
-fn finish(s: &str, trailing: &[char]) -> Option<String> {
-    let end = s
-        .char_indices()
-        .nth(MAX_VALUE_CHARS)
-        .map_or(s.len(), |(i, _)| i);
-    let t = s[..end].trim_end_matches(trailing);
-    (!t.is_empty()).then(|| t.to_string())
-}
-
-/// Parts (subcomponents) joined with `&`, decoded, capped; `None` if empty.
-fn component_text<'a>(parts: impl Iterator<Item = &'a str>, d: &Delimiters) -> Option<String> {
-    let mut out = String::new();
-    for (i, p) in parts.enumerate() {
-        if i > 0 {
-            out.push('&');
+/// `raw` with its escape sequences decoded ([`unescape`]), borrowed when it has none.
+fn unescaped<'a>(raw: &'a str, d: &Delimiters) -> Text<'a> {
+    match d.escape {
+        Some(e) if raw.contains(e) => {
+            let mut out = String::new();
+            unescape(raw, d, &mut out);
+            Cow::Owned(out)
         }
-        unescape(p, d, &mut out);
-        if out.len() > 4 * MAX_VALUE_CHARS {
-            break;
-        }
+        _ => Cow::Borrowed(raw),
     }
-    finish(&out, &['&'])
-}
-
-fn unescape_capped(raw: &str, d: &Delimiters) -> String {
-    let mut out = String::new();
-    unescape(raw, d, &mut out);
-    out
 }
 
 /// A table code: 1 to [`MAX_CODE_CHARS`] ASCII letters, digits or `._-:/`, no spaces (e.g.
 /// `101`, `HL70357`, `AE`). Anything else, free text above all, gives `None`.
-pub fn code(s: &str) -> Option<String> {
+pub fn code(s: &str) -> Option<&str> {
     let s = s.trim();
     let ok = !s.is_empty()
         && s.len() <= MAX_CODE_CHARS
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-:/".contains(&b));
-    ok.then(|| s.to_string())
+    ok.then_some(s)
+}
+
+/// [`code`] of a value, borrowed as the value is.
+fn code_text(t: Text<'_>) -> Option<Text<'_>> {
+    match t {
+        Cow::Borrowed(s) => code(s).map(Cow::Borrowed),
+        Cow::Owned(s) => code(&s).map(|c| Cow::Owned(c.to_string())),
+    }
 }
 
 /// Appends `raw` to `out` with its escape sequences decoded (v2.5.1 2.7): `\F\ \S\ \T\ \R\ \E\`
@@ -823,32 +1086,116 @@ pub fn unescape(raw: &str, d: &Delimiters, out: &mut String) {
 mod tests {
     use super::*;
 
-    proptest::proptest! {
-        #[test]
-        fn simple_components_are_what_hl7_parser_finds(
-            raw in "[A-Z0-9_ ^|~&\\\\#é]{1,24}",
-            custom in proptest::bool::ANY,
-        ) {
-            let d = if custom {
-                Delimiters { component: '#', subcomponent: None, escape: None, ..Delimiters::default() }
-            } else {
-                Delimiters::default()
-            };
-            // A field never holds its field separator.
-            let raw = raw.replace(d.field, "");
-            proptest::prop_assume!(!raw.is_empty());
-            if !has_separators_beyond_components(&raw, &d) {
-                let f = parse_field_with_separators(&raw, d.separators()).ok();
-                // `hl7-parser` numbers components from 1 (0 panics).
-                for k in 1..6 {
-                    let want = f
-                        .as_ref()
-                        .and_then(|f| f.repeats.first())
-                        .and_then(|r| r.component(k))
-                        .and_then(|c| component_text(c.subcomponents.iter().map(|s| s.value), &d));
-                    proptest::prop_assert_eq!(simple_component(&raw, k, &d), want, "{:?} {}", raw, k);
+    use hl7_parser::message::Repeat;
+    use hl7_parser::parser::parse_field_with_separators;
+
+    /// What the reader used to take from `hl7-parser`'s structures (the reference of the
+    /// property tests below): one repetition as text, components joined with `^`,
+    /// subcomponents with `&`, decoded, capped.
+    fn ref_repeat_text(r: &Repeat<'_>, d: &Delimiters) -> Option<String> {
+        let mut out = String::new();
+        'all: for (ci, c) in r.components.iter().enumerate() {
+            if ci > 0 {
+                out.push('^');
+            }
+            for (si, s) in c.subcomponents.iter().enumerate() {
+                if si > 0 {
+                    out.push('&');
+                }
+                unescape(s.value, d, &mut out);
+                if out.len() > 4 * MAX_VALUE_CHARS {
+                    break 'all;
                 }
             }
+        }
+        finish(&out, &['^', '&']).map(str::to_string)
+    }
+
+    /// One component's subcomponents joined with `&`, decoded, capped.
+    fn ref_component_text<'a>(
+        parts: impl Iterator<Item = &'a str>,
+        d: &Delimiters,
+    ) -> Option<String> {
+        let mut out = String::new();
+        for (i, p) in parts.enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            unescape(p, d, &mut out);
+            if out.len() > 4 * MAX_VALUE_CHARS {
+                break;
+            }
+        }
+        finish(&out, &['&']).map(str::to_string)
+    }
+
+    proptest::proptest! {
+        /// The reader's own splitting (repetitions, components, subcomponents) and texts are
+        /// those of `hl7-parser`'s field parser, for the recommended delimiters, other ones,
+        /// and a set without escape and subcomponent separators; borrowed when verbatim.
+        #[test]
+        fn pieces_and_texts_are_what_hl7_parser_finds(
+            ix in proptest::collection::vec(0usize..64, 0..80),
+            long in 0usize..400,
+            set in 0usize..3,
+        ) {
+            let header = ["MSH|^~\\&|", "MSH#@!$%#", "MSH|^~|"][set];
+            let d = Delimiters::from_header_lax(header).0;
+            // A field never holds its field separator (nor CR/LF); some are long.
+            let mut raw = text_from(&ix).replace(['\r', '\n', d.field], "");
+            raw.extend(std::iter::repeat_n('A', long * (ix.len() % 3)));
+            proptest::prop_assume!(!raw.is_empty());
+            let f = parse_field_with_separators(&raw, d.separators()).unwrap();
+            let want = text_of(&f, &d);
+            let got = phi::has_value(&raw, &d).then(|| level_text(&raw, &d, Level::Field)).flatten();
+            proptest::prop_assert_eq!(got.as_deref(), want.as_deref(), "field {:?}", raw);
+            let rep0 = raw.split(d.repetition).next().unwrap();
+            let r = f.repeats.first().unwrap();
+            proptest::prop_assert_eq!(rep0, r.raw_value());
+            let (mine, reference) = (level_text(rep0, &d, Level::Repeat), ref_repeat_text(r, &d));
+            proptest::prop_assert_eq!(mine.as_deref(), reference.as_deref());
+            for k in 1..6 {
+                let c = r.component(k);
+                let mine = rep0.split(d.component).nth(k - 1);
+                proptest::prop_assert_eq!(mine, c.map(|c| c.raw_value()));
+                let (Some(mine), Some(c)) = (mine, c) else { continue };
+                let t = level_text(mine, &d, Level::Component);
+                let reference = ref_component_text(c.subcomponents.iter().map(|s| s.value), &d);
+                proptest::prop_assert_eq!(t.as_deref(), reference.as_deref());
+                if verbatim(mine, &d) {
+                    proptest::prop_assert!(!matches!(t, Some(Cow::Owned(_))));
+                }
+                for (s, sub) in mine.split(sub_sep(&d)).zip(&c.subcomponents) {
+                    proptest::prop_assert_eq!(s, sub.value);
+                }
+                proptest::prop_assert_eq!(mine.split(sub_sep(&d)).count(), c.subcomponents.len());
+            }
+            proptest::prop_assert_eq!(raw.split(d.repetition).count(), f.repeats.len());
+        }
+    }
+
+    proptest::proptest! {
+        /// The word-at-a-time byte search against a plain scan (bytes of both halves, so that
+        /// lanes hold values that differ from the one sought only in the high bit).
+        #[test]
+        fn byte_positions_are_those_of_a_scan(
+            hay in proptest::collection::vec(proptest::sample::select(vec![b'|', 0xfc, b'A', 0, 0x80, b'^']), 0..70),
+            k in 0usize..30,
+        ) {
+            let want: Vec<usize> = hay.iter().enumerate().filter(|&(_, &b)| b == b'|').map(|(i, _)| i).collect();
+            let mut got = Vec::new();
+            each_position(&hay, b'|', |i| {
+                got.push(i);
+                true
+            });
+            proptest::prop_assert_eq!(&got, &want);
+            proptest::prop_assert_eq!(nth_position(&hay, b'|', k), want.get(k).copied());
+            let mut first = Vec::new();
+            each_position(&hay, b'|', |i| {
+                first.push(i);
+                first.len() < 3
+            });
+            proptest::prop_assert_eq!(&first[..], &want[..want.len().min(3)]);
         }
     }
 
@@ -891,11 +1238,11 @@ mod tests {
     // pcaps/hl7/adt_oru_orm.pcap, the pump's ORU^R01 (frame 24, first two OBX of five).
     const ORU_PUMP: &[u8] = b"MSH|^~\\&|PUMP_GATEWAY|TESTHOSP|TEST_ENGINE|TESTHOSP|20240315120000||ORU^R01^ORU_R01|PUMP00001|P|2.6\rPID|1||PID-TEST-0102^^^TESTHOSP^MR||TESTPATIENT^DELTA^^^^^L||19900606|F\rPV1|1|I|ICU^103^A^TESTHOSP\rOBR|1|PUMP00001^PUMP_GATEWAY||69986^MDC_DEV_PUMP_INFUS_VMD^MDC|||20240315120000\rOBX|1|ST|68063^MDC_ATTR_PT_ID^MDC|1.0.0.0|PID-TEST-0102||||||R|||20240315120000||||SIGMA SPECTRUM^BAXTER^5842E4FFFE770242^EUI-64\rOBX|2|NM|157784^MDC_FLOW_FLUID_PUMP^MDC|1.1.1.1|125|263762^MDC_DIM_MILLI_L_PER_HR^MDC|||||R|||20240315120000||||SIGMA SPECTRUM^BAXTER^5842E4FFFE770242^EUI-64\r";
 
-    fn s(v: &str) -> Option<String> {
-        Some(v.to_string())
+    fn s(v: &str) -> Option<Text<'_>> {
+        Some(Cow::Borrowed(v))
     }
 
-    fn ids(m: &Message) -> Vec<&str> {
+    fn ids<'m>(m: &'m Message<'_>) -> Vec<&'m str> {
         m.segment_ids.iter().map(|i| i.as_str()).collect()
     }
 
@@ -909,7 +1256,7 @@ mod tests {
         assert_eq!(h.receiving_facility, s("TESTHOSP"));
         assert_eq!(h.message_time, s("20240315101500"));
         assert!(!h.security_present);
-        assert_eq!(h.message_type(), s("ADT^A01"));
+        assert_eq!(h.message_type, s("ADT^A01"));
         assert_eq!(h.message_structure, s("ADT_A01"));
         assert_eq!(h.control_id, s("ADT00001"));
         assert_eq!(h.processing_id, s("P"));
@@ -977,7 +1324,7 @@ mod tests {
                 severity: None,
             }]
         );
-        assert_eq!(m.msh.unwrap().message_type(), s("ACK"));
+        assert_eq!(m.msh.unwrap().message_type, s("ACK"));
     }
 
     #[test]
@@ -1079,7 +1426,7 @@ mod tests {
         // Values are written with the recommended delimiters; escapes decoded.
         assert_eq!(h.sending_application, s("LAB%APP"));
         assert_eq!(h.sending_facility, s("FAC^1.2.3^ISO"));
-        assert_eq!(h.message_type(), s("ORU^R01"));
+        assert_eq!(h.message_type, s("ORU^R01"));
         assert_eq!(h.control_id, s("C#1"));
         assert_eq!(m.msa.unwrap().ack_code, s("AA"));
         // v2.7 truncation character in MSH-2: fields do not shift.
@@ -1241,8 +1588,12 @@ mod tests {
             let d = Delimiters::from_header_lax(header).0;
             let line = format!("PID{}{}", d.field, text_from(&ix).replace(['\r', '\n'], ""));
             let seg = Seg::new(&line, SegmentId(*b"PID"), d);
-            let slow = seg.field(n).and_then(|f| text_of(&f, &d));
-            proptest::prop_assert_eq!(seg.text(n), slow);
+            let slow = seg
+                .raw_capped(n)
+                .and_then(|r| parse_field_with_separators(r, d.separators()).ok())
+                .and_then(|f| text_of(&f, &d));
+            let fast = seg.text(n);
+            proptest::prop_assert_eq!(fast.as_deref(), slow.as_deref());
         }
     }
 }

@@ -34,6 +34,9 @@ pub const PHI_FIELDS: &[(&str, usize, &str)] = &[
 /// address), merge (prior patient identifiers), query parameters (patient ids in queries).
 pub const PHI_SEGMENTS: &[&str] = &["NK1", "GT1", "IN1", "IN2", "MRG", "QPD"];
 
+/// How many names can be reported ([`all_names`]).
+pub const MAX_NAMES: usize = PHI_FIELDS.len() + PHI_SEGMENTS.len();
+
 /// All names that can be reported, in reporting order.
 pub fn all_names() -> impl Iterator<Item = &'static str> {
     PHI_FIELDS
@@ -45,12 +48,24 @@ pub fn all_names() -> impl Iterator<Item = &'static str> {
 /// Whether a raw field value carries something: a character other than the delimiters, and
 /// not the HL7 null `""` (v2.5.1 2.5.3: `""` means "delete the value", nothing is sent).
 pub fn has_value(raw: &str, d: &super::Delimiters) -> bool {
-    raw != "\"\""
-        && raw.chars().any(|c| {
-            c != d.field
-                && c != d.component
-                && c != d.repetition
-                && Some(c) != d.subcomponent
-                && c != ' '
-        })
+    if raw == "\"\"" {
+        return false;
+    }
+    // A missing subcomponent separator matches nothing; the space is tested anyway.
+    let sub = d.subcomponent.unwrap_or(' ');
+    let seps = [d.field, d.component, d.repetition, sub];
+    if seps.iter().all(char::is_ascii) {
+        // Byte-wise: a non-ASCII character's bytes never equal an ASCII delimiter.
+        let [f, c, r, s] = seps.map(|c| c as u8);
+        return raw
+            .bytes()
+            .any(|b| b != f && b != c && b != r && b != s && b != b' ');
+    }
+    raw.chars().any(|c| {
+        c != d.field
+            && c != d.component
+            && c != d.repetition
+            && Some(c) != d.subcomponent
+            && c != ' '
+    })
 }

@@ -2,9 +2,9 @@
 //! come from [`medtap_parsers::hl7::Message`], which never holds a PHI value (names of
 //! PHI-bearing fields only, ERR codes only, device identifiers).
 
-use medtap_parsers::hl7::{Device, ErrInfo, Message};
+use medtap_parsers::hl7::{Device, ErrInfo, Message, SegmentId};
 use medtap_parsers::mllp::Framing;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use super::events::Anomaly;
 
@@ -29,8 +29,8 @@ pub struct DeviceRecord<'a> {
     pub universal_id_type: Option<&'a str>,
 }
 
-impl<'a> From<&'a Device> for DeviceRecord<'a> {
-    fn from(d: &'a Device) -> Self {
+impl<'a> From<&'a Device<'_>> for DeviceRecord<'a> {
+    fn from(d: &'a Device<'_>) -> Self {
         DeviceRecord {
             source: d.source.as_str(),
             id: d.id.as_deref(),
@@ -53,8 +53,8 @@ pub struct ErrRecord<'a> {
     pub severity: Option<&'a str>,
 }
 
-impl<'a> From<&'a ErrInfo> for ErrRecord<'a> {
-    fn from(e: &'a ErrInfo) -> Self {
+impl<'a> From<&'a ErrInfo<'_>> for ErrRecord<'a> {
+    fn from(e: &'a ErrInfo<'_>) -> Self {
         ErrRecord {
             location: e.location.as_deref(),
             code: e.code.as_deref(),
@@ -65,7 +65,7 @@ impl<'a> From<&'a ErrInfo> for ErrRecord<'a> {
 }
 
 /// What the state machine knows about a message besides its content.
-pub struct Context {
+pub struct Context<'a> {
     pub framing: Framing,
     /// Bytes of the message on the wire (MLLP blocks excluded), skipped ones included.
     pub bytes: u64,
@@ -73,9 +73,9 @@ pub struct Context {
     /// For an acknowledgement paired with its message: milliseconds from the message to it.
     pub latency_ms: Option<f64>,
     /// MSH-9 as `code^event` ([`medtap_parsers::hl7::Msh::message_type`]).
-    pub message_type: Option<String>,
+    pub message_type: Option<&'a str>,
     /// For an acknowledgement paired with its message: that message's type.
-    pub acked_message_type: Option<String>,
+    pub acked_message_type: Option<&'a str>,
     /// The message-size cap in force.
     pub limit: u64,
 }
@@ -126,27 +126,50 @@ pub struct Hl7Event<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acked_message_type: Option<&'a str>,
     /// Segment ids in order (at most `MAX_SEGMENT_IDS`).
-    pub segments: Vec<&'a str>,
+    #[serde(serialize_with = "ids")]
+    pub segments: &'a [SegmentId],
     pub segment_count: usize,
     /// Names of the PHI-bearing fields present, never values.
     pub phi_fields: &'a [&'static str],
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub devices: Vec<DeviceRecord<'a>>,
+    #[serde(skip_serializing_if = "none", serialize_with = "devices")]
+    pub devices: &'a [Device<'a>],
     /// ERR segments, codes only.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<ErrRecord<'a>>,
+    #[serde(skip_serializing_if = "none", serialize_with = "errors")]
+    pub errors: &'a [ErrInfo<'a>],
     pub bytes: u64,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub anomalies: Vec<&'static str>,
+    #[serde(skip_serializing_if = "none", serialize_with = "anomalies")]
+    pub anomalies: &'a [Anomaly],
     /// The message went over [`super::MAX_MESSAGE_BYTES`]: its size and the limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub too_large: Option<LimitRecord>,
 }
 
+fn none<T>(s: &&[T]) -> bool {
+    s.is_empty()
+}
+
+fn ids<S: Serializer>(v: &&[SegmentId], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|i| i.as_str()))
+}
+
+fn devices<S: Serializer>(v: &&[Device<'_>], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(DeviceRecord::from))
+}
+
+fn errors<S: Serializer>(v: &&[ErrInfo<'_>], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(ErrRecord::from))
+}
+
+fn anomalies<S: Serializer>(v: &&[Anomaly], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|a| a.as_str()))
+}
+
 impl<'a> Hl7Event<'a> {
-    pub fn new(m: &'a Message, cx: &'a Context) -> Hl7Event<'a> {
+    /// The event of `m`, borrowing everything (nothing is copied or allocated).
+    pub fn new(m: &'a Message<'a>, cx: &'a Context<'a>) -> Hl7Event<'a> {
+        type Field<'a> = Option<std::borrow::Cow<'a, str>>;
         let h = m.msh.as_ref();
-        let hs = |f: fn(&'a medtap_parsers::hl7::Msh) -> &'a Option<String>| {
+        let hs = |f: fn(&'a medtap_parsers::hl7::Msh<'a>) -> &'a Field<'a>| {
             h.and_then(|h| f(h).as_deref())
         };
         Hl7Event {
@@ -157,7 +180,7 @@ impl<'a> Hl7Event<'a> {
             receiving_facility: hs(|h| &h.receiving_facility),
             message_time: hs(|h| &h.message_time),
             security_present: h.is_some_and(|h| h.security_present),
-            message_type: cx.message_type.as_deref(),
+            message_type: cx.message_type,
             message_structure: hs(|h| &h.message_structure),
             control_id: hs(|h| &h.control_id),
             processing_id: hs(|h| &h.processing_id),
@@ -166,14 +189,14 @@ impl<'a> Hl7Event<'a> {
             ack_code: m.msa.as_ref().and_then(|a| a.ack_code.as_deref()),
             ack_control_id: m.msa.as_ref().and_then(|a| a.control_id.as_deref()),
             latency_ms: cx.latency_ms,
-            acked_message_type: cx.acked_message_type.as_deref(),
-            segments: m.segment_ids.iter().map(|s| s.as_str()).collect(),
+            acked_message_type: cx.acked_message_type,
+            segments: &m.segment_ids,
             segment_count: m.segment_count,
             phi_fields: &m.phi_fields,
-            devices: m.devices.iter().map(DeviceRecord::from).collect(),
-            errors: m.errors.iter().map(ErrRecord::from).collect(),
+            devices: &m.devices,
+            errors: &m.errors,
             bytes: cx.bytes,
-            anomalies: cx.anomalies.iter().map(|a| a.as_str()).collect(),
+            anomalies: &cx.anomalies,
             too_large: cx
                 .anomalies
                 .contains(&Anomaly::TooLarge)
@@ -185,23 +208,16 @@ impl<'a> Hl7Event<'a> {
     }
 
     /// The JSON object `serde_json` makes of this event (a test holds them equal), written
-    /// directly: one `hl7` event per message.
+    /// directly: one `hl7` event per message. `framing` is always first, so every other key is
+    /// written with its comma and quotes as one literal.
     pub fn write_json(&self, b: &mut Vec<u8>) {
         use crate::output::{push_json_str, push_u64};
-        let mut first = true;
-        let mut key = |b: &mut Vec<u8>, k: &str| {
-            b.extend_from_slice(if first { b"{\"" } else { b",\"" });
-            first = false;
-            b.extend_from_slice(k.as_bytes());
-            b.extend_from_slice(b"\":");
+        let opt = |b: &mut Vec<u8>, key: &[u8], v: Option<&str>| {
+            if let Some(v) = v {
+                b.extend_from_slice(key);
+                push_json_str(b, v);
+            }
         };
-        let opt =
-            |b: &mut Vec<u8>, key: &mut dyn FnMut(&mut Vec<u8>, &str), k: &str, v: Option<&str>| {
-                if let Some(v) = v {
-                    key(b, k);
-                    push_json_str(b, v);
-                }
-            };
         let list = |b: &mut Vec<u8>, items: &mut dyn Iterator<Item = &str>| {
             b.push(b'[');
             for (i, s) in items.enumerate() {
@@ -212,73 +228,60 @@ impl<'a> Hl7Event<'a> {
             }
             b.push(b']');
         };
-        key(b, "framing");
+        b.extend_from_slice(b"{\"framing\":");
         push_json_str(b, self.framing);
-        opt(b, &mut key, "sending_application", self.sending_application);
-        opt(b, &mut key, "sending_facility", self.sending_facility);
+        opt(b, b",\"sending_application\":", self.sending_application);
+        opt(b, b",\"sending_facility\":", self.sending_facility);
         opt(
             b,
-            &mut key,
-            "receiving_application",
+            b",\"receiving_application\":",
             self.receiving_application,
         );
-        opt(b, &mut key, "receiving_facility", self.receiving_facility);
-        opt(b, &mut key, "message_time", self.message_time);
+        opt(b, b",\"receiving_facility\":", self.receiving_facility);
+        opt(b, b",\"message_time\":", self.message_time);
         if self.security_present {
-            key(b, "security_present");
-            b.extend_from_slice(b"true");
+            b.extend_from_slice(b",\"security_present\":true");
         }
-        opt(b, &mut key, "message_type", self.message_type);
-        opt(b, &mut key, "message_structure", self.message_structure);
-        opt(b, &mut key, "control_id", self.control_id);
-        opt(b, &mut key, "processing_id", self.processing_id);
-        opt(b, &mut key, "version", self.version);
-        opt(b, &mut key, "charset", self.charset);
-        opt(b, &mut key, "ack_code", self.ack_code);
-        opt(b, &mut key, "ack_control_id", self.ack_control_id);
+        opt(b, b",\"message_type\":", self.message_type);
+        opt(b, b",\"message_structure\":", self.message_structure);
+        opt(b, b",\"control_id\":", self.control_id);
+        opt(b, b",\"processing_id\":", self.processing_id);
+        opt(b, b",\"version\":", self.version);
+        opt(b, b",\"charset\":", self.charset);
+        opt(b, b",\"ack_code\":", self.ack_code);
+        opt(b, b",\"ack_control_id\":", self.ack_control_id);
         if let Some(l) = self.latency_ms {
-            key(b, "latency_ms");
+            b.extend_from_slice(b",\"latency_ms\":");
             if serde_json::to_writer(&mut *b, &l).is_err() {
                 b.extend_from_slice(b"null");
             }
         }
-        opt(b, &mut key, "acked_message_type", self.acked_message_type);
-        key(b, "segments");
-        list(b, &mut self.segments.iter().copied());
-        key(b, "segment_count");
+        opt(b, b",\"acked_message_type\":", self.acked_message_type);
+        b.extend_from_slice(b",\"segments\":");
+        list(b, &mut self.segments.iter().map(|i| i.as_str()));
+        b.extend_from_slice(b",\"segment_count\":");
         push_u64(b, self.segment_count as u64);
-        key(b, "phi_fields");
+        b.extend_from_slice(b",\"phi_fields\":");
         list(b, &mut self.phi_fields.iter().copied());
         if !self.devices.is_empty() {
-            key(b, "devices");
-            b.push(b'[');
-            for (i, d) in self.devices.iter().enumerate() {
+            b.extend_from_slice(b",\"devices\":[");
+            for (i, d) in self.devices.iter().map(DeviceRecord::from).enumerate() {
                 if i > 0 {
                     b.push(b',');
                 }
                 b.extend_from_slice(b"{\"source\":");
                 push_json_str(b, d.source);
-                for (k, v) in [
-                    ("id", d.id),
-                    ("namespace", d.namespace),
-                    ("universal_id", d.universal_id),
-                    ("universal_id_type", d.universal_id_type),
-                ] {
-                    if let Some(v) = v {
-                        b.extend_from_slice(b",\"");
-                        b.extend_from_slice(k.as_bytes());
-                        b.extend_from_slice(b"\":");
-                        push_json_str(b, v);
-                    }
-                }
+                opt(b, b",\"id\":", d.id);
+                opt(b, b",\"namespace\":", d.namespace);
+                opt(b, b",\"universal_id\":", d.universal_id);
+                opt(b, b",\"universal_id_type\":", d.universal_id_type);
                 b.push(b'}');
             }
             b.push(b']');
         }
         if !self.errors.is_empty() {
-            key(b, "errors");
-            b.push(b'[');
-            for (i, e) in self.errors.iter().enumerate() {
+            b.extend_from_slice(b",\"errors\":[");
+            for (i, e) in self.errors.iter().map(ErrRecord::from).enumerate() {
                 if i > 0 {
                     b.push(b',');
                 }
@@ -301,15 +304,14 @@ impl<'a> Hl7Event<'a> {
             }
             b.push(b']');
         }
-        key(b, "bytes");
+        b.extend_from_slice(b",\"bytes\":");
         push_u64(b, self.bytes);
         if !self.anomalies.is_empty() {
-            key(b, "anomalies");
-            list(b, &mut self.anomalies.iter().copied());
+            b.extend_from_slice(b",\"anomalies\":");
+            list(b, &mut self.anomalies.iter().map(|a| a.as_str()));
         }
         if let Some(t) = &self.too_large {
-            key(b, "too_large");
-            b.extend_from_slice(b"{\"value\":");
+            b.extend_from_slice(b",\"too_large\":{\"value\":");
             push_u64(b, t.value);
             b.extend_from_slice(b",\"limit\":");
             push_u64(b, t.limit);
@@ -345,23 +347,17 @@ mod tests {
                         Framing::Bare,
                         vec![Anomaly::TooLarge, Anomaly::Gap, Anomaly::NonUtf8],
                         Some(0.0),
-                        Some("ADT^A01".to_string()),
-                        Some("ORU^R01".to_string()),
+                        Some("ADT^A01"),
+                        Some("ORU^R01"),
                     ),
                     (
                         Framing::Mllp,
                         vec![Anomaly::UnterminatedFrame],
                         Some(1.5),
                         None,
-                        Some("x\"y".into()),
+                        Some("x\"y"),
                     ),
-                    (
-                        Framing::Mllp,
-                        vec![],
-                        Some(123_456.789),
-                        Some("^A1".into()),
-                        None,
-                    ),
+                    (Framing::Mllp, vec![], Some(123_456.789), Some("^A1"), None),
                     (Framing::Mllp, vec![], Some(1e-7), None, None),
                     (Framing::Mllp, vec![], Some(f64::NAN), None, None),
                 ] {

@@ -2,7 +2,8 @@
 //! (up to the size cap), and the messages still waiting for their acknowledgement.
 //!
 //! Invariants: each direction's bytes go through its [`Deframer`] exactly once, in order; a
-//! message's bytes are buffered up to the cap and the rest only counted; every message the
+//! message's bytes are kept up to the cap and the rest only counted (kept in place when the
+//! message arrives whole within one chunk of input, else copied into a per-direction buffer); every message the
 //! deframer closes produces one event (an empty frame produces none: it is counted as
 //! `no_msh`); a gap ends the message under way (its event carries `gap`) and the direction
 //! resynchronises on the next start block or line-start `MSH`. Nothing here depends on how the
@@ -53,9 +54,37 @@ struct Side {
 struct Pending {
     /// Who sent it.
     dir: Direction,
-    control_id: String,
     ts: Ts,
-    message_type: Option<String>,
+    /// Its control id followed by its type, if any (one allocation for both).
+    text: String,
+    /// Bytes of `text` that are the control id.
+    id_len: usize,
+    has_type: bool,
+}
+
+impl Pending {
+    fn new(dir: Direction, ts: Ts, control_id: &str, message_type: Option<&str>) -> Pending {
+        let mut text = String::with_capacity(control_id.len() + message_type.map_or(0, str::len));
+        text.push_str(control_id);
+        text.push_str(message_type.unwrap_or(""));
+        Pending {
+            dir,
+            ts,
+            text,
+            id_len: control_id.len(),
+            has_type: message_type.is_some(),
+        }
+    }
+
+    fn control_id(&self) -> &str {
+        self.text.get(..self.id_len).unwrap_or("")
+    }
+
+    fn message_type(&self) -> Option<&str> {
+        self.has_type
+            .then(|| self.text.get(self.id_len..))
+            .flatten()
+    }
 }
 
 /// What both directions share.
@@ -101,18 +130,51 @@ impl Hl7State {
 
     /// Ends the bare message under way in `dir`, if any (an MLLP frame waits for its end block).
     fn flush_bare(&mut self, dir: Direction, cx: &mut AppContext<'_>) {
-        let Side { deframer, acc } = &mut self.sides[dir.index()];
-        if deframer.in_message() && !deframer.in_frame() {
-            let shared = &mut self.shared;
-            deframer.flush(&mut |e| handle(e, dir, acc, shared, cx));
+        let side = &mut self.sides[dir.index()];
+        if side.deframer.in_message() && !side.deframer.in_frame() {
+            deframe(side, dir, &mut self.shared, cx, Op::Flush);
         }
     }
 }
 
-fn handle(
-    ev: Event<'_>,
+/// A call into a direction's deframer.
+enum Op<'d> {
+    Feed(&'d [u8]),
+    Flush,
+    Gap,
+}
+
+/// Runs `op` on `dir`'s deframer and handles what it reports. The bytes of a message that
+/// arrives whole within the bytes fed are parsed where they are (`held`); only a message
+/// spread over several calls is copied into the side's buffer.
+fn deframe<'d>(
+    side: &mut Side,
+    dir: Direction,
+    shared: &mut Shared,
+    cx: &mut AppContext<'_>,
+    op: Op<'d>,
+) {
+    let Side { deframer, acc } = side;
+    let mut held: Option<&'d [u8]> = None;
+    let mut f = |e| handle(e, dir, acc, &mut held, shared, cx);
+    match op {
+        Op::Feed(data) => deframer.feed(data, &mut f),
+        Op::Flush => deframer.flush(&mut f),
+        Op::Gap => deframer.gap(&mut f),
+    }
+    // The message goes on in the next bytes: keep what came of it.
+    if let Some(h) = held {
+        acc.buf.extend_from_slice(h);
+    }
+}
+
+/// `held`: the bytes kept of the message under way that are still in the caller's input (the
+/// message's first `Data`, while `acc.buf` is empty).
+fn handle<'d>(
+    ev: Event<'d>,
     dir: Direction,
     acc: &mut Acc,
+    held: &mut Option<&'d [u8]>,
     shared: &mut Shared,
     cx: &mut AppContext<'_>,
 ) {
@@ -121,11 +183,23 @@ fn handle(
             acc.in_msg = true;
             acc.framing = framing;
             acc.buf.clear();
+            *held = None;
             acc.total = 0;
             acc.too_large = false;
         }
         Event::Data(b) => {
             acc.total = acc.total.saturating_add(b.len() as u64);
+            if acc.buf.is_empty() && held.is_none() {
+                let keep = b.len().min(shared.cap);
+                if b.len() > keep {
+                    acc.too_large = true;
+                }
+                *held = Some(&b[..keep]);
+                return;
+            }
+            if let Some(h) = held.take() {
+                acc.buf.extend_from_slice(h);
+            }
             let room = shared.cap.saturating_sub(acc.buf.len());
             if b.len() > room {
                 acc.too_large = true;
@@ -133,12 +207,23 @@ fn handle(
             acc.buf.extend_from_slice(&b[..b.len().min(room)]);
         }
         Event::Outside => Anomaly::OutsideFrame.count(cx.stats),
-        Event::End(why) => finish(why, dir, acc, shared, cx),
+        Event::End(why) => {
+            let msg = held.take();
+            finish(why, dir, acc, msg, shared, cx)
+        }
     }
 }
 
-/// A message ended: parse what was kept, count, pair acknowledgements, emit the event.
-fn finish(why: End, dir: Direction, acc: &mut Acc, shared: &mut Shared, cx: &mut AppContext<'_>) {
+/// A message ended: parse what was kept (`held`, or the side's buffer), count, pair
+/// acknowledgements, emit the event.
+fn finish(
+    why: End,
+    dir: Direction,
+    acc: &mut Acc,
+    held: Option<&[u8]>,
+    shared: &mut Shared,
+    cx: &mut AppContext<'_>,
+) {
     acc.in_msg = false;
     let mut anomalies = Vec::new();
     match why {
@@ -156,7 +241,7 @@ fn finish(why: End, dir: Direction, acc: &mut Acc, shared: &mut Shared, cx: &mut
         }
         return;
     }
-    let m = hl7::parse_message(&acc.buf, !acc.too_large);
+    let m = hl7::parse_message(held.unwrap_or(&acc.buf), !acc.too_large);
     if acc.too_large {
         anomalies.push(Anomaly::TooLarge);
     }
@@ -178,16 +263,17 @@ fn finish(why: End, dir: Direction, acc: &mut Acc, shared: &mut Shared, cx: &mut
         }
     }
     count_message(&m, cx);
-    // `code^event`, formatted once for the event, the facts and the pending acknowledgement.
-    let message_type = m.msh.as_ref().and_then(|h| h.message_type());
-    let (latency_ms, acked_message_type) = pair_ack(&m, message_type.as_deref(), dir, shared, cx);
+    // `code^event`, formatted once (by the parser) for the event, the facts and the pending
+    // acknowledgement.
+    let message_type = m.msh.as_ref().and_then(|h| h.message_type.as_deref());
+    let (latency_ms, acked) = pair_ack(&m, message_type, dir, shared, cx);
     let ctx = Context {
         framing: acc.framing,
         bytes: acc.total,
         anomalies,
         latency_ms,
         message_type,
-        acked_message_type,
+        acked_message_type: acked.as_ref().and_then(Pending::message_type),
         limit: shared.cap as u64,
     };
     device_evidence(&m, dir, shared, cx);
@@ -195,6 +281,7 @@ fn finish(why: End, dir: Direction, acc: &mut Acc, shared: &mut Shared, cx: &mut
     cx.events
         .emit_with(cx.ts, "hl7", cx.flow, dir, |b| ev.write_json(b));
     cx.obs.facts(cx.ts, cx.flow, message_facts(&m, &ctx, dir));
+    drop(m);
     acc.buf.clear();
     if acc.buf.capacity() > KEEP_BUF_BYTES {
         acc.buf = Vec::new();
@@ -203,7 +290,7 @@ fn finish(why: End, dir: Direction, acc: &mut Acc, shared: &mut Shared, cx: &mut
 
 /// The sender's MSH-3/MSH-4 and the device identifiers (OBX-18, PRT) of a message, as
 /// evidence about its sender; repeated only when they change (per flow and direction).
-fn device_evidence(m: &Message, dir: Direction, shared: &mut Shared, cx: &mut AppContext<'_>) {
+fn device_evidence(m: &Message<'_>, dir: Direction, shared: &mut Shared, cx: &mut AppContext<'_>) {
     use crate::fingerprint::evidence::cleaned;
     use crate::fingerprint::EvidenceKind as K;
     use std::borrow::Cow;
@@ -219,14 +306,18 @@ fn device_evidence(m: &Message, dir: Direction, shared: &mut Shared, cx: &mut Ap
     }
     shared.evidence_sent[dir.index()] = Some(key);
     // The items `Evidence::new(k, v)` would make, as cleaned values (borrowed where they can
-    // be), copied by the observation buffer only when they are news.
-    let mut items: Vec<(K, Cow<'_, str>, u8)> = Vec::new();
+    // be), copied by the observation buffer only when they are news. At most the two MSH
+    // values and the devices of the message: kept on the stack.
+    let mut items: [(K, Cow<'_, str>, u8); 2 + hl7::MAX_DEVICES] =
+        std::array::from_fn(|_| (K::Hl7SendingApplication, Cow::Borrowed(""), 0));
+    let mut n = 0;
     for (k, v) in [
         (K::Hl7SendingApplication, app),
         (K::Hl7SendingFacility, fac),
     ] {
         if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
-            items.push((k, cleaned(v), 100));
+            items[n] = (k, cleaned(v), 100);
+            n += 1;
         }
     }
     for d in &m.devices {
@@ -235,27 +326,40 @@ fn device_evidence(m: &Message, dir: Direction, shared: &mut Shared, cx: &mut Ap
         } else {
             K::Hl7PrtDevice
         };
-        let parts = [&d.id, &d.namespace, &d.universal_id, &d.universal_id_type];
-        let v: Vec<&str> = parts.iter().map(|p| p.as_deref().unwrap_or("")).collect();
-        let v = v.join("^");
+        let mut v = String::new();
+        for (i, p) in [&d.id, &d.namespace, &d.universal_id, &d.universal_id_type]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                v.push('^');
+            }
+            v.push_str(p.as_deref().unwrap_or(""));
+        }
         let v = v.trim_end_matches('^');
         if !v.is_empty() {
             let v = Cow::Owned(cleaned(v).into_owned());
-            if !items.iter().any(|(ik, iv, _)| *ik == kind && *iv == v) {
-                items.push((kind, v, 100));
+            if n < items.len() && !items[..n].iter().any(|(ik, iv, _)| *ik == kind && *iv == v) {
+                items[n] = (kind, v, 100);
+                n += 1;
             }
         }
     }
     let (mac, ip) = cx.flow.sender(dir);
-    cx.obs.evidence_cleaned(cx.ts, mac, Some(ip), &items);
+    cx.obs.evidence_cleaned(cx.ts, mac, Some(ip), &items[..n]);
 }
 
 /// What detection rules and anomalies test about one message: who sent it (`from`: client or
 /// server of the connection), its sending application and facility, type and ack code, whether a PID
 /// segment or any PHI field was present (never the values), and whether its framing was broken.
-fn message_facts(m: &Message, ctx: &Context, dir: Direction) -> Facts {
+fn message_facts(m: &Message<'_>, ctx: &Context<'_>, dir: Direction) -> Facts {
     let h = m.msh.as_ref();
-    let mut f = Facts::new("hl7")
+    // Nine fields at most: room for them at once.
+    let f = Facts {
+        protocol: "hl7",
+        fields: Vec::with_capacity(9),
+    };
+    let mut f = f
         .with(
             "from",
             FactValue::Str(
@@ -290,8 +394,8 @@ fn message_facts(m: &Message, ctx: &Context, dir: Direction) -> Facts {
     if let Some(a) = h.and_then(|h| h.sending_facility.as_deref()) {
         f = f.with("sending_facility", FactValue::Str(a.to_string()));
     }
-    if let Some(t) = &ctx.message_type {
-        f = f.with("message_type", FactValue::Str(t.clone()));
+    if let Some(t) = ctx.message_type {
+        f = f.with("message_type", FactValue::Str(t.to_string()));
     }
     if let Some(a) = m.msa.as_ref().and_then(|a| a.ack_code.as_deref()) {
         f = f.with("ack_code", FactValue::Str(a.to_string()));
@@ -299,7 +403,7 @@ fn message_facts(m: &Message, ctx: &Context, dir: Direction) -> Facts {
     f
 }
 
-fn count_message(m: &Message, cx: &mut AppContext<'_>) {
+fn count_message(m: &Message<'_>, cx: &mut AppContext<'_>) {
     let code = m.msh.as_ref().and_then(|h| h.message_code.as_deref());
     let i = code
         .and_then(|c| HL7_MESSAGE_TYPES.iter().position(|&t| t == c))
@@ -315,15 +419,15 @@ fn count_message(m: &Message, cx: &mut AppContext<'_>) {
 }
 
 /// An acknowledgement (a message with MSA) is paired with the message of the other direction
-/// whose MSH-10 equals its MSA-2: returns the latency and that message's type. Any other message
-/// with a control id waits for its acknowledgement.
+/// whose MSH-10 equals its MSA-2: returns the latency and that message (for its type). Any
+/// other message with a control id waits for its acknowledgement.
 fn pair_ack(
-    m: &Message,
+    m: &Message<'_>,
     message_type: Option<&str>,
     dir: Direction,
     shared: &mut Shared,
     cx: &mut AppContext<'_>,
-) -> (Option<f64>, Option<String>) {
+) -> (Option<f64>, Option<Pending>) {
     if let Some(msa) = &m.msa {
         let Some(id) = msa.control_id.as_deref() else {
             return (None, None);
@@ -331,11 +435,11 @@ fn pair_ack(
         let found = shared
             .pending
             .iter()
-            .position(|p| p.dir == dir.reverse() && p.control_id == id);
+            .position(|p| p.dir == dir.reverse() && p.control_id() == id);
         return match found.and_then(|k| shared.pending.remove(k)) {
             Some(p) => {
                 let us = cx.ts.0.saturating_sub(p.ts.0).max(0);
-                (Some(us as f64 / 1000.0), p.message_type)
+                (Some(us as f64 / 1000.0), Some(p))
             }
             None => (None, None),
         };
@@ -343,19 +447,16 @@ fn pair_ack(
     let Some(h) = &m.msh else {
         return (None, None);
     };
-    let Some(id) = &h.control_id else {
+    let Some(id) = h.control_id.as_deref() else {
         return (None, None);
     };
     if shared.pending.len() >= MAX_PENDING_ACKS {
         shared.pending.pop_front();
         Anomaly::Unacknowledged.count(cx.stats);
     }
-    shared.pending.push_back(Pending {
-        dir,
-        control_id: id.clone(),
-        ts: cx.ts,
-        message_type: message_type.map(str::to_string),
-    });
+    shared
+        .pending
+        .push_back(Pending::new(dir, cx.ts, id, message_type));
     (None, None)
 }
 
@@ -366,23 +467,20 @@ impl AppParser for Hl7State {
         }
         // The peer speaks: a bare message it was sending is complete (request/response).
         self.flush_bare(dir.reverse(), cx);
-        let Side { deframer, acc } = &mut self.sides[dir.index()];
-        let shared = &mut self.shared;
-        deframer.feed(data, &mut |e| handle(e, dir, acc, shared, cx));
+        let side = &mut self.sides[dir.index()];
+        deframe(side, dir, &mut self.shared, cx, Op::Feed(data));
     }
 
     fn on_gap(&mut self, dir: Direction, _len: u64, cx: &mut AppContext<'_>) {
         Anomaly::Gap.count(cx.stats);
-        let Side { deframer, acc } = &mut self.sides[dir.index()];
-        let shared = &mut self.shared;
-        deframer.gap(&mut |e| handle(e, dir, acc, shared, cx));
+        let side = &mut self.sides[dir.index()];
+        deframe(side, dir, &mut self.shared, cx, Op::Gap);
     }
 
     fn on_close(&mut self, cx: &mut AppContext<'_>) {
         for dir in [Direction::ToServer, Direction::ToClient] {
-            let Side { deframer, acc } = &mut self.sides[dir.index()];
-            let shared = &mut self.shared;
-            deframer.flush(&mut |e| handle(e, dir, acc, shared, cx));
+            let side = &mut self.sides[dir.index()];
+            deframe(side, dir, &mut self.shared, cx, Op::Flush);
         }
         for _ in self.shared.pending.drain(..) {
             Anomaly::Unacknowledged.count(cx.stats);
