@@ -110,14 +110,14 @@ pub fn lookup(mac: &[u8; 6]) -> Option<OuiEntry> {
         return None;
     }
     let hex = hex12(mac);
-    // hex12 returns ASCII only, so slicing at any index is on a char boundary.
     let tries = [
         (Registry::MaS, MA_S, 9),
         (Registry::MaM, MA_M, 7),
         (Registry::MaL, MA_L, 6),
     ];
     for (registry, table, digits) in tries {
-        let key = hex.get(..digits)?;
+        // ASCII hex digits: UTF-8.
+        let key = std::str::from_utf8(hex.get(..digits)?).ok()?;
         if let Some((prefix, organization)) = bisect(table, key) {
             return Some(OuiEntry {
                 registry,
@@ -160,20 +160,25 @@ pub fn parse_mac(text: &str) -> Result<[u8; 6], OuiError> {
 
 /// Lower-case, colon-separated form (`00:09:5c:6d:41:41`), as the inventory keys devices.
 pub fn format_mac(mac: &[u8; 6]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(17);
     for (i, b) in mac.iter().enumerate() {
         if i > 0 {
             s.push(':');
         }
-        s.push_str(&format!("{b:02x}"));
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0xf)]));
     }
     s
 }
 
-fn hex12(mac: &[u8; 6]) -> String {
-    let mut s = String::with_capacity(12);
-    for b in mac {
-        s.push_str(&format!("{b:02X}"));
+/// The MAC as 12 upper-case hex digits (the tables' keys).
+fn hex12(mac: &[u8; 6]) -> [u8; 12] {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut s = [0u8; 12];
+    for (i, b) in mac.iter().enumerate() {
+        s[2 * i] = HEX[usize::from(b >> 4)];
+        s[2 * i + 1] = HEX[usize::from(b & 0xf)];
     }
     s
 }
@@ -189,20 +194,19 @@ fn bisect(table: &'static str, key: &str) -> Option<(&'static str, &'static str)
             return None;
         }
         let mid = lo + (hi - lo) / 2;
-        let start = bytes
-            .get(lo..mid)?
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(lo, |p| lo + p + 1);
-        let end = bytes
-            .get(start..hi)?
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(hi, |p| start + p);
-        let line = table.get(start..end)?;
-        let (k, v) = line.split_once('\t')?;
-        match k.cmp(key) {
-            std::cmp::Ordering::Equal => return Some((k, v)),
+        let start = memchr::memrchr(b'\n', bytes.get(lo..mid)?).map_or(lo, |p| lo + p + 1);
+        let end = memchr::memchr(b'\n', bytes.get(start..hi)?).map_or(hi, |p| start + p);
+        let line = bytes.get(start..end)?;
+        let tab = memchr::memchr(b'\t', line)?;
+        let k = line.get(..tab)?;
+        match k.cmp(key.as_bytes()) {
+            std::cmp::Ordering::Equal => {
+                // Split at an ASCII tab inside a `&str`: both sides are on char boundaries.
+                return Some((
+                    table.get(start..start + tab)?,
+                    table.get(start + tab + 1..end)?,
+                ));
+            }
             std::cmp::Ordering::Less => lo = end.saturating_add(1).min(hi),
             std::cmp::Ordering::Greater => hi = start,
         }
@@ -327,6 +331,12 @@ mod tests {
         assert_eq!(parse_mac("00:09:5c:6d:41:41").unwrap(), m);
         assert_eq!(parse_mac("00095C6D4141").unwrap(), m);
         assert_eq!(format_mac(&m), "00:09:5c:6d:41:41");
+        for m in [[0xff, 0xa0, 0x0b, 0x10, 0xc3, 0x9e], [0; 6]] {
+            let want: Vec<String> = m.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(format_mac(&m), want.join(":"));
+            let hex: String = m.iter().map(|b| format!("{b:02X}")).collect();
+            assert_eq!(hex12(&m), hex.as_bytes());
+        }
         assert!(parse_mac("00:09:5c:6d:41").is_err());
         assert!(parse_mac("00:09:5c:6d:41:41:00").is_err());
         assert!(parse_mac("zz:09:5c:6d:41:41").is_err());

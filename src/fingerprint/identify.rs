@@ -181,7 +181,9 @@ pub struct MatchCache {
     /// [`Signatures::serial`] of the set the entries were computed with.
     serial: u64,
     len: usize,
-    by_kind: HashMap<EvidenceKind, HashMap<Box<str>, Matches>>,
+    /// Per kind (indexed by `EvidenceKind as usize`): value -> its matches, and whether a rule
+    /// that is not `ignore` is among them (the value *claims* something).
+    by_kind: Vec<HashMap<Box<str>, (Matches, bool), ahash::RandomState>>,
     /// Identifications by the distinct evidence values rules claim something from (many devices
     /// have the same: every new device of one OUI, hosts of one model): hash -> entries.
     idents: HashMap<u64, Vec<IdentEntry>, ahash::RandomState>,
@@ -206,7 +208,7 @@ impl MatchCache {
     /// Forget everything computed with another signature set.
     fn check_serial(&mut self, sigs: &Signatures) {
         if self.serial != sigs.serial() {
-            self.by_kind.clear();
+            self.by_kind.iter_mut().for_each(HashMap::clear);
             self.len = 0;
             self.idents.clear();
             self.idents_len = 0;
@@ -217,20 +219,42 @@ impl MatchCache {
     /// The matches of (`kind`, `value`), computed on a miss.
     pub fn get(&mut self, kind: EvidenceKind, value: &str, sigs: &Signatures) -> Matches {
         self.check_serial(sigs);
-        if let Some(m) = self.by_kind.get(&kind).and_then(|v| v.get(value)) {
+        if let Some((m, _)) = self.by_kind.get(kind as usize).and_then(|v| v.get(value)) {
             return m.clone();
         }
+        self.insert(kind, value, sigs).0
+    }
+
+    /// Whether some rule that is not `ignore` matches (`kind`, `value`): the value can change
+    /// an identification.
+    pub fn claims(&mut self, kind: EvidenceKind, value: &str, sigs: &Signatures) -> bool {
+        self.check_serial(sigs);
+        if let Some((_, c)) = self.by_kind.get(kind as usize).and_then(|v| v.get(value)) {
+            return *c;
+        }
+        self.insert(kind, value, sigs).1
+    }
+
+    /// Compute and remember the matches of (`kind`, `value`).
+    fn insert(&mut self, kind: EvidenceKind, value: &str, sigs: &Signatures) -> (Matches, bool) {
         let m = matches(kind, value, sigs);
+        let claims = m
+            .iter()
+            .any(|(r, _)| sigs.rules.get(*r).is_some_and(|r| !r.ignore));
         if self.len >= MATCH_CACHE_ENTRIES {
-            self.by_kind.clear();
+            self.by_kind.iter_mut().for_each(HashMap::clear);
             self.len = 0;
         }
-        self.len += 1;
-        self.by_kind
-            .entry(kind)
-            .or_default()
-            .insert(value.into(), m.clone());
-        m
+        let k = kind as usize;
+        if self.by_kind.len() <= k {
+            self.by_kind
+                .resize_with(EvidenceKind::ALL.len().max(k + 1), HashMap::default);
+        }
+        if let Some(v) = self.by_kind.get_mut(k) {
+            self.len += 1;
+            v.insert(value.into(), (m.clone(), claims));
+        }
+        (m, claims)
     }
 }
 
@@ -272,14 +296,25 @@ pub fn identify_cached<'a>(
     sigs: &Signatures,
     cache: &mut MatchCache,
 ) -> Identification {
-    // Distinct (kind, value) with the highest confidence seen, sorted.
-    let mut distinct: BTreeMap<(EvidenceKind, &str), u8> = BTreeMap::new();
-    for (kind, value, confidence) in evidence {
-        if value.is_empty() {
-            continue;
-        }
-        let c = distinct.entry((kind, value)).or_insert(0);
-        *c = (*c).max(confidence.min(100));
+    // Distinct (kind, value) with the highest confidence seen, sorted (a device's evidence
+    // list already is: then nothing is moved).
+    let mut distinct: Vec<(EvidenceKind, &str, u8)> = evidence
+        .into_iter()
+        .filter(|(_, value, _)| !value.is_empty())
+        .map(|(kind, value, confidence)| (kind, value, confidence.min(100)))
+        .collect();
+    if !distinct
+        .windows(2)
+        .all(|w| (w[0].0, w[0].1) < (w[1].0, w[1].1))
+    {
+        distinct.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        distinct.dedup_by(|cur, kept| {
+            let same = (cur.0, cur.1) == (kept.0, kept.1);
+            if same {
+                kept.2 = kept.2.max(cur.2);
+            }
+            same
+        });
     }
     cache.check_serial(sigs);
     // Only values some rule claims something from decide anything: the identification is a
@@ -287,13 +322,8 @@ pub fn identify_cached<'a>(
     // that differ only in values no rule reads (host names, serial numbers) share it.
     let claimed: Vec<(EvidenceKind, &str, u8)> = distinct
         .iter()
-        .filter(|(&(kind, value), _)| {
-            cache
-                .get(kind, value, sigs)
-                .iter()
-                .any(|(r, _)| sigs.rules.get(*r).is_some_and(|r| !r.ignore))
-        })
-        .map(|(&(k, v), &c)| (k, v, c))
+        .filter(|&&(kind, value, _)| cache.claims(kind, value, sigs))
+        .copied()
         .collect();
     let hash = ahash::RandomState::with_seeds(0x6964, 0x656e, 0x7469, 0x6679).hash_one(&claimed);
     let same = |e: &IdentEntry| {
@@ -326,15 +356,15 @@ pub fn identify_cached<'a>(
     ident
 }
 
-/// [`identify_cached`] of distinct (kind, value) -> confidence.
+/// [`identify_cached`] of distinct (kind, value, confidence), sorted by (kind, value).
 fn identify_distinct(
-    distinct: &BTreeMap<(EvidenceKind, &str), u8>,
+    distinct: &[(EvidenceKind, &str, u8)],
     sigs: &Signatures,
     cache: &mut MatchCache,
 ) -> Identification {
     let mut claims: BTreeMap<Attr, Vec<Claim>> = BTreeMap::new();
     let mut version_claims: Vec<Claim> = Vec::new();
-    for (&(kind, value), &conf) in distinct {
+    for &(kind, value, conf) in distinct {
         let applied = cache.get(kind, value, sigs);
         // One copy of the value for all the rules it matched.
         let mut shared: Option<std::sync::Arc<str>> = None;

@@ -1112,12 +1112,7 @@ impl DeviceTable {
                 // Identification is made of the claims of rules that match an evidence value,
                 // each value on its own: a value no rule claims anything from cannot change it.
                 d.stale_claims = d.stale_claims
-                    || (!e.value.is_empty()
-                        && self
-                            .matches
-                            .get(e.kind, &e.value, sigs)
-                            .iter()
-                            .any(|(r, _)| sigs.rules.get(*r).is_some_and(|r| !r.ignore)));
+                    || (!e.value.is_empty() && self.matches.claims(e.kind, &e.value, sigs));
             }
         }
         if new && d.stale_ident.is_none() {
