@@ -121,6 +121,9 @@ pub struct Detector {
     dedup: HashMap<(u32, IpAddr, IpAddr), DedupEntry, ahash::RandomState>,
     /// Rule id -> the rules that supersede it (`supersedes` in the rule files).
     superseded_by: HashMap<u32, Vec<u32>>,
+    /// Protocol -> the indices of its rules, in load order (facts are tested against their
+    /// protocol's rules only).
+    by_protocol: Vec<(String, Vec<usize>)>,
     anomalies: anomaly::Anomalies,
     metrics: Option<Arc<Metrics>>,
     /// Next time (packet time) the dedup table is swept for closed windows.
@@ -136,6 +139,7 @@ impl Detector {
         Detector {
             anomalies: anomaly::Anomalies::new(&rules, opts),
             superseded_by: rules.superseded_by(),
+            by_protocol: rules_by_protocol(&rules),
             rules,
             window,
             dedup: HashMap::default(),
@@ -157,6 +161,7 @@ impl Detector {
         self.window = (rules.dedup_window as i64).saturating_mul(1_000_000);
         self.anomalies.set_rules(&rules);
         self.superseded_by = rules.superseded_by();
+        self.by_protocol = rules_by_protocol(&rules);
         self.rules = rules;
     }
 
@@ -190,7 +195,12 @@ impl Detector {
     pub fn observe(&mut self, o: &Observation, view: &DeviceView, out: &mut Vec<Alert>) {
         let mut raw = Vec::new();
         if let Observation::Facts { ts, flow, facts } = o {
-            for r in &self.rules.rules {
+            let of_protocol = self
+                .by_protocol
+                .iter()
+                .find(|(p, _)| p == facts.protocol)
+                .map_or(&[][..], |(_, v)| &v[..]);
+            for r in of_protocol.iter().filter_map(|&i| self.rules.rules.get(i)) {
                 if r.matches(facts, flow, view.client.as_ref(), view.server.as_ref()) {
                     // Server-side services (a Telnet server, an SMBv1 share) are what the alert
                     // is about; the client is the peer. A "server" that is a broadcast or
@@ -354,6 +364,18 @@ fn flush_entry(e: DedupEntry, out: &mut Vec<Alert>) {
     a.count = e.repeats + 1;
     a.first = e.first;
     out.push(a);
+}
+
+/// The indices of `rules`' rules by protocol, in load order.
+fn rules_by_protocol(rules: &RuleSet) -> Vec<(String, Vec<usize>)> {
+    let mut by: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, r) in rules.rules.iter().enumerate() {
+        match by.iter_mut().find(|(p, _)| *p == r.protocol) {
+            Some((_, v)) => v.push(i),
+            None => by.push((r.protocol.clone(), vec![i])),
+        }
+    }
+    by
 }
 
 /// The side of a flow a rule alert is about: the server, unless the server is a group address.

@@ -149,8 +149,21 @@ impl Matched<'_> {
     }
 
     fn write_json(&self, b: &mut Vec<u8>) {
+        // Mostly sorted by key without repeats already (one or two entries): then as they are.
+        if self.0.windows(2).all(|w| w[0].0 < w[1].0) {
+            self.write_entries(b, self.0.iter());
+        } else {
+            self.write_entries(b, self.entries());
+        }
+    }
+
+    fn write_entries<'e>(
+        &self,
+        b: &mut Vec<u8>,
+        entries: impl Iterator<Item = &'e (String, FactValue)>,
+    ) {
         b.push(b'{');
-        for (i, (k, val)) in self.entries().enumerate() {
+        for (i, (k, val)) in entries.enumerate() {
             if i > 0 {
                 b.push(b',');
             }
@@ -404,6 +417,12 @@ mod tests {
                 a.matched = match j {
                     0 => Vec::new(),
                     1 => vec![(s.clone(), FactValue::Str(s.clone()))],
+                    // Sorted without repeats (written as they are).
+                    2 => vec![
+                        ("a".into(), FactValue::Int(3)),
+                        ("b".into(), FactValue::Str(s.clone())),
+                        ("c".into(), FactValue::Bool(true)),
+                    ],
                     _ => vec![
                         ("z".into(), FactValue::Int(i64::MIN)),
                         ("b".into(), FactValue::Bool(true)),

@@ -197,7 +197,7 @@ pub const IDENT_CACHE_ENTRIES: usize = 1024;
 #[derive(Debug)]
 struct IdentEntry {
     evidence: Vec<(EvidenceKind, Box<str>, u8)>,
-    ident: Identification,
+    ident: Arc<Identification>,
 }
 
 impl MatchCache {
@@ -296,6 +296,15 @@ pub fn identify_cached<'a>(
     sigs: &Signatures,
     cache: &mut MatchCache,
 ) -> Identification {
+    (*identify_shared(evidence, sigs, cache)).clone()
+}
+
+/// [`identify_cached`], shared with the cache (devices identified alike share one copy).
+pub fn identify_shared<'a>(
+    evidence: impl IntoIterator<Item = (EvidenceKind, &'a str, u8)>,
+    sigs: &Signatures,
+    cache: &mut MatchCache,
+) -> Arc<Identification> {
     // Distinct (kind, value) with the highest confidence seen, sorted (a device's evidence
     // list already is: then nothing is moved).
     let mut distinct: Vec<(EvidenceKind, &str, u8)> = evidence
@@ -340,7 +349,7 @@ pub fn identify_cached<'a>(
     {
         return e.ident.clone();
     }
-    let ident = identify_distinct(&distinct, sigs, cache);
+    let ident = Arc::new(identify_distinct(&distinct, sigs, cache));
     if cache.idents_len >= IDENT_CACHE_ENTRIES {
         cache.idents.clear();
         cache.idents_len = 0;

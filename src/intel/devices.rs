@@ -27,7 +27,7 @@ use std::net::IpAddr;
 use medtap_parsers::oui;
 use serde::{Deserialize, Serialize};
 
-use crate::fingerprint::identify::{identify_cached, MatchCache};
+use crate::fingerprint::identify::{identify_shared, MatchCache};
 use crate::fingerprint::{
     extract, Category, Decided, Evidence, EvidenceKind, EvidenceRef, Identification, OsInfo,
     Signatures, Source,
@@ -160,7 +160,7 @@ pub struct Device {
     /// Derived from `evidence`; recomputed when it changes (once per batch of observations,
     /// see [`DeviceTable::take_changes`]) and on load.
     #[serde(skip)]
-    pub ident: Option<Identification>,
+    pub ident: Option<std::sync::Arc<Identification>>,
     /// New evidence since the identification was computed.
     #[serde(skip)]
     stale_ident: Option<i64>,
@@ -332,14 +332,14 @@ impl Device {
 
     /// Recompute the identification; true if it changed.
     pub fn reidentify(&mut self, sigs: &Signatures, cache: &mut MatchCache) -> bool {
-        let id = identify_cached(
+        let id = identify_shared(
             self.evidence
                 .iter()
                 .map(|e| (e.kind, e.value.as_str(), e.confidence)),
             sigs,
             cache,
         );
-        let changed = self.ident.as_ref() != Some(&id);
+        let changed = self.ident.as_deref() != Some(&*id);
         self.ident = Some(id);
         changed
     }
@@ -357,7 +357,7 @@ impl Device {
     /// The JSON view (inventory file, API, `device` events). `with_evidence`: the evidence list
     /// itself; otherwise only the kinds present.
     pub fn view(&self, with_evidence: bool) -> DeviceView<'_> {
-        let id = self.ident.as_ref();
+        let id = self.ident.as_deref();
         let kinds: BTreeSet<EvidenceKind> = self.evidence.iter().map(|e| e.kind).collect();
         DeviceView {
             key: &self.key,

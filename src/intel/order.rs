@@ -45,9 +45,10 @@ pub struct Reorder {
     held: Vec<Held>,
     /// The smallest order key in `held` (`Ts(i64::MAX)` when empty).
     held_min: Ts,
-    /// Released, last first (the next one is at the end).
-    ready: Vec<Held>,
-    /// Scratch for putting a release in order.
+    /// Released, in release order (taken out one by one in the order of `order`).
+    ready: Vec<Option<Held>>,
+    /// The order of `ready`, last first: (packed key, index in `ready`). Observations are not
+    /// moved into their order (they are large): they are taken out of `ready` in it.
     order: Vec<(u128, usize)>,
     /// Per worker: no later observation of it has a key below this.
     through: Vec<Ts>,
@@ -96,11 +97,13 @@ impl Reorder {
     }
 
     /// Release every held observation below `w`, then, while more than `cap` are held, the
-    /// earliest (counted as forced when `count` is set). `ready` must be used up.
+    /// earliest (counted as forced when `count` is set). `order` must be used up.
     fn release(&mut self, w: Ts, cap: usize, count: bool) {
-        debug_assert!(self.ready.is_empty());
+        debug_assert!(self.order.is_empty());
+        self.ready.clear();
         if self.held_min < w {
-            self.ready.extend(self.held.extract_if(.., |h| h.key.0 < w));
+            self.ready
+                .extend(self.held.extract_if(.., |h| h.key.0 < w).map(Some));
             self.held_min = self
                 .held
                 .iter()
@@ -115,19 +118,19 @@ impl Reorder {
             if count {
                 self.forced += excess as u64;
             }
-            self.ready.extend(self.held.drain(..excess));
+            self.ready.extend(self.held.drain(..excess).map(Some));
             self.held_min = self.held.first().map_or(Ts(i64::MAX), |h| h.key.0);
         }
         // Sort by (order key, packet time) packed into one integer, then each run of equal
         // ones by the rest of the key (keys are unique, so an unstable sort gives the one
-        // order), then move each observation to its place, last first, in one pass.
+        // order); the observations are then taken out of `ready` in that order.
         let n = self.ready.len();
         self.order.clear();
         self.order.extend(
             self.ready
                 .iter()
                 .enumerate()
-                .map(|(i, h)| (packed(&h.key), i)),
+                .filter_map(|(i, h)| Some((packed(&h.as_ref()?.key), i))),
         );
         self.order.sort_unstable_by_key(|&(p, _)| p);
         let mut i = 0;
@@ -136,34 +139,24 @@ impl Reorder {
             let j = i + self.order[i..].iter().take_while(|o| o.0 == p).count();
             if j - i > 1 {
                 let ready = &self.ready;
-                self.order[i..j].sort_unstable_by_key(|&(_, x)| ready[x].key);
+                self.order[i..j].sort_unstable_by_key(|&(_, x)| ready[x].as_ref().map(|h| h.key));
             }
             i = j;
         }
         self.order.reverse();
-        // ready[j] takes what was at order[j].1: follow each cycle of the permutation.
-        for i in 0..n {
-            let mut j = i;
-            loop {
-                let k = std::mem::replace(&mut self.order[j].1, usize::MAX);
-                if k == usize::MAX || k == i {
-                    break;
-                }
-                self.ready.swap(j, k);
-                j = k;
-            }
-        }
     }
 
     /// The next released observation, if any is left.
     fn next_ready(&mut self) -> Option<(Ts, usize, Observation)> {
-        self.ready.pop().map(|h| (h.key.0, h.worker, h.obs))
+        let (_, i) = self.order.pop()?;
+        let h = self.ready.get_mut(i)?.take()?;
+        Some((h.key.0, h.worker, h.obs))
     }
 
     /// The next observation whose turn has come (or, when too many are held, the earliest),
     /// with its order key and the worker that sent it.
     pub fn pop_ready(&mut self) -> Option<(Ts, usize, Observation)> {
-        if self.ready.is_empty() {
+        if self.order.is_empty() {
             let w = self.through.iter().copied().min().unwrap_or(Ts::ZERO);
             if self.held_min < w || self.held.len() > MAX_HELD {
                 self.release(w, MAX_HELD, true);
@@ -174,14 +167,14 @@ impl Reorder {
 
     /// The next observation in order, whatever the workers reported (every worker is done).
     pub fn pop_any(&mut self) -> Option<(Ts, usize, Observation)> {
-        if self.ready.is_empty() && !self.held.is_empty() {
+        if self.order.is_empty() && !self.held.is_empty() {
             self.release(Ts(i64::MAX), 0, false);
         }
         self.next_ready()
     }
 
     pub fn len(&self) -> usize {
-        self.held.len() + self.ready.len()
+        self.held.len() + self.order.len()
     }
 
     pub fn is_empty(&self) -> bool {
