@@ -309,38 +309,53 @@ pub fn push_json_str(b: &mut Vec<u8>, s: &str) {
     b.push(b'"');
 }
 
+/// The decimal text of each octet followed by a dot, and its length with the dot.
+const OCTET_TEXT: [(u8, [u8; 4]); 256] = {
+    let mut t = [(0u8, [0u8; 4]); 256];
+    let mut o = 0;
+    while o < 256 {
+        let (h, d, u) = ((o / 100) as u8, (o / 10 % 10) as u8, (o % 10) as u8);
+        t[o] = if o >= 100 {
+            (4, [b'0' + h, b'0' + d, b'0' + u, b'.'])
+        } else if o >= 10 {
+            (3, [b'0' + d, b'0' + u, b'.', 0])
+        } else {
+            (2, [b'0' + u, b'.', 0, 0])
+        };
+        o += 1;
+    }
+    t
+};
+
 /// Appends `ip` as `Display` writes it (IPv4 dotted quad by hand; IPv6 through `Display`).
 pub fn push_ip(b: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(a) => {
-            let mut t = [0u8; 15];
+            // Each octet's digits and a dot from a table, into a stack buffer.
+            let mut t = [0u8; 16];
             let mut n = 0;
-            for (i, o) in a.octets().into_iter().enumerate() {
-                if i > 0 {
-                    t[n] = b'.';
-                    n += 1;
-                }
-                if o >= 100 {
-                    t[n] = b'0' + o / 100;
-                    n += 1;
-                }
-                if o >= 10 {
-                    t[n] = b'0' + o / 10 % 10;
-                    n += 1;
-                }
-                t[n] = b'0' + o % 10;
-                n += 1;
+            for o in a.octets() {
+                let (len, digits) = OCTET_TEXT[usize::from(o)];
+                t[n..n + 4].copy_from_slice(&digits);
+                n += usize::from(len);
             }
-            b.extend_from_slice(&t[..n]);
+            b.extend_from_slice(&t[..n - 1]);
         }
-        IpAddr::V6(_) => {
-            let _ = write!(b, "{ip}");
-        }
+        IpAddr::V6(a) => push_ipv6(b, a),
     }
 }
 
+/// A member name for [`JsonObj`]: `json_key!("name")` is `,"name":` (the comma is left out
+/// before the first member), made at compile time so that a member name is one copy.
+#[macro_export]
+macro_rules! json_key {
+    ($name:literal) => {
+        concat!(",\"", $name, "\":")
+    };
+}
+
 /// Writes one JSON object member by member, as `serde_json` writes a struct (`{"a":1,"b":"x"}`),
-/// for events written by hand. Keys are written as given: ASCII names with nothing to escape.
+/// for events written by hand. Keys are [`json_key!`]s: ASCII names with nothing to escape.
 pub struct JsonObj<'b> {
     pub b: &'b mut Vec<u8>,
     first: bool,
@@ -352,15 +367,17 @@ impl<'b> JsonObj<'b> {
         JsonObj { b, first: true }
     }
 
-    /// Writes the separator and `"k":`; the caller writes the value into the returned buffer.
+    /// Writes the separator and `"k":` (`k` is a [`json_key!`]); the caller writes the value
+    /// into the returned buffer.
     pub fn key(&mut self, k: &str) -> &mut Vec<u8> {
-        if !self.first {
-            self.b.push(b',');
-        }
+        let k = k.as_bytes();
+        let k = if self.first {
+            k.get(1..).unwrap_or(k)
+        } else {
+            k
+        };
         self.first = false;
-        self.b.push(b'"');
-        self.b.extend_from_slice(k.as_bytes());
-        self.b.extend_from_slice(b"\":");
+        self.b.extend_from_slice(k);
         self.b
     }
 
@@ -432,6 +449,58 @@ pub fn push_array<T>(
         f(b, x);
     }
     b.push(b']');
+}
+
+/// Appends `a` as `Display` writes it: `::ffff:` and dotted quad for an IPv4-mapped address;
+/// else lower-case hex groups without leading zeros, the first longest run of two or more zero
+/// groups written `::` (RFC 5952).
+fn push_ipv6(b: &mut Vec<u8>, a: std::net::Ipv6Addr) {
+    if let Some(v4) = a.to_ipv4_mapped() {
+        b.extend_from_slice(b"::ffff:");
+        return push_ip(b, IpAddr::V4(v4));
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let g = a.segments();
+    // The first longest run of zero groups.
+    let (mut best, mut best_len, mut cur, mut cur_len) = (0, 0, 0, 0);
+    for (i, &s) in g.iter().enumerate() {
+        if s == 0 {
+            if cur_len == 0 {
+                cur = i;
+            }
+            cur_len += 1;
+            if cur_len > best_len {
+                (best, best_len) = (cur, cur_len);
+            }
+        } else {
+            cur_len = 0;
+        }
+    }
+    let mut t = [0u8; 40];
+    let mut n = 0;
+    let group = |t: &mut [u8; 40], n: &mut usize, s: u16| {
+        let digits = (4 - s.leading_zeros() as usize / 4).max(1);
+        for k in (0..digits).rev() {
+            t[*n] = HEX[usize::from((s >> (4 * k)) & 0xf)];
+            *n += 1;
+        }
+    };
+    let mut i = 0;
+    while i < 8 {
+        if best_len > 1 && i == best {
+            t[n..n + 2].copy_from_slice(b"::");
+            n += 2;
+            i += best_len;
+            continue;
+        }
+        if i > 0 && !(best_len > 1 && i == best + best_len) {
+            t[n] = b':';
+            n += 1;
+        }
+        group(&mut t, &mut n, g[i]);
+        i += 1;
+    }
+    b.extend_from_slice(&t[..n]);
 }
 
 /// The single owner of the event file.
@@ -645,6 +714,50 @@ mod tests {
             push_json_str(&mut b, &s);
             proptest::prop_assert_eq!(String::from_utf8(b).unwrap(), serde_json::to_string(&s).unwrap());
         }
+    }
+
+    #[test]
+    fn ipv4_as_display_writes_it() {
+        for o in 0..=255u8 {
+            for ip in [
+                [o, 0, 9, 10],
+                [99, o, 100, 255],
+                [1, 2, o, o],
+                [255, 10, 0, o],
+            ] {
+                let ip = IpAddr::from(ip);
+                let mut b = Vec::new();
+                push_ip(&mut b, ip);
+                assert_eq!(String::from_utf8(b).unwrap(), ip.to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn ipv6_as_display_writes_it() {
+        let vals = [0u16, 1, 0xf, 0x10, 0xab, 0x100, 0xfff, 0x1000, 0xffff];
+        let mut n = 0u64;
+        for zeros in 0..=255u32 {
+            for k in 0..vals.len() {
+                let mut g = [0u16; 8];
+                for (i, x) in g.iter_mut().enumerate() {
+                    if zeros & (1 << i) == 0 {
+                        *x = vals[(k + i) % vals.len()].max(1);
+                    }
+                }
+                n += 1;
+                let mut cases = vec![std::net::Ipv6Addr::from(g)];
+                // IPv4-mapped and -compatible forms.
+                cases.push(std::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, g[6], g[7]));
+                cases.push(std::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0, g[6], g[7]));
+                for a in cases {
+                    let mut b = Vec::new();
+                    push_ip(&mut b, IpAddr::V6(a));
+                    assert_eq!(String::from_utf8(b).unwrap(), a.to_string());
+                }
+            }
+        }
+        assert!(n > 2000);
     }
 
     #[test]

@@ -69,11 +69,19 @@ impl Ts {
         if last_secs == secs {
             let mut b = *b"0000-00-00T00:00:00.000000+0000";
             b[..19].copy_from_slice(&head);
-            let mut v = micros;
-            for i in (20..26).rev() {
-                b[i] = b'0' + (v % 10) as u8;
-                v /= 10;
-            }
+            // Two digits at a time.
+            const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+                2021222324252627282930313233343536373839\
+                4041424344454647484950515253545556575859\
+                6061626364656667686970717273747576777879\
+                8081828384858687888990919293949596979899";
+            let pair = |v: u32| {
+                let i = 2 * (v % 100) as usize;
+                [PAIRS[i], PAIRS[i + 1]]
+            };
+            b[20..22].copy_from_slice(&pair(micros / 10_000));
+            b[22..24].copy_from_slice(&pair(micros / 100));
+            b[24..26].copy_from_slice(&pair(micros));
             return b;
         }
         let b = Ts::rfc3339_uncached(secs, micros);

@@ -279,6 +279,13 @@ pub fn sender_software(b: &[u8]) -> Result<(bool, Option<Cow<'_, str>>), HttpErr
         if headers > MAX_HEADERS {
             return;
         }
+        // A line that starts with a letter other than the wanted name's first (in either
+        // case) names another header: `name_is` would say no, whatever follows.
+        if let (Some(&c), Some(&w)) = (line.first(), want.as_bytes().first()) {
+            if c.is_ascii_alphabetic() && c.to_ascii_lowercase() != w {
+                return;
+            }
+        }
         let Some(colon) = memchr::memchr(b':', line) else {
             return;
         };

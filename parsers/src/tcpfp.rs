@@ -174,21 +174,37 @@ impl TcpSignature {
     /// [`TcpSignature::raw_sig`] appended to `s` (a caller's reused buffer: nothing allocated
     /// once it has grown).
     pub fn write_raw_sig(&self, s: &mut String) {
-        use std::fmt::Write;
+        // As `write!` would, with the numbers pushed digit by digit (this runs per SYN).
+        let num = |s: &mut String, v: u32| crate::tls::push_dec(s, v);
         let dist = self.distance();
-        let _ = write!(s, "{}:{}+", self.ip_version, self.ttl);
+        num(s, u32::from(self.ip_version));
+        s.push(':');
+        num(s, u32::from(self.ttl));
+        s.push('+');
         if dist > MAX_DIST {
             s.push('?');
         } else {
-            let _ = write!(s, "{dist}");
+            num(s, u32::from(dist));
         }
-        let _ = write!(s, ":{}:{}:", self.ip_opt_len, self.mss.unwrap_or(0));
-        let _ = match detect_win_multi(self, None) {
-            Some((m, true)) => write!(s, "mtu*{m}"),
-            Some((m, false)) => write!(s, "mss*{m}"),
-            None => write!(s, "{}", self.window),
-        };
-        let _ = write!(s, ",{}:", self.wscale.unwrap_or(0));
+        s.push(':');
+        num(s, u32::from(self.ip_opt_len));
+        s.push(':');
+        num(s, u32::from(self.mss.unwrap_or(0)));
+        s.push(':');
+        match detect_win_multi(self, None) {
+            Some((m, true)) => {
+                s.push_str("mtu*");
+                num(s, m);
+            }
+            Some((m, false)) => {
+                s.push_str("mss*");
+                num(s, m);
+            }
+            None => num(s, u32::from(self.window)),
+        }
+        s.push(',');
+        num(s, u32::from(self.wscale.unwrap_or(0)));
+        s.push(':');
         write_layout(&self.options, self.eol_pad, s);
         s.push(':');
         write_quirks(self.quirks, s);
@@ -204,14 +220,14 @@ fn layout_string(options: &[u8], eol_pad: u8) -> String {
 }
 
 fn write_layout(options: &[u8], eol_pad: u8, s: &mut String) {
-    use std::fmt::Write;
     for (i, &k) in options.iter().enumerate() {
         if i > 0 {
             s.push(',');
         }
         match k {
             opt::EOL => {
-                let _ = write!(s, "eol+{eol_pad}");
+                s.push_str("eol+");
+                crate::tls::push_dec(s, u32::from(eol_pad));
             }
             opt::NOP => s.push_str("nop"),
             opt::MSS => s.push_str("mss"),
@@ -220,7 +236,8 @@ fn write_layout(options: &[u8], eol_pad: u8, s: &mut String) {
             opt::SACK => s.push_str("sack"),
             opt::TS => s.push_str("ts"),
             other => {
-                let _ = write!(s, "?{other}");
+                s.push('?');
+                crate::tls::push_dec(s, u32::from(other));
             }
         }
     }
@@ -989,6 +1006,45 @@ pub fn parse_p0f_db(text: &str) -> Result<P0fDb, P0fError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_sig_pushed_by_hand_equals_the_formatted_one() {
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for n in 0..5000 {
+            let r = next();
+            let sig = TcpSignature {
+                ip_version: if r & 1 == 0 { 4 } else { 6 },
+                syn_ack: r & 2 != 0,
+                ttl: (r >> 8) as u8,
+                ip_opt_len: (r >> 16) as u8 % 44,
+                tot_hdr: 40 + (r >> 24) as u16 % 60,
+                window: if n % 3 == 0 {
+                    1460 * ((r >> 32) as u16 % 44)
+                } else {
+                    (r >> 32) as u16
+                },
+                mss: (r & 4 != 0).then_some((r >> 48) as u16 % 9000),
+                wscale: (r & 8 != 0).then_some((r >> 40) as u8),
+                options: (0..(r >> 56) as usize % 12)
+                    .map(|i| (next() % 12) as u8 + (i as u8 & 0x80))
+                    .collect(),
+                eol_pad: (r >> 4) as u8,
+                quirks: next() as u32,
+                ts1: (r & 16 != 0).then_some((r >> 20) as u32 % 3),
+                payload: r & 32 != 0,
+                tos: 0,
+            };
+            let mut s = String::new();
+            sig.write_raw_sig(&mut s);
+            assert_eq!(s, raw_sig_by_format(&sig));
+        }
+    }
 
     /// `raw_sig` as it was written with `format!` (before `write_raw_sig`).
     fn raw_sig_by_format(g: &TcpSignature) -> String {

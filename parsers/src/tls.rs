@@ -791,7 +791,7 @@ fn join_dec<'a, T: Copy + Into<u32> + 'a>(items: impl Iterator<Item = &'a T>) ->
 
 /// Appends `v` in decimal (as `Display` writes it, without going through the formatter: JA3
 /// strings are built for every hello).
-fn push_dec(s: &mut String, v: u32) {
+pub(crate) fn push_dec(s: &mut String, v: u32) {
     let mut buf = [0u8; 10];
     let mut i = buf.len();
     let mut v = v;

@@ -47,6 +47,16 @@ fn scheme(value: &[u8]) -> &'static str {
     "other"
 }
 
+/// Whether `b` holds `\r\n\r\n` or `\n\n` (the end of a head), found from its newlines:
+/// one newline scan instead of a substring search for each.
+fn has_blank_line(b: &[u8]) -> bool {
+    memchr::memchr_iter(b'\n', b).any(|i| {
+        let next = b.get(i + 1).copied();
+        next == Some(b'\n')
+            || (i > 0 && b[i - 1] == b'\r' && next == Some(b'\r') && b.get(i + 2) == Some(&b'\n'))
+    })
+}
+
 impl HttpState {
     pub fn new() -> HttpState {
         HttpState::default()
@@ -120,11 +130,7 @@ impl AppParser for HttpState {
             return;
         }
         let take = data.len().min(MAX_HEAD_BUF - self.buf[i].len());
-        let ended = |b: &[u8]| {
-            b.len() >= MAX_HEAD_BUF
-                || memchr::memmem::find(b, b"\r\n\r\n").is_some()
-                || memchr::memmem::find(b, b"\n\n").is_some()
-        };
+        let ended = |b: &[u8]| b.len() >= MAX_HEAD_BUF || has_blank_line(b);
         if self.buf[i].is_empty() && ended(&data[..take]) {
             // The whole head in one chunk (the usual case): read it where it is.
             self.read_head(dir, &data[..take], cx);
@@ -156,5 +162,30 @@ impl AppParser for HttpState {
 
     fn done(&self) -> bool {
         self.done[0] && self.done[1] && self.scan_done()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_line_found_as_by_substring_search() {
+        let parts: [&[u8]; 6] = [b"\r", b"\n", b"a", b"\r\n", b"\n\r", b" "];
+        let mut n = 0;
+        // Every sequence of up to 6 parts.
+        let mut stack: Vec<Vec<u8>> = vec![Vec::new()];
+        while let Some(b) = stack.pop() {
+            let want = memchr::memmem::find(&b, b"\r\n\r\n").is_some()
+                || memchr::memmem::find(&b, b"\n\n").is_some();
+            assert_eq!(has_blank_line(&b), want, "{b:?}");
+            n += 1;
+            if b.len() < 9 {
+                for p in parts {
+                    stack.push([&b[..], p].concat());
+                }
+            }
+        }
+        assert!(n > 10_000, "{n}");
     }
 }

@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use super::{AppContext, AppParser, Direction};
 use crate::fingerprint::EvidenceKind;
+use crate::json_key;
 use crate::observe::{FactValue, Facts};
 use crate::output::{push_json_str, JsonObj};
 use crate::stats::{Counter, WorkerStats};
@@ -408,9 +409,12 @@ impl TlsState {
             return;
         }
         self.emitted = true;
-        let (ja3, ja4) = match &self.client {
-            Some((_, c)) => fingerprints(c),
-            None => (None, None),
+        let (ja3, ja4, client_facts) = match &self.client {
+            Some((_, c)) => {
+                let (ja3, ja4, f) = fingerprints(c);
+                (ja3, ja4, Some(f))
+            }
+            None => (None, None, None),
         };
         let ja3s = self.server.as_ref().and_then(|(_, s)| s.ja3s());
         if let Some((d, _)) = &self.client {
@@ -436,8 +440,10 @@ impl TlsState {
         cx.events.emit_with(cx.ts, "tls", cx.flow, src, |b| {
             self.write_event(ja3.as_ref(), ja4.as_deref(), ja3s.as_ref(), b)
         });
-        let facts = self.facts();
-        cx.obs.facts(cx.ts, cx.flow, facts);
+        if cx.obs.enabled() {
+            let facts = self.facts(client_facts.as_ref());
+            cx.obs.facts(cx.ts, cx.flow, facts);
+        }
     }
 
     /// The `tls` event body: the JSON object `serde_json` makes of [`TlsState::event`] (a test
@@ -453,74 +459,74 @@ impl TlsState {
         let s = self.server.as_ref().map(|(_, s)| s);
         let mut o = JsonObj::new(b);
         if let Some(s) = s {
-            Code::version(s.negotiated_version()).write(o.key("version"));
+            Code::version(s.negotiated_version()).write(o.key(json_key!("version")));
         }
         if let Some(c) = c {
-            o.opt_str("sni", c.sni.as_deref());
-            Code::Hex4(c.version).write(o.key("client_version"));
+            o.opt_str(json_key!("sni"), c.sni.as_deref());
+            Code::Hex4(c.version).write(o.key(json_key!("client_version")));
             if !c.supported_versions.is_empty() {
                 o.array(
-                    "client_supported_versions",
+                    json_key!("client_supported_versions"),
                     &c.supported_versions,
                     |b, &v| Code::Hex4(v).write(b),
                 );
             }
         }
         if let Some(s) = s {
-            Code::Hex4(s.version).write(o.key("server_version"));
+            Code::Hex4(s.version).write(o.key(json_key!("server_version")));
             if let Some(v) = s.selected_version {
-                Code::Hex4(v).write(o.key("server_selected_version"));
+                Code::Hex4(v).write(o.key(json_key!("server_selected_version")));
             }
             if !s.sslv2 {
-                Code::Hex4(s.cipher_suite).write(o.key("cipher_suite"));
+                Code::Hex4(s.cipher_suite).write(o.key(json_key!("cipher_suite")));
             }
         }
         if let Some(c) = c {
             if c.sslv2 {
                 if !c.sslv2_cipher_specs.is_empty() {
                     o.array(
-                        "client_cipher_suites",
+                        json_key!("client_cipher_suites"),
                         c.sslv2_cipher_specs.iter().take(EVENT_MAX_CIPHER_SUITES),
                         |b, &v| Code::Hex6(v).write(b),
                     );
                 }
             } else if !c.cipher_suites.is_empty() {
                 o.array(
-                    "client_cipher_suites",
+                    json_key!("client_cipher_suites"),
                     c.cipher_suites.iter().take(EVENT_MAX_CIPHER_SUITES),
                     |b, &v| Code::Hex4(v).write(b),
                 );
             }
             if !c.alpn.is_empty() {
-                o.array("alpn", &c.alpn, |b, a| push_json_str(b, a));
+                o.array(json_key!("alpn"), &c.alpn, |b, a| push_json_str(b, a));
             }
         }
         if let Some(a) = s.and_then(|s| s.alpn.as_deref()) {
-            o.str("server_alpn", a);
+            o.str(json_key!("server_alpn"), a);
         }
-        for (k, j) in [("ja3", ja3), ("ja3s", ja3s)] {
+        for (k, j) in [(json_key!("ja3"), ja3), (json_key!("ja3s"), ja3s)] {
             if let Some(j) = j {
                 let mut f = JsonObj::new(o.key(k));
-                f.str("hash", &j.hash);
-                f.str("string", &j.string);
+                f.str(json_key!("hash"), &j.hash);
+                f.str(json_key!("string"), &j.string);
                 f.end();
             }
         }
-        o.opt_str("ja4", ja4);
+        o.opt_str(json_key!("ja4"), ja4);
         if c.is_some_and(|c| c.sslv2) || s.is_some_and(|s| s.sslv2) {
-            o.bool("sslv2", true);
+            o.bool(json_key!("sslv2"), true);
         }
         if let Some((d, level, description)) = self.alert {
-            let mut a = JsonObj::new(o.key("alert"));
-            a.str("from", self.alert_from(d));
-            a.u64("level", u64::from(level));
-            a.u64("description", u64::from(description));
+            let mut a = JsonObj::new(o.key(json_key!("alert")));
+            a.str(json_key!("from"), self.alert_from(d));
+            a.u64(json_key!("level"), u64::from(level));
+            a.u64(json_key!("description"), u64::from(description));
             a.end();
         }
         if let Some((_, len)) = self.too_large {
-            let mut l = JsonObj::new(o.key("handshake_too_large"));
-            l.u64("value", len as u64);
-            l.u64("limit", MAX_HANDSHAKE_BUF as u64);
+            let mut l = JsonObj::new(o.key(json_key!("handshake_too_large")));
+            l.u64(json_key!("value"), len as u64);
+            l.u64(json_key!("limit"), MAX_HANDSHAKE_BUF as u64);
             l.end();
         }
         o.end();
@@ -540,40 +546,23 @@ impl TlsState {
     /// What detection rules test: versions offered (the hello's version and its
     /// supported_versions, GREASE left out) and chosen, cipher suites offered and chosen by
     /// IANA name (hex when unnamed).
-    fn facts(&self) -> Facts {
+    fn facts(&self, client: Option<&ClientFacts>) -> Facts {
         let c = self.client.as_ref().map(|(_, c)| c);
         let s = self.server.as_ref().map(|(_, s)| s);
         let mut f = Facts::new("tls");
-        if let Some(c) = c {
-            let mut offered: Vec<u16> = c
-                .supported_versions
-                .iter()
-                .copied()
-                .filter(|v| !tls::is_grease(*v))
-                .collect();
-            if offered.is_empty() {
-                offered.push(if c.sslv2 && c.version < 0x0300 {
-                    0x0002
-                } else {
-                    c.version
-                });
-            }
-            let max = offered.iter().copied().max().unwrap_or(c.version);
+        if let Some(cf) = client {
             f = f
                 .with(
                     "versions_offered",
-                    FactValue::List(offered.iter().map(|&v| version_name(v)).collect()),
+                    FactValue::List(cf.versions_offered.clone()),
                 )
-                .with("client_max_version", FactValue::Str(version_string(max)))
+                .with(
+                    "client_max_version",
+                    FactValue::Str(cf.client_max_version.clone()),
+                )
                 .with(
                     "cipher_suites_offered",
-                    FactValue::List(
-                        c.cipher_suites
-                            .iter()
-                            .filter(|v| !tls::is_grease(**v))
-                            .map(|&v| cipher_name_ref(v))
-                            .collect(),
-                    ),
+                    FactValue::List(cf.cipher_suites_offered.clone()),
                 );
         }
         if let Some(s) = s {
@@ -629,7 +618,7 @@ impl TlsState {
                     .collect()
             };
             ev.alpn = c.alpn.clone();
-            let (ja3, ja4) = fingerprints(c);
+            let (ja3, ja4, _) = fingerprints(c);
             ev.ja3 = ja3.map(Fingerprint::from);
             ev.ja4 = ja4;
         }
@@ -720,6 +709,45 @@ fn version_string(v: u16) -> String {
     tls::version_name(v).map_or_else(|| hex4(v), str::to_string)
 }
 
+/// What detection rules test of a ClientHello: versions offered (the hello's version and its
+/// supported_versions, GREASE left out), the highest, and the cipher suites offered by IANA
+/// name (hex when unnamed). Cached with the hello's fingerprints ([`fingerprints`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ClientFacts {
+    versions_offered: Vec<std::borrow::Cow<'static, str>>,
+    client_max_version: String,
+    cipher_suites_offered: Vec<std::borrow::Cow<'static, str>>,
+}
+
+impl ClientFacts {
+    fn of(c: &ClientHello) -> ClientFacts {
+        let mut offered: Vec<u16> = c
+            .supported_versions
+            .iter()
+            .copied()
+            .filter(|v| !tls::is_grease(*v))
+            .collect();
+        if offered.is_empty() {
+            offered.push(if c.sslv2 && c.version < 0x0300 {
+                0x0002
+            } else {
+                c.version
+            });
+        }
+        let max = offered.iter().copied().max().unwrap_or(c.version);
+        ClientFacts {
+            versions_offered: offered.iter().map(|&v| version_name(v)).collect(),
+            client_max_version: version_string(max),
+            cipher_suites_offered: c
+                .cipher_suites
+                .iter()
+                .filter(|v| !tls::is_grease(**v))
+                .map(|&v| cipher_name_ref(v))
+                .collect(),
+        }
+    }
+}
+
 /// Slots of each worker's cache of ClientHello fingerprints ([`fingerprints`]).
 pub const FINGERPRINT_CACHE_SLOTS: usize = 256;
 
@@ -773,7 +801,8 @@ impl HelloKey {
     }
 }
 
-type Fingerprints = (Option<tls::Ja3>, Option<String>);
+/// JA3, JA4 and the detection facts of a ClientHello.
+type Fingerprints = (Option<tls::Ja3>, Option<String>, ClientFacts);
 
 thread_local! {
     /// Per worker thread: the JA3 and JA4 of recent ClientHellos (direct-mapped by a hash of
@@ -783,7 +812,8 @@ thread_local! {
         std::cell::RefCell::new(vec![None; FINGERPRINT_CACHE_SLOTS]);
 }
 
-/// `(c.ja3(), c.ja4())`, from the worker's cache when an equal hello was seen recently.
+/// `(c.ja3(), c.ja4(), ClientFacts::of(c))`, from the worker's cache when an equal hello was
+/// seen recently.
 fn fingerprints(c: &ClientHello) -> Fingerprints {
     let h = ahash::RandomState::with_seeds(0x6a61, 0x33, 0x6a61, 0x34).hash_one((
         c.sslv2,
@@ -804,7 +834,7 @@ fn fingerprints(c: &ClientHello) -> Fingerprints {
                 return v.clone();
             }
         }
-        let v = (c.ja3(), c.ja4());
+        let v = (c.ja3(), c.ja4(), ClientFacts::of(c));
         if let Some(s) = cache.get_mut(slot) {
             *s = Some((HelloKey::of(c), v.clone()));
         }
@@ -982,7 +1012,7 @@ mod tests {
         hellos.push(v);
         for _ in 0..3 {
             for h in &hellos {
-                assert_eq!(fingerprints(h), (h.ja3(), h.ja4()));
+                assert_eq!(fingerprints(h), (h.ja3(), h.ja4(), ClientFacts::of(h)));
             }
         }
     }
@@ -1033,7 +1063,10 @@ mod tests {
     /// What [`TlsState::emit`] writes for `st`, and what `serde_json` makes of its event.
     fn by_hand_and_by_serde(st: &TlsState) -> (String, String) {
         let (ja3, ja4) = match &st.client {
-            Some((_, c)) => fingerprints(c),
+            Some((_, c)) => {
+                let (ja3, ja4, _) = fingerprints(c);
+                (ja3, ja4)
+            }
             None => (None, None),
         };
         let ja3s = st.server.as_ref().and_then(|(_, s)| s.ja3s());

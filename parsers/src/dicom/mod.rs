@@ -234,8 +234,12 @@ pub fn text(b: &[u8], cap: usize) -> String {
         .rposition(|&c| c != b' ' && c != 0)
         .map_or(0, |i| i + 1);
     let start = b[..end].iter().position(|&c| c != b' ').unwrap_or(end);
-    b[start..end]
-        .iter()
+    let b = &b[start..end];
+    if b.iter().all(|c| (0x20..=0x7e).contains(c)) {
+        // Printable ASCII (the usual case): copied as it is.
+        return std::str::from_utf8(b).map_or_else(|_| String::new(), str::to_owned);
+    }
+    b.iter()
         .map(|&c| {
             if (0x20..=0x7e).contains(&c) {
                 c as char
@@ -304,5 +308,31 @@ PACS_SCP        CT_GE_01        \
         assert_eq!(text(b"CT_GE_01        ", 16), "CT_GE_01");
         assert_eq!(text(b"  A\x01B\0", 16), "A?B");
         assert_eq!(text(b"    ", 16), "");
+        // The printable fast path and the per-byte mapping agree on every byte.
+        let reference = |b: &[u8]| -> String {
+            let t: &[u8] = match b.iter().rposition(|&c| c != b' ' && c != 0) {
+                Some(e) => &b[..=e],
+                None => &[],
+            };
+            let t = &t[t.iter().position(|&c| c != b' ').unwrap_or(t.len())..];
+            t.iter()
+                .map(|&c| {
+                    if (0x20..=0x7e).contains(&c) {
+                        c as char
+                    } else {
+                        '?'
+                    }
+                })
+                .collect()
+        };
+        for c in 0..=255u8 {
+            for v in [
+                vec![c],
+                vec![b' ', c, b'A', c, 0],
+                vec![b'1', b'.', c, b' ', b' '],
+            ] {
+                assert_eq!(text(&v, 64), reference(&v), "{v:?}");
+            }
+        }
     }
 }

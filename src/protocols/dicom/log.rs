@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::json_key;
 use crate::output::{push_json_str, push_u64, JsonObj};
 
 /// A cap that was hit: the value seen and the limit.
@@ -256,54 +257,66 @@ impl DicomEvent {
     /// hand into the event buffer: an association's event is a few KiB of small fields.
     pub fn write_json(&self, b: &mut Vec<u8>) {
         let mut o = JsonObj::new(b);
-        o.opt_str("calling_ae", self.calling_ae.as_deref());
-        o.opt_str("called_ae", self.called_ae.as_deref());
-        o.opt_u64("protocol_version", self.protocol_version.map(u64::from));
-        o.opt_str("application_context", self.application_context.as_deref());
+        o.opt_str(json_key!("calling_ae"), self.calling_ae.as_deref());
+        o.opt_str(json_key!("called_ae"), self.called_ae.as_deref());
+        o.opt_u64(
+            json_key!("protocol_version"),
+            self.protocol_version.map(u64::from),
+        );
+        o.opt_str(
+            json_key!("application_context"),
+            self.application_context.as_deref(),
+        );
         if let Some(p) = &self.requestor {
-            p.write_json(o.key("requestor"));
+            p.write_json(o.key(json_key!("requestor")));
         }
         if let Some(p) = &self.acceptor {
-            p.write_json(o.key("acceptor"));
+            p.write_json(o.key(json_key!("acceptor")));
         }
         if !self.presentation_contexts.is_empty() {
             o.array(
-                "presentation_contexts",
+                json_key!("presentation_contexts"),
                 &self.presentation_contexts,
                 |b, c| c.write_json(b),
             );
         }
-        o.str("result", self.result);
-        o.bool("released", self.released);
+        o.str(json_key!("result"), self.result);
+        o.bool(json_key!("released"), self.released);
         if let Some(r) = &self.reject {
-            let mut r2 = JsonObj::new(o.key("reject"));
-            r2.u64("result", u64::from(r.result));
-            r2.u64("source", u64::from(r.source));
-            r2.u64("reason", u64::from(r.reason));
+            let mut r2 = JsonObj::new(o.key(json_key!("reject")));
+            r2.u64(json_key!("result"), u64::from(r.result));
+            r2.u64(json_key!("source"), u64::from(r.source));
+            r2.u64(json_key!("reason"), u64::from(r.reason));
             r2.end();
         }
         if let Some(a) = &self.abort {
-            let mut a2 = JsonObj::new(o.key("abort"));
-            a2.u64("source", u64::from(a.source));
-            a2.u64("reason", u64::from(a.reason));
-            a2.str("from", a.from);
+            let mut a2 = JsonObj::new(o.key(json_key!("abort")));
+            a2.u64(json_key!("source"), u64::from(a.source));
+            a2.u64(json_key!("reason"), u64::from(a.reason));
+            a2.str(json_key!("from"), a.from);
             a2.end();
         }
         if !self.commands.is_empty() {
-            o.array("commands", &self.commands, |b, c| c.write_json(b));
+            o.array(json_key!("commands"), &self.commands, |b, c| {
+                c.write_json(b)
+            });
         }
-        o.u64("commands_total", self.commands_total);
+        o.u64(json_key!("commands_total"), self.commands_total);
         if self.unanswered != 0 {
-            o.u64("unanswered", self.unanswered);
+            o.u64(json_key!("unanswered"), self.unanswered);
         }
         if !self.phi_present.is_empty() {
-            o.array("phi_present", &self.phi_present, |b, s| push_json_str(b, s));
+            o.array(json_key!("phi_present"), &self.phi_present, |b, s| {
+                push_json_str(b, s)
+            });
         }
         if !self.datasets.is_empty() {
-            o.array("datasets", &self.datasets, |b, d| d.write_json(b));
+            o.array(json_key!("datasets"), &self.datasets, |b, d| {
+                d.write_json(b)
+            });
         }
         {
-            let mut m = JsonObj::new(o.key("pdus"));
+            let mut m = JsonObj::new(o.key(json_key!("pdus")));
             for (k, v) in &self.pdus {
                 let b = m.key_escaped(k);
                 push_u64(b, *v);
@@ -311,23 +324,25 @@ impl DicomEvent {
             m.end();
         }
         if !self.unknown_pdu_types.is_empty() {
-            o.array("unknown_pdu_types", &self.unknown_pdu_types, |b, t| {
-                push_u64(b, u64::from(*t))
-            });
+            o.array(
+                json_key!("unknown_pdu_types"),
+                &self.unknown_pdu_types,
+                |b, t| push_u64(b, u64::from(*t)),
+            );
         }
         if !self.unknown_items.is_empty() {
-            o.array("unknown_items", &self.unknown_items, |b, t| {
+            o.array(json_key!("unknown_items"), &self.unknown_items, |b, t| {
                 push_u64(b, u64::from(*t))
             });
         }
         if self.midstream {
-            o.bool("midstream", true);
+            o.bool(json_key!("midstream"), true);
         }
         if self.gaps != 0 {
-            o.u64("gaps", self.gaps);
+            o.u64(json_key!("gaps"), self.gaps);
         }
         if !self.errors.is_empty() {
-            let mut m = JsonObj::new(o.key("errors"));
+            let mut m = JsonObj::new(o.key(json_key!("errors")));
             for (k, v) in &self.errors {
                 let b = m.key_escaped(k);
                 push_u64(b, u64::from(*v));
@@ -336,24 +351,24 @@ impl DicomEvent {
         }
         if !self.limits.is_empty() {
             let l = &self.limits;
-            let mut m = JsonObj::new(o.key("limits"));
+            let mut m = JsonObj::new(o.key(json_key!("limits")));
             for (k, v) in [
-                ("pdu_kept", &l.pdu_kept),
-                ("contexts", &l.contexts),
-                ("pending_commands", &l.pending_commands),
-                ("command_set", &l.command_set),
-                ("commands_listed", &l.commands_listed),
+                (json_key!("pdu_kept"), &l.pdu_kept),
+                (json_key!("contexts"), &l.contexts),
+                (json_key!("pending_commands"), &l.pending_commands),
+                (json_key!("command_set"), &l.command_set),
+                (json_key!("commands_listed"), &l.commands_listed),
             ] {
                 if let Some(v) = v {
                     let mut r = JsonObj::new(m.key(k));
-                    r.u64("value", v.value);
-                    r.u64("limit", v.limit);
+                    r.u64(json_key!("value"), v.value);
+                    r.u64(json_key!("limit"), v.limit);
                     r.end();
                 }
             }
             m.end();
         }
-        o.u64("bytes", self.bytes);
+        o.u64(json_key!("bytes"), self.bytes);
         o.end();
     }
 }
@@ -362,46 +377,52 @@ impl PeerRecord {
     fn write_json(&self, b: &mut Vec<u8>) {
         let mut o = JsonObj::new(b);
         o.opt_str(
-            "implementation_class_uid",
+            json_key!("implementation_class_uid"),
             self.implementation_class_uid.as_deref(),
         );
         o.opt_str(
-            "implementation_version_name",
+            json_key!("implementation_version_name"),
             self.implementation_version_name.as_deref(),
         );
-        o.opt_u64("max_pdu_length", self.max_pdu_length.map(u64::from));
+        o.opt_u64(
+            json_key!("max_pdu_length"),
+            self.max_pdu_length.map(u64::from),
+        );
         if let Some(a) = &self.async_ops {
-            let mut a2 = JsonObj::new(o.key("async_ops"));
-            a2.u64("invoked", u64::from(a.invoked));
-            a2.u64("performed", u64::from(a.performed));
+            let mut a2 = JsonObj::new(o.key(json_key!("async_ops")));
+            a2.u64(json_key!("invoked"), u64::from(a.invoked));
+            a2.u64(json_key!("performed"), u64::from(a.performed));
             a2.end();
         }
         if !self.roles.is_empty() {
-            o.array("roles", &self.roles, |b, r| {
+            o.array(json_key!("roles"), &self.roles, |b, r| {
                 let mut r2 = JsonObj::new(b);
-                r2.str("sop_class_uid", &r.sop_class_uid);
-                r2.u64("scu", u64::from(r.scu));
-                r2.u64("scp", u64::from(r.scp));
+                r2.str(json_key!("sop_class_uid"), &r.sop_class_uid);
+                r2.u64(json_key!("scu"), u64::from(r.scu));
+                r2.u64(json_key!("scp"), u64::from(r.scp));
                 r2.end();
             });
         }
         if !self.extended_negotiation.is_empty() {
             o.array(
-                "extended_negotiation",
+                json_key!("extended_negotiation"),
                 &self.extended_negotiation,
                 |b, s| push_json_str(b, s),
             );
         }
         if let Some(u) = &self.user_identity {
-            let mut u2 = JsonObj::new(o.key("user_identity"));
-            u2.u64("type", u64::from(u.identity_type));
-            u2.str("type_name", u.type_name);
-            u2.bool("positive_response_requested", u.positive_response_requested);
-            u2.bool("passcode_present", u.passcode_present);
+            let mut u2 = JsonObj::new(o.key(json_key!("user_identity")));
+            u2.u64(json_key!("type"), u64::from(u.identity_type));
+            u2.str(json_key!("type_name"), u.type_name);
+            u2.bool(
+                json_key!("positive_response_requested"),
+                u.positive_response_requested,
+            );
+            u2.bool(json_key!("passcode_present"), u.passcode_present);
             u2.end();
         }
         if self.user_identity_response {
-            o.bool("user_identity_response", true);
+            o.bool(json_key!("user_identity_response"), true);
         }
         o.end();
     }
@@ -410,17 +431,22 @@ impl PeerRecord {
 impl ContextRecord {
     fn write_json(&self, b: &mut Vec<u8>) {
         let mut o = JsonObj::new(b);
-        o.u64("id", u64::from(self.id));
-        o.opt_str("abstract_syntax", self.abstract_syntax.as_deref());
-        if !self.transfer_syntaxes.is_empty() {
-            o.array("transfer_syntaxes", &self.transfer_syntaxes, |b, s| {
-                push_json_str(b, s)
-            });
-        }
-        o.opt_u64("result", self.result.map(u64::from));
-        o.opt_str("result_name", self.result_name);
+        o.u64(json_key!("id"), u64::from(self.id));
         o.opt_str(
-            "accepted_transfer_syntax",
+            json_key!("abstract_syntax"),
+            self.abstract_syntax.as_deref(),
+        );
+        if !self.transfer_syntaxes.is_empty() {
+            o.array(
+                json_key!("transfer_syntaxes"),
+                &self.transfer_syntaxes,
+                |b, s| push_json_str(b, s),
+            );
+        }
+        o.opt_u64(json_key!("result"), self.result.map(u64::from));
+        o.opt_str(json_key!("result_name"), self.result_name);
+        o.opt_str(
+            json_key!("accepted_transfer_syntax"),
             self.accepted_transfer_syntax.as_deref(),
         );
         o.end();
@@ -430,46 +456,49 @@ impl ContextRecord {
 impl CommandRecord {
     fn write_json(&self, b: &mut Vec<u8>) {
         let mut o = JsonObj::new(b);
-        o.str("command", self.command);
-        o.u64("command_field", u64::from(self.command_field));
-        o.str("from", self.from);
-        o.u64("context_id", u64::from(self.context_id));
-        o.opt_u64("message_id", self.message_id.map(u64::from));
+        o.str(json_key!("command"), self.command);
+        o.u64(json_key!("command_field"), u64::from(self.command_field));
+        o.str(json_key!("from"), self.from);
+        o.u64(json_key!("context_id"), u64::from(self.context_id));
+        o.opt_u64(json_key!("message_id"), self.message_id.map(u64::from));
         o.opt_u64(
-            "message_id_being_responded_to",
+            json_key!("message_id_being_responded_to"),
             self.message_id_being_responded_to.map(u64::from),
         );
         o.opt_str(
-            "affected_sop_class_uid",
+            json_key!("affected_sop_class_uid"),
             self.affected_sop_class_uid.as_deref(),
         );
         o.opt_str(
-            "affected_sop_instance_uid",
+            json_key!("affected_sop_instance_uid"),
             self.affected_sop_instance_uid.as_deref(),
         );
         o.opt_str(
-            "requested_sop_class_uid",
+            json_key!("requested_sop_class_uid"),
             self.requested_sop_class_uid.as_deref(),
         );
         o.opt_str(
-            "requested_sop_instance_uid",
+            json_key!("requested_sop_instance_uid"),
             self.requested_sop_instance_uid.as_deref(),
         );
-        o.opt_str("move_destination", self.move_destination.as_deref());
-        o.opt_u64("priority", self.priority.map(u64::from));
-        o.opt_u64("status", self.status.map(u64::from));
-        o.opt_str("status_class", self.status_class);
+        o.opt_str(
+            json_key!("move_destination"),
+            self.move_destination.as_deref(),
+        );
+        o.opt_u64(json_key!("priority"), self.priority.map(u64::from));
+        o.opt_u64(json_key!("status"), self.status.map(u64::from));
+        o.opt_str(json_key!("status_class"), self.status_class);
         if let Some(s) = &self.sub_operations {
-            let mut s2 = JsonObj::new(o.key("sub_operations"));
-            s2.opt_u64("remaining", s.remaining.map(u64::from));
-            s2.opt_u64("completed", s.completed.map(u64::from));
-            s2.opt_u64("failed", s.failed.map(u64::from));
-            s2.opt_u64("warning", s.warning.map(u64::from));
+            let mut s2 = JsonObj::new(o.key(json_key!("sub_operations")));
+            s2.opt_u64(json_key!("remaining"), s.remaining.map(u64::from));
+            s2.opt_u64(json_key!("completed"), s.completed.map(u64::from));
+            s2.opt_u64(json_key!("failed"), s.failed.map(u64::from));
+            s2.opt_u64(json_key!("warning"), s.warning.map(u64::from));
             s2.end();
         }
-        o.bool("dataset", self.dataset);
+        o.bool(json_key!("dataset"), self.dataset);
         if self.unmatched {
-            o.bool("unmatched", true);
+            o.bool(json_key!("unmatched"), true);
         }
         o.end();
     }
@@ -478,20 +507,29 @@ impl CommandRecord {
 impl DatasetRecord {
     fn write_json(&self, b: &mut Vec<u8>) {
         let mut o = JsonObj::new(b);
-        o.str("from", self.from);
-        o.opt_str("sop_class_uid", self.sop_class_uid.as_deref());
-        o.opt_str("modality", self.modality.as_deref());
-        o.opt_str("manufacturer", self.manufacturer.as_deref());
+        o.str(json_key!("from"), self.from);
+        o.opt_str(json_key!("sop_class_uid"), self.sop_class_uid.as_deref());
+        o.opt_str(json_key!("modality"), self.modality.as_deref());
+        o.opt_str(json_key!("manufacturer"), self.manufacturer.as_deref());
         o.opt_str(
-            "manufacturer_model_name",
+            json_key!("manufacturer_model_name"),
             self.manufacturer_model_name.as_deref(),
         );
-        o.opt_str("station_name", self.station_name.as_deref());
-        o.opt_str("software_versions", self.software_versions.as_deref());
-        o.opt_str("device_serial_number", self.device_serial_number.as_deref());
-        o.opt_str("institution_name", self.institution_name.as_deref());
+        o.opt_str(json_key!("station_name"), self.station_name.as_deref());
         o.opt_str(
-            "institutional_department_name",
+            json_key!("software_versions"),
+            self.software_versions.as_deref(),
+        );
+        o.opt_str(
+            json_key!("device_serial_number"),
+            self.device_serial_number.as_deref(),
+        );
+        o.opt_str(
+            json_key!("institution_name"),
+            self.institution_name.as_deref(),
+        );
+        o.opt_str(
+            json_key!("institutional_department_name"),
             self.institutional_department_name.as_deref(),
         );
         o.end();

@@ -565,6 +565,14 @@ impl DicomState {
             s.data_started = true;
             s.data_keep = true;
             s.data.clear();
+            // Room for the whole prefix at once (a data set in one PDV: its length), rather
+            // than growing the buffer by doubling and copying it each time.
+            let want = if h.is_last() {
+                h.value_len() as usize
+            } else {
+                MAX_DATASET_PREFIX
+            };
+            s.data.reserve_exact(want.min(MAX_DATASET_PREFIX));
         }
     }
 
