@@ -129,6 +129,52 @@ pub fn lookup(mac: &[u8; 6]) -> Option<OuiEntry> {
     None
 }
 
+/// Whether [`lookup`] gives the same answer for every address of `mac`'s 24-bit prefix: no
+/// MA-M or MA-S block is cut from it. A caller may then remember the answer by the prefix.
+pub fn prefix_is_uniform(mac: &[u8; 6]) -> bool {
+    let hex = hex12(mac);
+    let Ok(prefix) = std::str::from_utf8(&hex[..6]) else {
+        return false;
+    };
+    !has_key_starting_with(MA_M, prefix) && !has_key_starting_with(MA_S, prefix)
+}
+
+/// Whether a line of the sorted `KEY\tVALUE\n` `table` has a key starting with `prefix` (the
+/// first line whose key is not below `prefix`, found by bisection, starts with it).
+fn has_key_starting_with(table: &'static str, prefix: &str) -> bool {
+    let bytes = table.as_bytes();
+    let p = prefix.as_bytes();
+    let (mut lo, mut hi) = (0usize, bytes.len());
+    for _ in 0..MAX_SEARCH_STEPS {
+        if lo >= hi {
+            break;
+        }
+        let mid = lo + (hi - lo) / 2;
+        let Some(before) = bytes.get(lo..mid) else {
+            return true;
+        };
+        let start = memchr::memrchr(b'\n', before).map_or(lo, |x| lo + x + 1);
+        let Some(line) = bytes.get(start..hi) else {
+            return true;
+        };
+        let end = memchr::memchr(b'\n', line).map_or(hi, |x| start + x);
+        let Some(line) = bytes.get(start..end) else {
+            return true;
+        };
+        let key = memchr::memchr(b'\t', line).map_or(line, |t| &line[..t]);
+        if key < p {
+            lo = end.saturating_add(1).min(hi);
+        } else {
+            hi = start;
+        }
+    }
+    // Unsure (the search did not end): not uniform, which only costs the caller a cache.
+    if lo < hi {
+        return true;
+    }
+    bytes.get(lo..).is_some_and(|rest| rest.starts_with(p))
+}
+
 /// [`lookup`] for a MAC in text form (`00:09:5c:6d:41:41`, `00-09-5C-6D-41-41`, `00095c6d4141`
 /// or `0009.5c6d.4141`).
 pub fn lookup_str(mac: &str) -> Result<Option<OuiEntry>, OuiError> {
@@ -323,6 +369,37 @@ mod tests {
             "{}",
             e.organization
         );
+    }
+
+    /// A prefix is uniform exactly when no MA-M or MA-S key starts with it.
+    #[test]
+    fn uniform_prefixes() {
+        let mut cut: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+        for t in [MA_M, MA_S] {
+            for line in t.lines() {
+                cut.insert(&line[..6]);
+            }
+        }
+        let mut checked = 0;
+        for line in MA_L.lines().step_by(7) {
+            let k = &line[..6];
+            let mut mac = [0u8; 6];
+            for i in 0..3 {
+                mac[i] = u8::from_str_radix(&k[2 * i..2 * i + 2], 16).unwrap();
+            }
+            assert_eq!(prefix_is_uniform(&mac), !cut.contains(k), "{k}");
+            checked += 1;
+        }
+        for k in &cut {
+            let mut mac = [0u8; 6];
+            for i in 0..3 {
+                mac[i] = u8::from_str_radix(&k[2 * i..2 * i + 2], 16).unwrap();
+            }
+            assert!(!prefix_is_uniform(&mac), "{k}");
+        }
+        assert!(checked > 1000 && !cut.is_empty());
+        assert!(prefix_is_uniform(&[0xff, 0xff, 0xfe, 0, 0, 0]));
+        assert_eq!(prefix_is_uniform(&[0; 6]), !cut.contains("000000"));
     }
 
     #[test]

@@ -276,25 +276,26 @@ impl Anomalies {
 
     /// The device entry of `ip`, created (first seen at `ts`) if there is room.
     fn device(&mut self, ip: IpAddr, ts: Ts, hits: &mut Vec<&'static str>) -> Option<&mut Device> {
-        if !self.devices.contains_key(&ip) {
-            if self.devices.len() >= MAX_DEVICES {
-                hits.push("devices");
-                return None;
+        // One lookup: with room, the entry (created if new); full, only an existing one.
+        let d = if self.devices.len() < MAX_DEVICES {
+            self.devices.entry(ip).or_insert_with(|| Device {
+                first_seen: ts,
+                vol_start: ts,
+                ..Device::default()
+            })
+        } else {
+            match self.devices.get_mut(&ip) {
+                Some(d) => d,
+                None => {
+                    hits.push("devices");
+                    return None;
+                }
             }
-            self.devices.insert(
-                ip,
-                Device {
-                    first_seen: ts,
-                    vol_start: ts,
-                    ..Device::default()
-                },
-            );
-        }
+        };
         if let Some(p) = &mut self.pending {
             // Its row (first seen, volume) is written with the next batch.
             p.devices.insert(ip);
         }
-        let d = self.devices.get_mut(&ip)?;
         // Workers hand over their observations in no fixed order: the learning period starts
         // at the earliest packet time seen, whichever observation came first.
         if ts < d.first_seen {
@@ -320,7 +321,7 @@ impl Anomalies {
         out.push(Alert {
             ts,
             signature_id: a.id,
-            signature: a.name.clone(),
+            signature: a.name.as_str().into(),
             category: "anomaly",
             severity: if medical {
                 a.severity_medical

@@ -57,13 +57,14 @@ impl Default for DetectOptions {
 pub struct Alert {
     pub ts: Ts,
     pub signature_id: u32,
-    pub signature: String,
+    /// Shared with the detector's copy of the rule's name (alerts are many, names few).
+    pub signature: Arc<str>,
     pub category: &'static str,
     pub severity: u8,
     /// The flow that triggered it (EVE `src`/`dest` are its client and server).
     pub flow: FlowMeta,
     /// Rule family (`medtap_legacy_flows_total{protocol}`), for rule alerts.
-    pub family: Option<String>,
+    pub family: Option<Arc<str>>,
     /// Anomaly kind (`medtap_anomalous_flows_total{kind}`), for anomaly alerts.
     pub anomaly: Option<&'static str>,
     /// The protocol whose facts matched (rule alerts).
@@ -124,6 +125,8 @@ pub struct Detector {
     /// Protocol -> the indices of its rules, in load order (facts are tested against their
     /// protocol's rules only).
     by_protocol: Vec<(String, Vec<usize>)>,
+    /// Each rule's name and family, shared by its alerts.
+    names: Vec<(Arc<str>, Option<Arc<str>>)>,
     anomalies: anomaly::Anomalies,
     metrics: Option<Arc<Metrics>>,
     /// Next time (packet time) the dedup table is swept for closed windows.
@@ -140,6 +143,7 @@ impl Detector {
             anomalies: anomaly::Anomalies::new(&rules, opts),
             superseded_by: rules.superseded_by(),
             by_protocol: rules_by_protocol(&rules),
+            names: rule_names(&rules),
             rules,
             window,
             dedup: HashMap::default(),
@@ -162,6 +166,7 @@ impl Detector {
         self.anomalies.set_rules(&rules);
         self.superseded_by = rules.superseded_by();
         self.by_protocol = rules_by_protocol(&rules);
+        self.names = rule_names(&rules);
         self.rules = rules;
     }
 
@@ -200,7 +205,10 @@ impl Detector {
                 .iter()
                 .find(|(p, _)| p == facts.protocol)
                 .map_or(&[][..], |(_, v)| &v[..]);
-            for r in of_protocol.iter().filter_map(|&i| self.rules.rules.get(i)) {
+            for (r, (name, family)) in of_protocol
+                .iter()
+                .filter_map(|&i| Some((self.rules.rules.get(i)?, self.names.get(i)?)))
+            {
                 if r.matches(facts, flow, view.client.as_ref(), view.server.as_ref()) {
                     // Server-side services (a Telnet server, an SMBv1 share) are what the alert
                     // is about; the client is the peer. A "server" that is a broadcast or
@@ -209,11 +217,11 @@ impl Detector {
                     raw.push(Alert {
                         ts: *ts,
                         signature_id: r.id,
-                        signature: r.name.clone(),
+                        signature: name.clone(),
                         category: r.category,
                         severity: r.severity,
                         flow: flow.clone(),
-                        family: r.family.clone(),
+                        family: family.clone(),
                         anomaly: None,
                         protocol: Some(facts.protocol),
                         matched: r.evidence(facts),
@@ -376,6 +384,20 @@ fn rules_by_protocol(rules: &RuleSet) -> Vec<(String, Vec<usize>)> {
         }
     }
     by
+}
+
+/// Each rule's name and family as shared strings, by rule index.
+fn rule_names(rules: &RuleSet) -> Vec<(Arc<str>, Option<Arc<str>>)> {
+    rules
+        .rules
+        .iter()
+        .map(|r| {
+            (
+                Arc::from(r.name.as_str()),
+                r.family.as_deref().map(Arc::from),
+            )
+        })
+        .collect()
 }
 
 /// The side of a flow a rule alert is about: the server, unless the server is a group address.

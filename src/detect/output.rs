@@ -273,7 +273,7 @@ impl Publisher {
                 })
                 .inc();
             let label = match (&a.family, a.anomaly) {
-                (Some(f), _) => Some((f.as_str(), true)),
+                (Some(f), _) => Some((&**f, true)),
                 (None, Some(k)) => Some((k, false)),
                 (None, None) => None,
             };
@@ -394,7 +394,7 @@ mod tests {
             for (j, (c, srv)) in ips.iter().enumerate() {
                 let side = if (i + j) % 2 == 0 { "server" } else { "client" };
                 let mut a = alert(c, srv, side);
-                a.signature = s.clone();
+                a.signature = s.as_str().into();
                 a.severity = (i * 37 + j) as u8;
                 a.signature_id = u32::MAX - (i + j) as u32;
                 a.count = if j % 2 == 0 { 1 } else { 7 + u64::MAX / 2 };

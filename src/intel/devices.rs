@@ -57,6 +57,9 @@ pub const MAX_EVIDENCE: usize = 64;
 pub const MAX_EVIDENCE_PER_KIND: usize = 8;
 /// Distinct evidence values turned away that a device counts (`overflow.evidence` stops there).
 pub const MAX_REJECTED_TRACKED: usize = 32;
+/// MAC prefixes whose vendor evidence is remembered (a new device of a known maker does not
+/// search the OUI registry again); when full it starts again empty.
+pub const MAX_OUI_PREFIXES: usize = 4096;
 /// Keys of devices not added because the table was full, remembered so that each is counted
 /// once (cleared when full: a device may then be counted again).
 pub const MAX_DROPPED_KEYS: usize = 4096;
@@ -283,16 +286,21 @@ impl Device {
         }
         // Grown one at a time (a device gains few values, rarely): doubling left a quarter of
         // the list empty on average, in every device.
+        // Kept sorted by (kind, value) (see `DeviceTable::load`): inserted in its place.
         self.evidence.reserve_exact(1);
-        self.evidence.push(EvidenceSeen {
-            kind: e.kind,
-            value: e.value.clone(),
-            source: e.source,
-            confidence: e.confidence,
-            first_seen: ts,
-        });
-        self.evidence
-            .sort_by(|a, b| (a.kind, &a.value).cmp(&(b.kind, &b.value)));
+        let at = self
+            .evidence
+            .partition_point(|s| (s.kind, s.value.as_str()) < (e.kind, e.value.as_str()));
+        self.evidence.insert(
+            at,
+            EvidenceSeen {
+                kind: e.kind,
+                value: e.value.clone(),
+                source: e.source,
+                confidence: e.confidence,
+                first_seen: ts,
+            },
+        );
         if HOSTNAME_KINDS.contains(&e.kind) {
             if self.hostnames.len() < MAX_HOSTNAMES {
                 self.hostnames.insert(e.value.clone());
@@ -763,6 +771,9 @@ pub struct DeviceTable {
     changes: BTreeMap<usize, (Change, i64)>,
     /// Rule matches by evidence value, shared by all identifications.
     matches: MatchCache,
+    /// The evidence of a MAC ([`extract::from_mac`]) by 24-bit prefix, for the prefixes it is
+    /// the same for every address of ([`oui::prefix_is_uniform`]).
+    oui_prefixes: HashMap<[u8; 3], Vec<Evidence>, ahash::RandomState>,
 }
 
 impl DeviceTable {
@@ -780,6 +791,7 @@ impl DeviceTable {
             stale: Vec::new(),
             changes: BTreeMap::new(),
             matches: MatchCache::new(),
+            oui_prefixes: HashMap::default(),
         }
     }
 
@@ -790,6 +802,9 @@ impl DeviceTable {
                 self.dropped += 1;
                 continue;
             }
+            // The evidence list is kept sorted by (kind, value) (as it is stored).
+            d.evidence
+                .sort_by(|a, b| (a.kind, &a.value).cmp(&(b.kind, &b.value)));
             d.reidentify(sigs, &mut self.matches);
             let i = self.devices.len();
             if let Some(m) = d
@@ -925,7 +940,7 @@ impl DeviceTable {
         };
         let mut d = Device::new(key, mac, ts);
         if let Some(m) = mac {
-            for e in extract::from_mac(&m) {
+            for e in self.mac_evidence(&m) {
                 d.add_evidence(&e, ts);
             }
         }
@@ -941,6 +956,25 @@ impl DeviceTable {
         self.changes.insert(i, (Change::New, ts));
         self.touch(i);
         Some(i)
+    }
+
+    /// [`extract::from_mac`], remembered by prefix where that is the same answer.
+    fn mac_evidence(&mut self, m: &[u8; 6]) -> Vec<Evidence> {
+        if oui::mac_kind(m) != oui::MacKind::Universal {
+            return extract::from_mac(m);
+        }
+        let p = [m[0], m[1], m[2]];
+        if let Some(v) = self.oui_prefixes.get(&p) {
+            return v.clone();
+        }
+        let v = extract::from_mac(m);
+        if oui::prefix_is_uniform(m) {
+            if self.oui_prefixes.len() >= MAX_OUI_PREFIXES {
+                self.oui_prefixes.clear();
+            }
+            self.oui_prefixes.insert(p, v.clone());
+        }
+        v
     }
 
     /// The device of the host at (`mac`, `ip`), created if `create` and there is room.

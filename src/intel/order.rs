@@ -132,7 +132,9 @@ impl Reorder {
                 .enumerate()
                 .filter_map(|(i, h)| Some((packed(&h.as_ref()?.key), i))),
         );
-        self.order.sort_unstable_by_key(|&(p, _)| p);
+        // Stable: adaptive to the runs of an almost sorted release (runs of equal packed keys
+        // are put in order by the full, unique key below, so the result is the same).
+        self.order.sort_by_key(|&(p, _)| p);
         let mut i = 0;
         while i < n {
             let p = self.order[i].0;
