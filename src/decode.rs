@@ -191,26 +191,31 @@ pub fn decode<'a>(linktype: i32, frame: &'a [u8], stats: &mut WorkerStats) -> Op
         stats.inc(Counter::DecodeNotIp);
         return None;
     }
-    let mut d = from_ip(data, et == 0x86dd, stats)?;
-    d.src_mac = src_mac;
-    d.dst_mac = dst_mac;
-    d.vlan = vlan;
-    Some(d)
+    from_ip(data, et == 0x86dd, stats, (src_mac, dst_mac, vlan))
 }
 
-fn from_ip<'a>(data: &'a [u8], v6: bool, stats: &mut WorkerStats) -> Option<Decoded<'a>> {
-    if let Some(d) = ipv4_tcp(data) {
+/// What the link layer gave: source and destination MAC, VLAN ids.
+type Link = ([u8; 6], [u8; 6], [u16; 2]);
+
+#[inline(always)]
+fn from_ip<'a>(
+    data: &'a [u8],
+    v6: bool,
+    stats: &mut WorkerStats,
+    link: Link,
+) -> Option<Decoded<'a>> {
+    if let Some(d) = ipv4_tcp(data, link) {
         return Some(d);
     }
-    from_ip_sliced(data, v6, stats)
+    from_ip_sliced(data, v6, stats, link)
 }
 
 /// The common case read straight from the bytes: an IPv4 packet whose header and total length
 /// fit the captured bytes, not a fragment, carrying a whole TCP header. Anything else is `None`
 /// and goes through `etherparse` ([`from_ip_sliced`], which gives the same result for these
 /// packets: a test holds them equal; nothing is counted for them).
-#[inline]
-fn ipv4_tcp(data: &[u8]) -> Option<Decoded<'_>> {
+#[inline(always)]
+fn ipv4_tcp(data: &[u8], (src_mac, dst_mac, vlan): Link) -> Option<Decoded<'_>> {
     // RFC 791 3.1: ver/ihl (0), total length (2), flags/fragment offset (6), ttl (8),
     // protocol (9), src (12), dst (16).
     let h: &[u8; 20] = data.get(..20)?.try_into().ok()?;
@@ -233,9 +238,9 @@ fn ipv4_tcp(data: &[u8]) -> Option<Decoded<'_>> {
     let be32 = |i: usize| u32::from_be_bytes([th[i], th[i + 1], th[i + 2], th[i + 3]]);
     let flags = th[13];
     Some(Decoded {
-        src_mac: [0; 6],
-        dst_mac: [0; 6],
-        vlan: [0; 2],
+        src_mac,
+        dst_mac,
+        vlan,
         src_ip: IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
         dst_ip: IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),
         ttl: h[8],
@@ -257,7 +262,12 @@ fn ipv4_tcp(data: &[u8]) -> Option<Decoded<'_>> {
     })
 }
 
-fn from_ip_sliced<'a>(data: &'a [u8], v6: bool, stats: &mut WorkerStats) -> Option<Decoded<'a>> {
+fn from_ip_sliced<'a>(
+    data: &'a [u8],
+    v6: bool,
+    stats: &mut WorkerStats,
+    (src_mac, dst_mac, vlan): Link,
+) -> Option<Decoded<'a>> {
     let (ip, ext_err) = match LaxIpSlice::from_slice(data) {
         Ok(r) => r,
         Err(e) => {
@@ -309,9 +319,9 @@ fn from_ip_sliced<'a>(data: &'a [u8], v6: bool, stats: &mut WorkerStats) -> Opti
     let pl = ip.payload();
     let proto = pl.ip_number.0;
     let mut d = Decoded {
-        src_mac: [0; 6],
-        dst_mac: [0; 6],
-        vlan: [0; 2],
+        src_mac,
+        dst_mac,
+        vlan,
         src_ip,
         dst_ip,
         ttl,
@@ -527,10 +537,13 @@ mod tests {
         }
         let mut answered = 0;
         for p in &cases {
-            let Some(fast) = ipv4_tcp(p) else { continue };
+            let link = ([1, 2, 3, 4, 5, 6], [7; 6], [100, 0]);
+            let Some(fast) = ipv4_tcp(p, link) else {
+                continue;
+            };
             answered += 1;
             let mut st = WorkerStats::default();
-            let sliced = from_ip_sliced(p, false, &mut st).expect("etherparse reads it too");
+            let sliced = from_ip_sliced(p, false, &mut st, link).expect("etherparse reads it too");
             assert_eq!(format!("{fast:?}"), format!("{sliced:?}"), "{p:?}");
             assert!(st.c.iter().all(|&c| c == 0), "{p:?}");
         }

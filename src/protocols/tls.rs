@@ -416,7 +416,7 @@ impl TlsState {
             }
             None => (None, None, None),
         };
-        let ja3s = self.server.as_ref().and_then(|(_, s)| s.ja3s());
+        let ja3s = self.server.as_ref().and_then(|(_, s)| ja3s(s));
         if let Some((d, _)) = &self.client {
             let ja3 = ja3
                 .as_ref()
@@ -842,6 +842,42 @@ fn fingerprints(c: &ClientHello) -> Fingerprints {
     })
 }
 
+/// Slots of each worker's cache of ServerHello JA3S ([`ja3s`]).
+pub const JA3S_CACHE_SLOTS: usize = 64;
+
+/// Everything of a ServerHello its JA3S is computed from, and the JA3S.
+type Ja3sEntry = ((bool, u16, u16, Vec<u16>), Option<tls::Ja3>);
+
+thread_local! {
+    /// Per worker thread: the JA3S of recent ServerHellos (direct-mapped; a slot holds the whole
+    /// input, so a hit is an equal hello). A server answers every client alike.
+    static JA3S: std::cell::RefCell<Vec<Option<Ja3sEntry>>> =
+        std::cell::RefCell::new(vec![None; JA3S_CACHE_SLOTS]);
+}
+
+/// `s.ja3s()`, from the worker's cache when an equal hello was seen recently.
+fn ja3s(s: &ServerHello) -> Option<tls::Ja3> {
+    let key = (s.sslv2, s.version, s.cipher_suite, &s.extensions);
+    let h = ahash::RandomState::with_seeds(0x6a61, 0x33, 0x73, 0x1).hash_one(key);
+    let slot = (h as usize) % JA3S_CACHE_SLOTS;
+    JA3S.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(((v2, v, cs, ext), j)) = cache.get(slot).and_then(Option::as_ref) {
+            if (*v2, *v, *cs, ext) == key {
+                return j.clone();
+            }
+        }
+        let j = s.ja3s();
+        if let Some(e) = cache.get_mut(slot) {
+            *e = Some((
+                (s.sslv2, s.version, s.cipher_suite, s.extensions.clone()),
+                j.clone(),
+            ));
+        }
+        j
+    })
+}
+
 /// A version or cipher suite code in the event, written as its text while it is serialized
 /// (a hello lists tens of codes: no `String` each): a name, `"0x0303"` (what [`hex4`] makes)
 /// or an SSLv2 cipher kind `"0x0700c0"` (`format!("0x{v:06x}")`).
@@ -1013,6 +1049,42 @@ mod tests {
         for _ in 0..3 {
             for h in &hellos {
                 assert_eq!(fingerprints(h), (h.ja3(), h.ja4(), ClientFacts::of(h)));
+            }
+        }
+    }
+
+    #[test]
+    fn cached_ja3s_is_the_hellos_own() {
+        let mut hellos = Vec::new();
+        for (c, s) in [
+            (CURL_C, CURL_S),
+            (FF_C, FF_S),
+            (TLS1_C, TLS1_S),
+            (T13_C, T13_S),
+        ] {
+            let mut st = TlsState::new();
+            let mut stats = WorkerStats::default();
+            let mut seen = Seen::default();
+            let _ = st.sides[0].feed(c, &mut stats, &mut seen);
+            if let Some(Handshake::ServerHello(h)) = st.sides[1].feed(s, &mut stats, &mut seen) {
+                hellos.push(h);
+            }
+        }
+        assert!(hellos.len() >= 3, "{}", hellos.len());
+        let base = hellos[0].clone();
+        for f in 0..4u16 {
+            let mut v = base.clone();
+            match f {
+                0 => v.cipher_suite ^= 1,
+                1 => v.extensions.push(0x0017),
+                2 => v.version ^= 1,
+                _ => v.sslv2 = true,
+            }
+            hellos.push(v);
+        }
+        for _ in 0..3 {
+            for h in &hellos {
+                assert_eq!(ja3s(h), h.ja3s());
             }
         }
     }

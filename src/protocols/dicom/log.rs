@@ -9,6 +9,67 @@ use serde::Serialize;
 use crate::json_key;
 use crate::output::{push_json_str, push_u64, JsonObj};
 
+/// A UID from the wire as [`medtap_parsers::dicom::text`] makes it: borrowed when it is one of
+/// the well-known UIDs of [`uid_text`] (most contexts name them), owned otherwise.
+pub type Uid = std::borrow::Cow<'static, str>;
+
+/// UIDs that most associations propose: transfer syntaxes (PS3.5 A, PS3.6 A-1), the
+/// application context, verification, query/retrieve, worklist and common storage classes.
+const WELL_KNOWN_UIDS: &[&str] = &[
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.1.99",
+    "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.51",
+    "1.2.840.10008.1.2.4.57",
+    "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.80",
+    "1.2.840.10008.1.2.4.81",
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.5",
+    "1.2.840.10008.3.1.1.1",
+    "1.2.840.10008.1.1",
+    "1.2.840.10008.1.20.1",
+    "1.2.840.10008.3.1.2.3.3",
+    "1.2.840.10008.5.1.4.31",
+    "1.2.840.10008.5.1.4.1.2.1.1",
+    "1.2.840.10008.5.1.4.1.2.1.2",
+    "1.2.840.10008.5.1.4.1.2.1.3",
+    "1.2.840.10008.5.1.4.1.2.2.1",
+    "1.2.840.10008.5.1.4.1.2.2.2",
+    "1.2.840.10008.5.1.4.1.2.2.3",
+    "1.2.840.10008.5.1.4.1.1.1",
+    "1.2.840.10008.5.1.4.1.1.1.1",
+    "1.2.840.10008.5.1.4.1.1.1.2",
+    "1.2.840.10008.5.1.4.1.1.2",
+    "1.2.840.10008.5.1.4.1.1.4",
+    "1.2.840.10008.5.1.4.1.1.6.1",
+    "1.2.840.10008.5.1.4.1.1.7",
+    "1.2.840.10008.5.1.4.1.1.12.1",
+    "1.2.840.10008.5.1.4.1.1.20",
+    "1.2.840.10008.5.1.4.1.1.128",
+    "1.2.840.10008.5.1.4.1.1.481.1",
+];
+
+/// `text(b, cap)` as a [`Uid`]: the same text, borrowed when it is a well-known UID.
+pub fn uid_text(b: &[u8], cap: usize) -> Uid {
+    let cut = &b[..b.len().min(cap)];
+    // The bytes `text` keeps: trailing spaces and NULs and leading spaces dropped. A well-known
+    // UID is printable ASCII, so `text` of these bytes is that UID exactly when they are equal.
+    let end = cut
+        .iter()
+        .rposition(|&c| c != b' ' && c != 0)
+        .map_or(0, |i| i + 1);
+    let start = cut[..end].iter().position(|&c| c != b' ').unwrap_or(end);
+    let kept = &cut[start..end];
+    match WELL_KNOWN_UIDS.iter().find(|u| u.as_bytes() == kept) {
+        Some(u) => Uid::Borrowed(u),
+        None => Uid::Owned(medtap_parsers::dicom::text(b, cap)),
+    }
+}
+
 /// A cap that was hit: the value seen and the limit.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct LimitRecord {
@@ -91,10 +152,10 @@ pub struct PeerRecord {
 pub struct ContextRecord {
     pub id: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub abstract_syntax: Option<String>,
+    pub abstract_syntax: Option<Uid>,
     /// Proposed in the RQ.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub transfer_syntaxes: Vec<String>,
+    pub transfer_syntaxes: Vec<Uid>,
     /// From the AC: 0 acceptance, 1 user-rejection, 2 no-reason, 3 abstract syntax not
     /// supported, 4 transfer syntaxes not supported.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,7 +163,7 @@ pub struct ContextRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result_name: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub accepted_transfer_syntax: Option<String>,
+    pub accepted_transfer_syntax: Option<Uid>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -206,7 +267,7 @@ pub struct DicomEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol_version: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub application_context: Option<String>,
+    pub application_context: Option<Uid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requestor: Option<PeerRecord>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -650,19 +711,19 @@ mod tests {
                 calling_ae: self.os(),
                 called_ae: self.os(),
                 protocol_version: self.ou16(),
-                application_context: self.os(),
+                application_context: self.os().map(Uid::from),
                 requestor: self.peer(),
                 acceptor: self.peer(),
                 presentation_contexts: (0..self.next() % 4)
                     .map(|_| ContextRecord {
                         id: self.next() as u8,
-                        abstract_syntax: self.os(),
-                        transfer_syntaxes: (0..self.next() % 3).map(|_| self.s()).collect(),
+                        abstract_syntax: self.os().map(Uid::from),
+                        transfer_syntaxes: (0..self.next() % 3).map(|_| self.s().into()).collect(),
                         result: self.yes().then(|| self.next() as u8),
                         result_name: self
                             .yes()
                             .then(|| context_result_name(self.next() as u8 % 6)),
-                        accepted_transfer_syntax: self.os(),
+                        accepted_transfer_syntax: self.os().map(Uid::from),
                     })
                     .collect(),
                 result: ["accepted", "rejected", "aborted", "incomplete"]
@@ -737,6 +798,35 @@ mod tests {
                 bytes: self.next(),
             }
         }
+    }
+
+    #[test]
+    fn uids_borrowed_or_not_are_the_text() {
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for u in WELL_KNOWN_UIDS {
+            for (pre, post) in [
+                ("", ""),
+                ("", "\0"),
+                (" ", "  "),
+                ("", "9"),
+                ("x", ""),
+                ("", "\x01"),
+            ] {
+                cases.push(format!("{pre}{u}{post}").into_bytes());
+            }
+            cases.push(u.as_bytes()[..u.len() - 1].to_vec());
+        }
+        cases.extend([b"".to_vec(), b"   \0".to_vec(), b"1.2.3\xff".to_vec()]);
+        for c in cases {
+            for cap in [16, 20, 64] {
+                let u = uid_text(&c, cap);
+                assert_eq!(u, medtap_parsers::dicom::text(&c, cap), "{c:?}");
+            }
+        }
+        assert!(matches!(
+            uid_text(b"1.2.840.10008.1.2.1\0", 64),
+            Uid::Borrowed(_)
+        ));
     }
 
     #[test]

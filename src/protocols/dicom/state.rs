@@ -893,15 +893,19 @@ impl DicomState {
         self.ev.calling_ae = Some(text(a.calling_ae, 16));
         self.ev.called_ae = Some(text(a.called_ae, 16));
         self.ev.protocol_version = Some(a.protocol_version);
-        self.ev.application_context = a.application_context.map(|c| text(c, 64));
+        self.ev.application_context = a.application_context.map(|c| uid_text(c, 64));
         let peer = peer_record(a.user_info.as_ref());
         self.max_pdu_rx[dir.index()] = peer.max_pdu_length;
         self.ev.requestor = Some(peer);
         for pc in a.contexts.iter().take(MAX_CONTEXTS) {
             self.ev.presentation_contexts.push(ContextRecord {
                 id: pc.id,
-                abstract_syntax: pc.abstract_syntax.map(|s| text(s, 64)),
-                transfer_syntaxes: pc.transfer_syntaxes.iter().map(|s| text(s, 64)).collect(),
+                abstract_syntax: pc.abstract_syntax.map(|s| uid_text(s, 64)),
+                transfer_syntaxes: pc
+                    .transfer_syntaxes
+                    .iter()
+                    .map(|s| uid_text(s, 64))
+                    .collect(),
                 ..Default::default()
             });
         }
@@ -932,7 +936,7 @@ impl DicomState {
         self.max_pdu_rx[dir.index()] = peer.max_pdu_length;
         self.ev.acceptor = Some(peer);
         for pc in a.contexts.iter().take(MAX_CONTEXTS) {
-            let ts = pc.transfer_syntaxes.first().map(|s| text(s, 64));
+            let ts = pc.transfer_syntaxes.first().map(|s| uid_text(s, 64));
             let accepted = pc.result == Some(0);
             let enc = if accepted {
                 ts.as_deref().map(Encoding::of_transfer_syntax)
