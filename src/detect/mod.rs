@@ -121,12 +121,14 @@ pub struct Detector {
     window: i64,
     dedup: HashMap<(u32, IpAddr, IpAddr), DedupEntry, ahash::RandomState>,
     /// Rule id -> the rules that supersede it (`supersedes` in the rule files).
-    superseded_by: HashMap<u32, Vec<u32>>,
+    superseded_by: HashMap<u32, Vec<u32>, ahash::RandomState>,
     /// Protocol -> the indices of its rules, in load order (facts are tested against their
     /// protocol's rules only).
     by_protocol: Vec<(String, Vec<usize>)>,
     /// Each rule's name and family, shared by its alerts.
     names: Vec<(Arc<str>, Option<Arc<str>>)>,
+    /// `medtap_detect_cap_hits_total{table}` counters met so far.
+    cap_counters: Vec<(&'static str, prometheus::IntCounter)>,
     anomalies: anomaly::Anomalies,
     metrics: Option<Arc<Metrics>>,
     /// Next time (packet time) the dedup table is swept for closed windows.
@@ -141,7 +143,8 @@ impl Detector {
         let window = (rules.dedup_window as i64).saturating_mul(1_000_000);
         Detector {
             anomalies: anomaly::Anomalies::new(&rules, opts),
-            superseded_by: rules.superseded_by(),
+            superseded_by: rules.superseded_by().into_iter().collect(),
+            cap_counters: Vec::new(),
             by_protocol: rules_by_protocol(&rules),
             names: rule_names(&rules),
             rules,
@@ -164,7 +167,7 @@ impl Detector {
         }
         self.window = (rules.dedup_window as i64).saturating_mul(1_000_000);
         self.anomalies.set_rules(&rules);
-        self.superseded_by = rules.superseded_by();
+        self.superseded_by = rules.superseded_by().into_iter().collect();
         self.by_protocol = rules_by_protocol(&rules);
         self.names = rule_names(&rules);
         self.rules = rules;
@@ -189,9 +192,22 @@ impl Detector {
         self.anomalies.baseline_dirty()
     }
 
-    fn cap_hit(&self, table: &str) {
-        if let Some(m) = &self.metrics {
-            m.detect_cap_hits.with_label_values(&[table]).inc();
+    fn cap_hit(&mut self, table: &'static str) {
+        let Some(m) = &self.metrics else {
+            return;
+        };
+        // The counter of each table, looked up in the registry once (a flood of hits would
+        // hash the label and lock the vector every time).
+        let i = match self.cap_counters.iter().position(|(t, _)| *t == table) {
+            Some(i) => i,
+            None => {
+                let c = m.detect_cap_hits.with_label_values(&[table]);
+                self.cap_counters.push((table, c));
+                self.cap_counters.len() - 1
+            }
+        };
+        if let Some((_, c)) = self.cap_counters.get(i) {
+            c.inc();
         }
     }
 

@@ -331,8 +331,12 @@ impl Device {
 
     fn add_peer(&mut self, peer: IpAddr, sent: (u64, u64), received: (u64, u64)) {
         self.totals.add(sent, received);
-        if !self.peers.contains_key(&peer) && self.peers.len() >= MAX_PEERS {
-            self.overflow.peers += 1;
+        // One search of the map: full, only a known peer is counted.
+        if self.peers.len() >= MAX_PEERS {
+            match self.peers.get_mut(&peer) {
+                Some(c) => c.add(sent, received),
+                None => self.overflow.peers += 1,
+            }
             return;
         }
         self.peers.entry(peer).or_default().add(sent, received);
