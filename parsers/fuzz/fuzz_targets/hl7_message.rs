@@ -38,10 +38,10 @@ fn check(m: &Message<'_>) {
     assert!(m.errors.len() <= hl7::MAX_ERRORS);
     let names: Vec<&str> = phi::all_names().collect();
     let mut last = None;
-    for f in &m.phi_fields {
+    for f in m.phi_fields.iter() {
         let k = names
             .iter()
-            .position(|n| n == f)
+            .position(|&n| n == f)
             .expect("PHI name from the table");
         assert!(last < Some(k), "PHI names in table order, once each");
         last = Some(k);

@@ -151,6 +151,14 @@ impl<T: Copy + Default, const N: usize> std::ops::Deref for Capped<T, N> {
     }
 }
 
+impl<'c, T: Copy + Default, const N: usize> IntoIterator for &'c Capped<T, N> {
+    type Item = &'c T;
+    type IntoIter = std::slice::Iter<'c, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
 impl<T: Copy + Default + std::fmt::Debug, const N: usize> std::fmt::Debug for Capped<T, N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.as_slice()).finish()
@@ -170,6 +178,54 @@ impl<T: Copy + Default + PartialEq, const N: usize, const M: usize> PartialEq<[T
 {
     fn eq(&self, other: &[T; M]) -> bool {
         self.as_slice() == other.as_slice()
+    }
+}
+
+/// The names of the PHI-bearing fields and segments present in a message, by their place in
+/// [`phi::all_names`] (one bit each), read in that order.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhiFields(u32);
+
+const _: () = assert!(phi::MAX_NAMES <= 32);
+
+impl PhiFields {
+    /// Marks name `k` of [`phi::all_names`] present.
+    fn set(&mut self, k: usize) {
+        if k < phi::MAX_NAMES {
+            self.0 |= 1 << k;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// The names present, in [`phi::all_names`] order.
+    pub fn iter(&self) -> impl Iterator<Item = &'static str> + '_ {
+        phi::all_names()
+            .enumerate()
+            .filter(|&(k, _)| self.0 & (1 << k) != 0)
+            .map(|(_, n)| n)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.iter().any(|n| n == name)
+    }
+}
+
+impl std::fmt::Debug for PhiFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<const N: usize> PartialEq<[&str; N]> for PhiFields {
+    fn eq(&self, other: &[&str; N]) -> bool {
+        self.iter().eq(other.iter().copied())
     }
 }
 
@@ -358,7 +414,7 @@ pub struct Message<'a> {
     /// All segments (lines with a segment id).
     pub segment_count: usize,
     /// PHI-bearing fields and segments present ([`phi`]), in [`phi::all_names`] order.
-    pub phi_fields: Capped<&'static str, { phi::MAX_NAMES }>,
+    pub phi_fields: PhiFields,
     /// Distinct device identifiers, at most [`MAX_DEVICES`].
     pub devices: Vec<Device<'a>>,
     pub anomalies: Anomalies,
@@ -417,9 +473,12 @@ pub fn decode_text(bytes: &[u8]) -> (Cow<'_, str>, bool) {
 /// the caller's cap) is left out.
 pub fn segment_lines(text: &str, complete: bool) -> (impl Iterator<Item = &str> + Clone, bool) {
     let non_cr = memchr::memchr(b'\n', text.as_bytes()).is_some();
-    let text = match memchr::memrchr2(b'\r', b'\n', text.as_bytes()) {
-        Some(p) if !complete => &text[..p],
-        _ => text,
+    let text = match complete {
+        true => text,
+        false => match memchr::memrchr2(b'\r', b'\n', text.as_bytes()) {
+            Some(p) => &text[..p],
+            None => text,
+        },
     };
     (Lines { rest: Some(text) }, non_cr)
 }
@@ -518,6 +577,41 @@ fn nth_position(hay: &[u8], byte: u8, mut k: usize) -> Option<usize> {
         .map(|(i, _)| base + i)
 }
 
+/// `s.split(sep)`, the separator found byte-wise when it is ASCII (every delimiter
+/// [`Delimiters`] reads is): values are short, a plain loop beats the general searcher.
+#[derive(Clone)]
+struct Pieces<'a> {
+    rest: Option<&'a str>,
+    sep: char,
+}
+
+fn pieces(s: &str, sep: char) -> Pieces<'_> {
+    Pieces { rest: Some(s), sep }
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        let found = match u8::try_from(self.sep) {
+            Ok(b) if b.is_ascii() => rest.bytes().position(|x| x == b).map(|p| (p, p + 1)),
+            _ => rest.find(self.sep).map(|p| (p, p + self.sep.len_utf8())),
+        };
+        match found {
+            // `p` and `q` surround the separator: character boundaries.
+            Some((p, q)) => {
+                self.rest = rest.get(q..);
+                rest.get(..p)
+            }
+            None => {
+                self.rest = None;
+                Some(rest)
+            }
+        }
+    }
+}
+
 /// Piece `k` (from 0) of `text` split on `sep`, as `text.split(sep).nth(k)`. The delimiters of
 /// a message are ASCII ([`Delimiters`] reads no other), so the separator is found byte-wise.
 fn nth_piece(text: &str, sep: char, k: usize) -> Option<&str> {
@@ -536,76 +630,128 @@ fn nth_piece(text: &str, sep: char, k: usize) -> Option<&str> {
 /// One segment line and what is needed to read its fields.
 #[derive(Clone, Copy)]
 struct Seg<'a> {
-    line: &'a str,
-    id: SegmentId,
     d: Delimiters,
-    /// The first [`FIELD_CACHE`] fields as [`Seg::raw`] finds them, when split once
-    /// ([`Seg::cached`]: for segments of which many fields are read).
-    fields: Option<[Option<&'a str>; FIELD_CACHE]>,
+    /// The text after the id and the first field separator (`None` for a bare id).
+    body: Option<&'a str>,
+    /// The number of the first field of the body: MSH-2 (MSH-1 is the separator itself), or
+    /// field 1.
+    first: usize,
+    /// Where its first field separators are, when split once ([`Seg::cached`]: for segments
+    /// of which many fields are read).
+    seps: Option<Seps>,
+}
+
+/// Offsets in a segment's body of its first field separators: enough of them to end every
+/// field below [`FIELD_CACHE`].
+#[derive(Clone, Copy)]
+struct Seps {
+    at: [usize; FIELD_CACHE],
+    n: usize,
 }
 
 impl<'a> Seg<'a> {
     fn new(line: &'a str, id: SegmentId, d: Delimiters) -> Seg<'a> {
         Seg {
-            line,
-            id,
             d,
-            fields: None,
+            // of_line guarantees "XXX" then the separator (ASCII), or just "XXX".
+            body: line.get(4..),
+            first: if id == SegmentId::MSH { 2 } else { 1 },
+            seps: None,
         }
     }
 
-    /// This segment with its first fields split in one pass.
-    fn cached(self) -> Seg<'a> {
-        Seg {
-            fields: Some(self.split()),
-            ..self
-        }
+    /// This segment with its first field separators found in one pass.
+    fn cached(mut self) -> Seg<'a> {
+        self.seps = Some(self.split());
+        self
     }
 
-    /// `raw(n)` of every `n` below [`FIELD_CACHE`], in one pass.
-    fn split(&self) -> [Option<&'a str>; FIELD_CACHE] {
-        let mut f = [None; FIELD_CACHE];
-        if let Some(body) = self.line.get(4..) {
-            let first = if self.id == SegmentId::MSH { 2 } else { 1 };
-            let slots = &mut f[first..];
-            if self.d.field.is_ascii() {
-                let mut n = 0;
-                let mut start = 0;
-                each_position(body.as_bytes(), self.d.field as u8, |i| {
-                    if let Some(slot) = slots.get_mut(n) {
-                        *slot = body.get(start..i);
-                        n += 1;
-                        start = i + 1;
-                    }
-                    n < slots.len()
-                });
-                if let Some(slot) = slots.get_mut(n) {
-                    *slot = body.get(start..);
-                }
-            } else {
-                for (slot, piece) in slots.iter_mut().zip(body.split(self.d.field)) {
-                    *slot = Some(piece);
+    /// Fields of the body that [`Seg::split`] ends: those numbered below [`FIELD_CACHE`].
+    fn cached_pieces(&self) -> usize {
+        FIELD_CACHE - self.first
+    }
+
+    fn split(&self) -> Seps {
+        let mut s = Seps {
+            at: [0; FIELD_CACHE],
+            n: 0,
+        };
+        let Some(body) = self.body else {
+            return s;
+        };
+        let cap = self.cached_pieces();
+        let mut record = |i: usize| {
+            if let Some(slot) = s.at.get_mut(s.n) {
+                *slot = i;
+                s.n += 1;
+            }
+            s.n < cap
+        };
+        if self.d.field.is_ascii() {
+            each_position(body.as_bytes(), self.d.field as u8, record);
+        } else {
+            for (i, _) in body.match_indices(self.d.field) {
+                if !record(i) {
+                    break;
                 }
             }
         }
-        f
+        s
     }
 
     /// The raw text of field `n` (v2.5.1 numbering: for MSH, MSH-2 is the first text after the
     /// field separator, MSH-1 being the separator itself). Found by splitting on the field
     /// separator, without allocating.
     fn raw(&self, n: usize) -> Option<&'a str> {
-        if let Some(&v) = self.fields.as_ref().and_then(|f| f.get(n)) {
-            return v;
+        let k = n.checked_sub(self.first)?;
+        let body = self.body?;
+        match &self.seps {
+            Some(s) if k < self.cached_pieces() => {
+                let start = match k.checked_sub(1) {
+                    None => 0,
+                    // Fewer separators: no field `n`.
+                    Some(j) if j < s.n => s.at.get(j)? + self.d.field.len_utf8(),
+                    Some(_) => return None,
+                };
+                let end = if k < s.n { *s.at.get(k)? } else { body.len() };
+                body.get(start..end)
+            }
+            _ => nth_piece(body, self.d.field, k),
         }
-        // of_line guarantees "XXX" then the separator (ASCII), or just "XXX".
-        let body = self.line.get(4..)?;
-        let k = if self.id == SegmentId::MSH {
-            n.checked_sub(2)?
-        } else {
-            n.checked_sub(1)?
+    }
+
+    /// Calls `f` with each field number and raw text, in order (as [`Seg::raw`] gives them),
+    /// until it returns false.
+    fn each_field(&self, mut f: impl FnMut(usize, &'a str) -> bool) {
+        let Some(body) = self.body else {
+            return;
         };
-        nth_piece(body, self.d.field, k)
+        let mut n = self.first;
+        let mut start = 0;
+        let sep = self.d.field;
+        let mut piece = |i: usize| {
+            let go = body.get(start..i).is_some_and(|raw| f(n, raw));
+            n += 1;
+            start = i + sep.len_utf8();
+            go
+        };
+        let mut go = true;
+        if sep.is_ascii() {
+            each_position(body.as_bytes(), sep as u8, |i| {
+                go = piece(i);
+                go
+            });
+        } else {
+            for (i, _) in body.match_indices(sep) {
+                go = piece(i);
+                if !go {
+                    break;
+                }
+            }
+        }
+        if go {
+            piece(body.len());
+        }
     }
 
     /// Field `n` cut to [`MAX_FIELD_PARSE_BYTES`]; `None` when absent or empty.
@@ -633,7 +779,7 @@ impl<'a> Seg<'a> {
 
     /// The first repetition of field `n` (at most [`MAX_FIELD_PARSE_BYTES`] of the field).
     fn first_repeat(&self, n: usize) -> Option<&'a str> {
-        self.raw_capped(n)?.split(self.d.repetition).next()
+        pieces(self.raw_capped(n)?, self.d.repetition).next()
     }
 }
 
@@ -692,7 +838,7 @@ fn write_text(s: &str, d: &Delimiters, level: Level, out: &mut String) -> bool {
         Level::Repeat => (d.component, '^', Some(Level::Component)),
         Level::Component => (sub_sep(d), '&', None),
     };
-    for (i, piece) in s.split(sep).enumerate() {
+    for (i, piece) in pieces(s, sep).enumerate() {
         if i > 0 {
             out.push(joiner);
         }
@@ -716,7 +862,15 @@ fn write_text(s: &str, d: &Delimiters, level: Level, out: &mut String) -> bool {
 /// The text of a field, repetition or component `s` ([`write_text`]), capped and trimmed
 /// ([`finish`]); borrowed from `s` when it is its own text ([`verbatim`]).
 fn level_text<'a>(s: &'a str, d: &Delimiters, level: Level) -> Option<Text<'a>> {
-    if verbatim(s, d) {
+    // The recommended delimiters (nearly every message): verbatim unless escaped.
+    let recommended = d.component == '^' && d.repetition == '~' && d.subcomponent == Some('&');
+    let plain = match d.escape {
+        _ if !recommended => verbatim(s, d),
+        None => true,
+        Some(e) if e.is_ascii() => !s.bytes().any(|b| b == e as u8),
+        Some(e) => !s.contains(e),
+    };
+    if plain {
         return finish(s, level.trailing()).map(Cow::Borrowed);
     }
     let mut out = String::new();
@@ -806,13 +960,22 @@ fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
             continue;
         }
         if phi::PHI_FIELDS.iter().any(|&(s, _, _)| is(s)) {
-            // The segment's fields split once (a PID has sixteen PHI fields to test).
-            let seg = seg.cached();
+            // The fields this segment has in the table, by number (a PID has sixteen), tested
+            // in one pass over the line.
+            let mut wanted = [None; FIELD_CACHE];
             for (k, &(s, n, _)) in phi::PHI_FIELDS.iter().enumerate() {
-                if is(s) && seg.raw(n).is_some_and(|r| phi::has_value(r, &d)) {
-                    phi_seen[k] = true;
+                if let Some(w) = wanted.get_mut(n).filter(|_| is(s)) {
+                    *w = Some(k);
                 }
             }
+            seg.each_field(|n, raw| {
+                if let Some(k) = wanted.get(n).copied().flatten() {
+                    if phi::has_value(raw, &d) {
+                        phi_seen[k] = true;
+                    }
+                }
+                n + 1 < FIELD_CACHE
+            });
         }
         match id {
             SegmentId::MSH if m.msh.is_none() => m.msh = Some(read_msh(&seg.cached())),
@@ -835,9 +998,9 @@ fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
             _ => {}
         }
     }
-    for (name, seen) in phi::all_names().zip(phi_seen) {
+    for (k, seen) in phi_seen.into_iter().enumerate() {
         if seen {
-            m.phi_fields.push(name);
+            m.phi_fields.set(k);
         }
     }
     m
@@ -849,8 +1012,8 @@ fn read_msh<'a>(seg: &Seg<'a>) -> Msh<'a> {
     // MSH-9 (MSG): the first three components of its first repetition.
     let raw9 = seg.raw_capped(9);
     let mut comps = raw9
-        .and_then(|r| r.split(d.repetition).next())
-        .map(|r| r.split(d.component));
+        .and_then(|r| pieces(r, d.repetition).next())
+        .map(|r| pieces(r, d.component));
     let mut comp = || {
         comps
             .as_mut()
@@ -884,8 +1047,8 @@ fn read_err<'a>(seg: &Seg<'a>) -> ErrInfo<'a> {
     // Subcomponent `sub` of component `k` of the first repetition of `field`, decoded (not
     // capped: only codes and positions are kept of it).
     let raw = |field: usize, k: usize, sub: usize| -> Option<Text<'a>> {
-        let c = seg.first_repeat(field)?.split(d.component).nth(k - 1)?;
-        let s = c.split(sub_sep(d)).nth(sub.checked_sub(1)?)?;
+        let c = pieces(seg.first_repeat(field)?, d.component).nth(k - 1)?;
+        let s = pieces(c, sub_sep(d)).nth(sub.checked_sub(1)?)?;
         Some(unescaped(s, d))
     };
     let comp = |field: usize, k: usize, sub: usize| code_text(raw(field, k, sub)?);
@@ -931,11 +1094,11 @@ fn add_devices<'a>(out: &mut Vec<Device<'a>>, seg: &Seg<'a>, field: usize, sourc
     let Some(raw) = seg.raw_capped(field) else {
         return;
     };
-    for r in raw.split(d.repetition) {
+    for r in pieces(raw, d.repetition) {
         if out.len() >= MAX_DEVICES {
             return;
         }
-        let mut comps = r.split(d.component);
+        let mut comps = pieces(r, d.component);
         let mut c = || {
             comps
                 .next()
@@ -1218,6 +1381,14 @@ mod tests {
                         .and_then(|k| l.get(4..).and_then(|b| b.split(sep).nth(k)));
                     proptest::prop_assert_eq!(seg.raw(n), want, "{} field {}", l, n);
                     proptest::prop_assert_eq!(cached.raw(n), want, "{} field {}", l, n);
+                    let mut each = None;
+                    seg.each_field(|m, raw| {
+                        if m == n {
+                            each = Some(raw);
+                        }
+                        m < n
+                    });
+                    proptest::prop_assert_eq!(each, want, "{} field {} (each_field)", l, n);
                 }
             }
         }
@@ -1488,7 +1659,7 @@ mod tests {
         let cut = &ADT_A01[..ADT_A01.len() - 10];
         let m = parse_message(cut, false);
         assert_eq!(ids(&m), ["MSH", "EVN", "PID", "NK1", "PV1"]);
-        assert!(!m.phi_fields.contains(&"IN1"));
+        assert!(!m.phi_fields.contains("IN1"));
         // A prefix inside MSH keeps what it has.
         let m = parse_message(&ADT_A01[..40], false);
         assert_eq!(m.msh.unwrap().sending_application, s("TEST_EHR_ADT"));
@@ -1562,6 +1733,19 @@ mod tests {
         ix.iter().map(|&i| ALPHABET[i % ALPHABET.len()]).collect()
     }
 
+    /// Long lines are split where `str::split` splits them.
+    #[test]
+    fn long_lines_are_split_where_std_splits() {
+        for at in 0..150 {
+            for end in ["\r", "\n", "\r\n"] {
+                let t = format!("{}{end}{}", "A".repeat(at), "B".repeat(150 - at));
+                let want: Vec<&str> = t.split(['\r', '\n']).filter(|l| !l.is_empty()).collect();
+                let (lines, _) = segment_lines(&t, true);
+                assert_eq!(lines.collect::<Vec<_>>(), want, "{at}");
+            }
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn lines_and_pieces_match_std_split(
@@ -1574,6 +1758,7 @@ mod tests {
             proptest::prop_assert_eq!(lines.collect::<Vec<_>>(), want);
             for sep in ['|', '#', '\u{dc}'] {
                 proptest::prop_assert_eq!(nth_piece(&t, sep, k), t.split(sep).nth(k));
+                proptest::prop_assert_eq!(pieces(&t, sep).collect::<Vec<_>>(), t.split(sep).collect::<Vec<_>>());
             }
         }
 

@@ -2,7 +2,7 @@
 //! come from [`medtap_parsers::hl7::Message`], which never holds a PHI value (names of
 //! PHI-bearing fields only, ERR codes only, device identifiers).
 
-use medtap_parsers::hl7::{Device, ErrInfo, Message, SegmentId};
+use medtap_parsers::hl7::{Device, ErrInfo, Message, PhiFields, SegmentId};
 use medtap_parsers::mllp::Framing;
 use serde::{Serialize, Serializer};
 
@@ -130,7 +130,8 @@ pub struct Hl7Event<'a> {
     pub segments: &'a [SegmentId],
     pub segment_count: usize,
     /// Names of the PHI-bearing fields present, never values.
-    pub phi_fields: &'a [&'static str],
+    #[serde(serialize_with = "phi")]
+    pub phi_fields: PhiFields,
     #[serde(skip_serializing_if = "none", serialize_with = "devices")]
     pub devices: &'a [Device<'a>],
     /// ERR segments, codes only.
@@ -150,6 +151,10 @@ fn none<T>(s: &&[T]) -> bool {
 
 fn ids<S: Serializer>(v: &&[SegmentId], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(v.iter().map(|i| i.as_str()))
+}
+
+fn phi<S: Serializer>(v: &PhiFields, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter())
 }
 
 fn devices<S: Serializer>(v: &&[Device<'_>], s: S) -> Result<S::Ok, S::Error> {
@@ -192,7 +197,7 @@ impl<'a> Hl7Event<'a> {
             acked_message_type: cx.acked_message_type,
             segments: &m.segment_ids,
             segment_count: m.segment_count,
-            phi_fields: &m.phi_fields,
+            phi_fields: m.phi_fields,
             devices: &m.devices,
             errors: &m.errors,
             bytes: cx.bytes,
@@ -218,13 +223,14 @@ impl<'a> Hl7Event<'a> {
                 push_json_str(b, v);
             }
         };
-        let list = |b: &mut Vec<u8>, items: &mut dyn Iterator<Item = &str>| {
+        // A list of names that need no escaping (segment ids are letters and digits; PHI and
+        // anomaly names come from fixed tables): written as they are.
+        let list = |b: &mut Vec<u8>, items: &mut dyn Iterator<Item = &[u8]>| {
             b.push(b'[');
             for (i, s) in items.enumerate() {
-                if i > 0 {
-                    b.push(b',');
-                }
-                push_json_str(b, s);
+                b.extend_from_slice(if i > 0 { b",\"" } else { b"\"" });
+                b.extend_from_slice(s);
+                b.push(b'"');
             }
             b.push(b']');
         };
@@ -258,11 +264,11 @@ impl<'a> Hl7Event<'a> {
         }
         opt(b, b",\"acked_message_type\":", self.acked_message_type);
         b.extend_from_slice(b",\"segments\":");
-        list(b, &mut self.segments.iter().map(|i| i.as_str()));
+        list(b, &mut self.segments.iter().map(|i| &i.0[..]));
         b.extend_from_slice(b",\"segment_count\":");
         push_u64(b, self.segment_count as u64);
         b.extend_from_slice(b",\"phi_fields\":");
-        list(b, &mut self.phi_fields.iter().copied());
+        list(b, &mut self.phi_fields.iter().map(str::as_bytes));
         if !self.devices.is_empty() {
             b.extend_from_slice(b",\"devices\":[");
             for (i, d) in self.devices.iter().map(DeviceRecord::from).enumerate() {
@@ -308,7 +314,7 @@ impl<'a> Hl7Event<'a> {
         push_u64(b, self.bytes);
         if !self.anomalies.is_empty() {
             b.extend_from_slice(b",\"anomalies\":");
-            list(b, &mut self.anomalies.iter().map(|a| a.as_str()));
+            list(b, &mut self.anomalies.iter().map(|a| a.as_str().as_bytes()));
         }
         if let Some(t) = &self.too_large {
             b.extend_from_slice(b",\"too_large\":{\"value\":");
