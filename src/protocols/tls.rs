@@ -1015,10 +1015,11 @@ mod tests {
     use crate::output::EventSink;
     use crate::time::Ts;
 
-    #[test]
-    fn cached_fingerprints_are_the_hellos_own() {
-        let mut hellos = Vec::new();
-        for (c, _) in [
+    /// The ClientHellos and ServerHellos of the recorded handshakes, as a flow's sides parse
+    /// them.
+    fn recorded_hellos() -> (Vec<ClientHello>, Vec<ServerHello>) {
+        let (mut clients, mut servers) = (Vec::new(), Vec::new());
+        for (c, s) in [
             (CURL_C, CURL_S),
             (FF_C, FF_S),
             (TLS1_C, TLS1_S),
@@ -1028,9 +1029,18 @@ mod tests {
             let mut stats = WorkerStats::default();
             let mut seen = Seen::default();
             if let Some(Handshake::ClientHello(h)) = st.sides[0].feed(c, &mut stats, &mut seen) {
-                hellos.push(h);
+                clients.push(h);
+            }
+            if let Some(Handshake::ServerHello(h)) = st.sides[1].feed(s, &mut stats, &mut seen) {
+                servers.push(h);
             }
         }
+        (clients, servers)
+    }
+
+    #[test]
+    fn cached_fingerprints_are_the_hellos_own() {
+        let (mut hellos, _) = recorded_hellos();
         assert!(hellos.len() >= 3, "{}", hellos.len());
         // Variants that differ in one input each.
         let base = hellos[0].clone();
@@ -1055,21 +1065,7 @@ mod tests {
 
     #[test]
     fn cached_ja3s_is_the_hellos_own() {
-        let mut hellos = Vec::new();
-        for (c, s) in [
-            (CURL_C, CURL_S),
-            (FF_C, FF_S),
-            (TLS1_C, TLS1_S),
-            (T13_C, T13_S),
-        ] {
-            let mut st = TlsState::new();
-            let mut stats = WorkerStats::default();
-            let mut seen = Seen::default();
-            let _ = st.sides[0].feed(c, &mut stats, &mut seen);
-            if let Some(Handshake::ServerHello(h)) = st.sides[1].feed(s, &mut stats, &mut seen) {
-                hellos.push(h);
-            }
-        }
+        let (_, mut hellos) = recorded_hellos();
         assert!(hellos.len() >= 3, "{}", hellos.len());
         let base = hellos[0].clone();
         for f in 0..4u16 {
