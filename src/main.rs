@@ -16,23 +16,10 @@ use medtap::stats::Counter;
 /// jemalloc instead of glibc's malloc: on a replay of the benchmark capture, about a sixth less
 /// CPU in all (glibc's per-thread arenas and chunk coalescing cost the worker and the central
 /// thread, which hand each other millions of small strings and vectors), at the same peak RSS
-/// with the options below.
+/// with the options compiled into it (`.cargo/config.toml`: one arena, 300 ms decay).
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// jemalloc's options, read once when it starts (its `malloc_conf` symbol): one arena for all
-/// threads (each still has its own cache; more arenas only hold more free memory), dirty pages
-/// handed back after 300 ms and never kept as "muzzy", thread caches up to 4 KiB objects. Peak
-/// RSS then stays at glibc's, where jemalloc's defaults (4 arenas per core, 10 s decay) add
-/// 6-10 MiB. The `MALLOC_CONF` environment variable still overrides them.
-#[cfg(feature = "jemalloc")]
-#[allow(unsafe_code)]
-// SAFETY: jemalloc declares this symbol weak and reads it, once, as a NUL-terminated string;
-// it is an immutable static that lives for the whole process, and nothing writes it.
-#[export_name = "_rjem_malloc_conf"]
-pub static MALLOC_CONF: Option<&'static std::ffi::c_char> =
-    Some(unsafe { &*c"narenas:1,dirty_decay_ms:300,muzzy_decay_ms:0,tcache_max:4096".as_ptr() });
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
