@@ -53,6 +53,7 @@ fn run(ops: &[Op<'_>]) -> (Vec<u8>, bool) {
         vlan: [0, 0],
         client_mac: [0; 6],
         server_mac: [0; 6],
+        to_group: false,
         app_proto: None,
     };
     let mut events = EventSink::new(true);
