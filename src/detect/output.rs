@@ -18,7 +18,7 @@ use serde::{Serialize, Serializer};
 use super::Alert;
 use crate::metrics::Metrics;
 use crate::observe::FactValue;
-use crate::output::{push_i64, push_ip, push_json_str, push_u64, EventSink};
+use crate::output::{push_array, push_i64, push_ip, push_json_str, push_u64, EventSink};
 use crate::protocols::Direction;
 use crate::time::Ts;
 
@@ -174,16 +174,7 @@ impl Matched<'_> {
                 FactValue::Bool(false) => b.extend_from_slice(b"false"),
                 FactValue::Int(n) => push_i64(b, *n),
                 FactValue::Str(t) => push_json_str(b, t),
-                FactValue::List(l) => {
-                    b.push(b'[');
-                    for (j, t) in l.iter().enumerate() {
-                        if j > 0 {
-                            b.push(b',');
-                        }
-                        push_json_str(b, t);
-                    }
-                    b.push(b']');
-                }
+                FactValue::List(l) => push_array(b, l, |b, t| push_json_str(b, t)),
             }
         }
         b.push(b'}');

@@ -33,7 +33,7 @@ use crate::fingerprint::{
     Signatures, Source,
 };
 use crate::flow::FlowMeta;
-use crate::output::{push_ip, push_json_str, push_u64};
+use crate::output::{push_array, push_ip, push_json_str, push_u64};
 use crate::time::Ts;
 
 /// Distinct IPv4 source addresses after which a MAC is taken for a router's.
@@ -491,23 +491,15 @@ impl DeviceView<'_> {
         push_json_str(b, self.key);
         b.extend_from_slice(b",\"mac\":");
         push_opt_str(b, self.mac);
-        b.extend_from_slice(b",\"ips\":[");
-        for (i, ip) in self.ips.iter().enumerate() {
-            if i > 0 {
-                b.push(b',');
-            }
+        b.extend_from_slice(b",\"ips\":");
+        push_array(b, &self.ips, |b, ip| {
             b.push(b'"');
             push_ip(b, *ip);
             b.push(b'"');
-        }
-        b.extend_from_slice(b"],\"hostnames\":[");
-        for (i, h) in self.hostnames.iter().enumerate() {
-            if i > 0 {
-                b.push(b',');
-            }
-            push_json_str(b, h);
-        }
-        b.extend_from_slice(b"],\"vendor\":");
+        });
+        b.extend_from_slice(b",\"hostnames\":");
+        push_array(b, self.hostnames, |b, h| push_json_str(b, h));
+        b.extend_from_slice(b",\"vendor\":");
         push_opt_str(b, self.vendor);
         b.extend_from_slice(b",\"model\":");
         push_opt_str(b, self.model);
@@ -529,22 +521,15 @@ impl DeviceView<'_> {
             Some(id) => push_identification(b, id),
             None => b.extend_from_slice(b"null"),
         }
-        b.extend_from_slice(b",\"evidence_kinds\":[");
-        for (i, k) in self.evidence_kinds.iter().enumerate() {
-            if i > 0 {
-                b.push(b',');
-            }
+        b.extend_from_slice(b",\"evidence_kinds\":");
+        push_array(b, &self.evidence_kinds, |b, k| {
             b.push(b'"');
             b.extend_from_slice(k.as_str().as_bytes());
             b.push(b'"');
-        }
-        b.push(b']');
+        });
         if let Some(ev) = &self.evidence {
-            b.extend_from_slice(b",\"evidence\":[");
-            for (i, e) in ev.iter().enumerate() {
-                if i > 0 {
-                    b.push(b',');
-                }
+            b.extend_from_slice(b",\"evidence\":");
+            push_array(b, ev, |b, e| {
                 b.extend_from_slice(b"{\"kind\":\"");
                 b.extend_from_slice(e.kind.as_str().as_bytes());
                 b.extend_from_slice(b"\",\"value\":");
@@ -556,8 +541,7 @@ impl DeviceView<'_> {
                 b.extend_from_slice(b",\"first_seen\":\"");
                 b.extend_from_slice(&e.first_seen.rfc3339());
                 b.extend_from_slice(b"\"}");
-            }
-            b.push(b']');
+            });
         }
         b.extend_from_slice(b",\"first_seen\":\"");
         b.extend_from_slice(&self.first_seen.rfc3339());
@@ -581,18 +565,15 @@ impl DeviceView<'_> {
         push_u64(b, self.peers.count);
         b.extend_from_slice(b",\"totals\":{");
         push_counts(b, self.peers.totals);
-        b.extend_from_slice(b"},\"top\":[");
-        for (i, p) in self.peers.top.iter().enumerate() {
-            if i > 0 {
-                b.push(b',');
-            }
+        b.extend_from_slice(b"},\"top\":");
+        push_array(b, &self.peers.top, |b, p| {
             b.extend_from_slice(b"{\"ip\":\"");
             push_ip(b, *p.ip);
             b.extend_from_slice(b"\",");
             push_counts(b, p.counts);
             b.push(b'}');
-        }
-        b.extend_from_slice(b"]}");
+        });
+        b.push(b'}');
         if let Some(o) = self.overflow {
             b.extend_from_slice(b",\"overflow\":{\"ips\":");
             push_u64(b, o.ips);
@@ -645,11 +626,7 @@ fn push_os(b: &mut Vec<u8>, os: &OsInfo) {
 }
 
 fn push_refs(b: &mut Vec<u8>, refs: &[EvidenceRef]) {
-    b.push(b'[');
-    for (i, r) in refs.iter().enumerate() {
-        if i > 0 {
-            b.push(b',');
-        }
+    push_array(b, refs, |b, r| {
         b.extend_from_slice(b"{\"kind\":\"");
         b.extend_from_slice(r.kind.as_str().as_bytes());
         b.extend_from_slice(b"\",\"value\":");
@@ -657,8 +634,7 @@ fn push_refs(b: &mut Vec<u8>, refs: &[EvidenceRef]) {
         b.extend_from_slice(b",\"rule\":");
         push_json_str(b, &r.rule);
         b.push(b'}');
-    }
-    b.push(b']');
+    });
 }
 
 /// A [`Decided`] object (`null` for none), its value written by `value`.
