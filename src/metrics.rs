@@ -53,8 +53,10 @@ pub struct Metrics {
     pub anomalous_flows: IntCounterVec,
     /// Detection state caps hit, by table.
     pub detect_cap_hits: IntCounterVec,
-    /// The most recent alerts (EVE JSON lines), newest last, for `GET /api/alerts`.
-    pub recent_alerts: std::sync::Mutex<std::collections::VecDeque<String>>,
+    /// The most recent alerts (EVE JSON lines, without their newline), newest last, for `GET
+    /// /api/alerts`. Bytes: written from `&str`s and ASCII, so UTF-8 (the handler serves them
+    /// as they are; checking each line as it was kept cost more than the ring itself).
+    pub recent_alerts: std::sync::Mutex<std::collections::VecDeque<Vec<u8>>>,
 }
 
 impl Metrics {

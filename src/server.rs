@@ -150,14 +150,14 @@ async fn alerts_handler(State(s): State<AppState>) -> impl IntoResponse {
             Ok(r) => r,
             Err(p) => p.into_inner(),
         };
-        let mut b = String::from("{\"alerts\":[");
+        let mut b = b"{\"alerts\":[".to_vec();
         for (i, line) in r.iter().enumerate() {
             if i > 0 {
-                b.push(',');
+                b.push(b',');
             }
-            b.push_str(line);
+            b.extend_from_slice(line);
         }
-        b.push_str("]}\n");
+        b.extend_from_slice(b"]}\n");
         b
     };
     ([(header::CONTENT_TYPE, "application/json")], body)

@@ -110,7 +110,9 @@ struct DedupEntry {
     repeats: u64,
     /// The most severe reported so far (1 high .. 3 low).
     severity: u8,
-    last: Alert,
+    /// The last occurrence counted after the first (the first went out as it came; what the
+    /// follow-up alert reports), none while there is none.
+    last: Option<Alert>,
     /// Flows counted in this window (at most [`MAX_DEDUP_FLOWS`]; past that, every repeat counts).
     flows: Vec<u64>,
 }
@@ -302,7 +304,7 @@ impl Detector {
                         }
                         e.repeats += 1;
                     }
-                    e.last = a.clone();
+                    e.last = Some(a.clone());
                     out.push(a);
                     return;
                 }
@@ -314,7 +316,7 @@ impl Detector {
                         e.flows.push(a.flow.flow_id);
                     }
                     e.repeats += 1;
-                    e.last = a;
+                    e.last = Some(a);
                 }
                 return;
             }
@@ -343,7 +345,7 @@ impl Detector {
                 repeats: 0,
                 flows: vec![a.flow.flow_id],
                 severity: a.severity,
-                last: a.clone(),
+                last: None,
             },
         );
         out.push(a);
@@ -372,19 +374,19 @@ impl Detector {
 
     /// End of capture: report every open dedup window's repeats.
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
-        let mut entries: Vec<_> = self.dedup.drain().map(|(_, e)| e).collect();
-        entries.sort_by_key(|e| (e.first, e.last.signature_id));
-        for e in entries {
+        let mut entries: Vec<_> = self.dedup.drain().collect();
+        entries.sort_by_key(|(k, e)| (e.first, k.0));
+        for (_, e) in entries {
             flush_entry(e, out);
         }
     }
 }
 
 fn flush_entry(e: DedupEntry, out: &mut Vec<Alert>) {
-    if e.repeats == 0 {
+    // Every repeat sets `last`.
+    let (true, Some(mut a)) = (e.repeats > 0, e.last) else {
         return;
-    }
-    let mut a = e.last;
+    };
     a.count = e.repeats + 1;
     a.first = e.first;
     out.push(a);

@@ -301,21 +301,16 @@ impl Publisher {
                 });
                 &*one.insert(sink.take())
             };
-            // Written from `&str`s and ASCII: UTF-8 (checked, not assumed).
-            let line = match std::str::from_utf8(bytes) {
-                Ok(l) => std::borrow::Cow::Borrowed(l),
-                Err(_) => String::from_utf8_lossy(bytes),
-            };
-            let line = line.trim_end();
+            let line = bytes.trim_ascii_end();
             if let Ok(mut r) = m.recent_alerts.lock() {
                 // The oldest line's buffer is reused for the newest.
                 let mut s = if r.len() >= RECENT_ALERTS {
                     r.pop_front().unwrap_or_default()
                 } else {
-                    String::new()
+                    Vec::new()
                 };
                 s.clear();
-                s.push_str(line);
+                s.extend_from_slice(line);
                 r.push_back(s);
             }
         }
@@ -479,7 +474,7 @@ mod tests {
             .lock()
             .unwrap()
             .iter()
-            .cloned()
+            .map(|l| String::from_utf8(l.clone()).unwrap())
             .collect();
         let lines: Vec<&str> = std::str::from_utf8(&want).unwrap().lines().collect();
         assert_eq!(ring.len(), 2 * lines.len());

@@ -23,6 +23,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use medtap_parsers::oui;
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,10 @@ pub const MAX_REJECTED_TRACKED: usize = 32;
 /// MAC prefixes whose vendor evidence is remembered (a new device of a known maker does not
 /// search the OUI registry again); when full it starts again empty.
 pub const MAX_OUI_PREFIXES: usize = 4096;
+/// Identifications whose JSON text a [`DeviceTable`] keeps for `device` events (devices
+/// identified alike share one `Arc<Identification>`, and its text was half of each event);
+/// when full it starts again empty. At most about 1 KiB of text each.
+pub const IDENT_JSON_CACHED: usize = 256;
 /// Keys of devices not added because the table was full, remembered so that each is counted
 /// once (cleared when full: a device may then be counted again).
 pub const MAX_DROPPED_KEYS: usize = 4096;
@@ -285,9 +290,14 @@ impl Device {
             return false;
         }
         // Grown one at a time (a device gains few values, rarely): doubling left a quarter of
-        // the list empty on average, in every device.
+        // the list empty on average, in every device. To the end of the allocator's size
+        // class, though: that room is there anyway, and each growth is a `realloc`.
         // Kept sorted by (kind, value) (see `DeviceTable::load`): inserted in its place.
-        self.evidence.reserve_exact(1);
+        if self.evidence.len() == self.evidence.capacity() {
+            let n = self.evidence.len();
+            self.evidence
+                .reserve_exact(fill_size_class::<EvidenceSeen>(n + 1) - n);
+        }
         let at = self
             .evidence
             .partition_point(|s| (s.kind, s.value.as_str()) < (e.kind, e.value.as_str()));
@@ -386,6 +396,7 @@ impl Device {
             is_medical: self.category().is_medical(),
             confidence: id.map_or(0, |i| i.confidence),
             identification: id,
+            identification_json: None,
             evidence_kinds: kinds.into_iter().collect(),
             evidence: with_evidence.then(|| {
                 self.evidence
@@ -463,6 +474,10 @@ pub struct DeviceView<'a> {
     pub confidence: u8,
     /// Each attribute with its confidence and the evidence (and signature rule) that decided it.
     pub identification: Option<&'a Identification>,
+    /// `identification` as JSON already written ([`DeviceTable::event_view`]); `None`: written
+    /// from `identification`.
+    #[serde(skip)]
+    pub identification_json: Option<&'a [u8]>,
     pub evidence_kinds: Vec<EvidenceKind>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Vec<EvidenceView<'a>>>,
@@ -517,9 +532,10 @@ impl DeviceView<'_> {
         b.extend_from_slice(b",\"confidence\":");
         push_u64(b, u64::from(self.confidence));
         b.extend_from_slice(b",\"identification\":");
-        match self.identification {
-            Some(id) => push_identification(b, id),
-            None => b.extend_from_slice(b"null"),
+        match (self.identification_json, self.identification) {
+            (Some(json), _) => b.extend_from_slice(json),
+            (None, Some(id)) => push_identification(b, id),
+            (None, None) => b.extend_from_slice(b"null"),
         }
         b.extend_from_slice(b",\"evidence_kinds\":");
         push_array(b, &self.evidence_kinds, |b, k| {
@@ -675,6 +691,25 @@ fn push_identification(b: &mut Vec<u8>, id: &Identification) {
     b.push(b'}');
 }
 
+/// How many `T` fit in the allocator's size class of `n` of them: asking for that many takes
+/// no more memory than `n` exactly. jemalloc's classes: 8, then 16-byte steps up to 128 bytes, then
+/// four per doubling (160, 192, 224, 256, 320, ...); other allocators round up too.
+fn fill_size_class<T>(n: usize) -> usize {
+    let size = std::mem::size_of::<T>();
+    let bytes = n.saturating_mul(size);
+    if size == 0 || bytes == 0 || bytes > 1 << 20 {
+        return n;
+    }
+    let step = if bytes <= 8 {
+        8
+    } else if bytes <= 128 {
+        16
+    } else {
+        bytes.next_power_of_two() / 8
+    };
+    (bytes.div_ceil(step) * step / size).max(n)
+}
+
 /// Whether `ip` is a local (site) address: a device of the network rather than a remote peer.
 pub fn is_local(ip: &IpAddr) -> bool {
     match ip {
@@ -754,7 +789,12 @@ pub struct DeviceTable {
     /// The evidence of a MAC ([`extract::from_mac`]) by 24-bit prefix, for the prefixes it is
     /// the same for every address of ([`oui::prefix_is_uniform`]).
     oui_prefixes: HashMap<[u8; 3], Vec<Evidence>, ahash::RandomState>,
+    /// The JSON of recently shown identifications, by the address of their shared copy (held
+    /// here, so the address is not reused while the entry lives); see [`IDENT_JSON_CACHED`].
+    ident_json: IdentJson,
 }
+
+type IdentJson = HashMap<usize, (Arc<Identification>, Box<[u8]>), ahash::RandomState>;
 
 impl DeviceTable {
     pub fn new(max_devices: usize) -> DeviceTable {
@@ -772,6 +812,7 @@ impl DeviceTable {
             changes: BTreeMap::new(),
             matches: MatchCache::new(),
             oui_prefixes: HashMap::default(),
+            ident_json: HashMap::default(),
         }
     }
 
@@ -837,6 +878,30 @@ impl DeviceTable {
 
     pub fn get(&self, i: usize) -> &Device {
         &self.devices[i]
+    }
+
+    /// Device `i` as a `device` event shows it ([`Device::view`] without evidence), its
+    /// identification's JSON written once for all the devices that share it.
+    pub fn event_view(&mut self, i: usize) -> DeviceView<'_> {
+        let d = &self.devices[i];
+        let json = d.ident.as_ref().map(|id| {
+            let k = Arc::as_ptr(id) as usize;
+            if !self.ident_json.contains_key(&k) {
+                if self.ident_json.len() >= IDENT_JSON_CACHED {
+                    self.ident_json.clear();
+                }
+                let mut b = Vec::new();
+                push_identification(&mut b, id);
+                self.ident_json
+                    .insert(k, (id.clone(), b.into_boxed_slice()));
+            }
+            k
+        });
+        let mut v = d.view(false);
+        v.identification_json = json
+            .and_then(|k| self.ident_json.get(&k))
+            .map(|(_, b)| &**b);
+        v
     }
 
     /// Devices changed since the last call (to persist), in index order.
@@ -1274,6 +1339,17 @@ fn protocol_name_in(f: &FlowMeta, buf: &mut ProtoName) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn size_class_capacity() {
+        // 40-byte entries: 48, 80, 128, 160, 224, 256, 320 (8 fit), 384, 448 (11), 512.
+        let caps: Vec<usize> = (1..=12).map(fill_size_class::<[u8; 40]>).collect();
+        assert_eq!(caps, [1, 2, 3, 4, 5, 6, 8, 8, 9, 11, 11, 12]);
+        assert_eq!(fill_size_class::<[u8; 40]>(0), 0);
+        assert_eq!(fill_size_class::<()>(5), 5);
+        assert_eq!(fill_size_class::<u8>(1), 8);
+        assert_eq!(fill_size_class::<u8>(9), 16);
+    }
+
     use super::*;
     use crate::fingerprint::EvidenceKind as K;
 

@@ -354,10 +354,9 @@ impl Intel {
             self.update_gauges();
         }
         for (i, change, ts) in changes {
-            let d = self.table.get(i);
             let ev = DeviceEvent {
                 change: change_name(change),
-                device: d.view(false),
+                device: self.table.event_view(i),
             };
             self.events
                 .emit_global_with(Ts(ts), "device", |b| ev.write_json(b));
@@ -791,6 +790,18 @@ mod tests {
             seen_escape,
             "a vendor value that needs escaping was written"
         );
+        // A `device` event's view, its identification text from the cache (written on the
+        // first look, copied on the next), is the plain view.
+        let mut t = t;
+        for _ in 0..2 {
+            for i in 0..t.len() {
+                let mut want = Vec::new();
+                t.get(i).view(false).write_json(&mut want);
+                let mut got = Vec::new();
+                t.event_view(i).write_json(&mut got);
+                assert_eq!(String::from_utf8(got), String::from_utf8(want));
+            }
+        }
         // The event line around the body is `emit_global`'s.
         let d = t.get(0);
         let mut a = EventSink::new(true);
