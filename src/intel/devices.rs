@@ -380,7 +380,18 @@ impl Device {
     /// itself; otherwise only the kinds present.
     pub fn view(&self, with_evidence: bool) -> DeviceView<'_> {
         let id = self.ident.as_deref();
-        let kinds: BTreeSet<EvidenceKind> = self.evidence.iter().map(|e| e.kind).collect();
+        // The evidence is sorted by (kind, value): its kinds come in order, each in one run.
+        let mut kinds: Vec<EvidenceKind> = Vec::new();
+        for e in &self.evidence {
+            if kinds.last() != Some(&e.kind) {
+                kinds.push(e.kind);
+            }
+        }
+        if !kinds.windows(2).all(|w| w[0] < w[1]) {
+            // Not sorted after all (a device built elsewhere): as a set would have them.
+            kinds.sort_unstable();
+            kinds.dedup();
+        }
         DeviceView {
             key: &self.key,
             mac: self.mac.as_deref(),
@@ -397,7 +408,7 @@ impl Device {
             confidence: id.map_or(0, |i| i.confidence),
             identification: id,
             identification_json: None,
-            evidence_kinds: kinds.into_iter().collect(),
+            evidence_kinds: kinds,
             evidence: with_evidence.then(|| {
                 self.evidence
                     .iter()
@@ -890,7 +901,7 @@ impl DeviceTable {
                 if self.ident_json.len() >= IDENT_JSON_CACHED {
                     self.ident_json.clear();
                 }
-                let mut b = Vec::new();
+                let mut b = Vec::with_capacity(1024);
                 push_identification(&mut b, id);
                 self.ident_json
                     .insert(k, (id.clone(), b.into_boxed_slice()));

@@ -36,19 +36,22 @@ struct Held {
 /// The reordering buffer.
 ///
 /// Observations wait in arrival order (`held`); each time the release point (the smallest
-/// `through` of the workers) passes the earliest of them, those below it are moved out and
-/// put in order once (they are nearly in order already: each worker's come in capture-clock
-/// order but for flows ended by a sweep), then handed out from `ready`. One sort per release
+/// `through` of the workers) passes the earliest of them, those below it are put in order
+/// once (they are nearly in order already: each worker's come in capture-clock order but for
+/// flows ended by a sweep), then handed out, taken from where they wait. One sort per release
 /// point instead of a heap entry per observation: observations are large, and a worker sweeps
 /// every few seconds of packet time, so thousands wait between release points.
 pub struct Reorder {
-    held: Vec<Held>,
-    /// The smallest order key in `held` (`Ts(i64::MAX)` when empty).
+    /// In arrival order; `None` once handed out (the holes are closed at the next release).
+    held: Vec<Option<Held>>,
+    /// Observations in `held` (not handed out yet, released or not).
+    live: usize,
+    /// The smallest order key of the observations in `held` not released (`Ts(i64::MAX)` when
+    /// none).
     held_min: Ts,
-    /// Released, in release order (taken out one by one in the order of `order`).
-    ready: Vec<Option<Held>>,
-    /// The order of `ready`, last first: (packed key, index in `ready`). Observations are not
-    /// moved into their order (they are large): they are taken out of `ready` in it.
+    /// The released observations in their order, last first: (packed key, index in `held`).
+    /// Observations are not moved into their order (they are large): they are taken out of
+    /// `held` in it.
     order: Vec<(u128, usize)>,
     /// Per worker: no later observation of it has a key below this.
     through: Vec<Ts>,
@@ -61,8 +64,8 @@ impl Reorder {
     pub fn new(workers: usize) -> Reorder {
         Reorder {
             held: Vec::new(),
+            live: 0,
             held_min: Ts(i64::MAX),
-            ready: Vec::new(),
             order: Vec::new(),
             through: vec![Ts::ZERO; workers.max(1)],
             seq: 0,
@@ -86,11 +89,12 @@ impl Reorder {
             };
             self.seq += 1;
             self.held_min = self.held_min.min(key);
-            self.held.push(Held {
+            self.live += 1;
+            self.held.push(Some(Held {
                 key: (key, o.ts(), rank, id, self.seq),
                 worker: b.worker,
                 obs: o,
-            });
+            }));
         }
         b.keys = keys;
         b.keys.clear();
@@ -100,38 +104,48 @@ impl Reorder {
     /// earliest (counted as forced when `count` is set). `order` must be used up.
     fn release(&mut self, w: Ts, cap: usize, count: bool) {
         debug_assert!(self.order.is_empty());
-        self.ready.clear();
+        // What was released before has all been handed out: close its holes.
+        self.held.retain(Option::is_some);
+        self.order.clear();
         if self.held_min < w {
-            self.ready
-                .extend(self.held.extract_if(.., |h| h.key.0 < w).map(Some));
-            self.held_min = self
-                .held
-                .iter()
-                .map(|h| h.key.0)
-                .min()
-                .unwrap_or(Ts(i64::MAX));
+            let mut min = Ts(i64::MAX);
+            for (i, h) in self.held.iter().enumerate() {
+                let Some(h) = h else { continue };
+                if h.key.0 < w {
+                    self.order.push((packed(&h.key), i));
+                } else {
+                    min = min.min(h.key.0);
+                }
+            }
+            self.held_min = min;
         }
-        if self.held.len() > cap {
-            // Everything held is at or past `w`, so after everything released so far.
-            let excess = self.held.len() - cap;
-            self.held.sort_unstable_by_key(|h| h.key);
+        let waiting = self.held.len() - self.order.len();
+        if waiting > cap {
+            // Everything waiting is at or past `w`, so after everything released so far.
+            let excess = waiting - cap;
+            let held = &self.held;
+            let key = |i: usize| held[i].as_ref().map(|h| h.key);
+            let mut rest: Vec<usize> = (0..held.len())
+                .filter(|&i| key(i).is_some_and(|k| k.0 >= w))
+                .collect();
+            rest.sort_unstable_by_key(|&i| key(i));
             if count {
                 self.forced += excess as u64;
             }
-            self.ready.extend(self.held.drain(..excess).map(Some));
-            self.held_min = self.held.first().map_or(Ts(i64::MAX), |h| h.key.0);
+            self.order.extend(
+                rest[..excess]
+                    .iter()
+                    .filter_map(|&i| Some((packed(&key(i)?), i))),
+            );
+            self.held_min = rest
+                .get(excess)
+                .and_then(|&i| key(i))
+                .map_or(Ts(i64::MAX), |k| k.0);
         }
         // Sort by (order key, packet time) packed into one integer, then each run of equal
         // ones by the rest of the key (keys are unique, so an unstable sort gives the one
-        // order); the observations are then taken out of `ready` in that order.
-        let n = self.ready.len();
-        self.order.clear();
-        self.order.extend(
-            self.ready
-                .iter()
-                .enumerate()
-                .filter_map(|(i, h)| Some((packed(&h.as_ref()?.key), i))),
-        );
+        // order); the observations are then taken out of `held` in that order.
+        let n = self.order.len();
         // Stable: adaptive to the runs of an almost sorted release (runs of equal packed keys
         // are put in order by the full, unique key below, so the result is the same).
         self.order.sort_by_key(|&(p, _)| p);
@@ -140,8 +154,8 @@ impl Reorder {
             let p = self.order[i].0;
             let j = i + self.order[i..].iter().take_while(|o| o.0 == p).count();
             if j - i > 1 {
-                let ready = &self.ready;
-                self.order[i..j].sort_unstable_by_key(|&(_, x)| ready[x].as_ref().map(|h| h.key));
+                let held = &self.held;
+                self.order[i..j].sort_unstable_by_key(|&(_, x)| held[x].as_ref().map(|h| h.key));
             }
             i = j;
         }
@@ -151,7 +165,8 @@ impl Reorder {
     /// The next released observation, if any is left.
     fn next_ready(&mut self) -> Option<(Ts, usize, Observation)> {
         let (_, i) = self.order.pop()?;
-        let h = self.ready.get_mut(i)?.take()?;
+        let h = self.held.get_mut(i)?.take()?;
+        self.live -= 1;
         Some((h.key.0, h.worker, h.obs))
     }
 
@@ -160,7 +175,7 @@ impl Reorder {
     pub fn pop_ready(&mut self) -> Option<(Ts, usize, Observation)> {
         if self.order.is_empty() {
             let w = self.through.iter().copied().min().unwrap_or(Ts::ZERO);
-            if self.held_min < w || self.held.len() > MAX_HELD {
+            if self.held_min < w || self.live > MAX_HELD {
                 self.release(w, MAX_HELD, true);
             }
         }
@@ -169,14 +184,14 @@ impl Reorder {
 
     /// The next observation in order, whatever the workers reported (every worker is done).
     pub fn pop_any(&mut self) -> Option<(Ts, usize, Observation)> {
-        if self.order.is_empty() && !self.held.is_empty() {
+        if self.order.is_empty() && self.live > 0 {
             self.release(Ts(i64::MAX), 0, false);
         }
         self.next_ready()
     }
 
     pub fn len(&self) -> usize {
-        self.held.len() + self.order.len()
+        self.live
     }
 
     pub fn is_empty(&self) -> bool {
