@@ -207,6 +207,8 @@ pub struct Anomalies {
     clinical: HashSet<IpAddr>,
     /// What changed since the last write to the store (`Some` when the baseline is kept).
     pending: Option<baseline::Pending>,
+    /// Scratch for the `app^facility` key of each HL7 message (looked up without allocating).
+    hl7_key: String,
 }
 
 /// Anomaly thresholds by kind (looked up on every observation: an array, not a map).
@@ -251,6 +253,7 @@ impl Anomalies {
             scp_alerted: HashSet::default(),
             clinical: HashSet::default(),
             pending: None,
+            hl7_key: String::new(),
         }
     }
 
@@ -845,23 +848,32 @@ impl Anomalies {
             }
             // The sender is MSH-3 at MSH-4: a known application from another facility is new.
             let fac = s("sending_facility").unwrap_or("");
-            let key = format!("{app}^{fac}");
+            // Nearly every message is from a known sender: the key is built in a scratch
+            // buffer and copied only when it is new.
+            let mut key = std::mem::take(&mut self.hl7_key);
+            key.clear();
+            key.push_str(app);
+            key.push('^');
+            key.push_str(fac);
             let learning = self.learning;
             let Some(d) = self.device(receiver, ts, hits) else {
+                self.hl7_key = key;
                 return;
             };
             if d.hl7_senders.contains(&key) {
+                self.hl7_key = key;
                 return;
             }
             let learnt = ts.0.saturating_sub(d.first_seen.0) >= learning;
             if d.hl7_senders.len() < MAX_NAMES_PER_DEVICE {
                 d.hl7_senders.insert(key.clone());
                 if let Some(p) = &mut self.pending {
-                    p.names.push((receiver, baseline::HL7_SENDER, key));
+                    p.names.push((receiver, baseline::HL7_SENDER, key.clone()));
                 }
             } else {
                 hits.push("baseline");
             }
+            self.hl7_key = key;
             if learnt {
                 self.alert(
                     AnomalyKind::Hl7UnknownSender,

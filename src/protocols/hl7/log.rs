@@ -223,17 +223,17 @@ impl<'a> Hl7Event<'a> {
                 push_json_str(b, v);
             }
         };
-        // A list of names that need no escaping (segment ids are letters and digits; PHI and
-        // anomaly names come from fixed tables): written as they are.
-        let list = |b: &mut Vec<u8>, items: &mut dyn Iterator<Item = &[u8]>| {
+        // A list of names that need no escaping (PHI and anomaly names come from fixed
+        // tables): written as they are.
+        fn list<'s>(b: &mut Vec<u8>, items: impl Iterator<Item = &'s str>) {
             b.push(b'[');
             for (i, s) in items.enumerate() {
                 b.extend_from_slice(if i > 0 { b",\"" } else { b"\"" });
-                b.extend_from_slice(s);
+                b.extend_from_slice(s.as_bytes());
                 b.push(b'"');
             }
             b.push(b']');
-        };
+        }
         b.extend_from_slice(b"{\"framing\":");
         push_json_str(b, self.framing);
         opt(b, b",\"sending_application\":", self.sending_application);
@@ -263,12 +263,23 @@ impl<'a> Hl7Event<'a> {
             }
         }
         opt(b, b",\"acked_message_type\":", self.acked_message_type);
-        b.extend_from_slice(b",\"segments\":");
-        list(b, &mut self.segments.iter().map(|i| &i.0[..]));
+        // Segment ids are three letters or digits: each written with its quotes (and comma)
+        // at once.
+        b.extend_from_slice(b",\"segments\":[");
+        b.reserve(self.segments.len() * 6 + 1);
+        for (i, id) in self.segments.iter().enumerate() {
+            let [x, y, z] = id.0;
+            if i == 0 {
+                b.extend_from_slice(&[b'"', x, y, z, b'"']);
+            } else {
+                b.extend_from_slice(&[b',', b'"', x, y, z, b'"']);
+            }
+        }
+        b.push(b']');
         b.extend_from_slice(b",\"segment_count\":");
         push_u64(b, self.segment_count as u64);
         b.extend_from_slice(b",\"phi_fields\":");
-        list(b, &mut self.phi_fields.iter().map(str::as_bytes));
+        list(b, self.phi_fields.iter());
         if !self.devices.is_empty() {
             b.extend_from_slice(b",\"devices\":[");
             for (i, d) in self.devices.iter().map(DeviceRecord::from).enumerate() {
@@ -314,7 +325,7 @@ impl<'a> Hl7Event<'a> {
         push_u64(b, self.bytes);
         if !self.anomalies.is_empty() {
             b.extend_from_slice(b",\"anomalies\":");
-            list(b, &mut self.anomalies.iter().map(|a| a.as_str().as_bytes()));
+            list(b, self.anomalies.iter().map(|a| a.as_str()));
         }
         if let Some(t) = &self.too_large {
             b.extend_from_slice(b",\"too_large\":{\"value\":");
