@@ -307,11 +307,14 @@ pub fn identify_shared<'a>(
 ) -> Arc<Identification> {
     // Distinct (kind, value) with the highest confidence seen, sorted (a device's evidence
     // list already is: then nothing is moved).
-    let mut distinct: Vec<(EvidenceKind, &str, u8)> = evidence
-        .into_iter()
-        .filter(|(_, value, _)| !value.is_empty())
-        .map(|(kind, value, confidence)| (kind, value, confidence.min(100)))
-        .collect();
+    // Sized once (a filtered iterator would grow the vector from 4, one realloc per doubling).
+    let evidence = evidence.into_iter();
+    let mut distinct: Vec<(EvidenceKind, &str, u8)> = Vec::with_capacity(evidence.size_hint().0);
+    distinct.extend(
+        evidence
+            .filter(|(_, value, _)| !value.is_empty())
+            .map(|(kind, value, confidence)| (kind, value, confidence.min(100))),
+    );
     if !distinct
         .windows(2)
         .all(|w| (w[0].0, w[0].1) < (w[1].0, w[1].1))
@@ -329,11 +332,13 @@ pub fn identify_shared<'a>(
     // Only values some rule claims something from decide anything: the identification is a
     // function of those (and the signature set), so it is remembered by them, and devices
     // that differ only in values no rule reads (host names, serial numbers) share it.
-    let claimed: Vec<(EvidenceKind, &str, u8)> = distinct
-        .iter()
-        .filter(|&&(kind, value, _)| cache.claims(kind, value, sigs))
-        .copied()
-        .collect();
+    let mut claimed: Vec<(EvidenceKind, &str, u8)> = Vec::with_capacity(distinct.len());
+    claimed.extend(
+        distinct
+            .iter()
+            .filter(|&&(kind, value, _)| cache.claims(kind, value, sigs))
+            .copied(),
+    );
     let hash = ahash::RandomState::with_seeds(0x6964, 0x656e, 0x7469, 0x6679).hash_one(&claimed);
     let same = |e: &IdentEntry| {
         e.evidence.len() == claimed.len()

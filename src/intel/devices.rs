@@ -56,6 +56,10 @@ pub const MAX_EVIDENCE: usize = 64;
 /// Distinct values of one evidence kind per device (a host cycling User-Agents or JA4s cannot
 /// crowd out the rest).
 pub const MAX_EVIDENCE_PER_KIND: usize = 8;
+/// Room for evidence values a device's list starts with: nine devices in ten end up with at
+/// least this many (bench sub-capture: 1,954 devices, 5% with fewer than 5, median 11), so
+/// starting there saves reallocations and hardly ever memory.
+pub const MIN_EVIDENCE_ROOM: usize = 6;
 /// Distinct evidence values turned away that a device counts (`overflow.evidence` stops there).
 pub const MAX_REJECTED_TRACKED: usize = 32;
 /// MAC prefixes whose vendor evidence is remembered (a new device of a known maker does not
@@ -295,8 +299,8 @@ impl Device {
         // Kept sorted by (kind, value) (see `DeviceTable::load`): inserted in its place.
         if self.evidence.len() == self.evidence.capacity() {
             let n = self.evidence.len();
-            self.evidence
-                .reserve_exact(fill_size_class::<EvidenceSeen>(n + 1) - n);
+            let want = fill_size_class::<EvidenceSeen>((n + 1).max(MIN_EVIDENCE_ROOM));
+            self.evidence.reserve_exact(want - n);
         }
         let at = self
             .evidence

@@ -341,8 +341,10 @@ impl Intel {
     }
 
     /// After a batch: identifications brought up to date, `device` events for what appeared
-    /// or changed, gauges (at most once a second: they count every device).
-    fn after_batch(&mut self, force_gauges: bool) {
+    /// or changed (handed to `emit` every [`SINK_FLUSH_BYTES`]: a batch can change hundreds of
+    /// devices, and the event buffer would grow, and be copied, past its usual size), gauges
+    /// (at most once a second: they count every device).
+    fn after_batch(&mut self, force_gauges: bool, emit: &mut impl FnMut(Vec<u8>)) {
         self.stale = true;
         let changes = if self.ordered {
             self.table.take_changes_unsettled()
@@ -360,6 +362,9 @@ impl Intel {
             };
             self.events
                 .emit_global_with(Ts(ts), "device", |b| ev.write_json(b));
+            if let Some(lines) = self.take_events(false) {
+                emit(lines);
+            }
         }
     }
 
@@ -549,7 +554,7 @@ impl Intel {
                     }
                     // The batch's vectors go back, carrying its worker's used observations.
                     returns.send(batch.worker, Some(batch));
-                    self.after_batch(false);
+                    self.after_batch(false, &mut emit);
                     if let Some(lines) = self.take_events(false) {
                         emit(lines);
                     }
@@ -585,7 +590,7 @@ impl Intel {
                 inventory_written = Instant::now();
             }
         }
-        self.after_batch(true);
+        self.after_batch(true, &mut emit);
         if let Some(d) = &mut self.detector {
             d.finish(&mut self.alerts);
             self.publish_alerts();
