@@ -305,15 +305,30 @@ pub fn identify_shared<'a>(
     sigs: &Signatures,
     cache: &mut MatchCache,
 ) -> Arc<Identification> {
+    identify_shared_known(
+        evidence.into_iter().map(|(k, v, c)| (k, v, c, None)),
+        sigs,
+        cache,
+    )
+}
+
+/// [`identify_shared`] of (kind, value, confidence, claims) items, where `claims` is what
+/// [`MatchCache::claims`] answers for the value with `sigs` when the caller remembers it
+/// (`None`: asked here).
+pub fn identify_shared_known<'a>(
+    evidence: impl IntoIterator<Item = (EvidenceKind, &'a str, u8, Option<bool>)>,
+    sigs: &Signatures,
+    cache: &mut MatchCache,
+) -> Arc<Identification> {
     // Distinct (kind, value) with the highest confidence seen, sorted (a device's evidence
-    // list already is: then nothing is moved).
-    // Sized once (a filtered iterator would grow the vector from 4, one realloc per doubling).
+    // list already is: then nothing is moved). Sized once (a filtered iterator would grow the
+    // vector from 4, one realloc per doubling).
     let evidence = evidence.into_iter();
-    let mut distinct: Vec<(EvidenceKind, &str, u8)> = Vec::with_capacity(evidence.size_hint().0);
+    let mut distinct: Vec<Item<'a>> = Vec::with_capacity(evidence.size_hint().0);
     distinct.extend(
         evidence
-            .filter(|(_, value, _)| !value.is_empty())
-            .map(|(kind, value, confidence)| (kind, value, confidence.min(100))),
+            .filter(|(_, value, _, _)| !value.is_empty())
+            .map(|(kind, value, confidence, claims)| (kind, value, confidence.min(100), claims)),
     );
     if !distinct
         .windows(2)
@@ -324,6 +339,7 @@ pub fn identify_shared<'a>(
             let same = (cur.0, cur.1) == (kept.0, kept.1);
             if same {
                 kept.2 = kept.2.max(cur.2);
+                kept.3 = kept.3.or(cur.3);
             }
             same
         });
@@ -336,8 +352,10 @@ pub fn identify_shared<'a>(
     claimed.extend(
         distinct
             .iter()
-            .filter(|&&(kind, value, _)| cache.claims(kind, value, sigs))
-            .copied(),
+            .filter(|&&(kind, value, _, claims)| {
+                claims.unwrap_or_else(|| cache.claims(kind, value, sigs))
+            })
+            .map(|&(kind, value, conf, _)| (kind, value, conf)),
     );
     let hash = ahash::RandomState::with_seeds(0x6964, 0x656e, 0x7469, 0x6679).hash_one(&claimed);
     let same = |e: &IdentEntry| {
@@ -370,15 +388,18 @@ pub fn identify_shared<'a>(
     ident
 }
 
+/// (kind, value, confidence, claims if known) of [`identify_shared_known`].
+type Item<'a> = (EvidenceKind, &'a str, u8, Option<bool>);
+
 /// [`identify_cached`] of distinct (kind, value, confidence), sorted by (kind, value).
 fn identify_distinct(
-    distinct: &[(EvidenceKind, &str, u8)],
+    distinct: &[Item],
     sigs: &Signatures,
     cache: &mut MatchCache,
 ) -> Identification {
     let mut claims: BTreeMap<Attr, Vec<Claim>> = BTreeMap::new();
     let mut version_claims: Vec<Claim> = Vec::new();
-    for &(kind, value, conf) in distinct {
+    for &(kind, value, conf, _) in distinct {
         let applied = cache.get(kind, value, sigs);
         // One copy of the value for all the rules it matched.
         let mut shared: Option<std::sync::Arc<str>> = None;

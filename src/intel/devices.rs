@@ -28,7 +28,7 @@ use std::sync::Arc;
 use medtap_parsers::oui;
 use serde::{Deserialize, Serialize};
 
-use crate::fingerprint::identify::{identify_shared, MatchCache};
+use crate::fingerprint::identify::{identify_shared_known, MatchCache};
 use crate::fingerprint::{
     extract, Category, Decided, Evidence, EvidenceKind, EvidenceRef, Identification, OsInfo,
     Signatures, Source,
@@ -101,7 +101,40 @@ pub struct EvidenceSeen {
     pub source: Source,
     pub confidence: u8,
     pub first_seen: i64,
+    /// Whether a signature rule claims something from the value, as last asked of the match
+    /// cache (each identification of the device asked it for every value again).
+    #[serde(skip)]
+    pub claims: ClaimsMemo,
 }
+
+/// [`MatchCache::claims`] of one evidence value, remembered with the signature set it was
+/// asked with (30 bits of [`Signatures::serial`]; 0: not asked). Not part of the value: equal
+/// whatever it holds. Four bytes, so that [`EvidenceSeen`] stays 40.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClaimsMemo(u32);
+
+impl ClaimsMemo {
+    fn tag(serial: u64) -> u32 {
+        ((serial as u32) & 0x3fff_ffff) << 2 | 1
+    }
+
+    /// The remembered answer, if it was given for the set of `serial`.
+    pub fn get(self, serial: u64) -> Option<bool> {
+        (self.0 & !2 == Self::tag(serial)).then_some(self.0 & 2 != 0)
+    }
+
+    pub fn new(serial: u64, claims: bool) -> ClaimsMemo {
+        ClaimsMemo(Self::tag(serial) | u32::from(claims) << 1)
+    }
+}
+
+impl PartialEq for ClaimsMemo {
+    fn eq(&self, _: &ClaimsMemo) -> bool {
+        true
+    }
+}
+
+impl Eq for ClaimsMemo {}
 
 /// Flows a device took part in with one protocol, by role.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -313,6 +346,7 @@ impl Device {
                 source: e.source,
                 confidence: e.confidence,
                 first_seen: ts,
+                claims: ClaimsMemo::default(),
             },
         );
         if HOSTNAME_KINDS.contains(&e.kind) {
@@ -358,10 +392,18 @@ impl Device {
 
     /// Recompute the identification; true if it changed.
     pub fn reidentify(&mut self, sigs: &Signatures, cache: &mut MatchCache) -> bool {
-        let id = identify_shared(
+        // Which values rules claim something from: asked once per value (and signature set),
+        // not at every identification.
+        let serial = sigs.serial();
+        for e in &mut self.evidence {
+            if e.claims.get(serial).is_none() && !e.value.is_empty() {
+                e.claims = ClaimsMemo::new(serial, cache.claims(e.kind, &e.value, sigs));
+            }
+        }
+        let id = identify_shared_known(
             self.evidence
                 .iter()
-                .map(|e| (e.kind, e.value.as_str(), e.confidence)),
+                .map(|e| (e.kind, e.value.as_str(), e.confidence, e.claims.get(serial))),
             sigs,
             cache,
         );
@@ -1354,6 +1396,23 @@ fn protocol_name_in(f: &FlowMeta, buf: &mut ProtoName) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn claims_memo() {
+        let m = ClaimsMemo::default();
+        assert_eq!(m.get(0), None);
+        assert_eq!(m.get(7), None);
+        for serial in [0, 1, 7, u64::from(u32::MAX) + 3] {
+            for c in [false, true] {
+                let m = ClaimsMemo::new(serial, c);
+                assert_eq!(m.get(serial), Some(c));
+                assert_eq!(m.get(serial + 1), None);
+            }
+        }
+        // A memo changes nothing about the value it is kept with, nor its size.
+        assert_eq!(ClaimsMemo::new(1, true), ClaimsMemo::default());
+        assert!(std::mem::size_of::<EvidenceSeen>() <= 40);
+    }
+
     #[test]
     fn size_class_capacity() {
         // 40-byte entries: 48, 80, 128, 160, 224, 256, 320 (8 fit), 384, 448 (11), 512.
