@@ -159,6 +159,8 @@ impl Observation {
 pub struct ObsBatch {
     pub worker: usize,
     pub through: Ts,
+    /// The worker's last mark ([`crate::flow::FlowTable::marked`]); at most `through`.
+    pub mark: Ts,
     pub items: Vec<Observation>,
     pub keys: Vec<Ts>,
 }

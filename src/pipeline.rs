@@ -750,7 +750,7 @@ impl ObsChannel {
     /// [`ObsBatch`]): also when nothing is buffered but `through` moved, so that the central
     /// thread's reordering does not wait for an idle worker. Replay: wait for room; live: drop
     /// and count.
-    fn send(&mut self, buf: &mut ObsBuf, through: Ts) {
+    fn send(&mut self, buf: &mut ObsBuf, through: Ts, mark: Ts) {
         if buf.is_empty() && through <= self.through {
             return;
         }
@@ -758,6 +758,7 @@ impl ObsChannel {
         let mut batch = buf.take(self.spare.try_recv().ok());
         batch.worker = self.worker;
         batch.through = self.through;
+        batch.mark = mark;
         let n = batch.items.len();
         let over = |q: usize| n > 0 && q > 0 && q + n > self.max_items;
         if self.live {
@@ -875,7 +876,12 @@ impl Worker {
             }
         }
         sinks.events = events;
-        self.obs.send(&mut sinks.obs, through);
+        let mark = if force {
+            Ts(i64::MAX)
+        } else {
+            self.table.marked()
+        };
+        self.obs.send(&mut sinks.obs, through, mark);
         sinks.stats.flows_active = self.table.len() as u64;
         sinks.stats.flows_peak = self.table.peak() as u64;
         sinks.stats.reasm_bytes = self.table.reassembly_bytes() as u64;

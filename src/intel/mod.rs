@@ -343,18 +343,27 @@ impl Intel {
     /// After a batch: identifications brought up to date, `device` events for what appeared
     /// or changed (handed to `emit` every [`SINK_FLUSH_BYTES`]: a batch can change hundreds of
     /// devices, and the event buffer would grow, and be copied, past its usual size), gauges
-    /// (at most once a second: they count every device).
-    fn after_batch(&mut self, force_gauges: bool, emit: &mut impl FnMut(Vec<u8>)) {
+    /// (at most once a second: they count every device). Replay hands the device events out
+    /// when the processing order reaches a worker's mark instead ([`order::Reorder::reached_mark`]:
+    /// every 10 s of capture clock, whatever the batches), and the rest at the end (`force`).
+    fn after_batch(&mut self, force: bool, emit: &mut impl FnMut(Vec<u8>)) {
         self.stale = true;
+        if !self.ordered || force {
+            self.device_events(emit);
+        }
+        if self.gauges_due && (force || self.gauges_at.elapsed() >= Duration::from_secs(1)) {
+            self.update_gauges();
+        }
+    }
+
+    /// `device` events for the devices new or changed since the last call.
+    fn device_events(&mut self, emit: &mut impl FnMut(Vec<u8>)) {
         let changes = if self.ordered {
             self.table.take_changes_unsettled()
         } else {
             self.table.take_changes(self.sigs.get())
         };
         self.gauges_due |= !changes.is_empty();
-        if self.gauges_due && (force_gauges || self.gauges_at.elapsed() >= Duration::from_secs(1)) {
-            self.update_gauges();
-        }
         for (i, change, ts) in changes {
             let ev = DeviceEvent {
                 change: change_name(change),
@@ -526,6 +535,9 @@ impl Intel {
                         Some(r) => {
                             r.add(&mut batch);
                             while let Some((key, w, o)) = r.pop_ready() {
+                                if r.reached_mark(key) {
+                                    self.device_events(&mut emit);
+                                }
                                 self.observe_in_order(key, &o);
                                 returns.push(w, o);
                                 // A release can be thousands of observations (the end of
@@ -533,6 +545,9 @@ impl Intel {
                                 if let Some(lines) = self.take_events(false) {
                                     emit(lines);
                                 }
+                            }
+                            if r.finished() {
+                                self.device_events(&mut emit);
                             }
                             if r.forced > forced_reported {
                                 self.metrics
@@ -570,6 +585,9 @@ impl Intel {
                 Err(RecvTimeoutError::Disconnected) => {
                     if let Some(r) = &mut reorder {
                         while let Some((key, _, o)) = r.pop_any() {
+                            if r.reached_mark(key) {
+                                self.device_events(&mut emit);
+                            }
                             self.observe_in_order(key, &o);
                             if let Some(lines) = self.take_events(false) {
                                 emit(lines);

@@ -55,6 +55,15 @@ pub struct Reorder {
     order: Vec<(u128, usize)>,
     /// Per worker: no later observation of it has a key below this.
     through: Vec<Ts>,
+    /// Per worker: its last mark ([`ObsBatch::mark`]).
+    marks: Vec<Ts>,
+    /// Marks (the smallest of the workers' last marks, each time it moved) not yet reached by
+    /// the processing order; see [`Reorder::reached_mark`].
+    marks_due: std::collections::VecDeque<Ts>,
+    /// The last mark put in `marks_due`.
+    last_mark: Ts,
+    /// Every worker has sent its last batch (and [`Reorder::finished`] not yet called).
+    finished: bool,
     seq: u64,
     /// Observations released before their turn because [`MAX_HELD`] were held.
     pub forced: u64,
@@ -68,6 +77,10 @@ impl Reorder {
             held_min: Ts(i64::MAX),
             order: Vec::new(),
             through: vec![Ts::ZERO; workers.max(1)],
+            marks: vec![Ts::ZERO; workers.max(1)],
+            marks_due: std::collections::VecDeque::new(),
+            last_mark: Ts::ZERO,
+            finished: false,
             seq: 0,
             forced: 0,
         }
@@ -77,6 +90,18 @@ impl Reorder {
     pub fn add(&mut self, b: &mut ObsBatch) {
         if let Some(t) = self.through.get_mut(b.worker) {
             *t = (*t).max(b.through);
+        }
+        if let Some(m) = self.marks.get_mut(b.worker) {
+            *m = (*m).max(b.mark);
+            let min = self.marks.iter().copied().min().unwrap_or(Ts::ZERO);
+            if min == Ts(i64::MAX) && self.last_mark < min {
+                // Every worker has finished: a mark after everything ([`Reorder::finished`]).
+                self.last_mark = min;
+                self.finished = true;
+            } else if min > self.last_mark {
+                self.last_mark = min;
+                self.marks_due.push_back(min);
+            }
         }
         let keys = std::mem::take(&mut b.keys);
         self.held.reserve(b.items.len());
@@ -170,6 +195,24 @@ impl Reorder {
         Some((h.key.0, h.worker, h.obs))
     }
 
+    /// Whether the processing order, about to take an observation with order key `key`, has
+    /// reached (or passed) a mark since the last call: the points at which replay hands out
+    /// `device` events.
+    pub fn reached_mark(&mut self, key: Ts) -> bool {
+        let mut reached = false;
+        while self.marks_due.front().is_some_and(|&m| m <= key) {
+            self.marks_due.pop_front();
+            reached = true;
+        }
+        reached
+    }
+
+    /// Whether every worker has sent its last batch, once: the mark after everything they
+    /// sent (to be handed out once all of it is processed).
+    pub fn finished(&mut self) -> bool {
+        std::mem::take(&mut self.finished)
+    }
+
     /// The next observation whose turn has come (or, when too many are held, the earliest),
     /// with its order key and the worker that sent it.
     pub fn pop_ready(&mut self) -> Option<(Ts, usize, Observation)> {
@@ -237,6 +280,7 @@ mod tests {
         ObsBatch {
             worker,
             through: Ts(through),
+            mark: Ts::ZERO,
             items: obs.iter().map(|(id, k)| start(*id, *k)).collect(),
             keys: obs.iter().map(|(_, k)| Ts(*k)).collect(),
         }
@@ -256,6 +300,34 @@ mod tests {
 
     /// Two workers' batches in either arrival order give one release order, and nothing is
     /// released before every worker has got past it.
+    #[test]
+    fn marks_are_reached_once_at_the_slowest_worker() {
+        let mut r = Reorder::new(2);
+        let mark = |r: &mut Reorder, worker: usize, m: i64| {
+            let mut b = batch(worker, m, &[]);
+            b.mark = Ts(m);
+            r.add(&mut b);
+        };
+        mark(&mut r, 0, 10);
+        assert!(!r.reached_mark(Ts(100)), "worker 1 has not marked yet");
+        mark(&mut r, 1, 12);
+        mark(&mut r, 0, 20);
+        assert!(!r.reached_mark(Ts(9)));
+        assert!(r.reached_mark(Ts(10)), "min(10, 12) is reached at 10");
+        assert!(!r.reached_mark(Ts(11)), "each mark once");
+        assert!(r.reached_mark(Ts(30)), "12 is passed");
+        assert!(!r.finished());
+        mark(&mut r, 0, i64::MAX);
+        assert!(!r.finished(), "worker 1 is still running");
+        mark(&mut r, 1, i64::MAX);
+        assert!(r.finished());
+        assert!(!r.finished(), "once");
+        assert!(
+            !r.reached_mark(Ts(i64::MAX - 1)),
+            "the end is not a mark in the order"
+        );
+    }
+
     #[test]
     fn release_order_does_not_depend_on_arrival() {
         let a = || batch(0, 30, &[(1, 10), (3, 30)]);
