@@ -427,6 +427,8 @@ impl Anomalies {
                 return;
             }
         }
+        // Asked before the source's entry is held (one lookup of it, not two).
+        let medical = self.medical(flow.server.0, view.server.as_ref());
         let s = self.scans.entry(src).or_insert_with(|| Scan {
             start: ts,
             ..Scan::default()
@@ -453,10 +455,6 @@ impl Anomalies {
             s.entries += 1;
             self.scan_total += 1;
         }
-        let medical = self.medical(dst, view.server.as_ref());
-        let Some(s) = self.scans.get_mut(&src) else {
-            return;
-        };
         if medical {
             s.medical_ports.insert(port);
         }

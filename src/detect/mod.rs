@@ -135,6 +135,9 @@ pub struct Detector {
     metrics: Option<Arc<Metrics>>,
     /// Next time (packet time) the dedup table is swept for closed windows.
     next_sweep: Ts,
+    /// One observation's raw alerts and cap hits (vectors kept for the next one).
+    raw: Vec<Alert>,
+    hits: Vec<&'static str>,
 }
 
 impl Detector {
@@ -154,6 +157,8 @@ impl Detector {
             dedup: HashMap::default(),
             metrics,
             next_sweep: Ts::ZERO,
+            raw: Vec::new(),
+            hits: Vec::new(),
         }
     }
 
@@ -216,7 +221,8 @@ impl Detector {
     /// One observation: rule alerts for facts, anomaly alerts for anything, de-duplicated,
     /// appended to `out`.
     pub fn observe(&mut self, o: &Observation, view: &DeviceView, out: &mut Vec<Alert>) {
-        let mut raw = Vec::new();
+        let mut raw = std::mem::take(&mut self.raw);
+        let mut hits = std::mem::take(&mut self.hits);
         if let Observation::Facts { ts, flow, facts } = o {
             let of_protocol = self
                 .by_protocol
@@ -250,11 +256,11 @@ impl Detector {
                 }
             }
         }
-        let mut hits = Vec::new();
         self.anomalies.observe(o, view, &mut raw, &mut hits);
-        for t in hits {
+        for t in hits.drain(..) {
             self.cap_hit(t);
         }
+        self.hits = hits;
         // Two rules matching the same facts, one superseding the other (LANMAN offered and
         // LANMAN negotiated in one negotiation): only the superseding one is reported.
         if raw.len() > 1 {
@@ -272,9 +278,10 @@ impl Detector {
         }
         let ts = o.ts();
         self.sweep(ts, false, out);
-        for a in raw {
+        for a in raw.drain(..) {
             self.dedup(a, out);
         }
+        self.raw = raw;
     }
 
     fn dedup(&mut self, a: Alert, out: &mut Vec<Alert>) {

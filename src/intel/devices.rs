@@ -299,17 +299,23 @@ impl Device {
 
     /// Merge evidence; true if a (kind, value) is new (the identification may change).
     fn add_evidence(&mut self, e: &Evidence, ts: i64) -> bool {
-        if let Some(s) = self
+        self.add_evidence_at(e, ts).is_some()
+    }
+
+    /// [`Device::add_evidence`], giving where the new (or more confident) value is in the list.
+    fn add_evidence_at(&mut self, e: &Evidence, ts: i64) -> Option<usize> {
+        if let Some(i) = self
             .evidence
-            .iter_mut()
-            .find(|s| s.kind == e.kind && s.value == e.value)
+            .iter()
+            .position(|s| s.kind == e.kind && s.value == e.value)
         {
+            let s = &mut self.evidence[i];
             s.first_seen = s.first_seen.min(ts);
             if e.confidence > s.confidence {
                 s.confidence = e.confidence;
-                return true;
+                return Some(i);
             }
-            return false;
+            return None;
         }
         if self.evidence.len() >= MAX_EVIDENCE
             || self.evidence.iter().filter(|s| s.kind == e.kind).count() >= MAX_EVIDENCE_PER_KIND
@@ -324,7 +330,7 @@ impl Device {
                 self.rejected.push(h);
                 self.overflow.evidence += 1;
             }
-            return false;
+            return None;
         }
         // Grown one at a time (a device gains few values, rarely): doubling left a quarter of
         // the list empty on average, in every device. To the end of the allocator's size
@@ -356,7 +362,7 @@ impl Device {
                 self.overflow.hostnames += 1;
             }
         }
-        true
+        Some(at)
     }
 
     fn add_protocol(&mut self, name: &str, server: bool) {
@@ -1243,12 +1249,18 @@ impl DeviceTable {
         }
         let mut new = false;
         for e in items {
-            if d.add_evidence(e, ts) {
+            if let Some(at) = d.add_evidence_at(e, ts) {
                 new = true;
                 // Identification is made of the claims of rules that match an evidence value,
                 // each value on its own: a value no rule claims anything from cannot change it.
-                d.stale_claims = d.stale_claims
-                    || (!e.value.is_empty() && self.matches.claims(e.kind, &e.value, sigs));
+                if !d.stale_claims && !e.value.is_empty() {
+                    let claims = self.matches.claims(e.kind, &e.value, sigs);
+                    d.stale_claims = claims;
+                    // Remembered for the identification that follows.
+                    if let Some(s) = d.evidence.get_mut(at) {
+                        s.claims = ClaimsMemo::new(sigs.serial(), claims);
+                    }
+                }
             }
         }
         if new && d.stale_ident.is_none() {
