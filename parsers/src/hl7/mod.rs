@@ -549,9 +549,26 @@ fn each_position(hay: &[u8], byte: u8, mut f: impl FnMut(usize) -> bool) {
     }
 }
 
-/// The position of occurrence `k` (from 0) of `byte` in `hay`: whole words of fewer skipped
-/// by counting their matches.
+/// The position of occurrence `k` (from 0) of `byte` in `hay`: blocks of 32 bytes with fewer
+/// skipped by counting their matches (a count the compiler turns into vector compares: an
+/// OBX-18 lies some 150 bytes into its line), then words, as in [`nth_position_words`].
 fn nth_position(hay: &[u8], byte: u8, mut k: usize) -> Option<usize> {
+    let mut blocks = hay.chunks_exact(32);
+    let mut base = 0;
+    for c in &mut blocks {
+        // At most 32 matches: the sum fits a byte.
+        let n = usize::from(c.iter().fold(0u8, |a, &b| a + u8::from(b == byte)));
+        if k < n {
+            break;
+        }
+        k -= n;
+        base += 32;
+    }
+    nth_position_words(hay.get(base..)?, byte, k).map(|p| base + p)
+}
+
+/// [`nth_position`] a word at a time: whole words of fewer skipped by counting their matches.
+fn nth_position_words(hay: &[u8], byte: u8, mut k: usize) -> Option<usize> {
     let pattern = LANES_LO * u64::from(byte);
     let mut chunks = hay.chunks_exact(8);
     let mut base = 0;
@@ -636,17 +653,6 @@ struct Seg<'a> {
     /// The number of the first field of the body: MSH-2 (MSH-1 is the separator itself), or
     /// field 1.
     first: usize,
-    /// Where its first field separators are, when split once ([`Seg::cached`]: for segments
-    /// of which many fields are read).
-    seps: Option<Seps>,
-}
-
-/// Offsets in a segment's body of its first field separators: enough of them to end every
-/// field below [`FIELD_CACHE`].
-#[derive(Clone, Copy)]
-struct Seps {
-    at: [usize; FIELD_CACHE],
-    n: usize,
 }
 
 impl<'a> Seg<'a> {
@@ -656,68 +662,14 @@ impl<'a> Seg<'a> {
             // of_line guarantees "XXX" then the separator (ASCII), or just "XXX".
             body: line.get(4..),
             first: if id == SegmentId::MSH { 2 } else { 1 },
-            seps: None,
         }
-    }
-
-    /// This segment with its first field separators found in one pass.
-    fn cached(mut self) -> Seg<'a> {
-        self.seps = Some(self.split());
-        self
-    }
-
-    /// Fields of the body that [`Seg::split`] ends: those numbered below [`FIELD_CACHE`].
-    fn cached_pieces(&self) -> usize {
-        FIELD_CACHE - self.first
-    }
-
-    fn split(&self) -> Seps {
-        let mut s = Seps {
-            at: [0; FIELD_CACHE],
-            n: 0,
-        };
-        let Some(body) = self.body else {
-            return s;
-        };
-        let cap = self.cached_pieces();
-        let mut record = |i: usize| {
-            if let Some(slot) = s.at.get_mut(s.n) {
-                *slot = i;
-                s.n += 1;
-            }
-            s.n < cap
-        };
-        if self.d.field.is_ascii() {
-            each_position(body.as_bytes(), self.d.field as u8, record);
-        } else {
-            for (i, _) in body.match_indices(self.d.field) {
-                if !record(i) {
-                    break;
-                }
-            }
-        }
-        s
     }
 
     /// The raw text of field `n` (v2.5.1 numbering: for MSH, MSH-2 is the first text after the
     /// field separator, MSH-1 being the separator itself). Found by splitting on the field
     /// separator, without allocating.
     fn raw(&self, n: usize) -> Option<&'a str> {
-        let k = n.checked_sub(self.first)?;
-        let body = self.body?;
-        match &self.seps {
-            Some(s) if k < self.cached_pieces() => {
-                let start = match k.checked_sub(1) {
-                    None => 0,
-                    // Fewer separators: no field `n`.
-                    Some(j) if j < s.n => s.at.get(j)? + self.d.field.len_utf8(),
-                    Some(_) => return None,
-                };
-                let end = if k < s.n { *s.at.get(k)? } else { body.len() };
-                body.get(start..end)
-            }
-            _ => nth_piece(body, self.d.field, k),
-        }
+        nth_piece(self.body?, self.d.field, n.checked_sub(self.first)?)
     }
 
     /// Calls `f` with each field number and raw text, in order (as [`Seg::raw`] gives them),
@@ -756,25 +708,13 @@ impl<'a> Seg<'a> {
 
     /// Field `n` cut to [`MAX_FIELD_PARSE_BYTES`]; `None` when absent or empty.
     fn raw_capped(&self, n: usize) -> Option<&'a str> {
-        let raw = self.raw(n)?;
-        if raw.is_empty() {
-            return None;
-        }
-        let mut end = raw.len().min(MAX_FIELD_PARSE_BYTES);
-        while !raw.is_char_boundary(end) {
-            end -= 1;
-        }
-        Some(&raw[..end])
+        cap_field(self.raw(n)?)
     }
 
     /// Field `n` as text, as [`text_of`] gives it: repetitions joined with `~`, components with
     /// `^`, subcomponents with `&`, escape sequences decoded; `None` when it holds nothing.
     fn text(&self, n: usize) -> Option<Text<'a>> {
-        let raw = self.raw_capped(n)?;
-        if !phi::has_value(raw, &self.d) {
-            return None;
-        }
-        level_text(raw, &self.d, Level::Field)
+        field_text(self.raw_capped(n)?, &self.d)
     }
 
     /// The first repetition of field `n` (at most [`MAX_FIELD_PARSE_BYTES`] of the field).
@@ -859,6 +799,69 @@ fn write_text(s: &str, d: &Delimiters, level: Level, out: &mut String) -> bool {
     false
 }
 
+/// A raw field cut to [`MAX_FIELD_PARSE_BYTES`]; `None` when empty.
+fn cap_field(raw: &str) -> Option<&str> {
+    if raw.is_empty() {
+        return None;
+    }
+    let mut end = raw.len().min(MAX_FIELD_PARSE_BYTES);
+    while !raw.is_char_boundary(end) {
+        end -= 1;
+    }
+    raw.get(..end)
+}
+
+/// A raw field (cut by [`cap_field`]) as text ([`Seg::text`]).
+fn field_text<'a>(raw: &'a str, d: &Delimiters) -> Option<Text<'a>> {
+    if let Some(t) = plain_field_text(raw, d) {
+        return t.map(Cow::Borrowed);
+    }
+    if !phi::has_value(raw, d) {
+        return None;
+    }
+    level_text(raw, d, Level::Field)
+}
+
+/// What [`phi::has_value`] then [`level_text`] at [`Level::Field`] give for field `raw`, found
+/// in one pass over its bytes, when that text is `raw` itself, cut and trimmed ([`finish`]):
+/// the recommended component, repetition and subcomponent separators (`^~&`), ASCII field and
+/// escape characters, and no escape character in `raw` (nearly every field read). `Some(None)`:
+/// the field holds nothing. `None`: the general path decides.
+fn plain_field_text<'a>(raw: &'a str, d: &Delimiters) -> Option<Option<&'a str>> {
+    if d.component != '^' || d.repetition != '~' || d.subcomponent != Some('&') {
+        return None;
+    }
+    let f = u8::try_from(d.field).ok().filter(u8::is_ascii)?;
+    // No escape character: the field separator, which a field never holds, stands for it.
+    let e = match d.escape {
+        None => f,
+        Some(e) => u8::try_from(e).ok().filter(u8::is_ascii)?,
+    };
+    if raw == "\"\"" {
+        return Some(None);
+    }
+    let (mut value, mut escaped) = (false, false);
+    for &b in raw.as_bytes() {
+        value |= !matches!(b, b'^' | b'~' | b'&' | b' ') && b != f;
+        escaped |= b == e;
+    }
+    match (value, escaped) {
+        (false, _) => Some(None),
+        (true, true) => None,
+        // Short enough not to be cut: only the trailing separators go ([`finish`]); a byte
+        // with a value stays, so the text is not empty.
+        (true, false) if raw.len() <= MAX_VALUE_CHARS => {
+            let b = raw.as_bytes();
+            let mut len = b.len();
+            while len > 0 && matches!(b[len - 1], b'^' | b'~' | b'&') {
+                len -= 1;
+            }
+            Some(raw.get(..len))
+        }
+        (true, false) => Some(finish(raw, Level::Field.trailing())),
+    }
+}
+
 /// The text of a field, repetition or component `s` ([`write_text`]), capped and trimmed
 /// ([`finish`]); borrowed from `s` when it is its own text ([`verbatim`]).
 fn level_text<'a>(s: &'a str, d: &Delimiters, level: Level) -> Option<Text<'a>> {
@@ -880,7 +883,7 @@ fn level_text<'a>(s: &'a str, d: &Delimiters, level: Level) -> Option<Text<'a>> 
     Some(Cow::Owned(out))
 }
 
-/// Fields a [`Seg`] can find in one pass ([`Seg::split`]): MSH-1 to MSH-29, or fields 1 to 29.
+/// Fields of a PHI segment tested in one pass (the `wanted` table of [`parse_text`]): 1 to 29.
 const FIELD_CACHE: usize = 30;
 const _: () = {
     let mut i = 0;
@@ -888,6 +891,37 @@ const _: () = {
         assert!(phi::PHI_FIELDS[i].1 < FIELD_CACHE);
         i += 1;
     }
+};
+
+/// A segment id (or any text) as a number, to compare ids with one instruction: its three
+/// bytes, or `u32::MAX` (no id) when it is not three bytes long.
+const fn id_code(s: &[u8]) -> u32 {
+    match s {
+        &[a, b, c] => a as u32 | (b as u32) << 8 | (c as u32) << 16,
+        _ => u32::MAX,
+    }
+}
+
+/// [`id_code`] of each segment of [`phi::PHI_SEGMENTS`], in order.
+const PHI_SEGMENT_CODES: [u32; phi::PHI_SEGMENTS.len()] = {
+    let mut t = [0; phi::PHI_SEGMENTS.len()];
+    let mut i = 0;
+    while i < t.len() {
+        t[i] = id_code(phi::PHI_SEGMENTS[i].as_bytes());
+        i += 1;
+    }
+    t
+};
+
+/// [`id_code`] of the segment of each entry of [`phi::PHI_FIELDS`], in order.
+const PHI_FIELD_CODES: [u32; phi::PHI_FIELDS.len()] = {
+    let mut t = [0; phi::PHI_FIELDS.len()];
+    let mut i = 0;
+    while i < t.len() {
+        t[i] = id_code(phi::PHI_FIELDS[i].0.as_bytes());
+        i += 1;
+    }
+    t
 };
 
 /// Parses one message (see the module docs). `complete` is false when the caller kept only a
@@ -943,7 +977,11 @@ fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
         let seg = Seg::new(line, id, d);
         if id == SegmentId::OBX {
             // A result message repeats the same OBX-18 on every observation: parse each
-            // distinct raw value once. (OBX is neither a PHI segment nor has PHI fields.)
+            // distinct raw value once, and none once the device list is full. (OBX is neither
+            // a PHI segment nor has PHI fields.)
+            if m.devices.len() >= MAX_DEVICES {
+                continue;
+            }
             let raw = seg.raw(18);
             if raw.is_some() && raw != last_obx18 {
                 add_devices(&mut m.devices, &seg, 18, DeviceSource::Obx18);
@@ -951,20 +989,20 @@ fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
             }
             continue;
         }
-        // Segment ids compared as bytes.
-        let is = |s: &str| matches!(s.as_bytes(), &[a, b, c] if [a, b, c] == id.0);
-        if let Some(k) = phi::PHI_SEGMENTS.iter().position(|&s| is(s)) {
+        // Segment ids compared as numbers.
+        let code = id_code(&id.0);
+        if let Some(k) = PHI_SEGMENT_CODES.iter().position(|&c| c == code) {
             if phi::has_value(line.get(4..).unwrap_or(""), &d) {
                 phi_seen[phi::PHI_FIELDS.len() + k] = true;
             }
             continue;
         }
-        if phi::PHI_FIELDS.iter().any(|&(s, _, _)| is(s)) {
+        if PHI_FIELD_CODES.contains(&code) {
             // The fields this segment has in the table, by number (a PID has sixteen), tested
             // in one pass over the line.
             let mut wanted = [None; FIELD_CACHE];
-            for (k, &(s, n, _)) in phi::PHI_FIELDS.iter().enumerate() {
-                if let Some(w) = wanted.get_mut(n).filter(|_| is(s)) {
+            for (k, (&(_, n, _), &c)) in phi::PHI_FIELDS.iter().zip(&PHI_FIELD_CODES).enumerate() {
+                if let Some(w) = wanted.get_mut(n).filter(|_| c == code) {
                     *w = Some(k);
                 }
             }
@@ -978,7 +1016,7 @@ fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
             });
         }
         match id {
-            SegmentId::MSH if m.msh.is_none() => m.msh = Some(read_msh(&seg.cached())),
+            SegmentId::MSH if m.msh.is_none() => m.msh = Some(read_msh(&seg)),
             SegmentId::MSA if m.msa.is_none() => {
                 m.msa = Some(Msa {
                     ack_code: seg.text(1).and_then(code_text),
@@ -1008,9 +1046,19 @@ fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
 
 fn read_msh<'a>(seg: &Seg<'a>) -> Msh<'a> {
     let d = &seg.d;
-    let t = |n| seg.text(n);
+    // MSH-2 to MSH-18, found in one pass over the line.
+    let mut raws: [Option<&'a str>; 19] = [None; 19];
+    seg.each_field(|n, raw| {
+        if let Some(slot) = raws.get_mut(n) {
+            *slot = Some(raw);
+        }
+        n < 18
+    });
+    let raw = |n: usize| raws.get(n).copied().flatten();
+    let capped = |n: usize| raw(n).and_then(cap_field);
+    let t = |n: usize| capped(n).and_then(|r| field_text(r, d));
     // MSH-9 (MSG): the first three components of its first repetition.
-    let raw9 = seg.raw_capped(9);
+    let raw9 = capped(9);
     let mut comps = raw9
         .and_then(|r| pieces(r, d.repetition).next())
         .map(|r| pieces(r, d.component));
@@ -1027,7 +1075,7 @@ fn read_msh<'a>(seg: &Seg<'a>) -> Msh<'a> {
         receiving_application: t(5),
         receiving_facility: t(6),
         message_time: t(7),
-        security_present: seg.raw(8).is_some_and(|r| phi::has_value(r, d)),
+        security_present: raw(8).is_some_and(|r| phi::has_value(r, d)),
         message_type: message_type(raw9, message_code.as_ref(), trigger_event.as_ref()),
         message_code,
         trigger_event,
@@ -1036,8 +1084,8 @@ fn read_msh<'a>(seg: &Seg<'a>) -> Msh<'a> {
         processing_id: t(11),
         version: t(12),
         // The first repetition is the character set of the message (v2.5.1 2.14.9.18).
-        charset: seg
-            .first_repeat(18)
+        charset: capped(18)
+            .and_then(|r| pieces(r, d.repetition).next())
             .and_then(|r| level_text(r, d, Level::Repeat)),
     }
 }
@@ -1342,8 +1390,8 @@ mod tests {
         /// lanes hold values that differ from the one sought only in the high bit).
         #[test]
         fn byte_positions_are_those_of_a_scan(
-            hay in proptest::collection::vec(proptest::sample::select(vec![b'|', 0xfc, b'A', 0, 0x80, b'^']), 0..70),
-            k in 0usize..30,
+            hay in proptest::collection::vec(proptest::sample::select(vec![b'|', 0xfc, b'A', 0, 0x80, b'^']), 0..140),
+            k in 0usize..60,
         ) {
             let want: Vec<usize> = hay.iter().enumerate().filter(|&(_, &b)| b == b'|').map(|(i, _)| i).collect();
             let mut got = Vec::new();
@@ -1373,14 +1421,12 @@ mod tests {
             let line = format!("{id}{sep}{}", pieces.join(&sep.to_string()));
             for l in [line.as_str(), id] {
                 let seg = Seg::new(l, SegmentId::of_line(l, sep).unwrap(), d);
-                let cached = seg.cached();
                 let skip = if id == "MSH" { 2 } else { 1 };
                 for n in 0..FIELD_CACHE + 5 {
                     let want = n
                         .checked_sub(skip)
                         .and_then(|k| l.get(4..).and_then(|b| b.split(sep).nth(k)));
                     proptest::prop_assert_eq!(seg.raw(n), want, "{} field {}", l, n);
-                    proptest::prop_assert_eq!(cached.raw(n), want, "{} field {}", l, n);
                     let mut each = None;
                     seg.each_field(|m, raw| {
                         if m == n {
