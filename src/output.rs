@@ -245,53 +245,61 @@ const JSON_ESCAPE: [u8; 256] = {
     t
 };
 
-/// Whether any of the 8 bytes of `w` is below 0x20, `"` or `\` (bit tricks: "has a zero
+/// Non-zero when any of the 8 bytes of `w` is below 0x20, `"` or `\` (bit tricks: "has a zero
 /// byte" of `w ^ c`, "has a byte less than n" of `w`; both exact about whether any byte does).
 #[inline]
-fn any_to_escape(w: u64) -> bool {
+fn escape_bits(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
     let below = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    (below | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\')))) != 0
+    below | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\')))
+}
+
+/// Whether any byte of `s` needs escaping in a JSON string: 8 bytes at a time without a branch
+/// per word (the last word overlaps the one before; under 8 bytes, byte by byte).
+#[inline]
+fn needs_escape(s: &[u8]) -> bool {
+    let Some(last) = s.last_chunk::<8>() else {
+        return s.iter().any(|&c| JSON_ESCAPE[usize::from(c)] != 0);
+    };
+    let (words, _) = s.as_chunks::<8>();
+    let mut acc = escape_bits(u64::from_le_bytes(*last));
+    for w in words {
+        acc |= escape_bits(u64::from_le_bytes(*w));
+    }
+    acc != 0
 }
 
 /// Appends `s` as a JSON string, quoted and escaped exactly as `serde_json` writes it: `"` and
 /// `\\` escaped, `\b \t \n \f \r` short, other control characters below 0x20 as `\u00xx`
-/// (lower-case hex), everything else (DEL and non-ASCII included) as is. Runs of bytes with
-/// nothing to escape are found 8 bytes at a time and copied whole.
+/// (lower-case hex), everything else (DEL and non-ASCII included) as is. Most strings need no
+/// escaping: they are checked a word at a time and copied whole.
 pub fn push_json_str(b: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
     b.reserve(bytes.len() + 2);
     b.push(b'"');
+    if needs_escape(bytes) {
+        push_escaped(b, bytes);
+    } else {
+        b.extend_from_slice(bytes);
+    }
+    b.push(b'"');
+}
+
+/// The body of [`push_json_str`] for a string with something to escape.
+#[cold]
+#[inline(never)]
+fn push_escaped(b: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        // The last few bytes padded with spaces (nothing to escape), so that short strings
-        // take the 8-byte test too.
-        let rest = &bytes[i..];
-        let n = rest.len().min(8);
-        let w = match rest.first_chunk::<8>() {
-            Some(w) => *w,
-            None => {
-                let mut w = [b' '; 8];
-                w[..n].copy_from_slice(rest);
-                w
-            }
-        };
-        if !any_to_escape(u64::from_le_bytes(w)) {
-            i += n;
-            continue;
-        }
-        let c = bytes[i];
+    for (i, &c) in bytes.iter().enumerate() {
         let e = JSON_ESCAPE[usize::from(c)];
-        i += 1;
         if e == 0 {
             continue;
         }
-        b.extend_from_slice(&bytes[start..i - 1]);
-        start = i;
+        b.extend_from_slice(&bytes[start..i]);
+        start = i + 1;
         if e == b'u' {
             b.extend_from_slice(&[
                 b'\\',
@@ -306,7 +314,6 @@ pub fn push_json_str(b: &mut Vec<u8>, s: &str) {
         }
     }
     b.extend_from_slice(&bytes[start..]);
-    b.push(b'"');
 }
 
 /// The decimal text of each octet followed by a dot, and its length with the dot.
@@ -362,22 +369,23 @@ pub struct JsonObj<'b> {
 }
 
 impl<'b> JsonObj<'b> {
+    #[inline]
     pub fn new(b: &'b mut Vec<u8>) -> JsonObj<'b> {
         b.push(b'{');
         JsonObj { b, first: true }
     }
 
     /// Writes the separator and `"k":` (`k` is a [`json_key!`]); the caller writes the value
-    /// into the returned buffer.
+    /// into the returned buffer. Inlined, so that each branch copies a key of known length.
+    #[inline]
     pub fn key(&mut self, k: &str) -> &mut Vec<u8> {
         let k = k.as_bytes();
-        let k = if self.first {
-            k.get(1..).unwrap_or(k)
+        if self.first {
+            self.first = false;
+            self.b.extend_from_slice(k.get(1..).unwrap_or(k));
         } else {
-            k
-        };
-        self.first = false;
-        self.b.extend_from_slice(k);
+            self.b.extend_from_slice(k);
+        }
         self.b
     }
 
@@ -392,28 +400,33 @@ impl<'b> JsonObj<'b> {
         self.b
     }
 
+    #[inline]
     pub fn str(&mut self, k: &str, v: &str) {
         let b = self.key(k);
         push_json_str(b, v);
     }
 
+    #[inline]
     pub fn opt_str(&mut self, k: &str, v: Option<&str>) {
         if let Some(v) = v {
             self.str(k, v);
         }
     }
 
+    #[inline]
     pub fn u64(&mut self, k: &str, v: u64) {
         let b = self.key(k);
         push_u64(b, v);
     }
 
+    #[inline]
     pub fn opt_u64(&mut self, k: &str, v: Option<u64>) {
         if let Some(v) = v {
             self.u64(k, v);
         }
     }
 
+    #[inline]
     pub fn bool(&mut self, k: &str, v: bool) {
         let b = self.key(k);
         b.extend_from_slice(if v { b"true" } else { b"false" });
@@ -430,6 +443,7 @@ impl<'b> JsonObj<'b> {
         push_array(b, items, f);
     }
 
+    #[inline]
     pub fn end(self) {
         self.b.push(b'}');
     }

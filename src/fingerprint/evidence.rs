@@ -267,8 +267,8 @@ fn clean(v: &str) -> String {
 /// The value [`Evidence::new`] keeps of `v` (trimmed, without control characters, cut at
 /// [`MAX_VALUE_LEN`] bytes on a char boundary), borrowed when that is a slice of `v`.
 pub fn cleaned(v: &str) -> std::borrow::Cow<'_, str> {
-    let t = v.trim();
-    if t.len() <= MAX_VALUE_LEN && !t.chars().any(char::is_control) {
+    let t = trimmed(v);
+    if t.len() <= MAX_VALUE_LEN && !has_control(t) {
         return std::borrow::Cow::Borrowed(t);
     }
     let mut s: String = t.chars().filter(|c| !c.is_control()).collect();
@@ -282,9 +282,83 @@ pub fn cleaned(v: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(s)
 }
 
+/// `v.trim()`, byte by byte: the ASCII characters `char::is_whitespace` accepts (`\t` to `\r`
+/// and space) are stripped from both ends, and `str::trim` runs only when a non-ASCII
+/// character is left at either end (it may be Unicode white space).
+fn trimmed(v: &str) -> &str {
+    let ws = |c: &u8| matches!(c, b'\t'..=b'\r' | b' ');
+    let b = v.as_bytes();
+    let start = b.iter().position(|c| !ws(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !ws(c)).map_or(start, |e| e + 1);
+    // Both ends are next to ASCII bytes (or the ends of `v`): char boundaries.
+    let Some(t) = v.get(start..end) else {
+        return v.trim();
+    };
+    match (t.as_bytes().first(), t.as_bytes().last()) {
+        (Some(f), Some(l)) if !f.is_ascii() || !l.is_ascii() => t.trim(),
+        _ => t,
+    }
+}
+
+/// `s.chars().any(char::is_control)` on the UTF-8 bytes: a control character (U+0000-U+001F,
+/// U+007F-U+009F) is a byte below 0x20, 0x7F, or 0xC2 followed by 0x80-0x9F. Eight bytes at a
+/// time first: most values have none of these bytes.
+fn has_control(s: &str) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let suspect_word = |w: &[u8; 8]| {
+        let w = u64::from_le_bytes(*w);
+        let below = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        (below | zero(w ^ (ONES * 0x7f)) | zero(w ^ (ONES * 0xc2))) != 0
+    };
+    let b = s.as_bytes();
+    // The last word overlaps the one before it; under 8 bytes, byte by byte.
+    let suspect = match b.last_chunk::<8>() {
+        Some(last) => {
+            let (words, _) = b.as_chunks::<8>();
+            words
+                .iter()
+                .fold(suspect_word(last), |a, w| a | suspect_word(w))
+        }
+        None => b.iter().any(|&c| c < 0x20 || c == 0x7f || c == 0xc2),
+    };
+    suspect
+        && b.iter().enumerate().any(|(i, &c)| {
+            c < 0x20 || c == 0x7f || (c == 0xc2 && b.get(i + 1).is_some_and(|&n| n < 0xa0))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn cleaned_as_trim_and_chars_would_make_it(
+            s in "([\\x00-\\x20\\x7f\\u{80}-\\u{a0}\\u{85}\\u{2000}\\u{3000}]|\\PC){0,40}"
+        ) {
+            let t = s.trim();
+            proptest::prop_assert_eq!(trimmed(&s), t);
+            proptest::prop_assert_eq!(has_control(t), t.chars().any(char::is_control));
+            proptest::prop_assert_eq!(has_control(&s), s.chars().any(char::is_control));
+        }
+    }
+
+    #[test]
+    fn trim_and_control_bytes_at_every_position() {
+        for c in (0u32..0x3100).filter_map(char::from_u32) {
+            for s in [
+                format!("{c}"),
+                format!("{c}abcdefgh{c}"),
+                format!("a{c}b"),
+                format!(" \u{b}{c}xyz0123456789{c}\t "),
+            ] {
+                assert_eq!(trimmed(&s), s.trim(), "{s:?}");
+                assert_eq!(has_control(&s), s.chars().any(char::is_control), "{s:?}");
+            }
+        }
+    }
 
     #[test]
     fn names_round_trip_and_are_unique() {

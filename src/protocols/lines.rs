@@ -20,7 +20,7 @@ impl Lines {
     /// Feed bytes; `f` gets each complete line (without its `\n`) and whether it was cut.
     pub fn feed(&mut self, mut data: &[u8], mut f: impl FnMut(&[u8], bool)) {
         while !data.is_empty() {
-            let nl = data.iter().position(|&c| c == b'\n');
+            let nl = memchr::memchr(b'\n', data);
             let (part, rest, ended) = match nl {
                 Some(i) => (&data[..i], &data[i + 1..], true),
                 None => (data, &[][..], false),

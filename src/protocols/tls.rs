@@ -441,7 +441,7 @@ impl TlsState {
             self.write_event(ja3.as_ref(), ja4.as_deref(), ja3s.as_ref(), b)
         });
         if cx.obs.enabled() {
-            let facts = self.facts(client_facts.as_ref());
+            let facts = self.facts(client_facts);
             cx.obs.facts(cx.ts, cx.flow, facts);
         }
     }
@@ -546,23 +546,19 @@ impl TlsState {
     /// What detection rules test: versions offered (the hello's version and its
     /// supported_versions, GREASE left out) and chosen, cipher suites offered and chosen by
     /// IANA name (hex when unnamed).
-    fn facts(&self, client: Option<&ClientFacts>) -> Facts {
+    fn facts(&self, client: Option<ClientFacts>) -> Facts {
         let c = self.client.as_ref().map(|(_, c)| c);
         let s = self.server.as_ref().map(|(_, s)| s);
         let mut f = Facts::new("tls");
+        // Sized once for the most fields it gets.
+        f.fields.reserve_exact(6);
         if let Some(cf) = client {
             f = f
-                .with(
-                    "versions_offered",
-                    FactValue::List(cf.versions_offered.clone()),
-                )
-                .with(
-                    "client_max_version",
-                    FactValue::Str(cf.client_max_version.clone()),
-                )
+                .with("versions_offered", FactValue::List(cf.versions_offered))
+                .with("client_max_version", FactValue::Str(cf.client_max_version))
                 .with(
                     "cipher_suites_offered",
-                    FactValue::List(cf.cipher_suites_offered.clone()),
+                    FactValue::List(cf.cipher_suites_offered),
                 );
         }
         if let Some(s) = s {
@@ -897,20 +893,32 @@ impl Code {
 
 impl Code {
     /// Appends the code as a JSON string, as its `Serialize` writes it (a test holds them equal).
+    #[inline]
     fn write(self, b: &mut Vec<u8>) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let (v, digits) = match self {
-            Code::Name(n) => return push_json_str(b, n),
-            Code::Hex4(v) => (u32::from(v), 4),
-            Code::Hex6(v) if v <= 0xff_ffff => (v, 6),
-            Code::Hex6(v) => return push_json_str(b, &format!("0x{v:06x}")),
-        };
-        let mut t = *b"\"0x000000\"";
-        for i in 0..digits {
-            t[3 + i] = HEX[((v >> (4 * (digits - 1 - i))) & 0xf) as usize];
+        let h = |v: u32, shift: u32| HEX[((v >> shift) & 0xf) as usize];
+        match self {
+            Code::Name(n) => push_json_str(b, n),
+            Code::Hex4(v) => {
+                let v = u32::from(v);
+                b.extend_from_slice(&[b'"', b'0', b'x', h(v, 12), h(v, 8), h(v, 4), h(v, 0), b'"']);
+            }
+            Code::Hex6(v) if v <= 0xff_ffff => {
+                b.extend_from_slice(&[
+                    b'"',
+                    b'0',
+                    b'x',
+                    h(v, 20),
+                    h(v, 16),
+                    h(v, 12),
+                    h(v, 8),
+                    h(v, 4),
+                    h(v, 0),
+                    b'"',
+                ]);
+            }
+            Code::Hex6(v) => push_json_str(b, &format!("0x{v:06x}")),
         }
-        t[3 + digits] = b'"';
-        b.extend_from_slice(&t[..4 + digits]);
     }
 }
 

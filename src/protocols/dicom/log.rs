@@ -64,10 +64,27 @@ pub fn uid_text(b: &[u8], cap: usize) -> Uid {
         .map_or(0, |i| i + 1);
     let start = cut[..end].iter().position(|&c| c != b' ').unwrap_or(end);
     let kept = &cut[start..end];
-    match WELL_KNOWN_UIDS.iter().find(|u| u.as_bytes() == kept) {
+    match well_known_uid(kept) {
         Some(u) => Uid::Borrowed(u),
         None => Uid::Owned(medtap_parsers::dicom::text(b, cap)),
     }
+}
+
+/// The entry of [`WELL_KNOWN_UIDS`] equal to `b`, found by hash (every context names a few).
+fn well_known_uid(b: &[u8]) -> Option<&'static str> {
+    type Index = std::collections::HashMap<&'static [u8], &'static str, ahash::RandomState>;
+    static INDEX: std::sync::OnceLock<Index> = std::sync::OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        let mut m = Index::with_capacity_and_hasher(
+            WELL_KNOWN_UIDS.len(),
+            ahash::RandomState::with_seeds(0x75, 0x69, 0x64, 0x73),
+        );
+        for u in WELL_KNOWN_UIDS {
+            m.insert(u.as_bytes(), u);
+        }
+        m
+    });
+    index.get(b).copied()
 }
 
 /// A cap that was hit: the value seen and the limit.
