@@ -50,6 +50,10 @@ fn scheme(value: &[u8]) -> &'static str {
 /// Whether `b` holds `\r\n\r\n` or `\n\n` (the end of a head), found from its newlines:
 /// one newline scan instead of a substring search for each.
 fn has_blank_line(b: &[u8]) -> bool {
+    // A head sent alone (most requests) ends with its blank line: no scan.
+    if b.ends_with(b"\r\n\r\n") || b.ends_with(b"\n\n") {
+        return true;
+    }
     memchr::memchr_iter(b'\n', b).any(|i| {
         let next = b.get(i + 1).copied();
         next == Some(b'\n')
