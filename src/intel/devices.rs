@@ -220,10 +220,11 @@ pub struct Device {
 }
 
 impl Device {
-    fn new(key: String, mac: Option<[u8; 6]>, ts: i64) -> Device {
+    /// `mac`: as [`oui::format_mac`] writes it.
+    fn new(key: String, mac: Option<String>, ts: i64) -> Device {
         Device {
             key,
-            mac: mac.map(|m| oui::format_mac(&m)),
+            mac,
             router: false,
             ips: Vec::new(),
             hostnames: BTreeSet::new(),
@@ -1041,12 +1042,14 @@ impl DeviceTable {
             }
             return None;
         }
-        let key = match (mac, ip) {
-            (Some(m), _) => format!("mac:{}", oui::format_mac(&m)),
+        // The MAC's text made once, for the key and the field.
+        let mac_text = mac.map(|m| oui::format_mac(&m));
+        let key = match (&mac_text, ip) {
+            (Some(m), _) => ["mac:", m.as_str()].concat(),
             (None, Some(ip)) => format!("ip:{ip}"),
             (None, None) => return None,
         };
-        let mut d = Device::new(key, mac, ts);
+        let mut d = Device::new(key, mac_text, ts);
         if let Some(m) = mac {
             for e in self.mac_evidence(&m) {
                 d.add_evidence(&e, ts);
