@@ -428,6 +428,21 @@ fn offset_of(whole: &[u8], rest: &[u8]) -> usize {
     whole.len().saturating_sub(rest.len())
 }
 
+/// How many extension headers `block` holds (at most [`MAX_EXTENSIONS`]): what the extension
+/// list is sized to.
+fn count_extensions(mut block: &[u8]) -> usize {
+    let mut n = 0;
+    while n < MAX_EXTENSIONS {
+        let Some(hdr) = block.first_chunk::<4>() else {
+            break;
+        };
+        let len = usize::from(u16::from_be_bytes([hdr[2], hdr[3]]));
+        n += 1;
+        block = block.get(4 + len..).unwrap_or_default();
+    }
+    n
+}
+
 /// Pushes `v` unless `list` is full; returns false (and leaves `list` as is) when full.
 fn push_capped<T>(list: &mut Vec<T>, v: T, cap: usize) -> bool {
     if list.len() < cap {
@@ -517,6 +532,11 @@ pub fn parse_client_hello_body(body: &[u8], record_version: u16) -> Result<Clien
         sslv2: false,
         ..ClientHello::default()
     };
+    // Each list sized once (to what it will hold, within its cap) rather than grown by doubling.
+    out.cipher_suites
+        .reserve_exact(ch.ciphers.len().min(MAX_CIPHER_SUITES));
+    out.compression
+        .reserve_exact(ch.comp.len().min(MAX_COMPRESSION_METHODS));
     for c in &ch.ciphers {
         if !push_capped(&mut out.cipher_suites, c.0, MAX_CIPHER_SUITES) {
             out.truncated = true;
@@ -543,6 +563,7 @@ pub fn parse_client_hello_body(body: &[u8], record_version: u16) -> Result<Clien
         None => split_ext_block(rest, offset_of(body, rest))?,
     };
     let base = offset_of(body, block);
+    out.extensions.reserve_exact(count_extensions(block));
     walk_extensions(block, base, |ty, raw| {
         if !push_capped(&mut out.extensions, ty, MAX_EXTENSIONS) {
             out.truncated = true;
@@ -571,6 +592,10 @@ pub fn parse_client_hello_body(body: &[u8], record_version: u16) -> Result<Clien
                 }
             }
             TlsExtension::SupportedVersions(vs) => {
+                out.supported_versions.reserve_exact(
+                    vs.len()
+                        .min(MAX_SUPPORTED_VERSIONS.saturating_sub(out.supported_versions.len())),
+                );
                 for v in vs {
                     if !push_capped(&mut out.supported_versions, v.0, MAX_SUPPORTED_VERSIONS) {
                         out.truncated = true;
@@ -579,6 +604,8 @@ pub fn parse_client_hello_body(body: &[u8], record_version: u16) -> Result<Clien
                 }
             }
             TlsExtension::EllipticCurves(gs) => {
+                out.groups
+                    .reserve_exact(gs.len().min(MAX_GROUPS.saturating_sub(out.groups.len())));
                 for g in gs {
                     if !push_capped(&mut out.groups, g.0, MAX_GROUPS) {
                         out.truncated = true;
@@ -587,6 +614,10 @@ pub fn parse_client_hello_body(body: &[u8], record_version: u16) -> Result<Clien
                 }
             }
             TlsExtension::EcPointFormats(fs) => {
+                out.ec_point_formats.reserve_exact(
+                    fs.len()
+                        .min(MAX_EC_POINT_FORMATS.saturating_sub(out.ec_point_formats.len())),
+                );
                 for &f in fs {
                     if !push_capped(&mut out.ec_point_formats, f, MAX_EC_POINT_FORMATS) {
                         out.truncated = true;
@@ -595,6 +626,10 @@ pub fn parse_client_hello_body(body: &[u8], record_version: u16) -> Result<Clien
                 }
             }
             TlsExtension::SignatureAlgorithms(ss) => {
+                out.sig_algs.reserve_exact(
+                    ss.len()
+                        .min(MAX_SIG_ALGS.saturating_sub(out.sig_algs.len())),
+                );
                 for s in ss {
                     if !push_capped(&mut out.sig_algs, s, MAX_SIG_ALGS) {
                         out.truncated = true;
@@ -653,6 +688,7 @@ pub fn parse_server_hello_body(body: &[u8], record_version: u16) -> Result<Serve
         None => split_ext_block(rest, offset_of(body, rest))?,
     };
     let base = offset_of(body, block);
+    out.extensions.reserve_exact(count_extensions(block));
     walk_extensions(block, base, |ty, raw| {
         if !push_capped(&mut out.extensions, ty, MAX_EXTENSIONS) {
             out.truncated = true;
