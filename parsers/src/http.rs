@@ -135,10 +135,15 @@ enum StartRef<'a> {
 }
 
 fn start_ref(line: &[u8]) -> Result<StartRef<'_>, HttpError> {
-    let mut parts = line.splitn(3, |&c| c == b' ');
-    let a = parts.next().unwrap_or_default();
-    let b = parts.next().ok_or(HttpError::NotHttp)?;
-    let c = parts.next().unwrap_or_default();
+    // `line.splitn(3, |&c| c == b' ')`, with memchr: the URI between the two spaces may be long.
+    let (a, rest) = match memchr::memchr(b' ', line) {
+        Some(i) => (&line[..i], &line[i + 1..]),
+        None => return Err(HttpError::NotHttp),
+    };
+    let (b, c) = match memchr::memchr(b' ', rest) {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, &[][..]),
+    };
     if a.starts_with(b"HTTP/") {
         let status = std::str::from_utf8(b)
             .ok()
@@ -247,9 +252,9 @@ fn name_is(name: &[u8], want: &str) -> bool {
 /// [`text`] of `bytes`, borrowed when they are UTF-8.
 fn text_ref(bytes: &[u8], cap: usize) -> Cow<'_, str> {
     let cut = &bytes[..bytes.len().min(cap)];
-    match String::from_utf8_lossy(cut) {
-        Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
-        Cow::Owned(s) => Cow::Owned(s.trim().to_string()),
+    match std::str::from_utf8(cut) {
+        Ok(s) => Cow::Borrowed(s.trim()),
+        Err(_) => Cow::Owned(String::from_utf8_lossy(cut).trim().to_string()),
     }
 }
 
