@@ -235,7 +235,7 @@ pub fn text(b: &[u8], cap: usize) -> String {
         .map_or(0, |i| i + 1);
     let start = b[..end].iter().position(|&c| c != b' ').unwrap_or(end);
     let b = &b[start..end];
-    if b.iter().all(|c| (0x20..=0x7e).contains(c)) {
+    if printable(b) {
         // Printable ASCII (the usual case): copied as it is.
         return std::str::from_utf8(b).map_or_else(|_| String::new(), str::to_owned);
     }
@@ -250,9 +250,46 @@ pub fn text(b: &[u8], cap: usize) -> String {
         .collect()
 }
 
+/// Whether every byte of `b` is printable ASCII (0x20 to 0x7E): 8 bytes at a time (the last
+/// word overlapping the one before), byte by byte under 8 bytes.
+fn printable(b: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Non-zero when a byte is below 0x20 or above 0x7E ("has a byte less than n" of `w`;
+    // adding 1 sets the high bit of 0x7F, and bytes from 0x80 have it already). Exact about
+    // whether any byte is.
+    let off = |w: u64| (w.wrapping_sub(ONES * 0x20) & !w | w.wrapping_add(ONES) | w) & HIGH;
+    let Some(last) = b.last_chunk::<8>() else {
+        return b.iter().all(|c| (0x20..=0x7e).contains(c));
+    };
+    let (words, _) = b.as_chunks::<8>();
+    let bad = words.iter().fold(off(u64::from_le_bytes(*last)), |a, w| {
+        a | off(u64::from_le_bytes(*w))
+    });
+    bad == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_as_byte_by_byte() {
+        for c in 0..=255u8 {
+            for at in 0..20 {
+                let mut b = b"1.2.840.10008.5.1.4".to_vec();
+                b.insert(at.min(b.len()), c);
+                for n in 0..=b.len() {
+                    let s = &b[..n];
+                    assert_eq!(
+                        printable(s),
+                        s.iter().all(|c| (0x20..=0x7e).contains(c)),
+                        "{s:?}"
+                    );
+                }
+            }
+        }
+    }
 
     /// echo.pcap frame 6: the first 99 bytes of CT_GE_01's A-ASSOCIATE-RQ to PACS_SCP.
     pub(crate) const ECHO_RQ_HEAD: &[u8] = b"\x01\x00\x00\x00\x00\xcd\x00\x01\x00\x00\
