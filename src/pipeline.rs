@@ -730,6 +730,10 @@ pub(crate) fn drop_later<T: Send + 'static>(v: T) {
         .spawn(move || drop(v));
 }
 
+/// Observations a replay worker buffers at most while its `through` stands still (see
+/// [`ObsChannel::send`]).
+const OBS_HOLD_ITEMS: usize = 4_096;
+
 /// A worker's side of the channel to the central thread.
 struct ObsChannel {
     worker: usize,
@@ -751,7 +755,12 @@ impl ObsChannel {
     /// thread's reordering does not wait for an idle worker. Replay: wait for room; live: drop
     /// and count.
     fn send(&mut self, buf: &mut ObsBuf, through: Ts, mark: Ts) {
-        if buf.is_empty() && through <= self.through {
+        // Replay: the central thread cannot take anything before `through` moves (its
+        // reordering holds it), so observations wait here until it does (a sweep, once a second
+        // of capture clock) or until [`OBS_HOLD_ITEMS`] are buffered: one hand-over and one
+        // wake-up of the central thread per second of capture instead of per packet batch.
+        if through <= self.through && (buf.is_empty() || (!self.live && buf.len() < OBS_HOLD_ITEMS))
+        {
             return;
         }
         self.through = self.through.max(through);
