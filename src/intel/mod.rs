@@ -164,6 +164,12 @@ pub const SETTLE_EVERY: Ts = Ts(1_000_000);
 pub struct Intel {
     opts: IntelOptions,
     sigs: Cached<Signatures>,
+    /// The generation of `sigs` every device was last identified with. `sigs.get()` picks a
+    /// reload up wherever it is called (settling, device events), so whether a reload happened
+    /// is decided against this, not against the generation before the call: an empty batch
+    /// (a worker's sweep moved its release point) could otherwise take the reload first and the
+    /// devices were never judged by the new set.
+    sigs_judged: u64,
     table: DeviceTable,
     store: Store,
     events: EventSink,
@@ -245,6 +251,7 @@ impl Intel {
             alert_publisher: Publisher::new(),
             alerts: Vec::new(),
             opts: opts.clone(),
+            sigs_judged: sigs.generation(),
             sigs,
             table,
             store,
@@ -278,9 +285,9 @@ impl Intel {
     /// One observation from a worker.
     pub fn observe(&mut self, o: &Observation) {
         self.observations += 1;
-        let before = self.sigs.generation();
         self.sigs.get();
-        if self.sigs.generation() != before {
+        if self.sigs.generation() != self.sigs_judged {
+            self.sigs_judged = self.sigs.generation();
             // The signatures were reloaded (SIGHUP): every device is judged by the new set.
             let sigs = self.sigs.get();
             self.table.reidentify_all(o.ts().0, sigs);
