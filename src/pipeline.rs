@@ -869,11 +869,11 @@ impl Worker {
             self.table.sweep_if_due(now, &mut self.sinks);
         }
         // Nothing later from this worker has an order key below its last sweep (`finish`: below
-        // anything).
-        let through = if force {
-            Ts(i64::MAX)
+        // anything); its last mark (`finish`: after everything).
+        let (through, mark) = if force {
+            (Ts(i64::MAX), Ts(i64::MAX))
         } else {
-            self.table.swept()
+            (self.table.swept(), self.table.marked())
         };
         let sinks = &mut self.sinks;
         let mut events = std::mem::replace(&mut sinks.events, EventSink::new(false));
@@ -885,11 +885,6 @@ impl Worker {
             }
         }
         sinks.events = events;
-        let mark = if force {
-            Ts(i64::MAX)
-        } else {
-            self.table.marked()
-        };
         self.obs.send(&mut sinks.obs, through, mark);
         sinks.stats.flows_active = self.table.len() as u64;
         sinks.stats.flows_peak = self.table.peak() as u64;

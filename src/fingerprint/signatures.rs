@@ -254,17 +254,23 @@ pub struct Applied {
 impl Rule {
     /// Tests `value`; on a match returns the conclusions with `$n` replaced.
     pub fn apply(&self, value: &str) -> Option<Applied> {
-        let lower;
-        let v = if self.case_sensitive {
-            value
-        } else {
-            lower = value.to_lowercase();
-            lower.as_str()
+        // The plain matchers compare with the value lowered when the rule is case-insensitive
+        // (their text was lowered at load); a regex folds case itself.
+        let folded = || -> std::borrow::Cow<'_, str> {
+            if self.case_sensitive {
+                value.into()
+            } else {
+                value.to_lowercase().into()
+            }
         };
         let groups: Vec<String> = match &self.matcher {
-            Matcher::Equals(s) => (v == s).then(|| vec![value.to_string()])?,
-            Matcher::Prefix(s) => v.starts_with(s.as_str()).then(|| vec![value.to_string()])?,
-            Matcher::Contains(s) => v.contains(s.as_str()).then(|| vec![value.to_string()])?,
+            Matcher::Equals(s) => (*folded() == **s).then(|| vec![value.to_string()])?,
+            Matcher::Prefix(s) => folded()
+                .starts_with(s.as_str())
+                .then(|| vec![value.to_string()])?,
+            Matcher::Contains(s) => folded()
+                .contains(s.as_str())
+                .then(|| vec![value.to_string()])?,
             Matcher::Regex(re) => {
                 let mut caps = re.create_captures();
                 re.captures(value, &mut caps);

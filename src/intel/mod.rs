@@ -329,8 +329,18 @@ impl Intel {
         }
     }
 
-    /// One observation in the reordered stream (replay), with its order key.
-    fn observe_in_order(&mut self, key: Ts, o: &Observation) {
+    /// One observation in the reordered stream (replay), with its order key: first the
+    /// `device` events due at a worker's mark the order has reached, then settling.
+    fn observe_in_order(
+        &mut self,
+        r: &mut order::Reorder,
+        key: Ts,
+        o: &Observation,
+        emit: &mut impl FnMut(Vec<u8>),
+    ) {
+        if r.reached_mark(key) {
+            self.device_events(emit);
+        }
         if key >= self.next_settle {
             self.table.settle(self.sigs.get());
             self.next_settle = Ts(key.0.saturating_add(SETTLE_EVERY.0));
@@ -542,10 +552,7 @@ impl Intel {
                         Some(r) => {
                             r.add(&mut batch);
                             while let Some((key, w, o)) = r.pop_ready() {
-                                if r.reached_mark(key) {
-                                    self.device_events(&mut emit);
-                                }
-                                self.observe_in_order(key, &o);
+                                self.observe_in_order(r, key, &o, &mut emit);
                                 returns.push(w, o);
                                 // A release can be thousands of observations (the end of
                                 // capture, a sweep): hand over the alerts every 64 KiB.
@@ -592,10 +599,7 @@ impl Intel {
                 Err(RecvTimeoutError::Disconnected) => {
                     if let Some(r) = &mut reorder {
                         while let Some((key, _, o)) = r.pop_any() {
-                            if r.reached_mark(key) {
-                                self.device_events(&mut emit);
-                            }
-                            self.observe_in_order(key, &o);
+                            self.observe_in_order(r, key, &o, &mut emit);
                             if let Some(lines) = self.take_events(false) {
                                 emit(lines);
                             }
