@@ -84,16 +84,33 @@ struct Device {
 #[derive(Default)]
 struct Scan {
     start: Ts,
-    hosts_by_port: HashMap<u16, HashSet<IpAddr>>,
-    ports_by_host: HashMap<IpAddr, HashSet<u16>>,
+    /// The distinct (port, host) pairs of the window.
+    pairs: HashSet<(u16, IpAddr)>,
+    /// Per destination port: distinct hosts, and its alerts (one set of counts and flags per
+    /// port, not a set of hosts per port: a flow start then costs three lookups, no nested
+    /// allocation).
+    by_port: HashMap<u16, ScanPort>,
+    /// Per destination host: distinct ports, and whether its alert went out.
+    by_host: HashMap<IpAddr, ScanHost>,
     entries: usize,
-    alerted_ports: HashSet<u16>,
-    alerted_hosts: HashSet<IpAddr>,
-    /// Ports on which a medical device was among the hosts (a sweep's severity must not depend
-    /// on which host happened to cross the threshold).
-    medical_ports: HashSet<u16>,
-    /// Ports whose sweep alert had the medical severity.
-    medical_alerted: HashSet<u16>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct ScanPort {
+    hosts: u32,
+    /// Its host sweep alert went out.
+    alerted: bool,
+    /// A medical device was among the hosts (a sweep's severity must not depend on which host
+    /// happened to cross the threshold).
+    medical: bool,
+    /// Its sweep alert had the medical severity.
+    medical_alerted: bool,
+}
+
+#[derive(Default, Clone, Copy)]
+struct ScanHost {
+    ports: u32,
+    alerted: bool,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -399,21 +416,20 @@ impl Anomalies {
         if !flow.has_ports() {
             return;
         }
-        let (hosts_cfg, ports_cfg) = (
-            self.cfg.get(&AnomalyKind::ScanHosts).cloned(),
-            self.cfg.get(&AnomalyKind::ScanPorts).cloned(),
-        );
+        // (threshold, window) of each: plain values, so the thresholds are not held while the
+        // source's entry is.
+        let tw = |k: AnomalyKind| self.cfg.get(&k).map(|a| (a.threshold, a.window));
+        let (hosts_cfg, ports_cfg) = (tw(AnomalyKind::ScanHosts), tw(AnomalyKind::ScanPorts));
         let window = hosts_cfg
-            .as_ref()
-            .map(|a| a.window)
+            .map(|a| a.1)
             .into_iter()
-            .chain(ports_cfg.as_ref().map(|a| a.window))
+            .chain(ports_cfg.map(|a| a.1))
             .max();
         let Some(window) = window else {
             return;
         };
         let src = flow.client.0;
-        if !self.scans.contains_key(&src) && self.scans.len() >= MAX_SCAN_SOURCES {
+        if self.scans.len() >= MAX_SCAN_SOURCES && !self.scans.contains_key(&src) {
             // Prune closed windows at most once a second of packet time (a flood of sources
             // must not make every flow walk the table).
             if ts.0.saturating_sub(self.scans_pruned.0) >= 1_000_000 {
@@ -445,34 +461,36 @@ impl Anomalies {
             hits.push("scan");
             return;
         }
-        let hosts = s.hosts_by_port.entry(port).or_default();
-        let mut added = hosts.insert(dst);
-        let nhosts = hosts.len() as u64;
-        let ports = s.ports_by_host.entry(dst).or_default();
-        added |= ports.insert(port);
-        let nports = ports.len() as u64;
+        // A new pair is a new host of its port and a new port of its host.
+        let added = s.pairs.insert((port, dst));
         if added {
             s.entries += 1;
             self.scan_total += 1;
         }
-        if medical {
-            s.medical_ports.insert(port);
+        let p = s.by_port.entry(port).or_default();
+        let h = s.by_host.entry(dst).or_default();
+        if added {
+            p.hosts += 1;
+            h.ports += 1;
         }
-        let sweep_medical = s.medical_ports.contains(&port);
+        let nhosts = u64::from(p.hosts);
+        let nports = u64::from(h.ports);
+        p.medical |= medical;
+        let sweep_medical = p.medical;
         let mut fire_hosts = false;
         let mut fire_ports = false;
-        if let Some(a) = &hosts_cfg {
-            if nhosts >= a.threshold {
-                let first = s.alerted_ports.insert(port);
+        if let Some((threshold, _)) = hosts_cfg {
+            if nhosts >= threshold {
+                let first = !std::mem::replace(&mut p.alerted, true);
                 // A sweep that reaches a medical device after its alert is reported again, at
                 // the medical severity (which host comes first depends on the order flows
                 // start in; the most severe report must not).
-                let upgrade = sweep_medical && s.medical_alerted.insert(port);
+                let upgrade = sweep_medical && !std::mem::replace(&mut p.medical_alerted, true);
                 fire_hosts = first || upgrade;
             }
         }
-        if let Some(a) = &ports_cfg {
-            if nports >= a.threshold && s.alerted_hosts.insert(dst) {
+        if let Some((threshold, _)) = ports_cfg {
+            if nports >= threshold && !std::mem::replace(&mut h.alerted, true) {
                 fire_ports = true;
             }
         }
