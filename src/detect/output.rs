@@ -89,6 +89,13 @@ impl<'a> AlertBody<'a> {
 
     /// The JSON object, byte for byte as serde_json writes the derived `Serialize`.
     fn write_json(&self, b: &mut Vec<u8>) {
+        self.write_head(b);
+        self.write_rest(b);
+    }
+
+    /// The start of [`AlertBody::write_json`], through `anomaly`: what the rule (or anomaly
+    /// kind) and severity decide, the same for all of their alerts ([`Heads`]).
+    fn write_head(&self, b: &mut Vec<u8>) {
         b.extend_from_slice(b"{\"action\":");
         push_json_str(b, self.action);
         b.extend_from_slice(b",\"signature_id\":");
@@ -107,6 +114,10 @@ impl<'a> AlertBody<'a> {
             b.extend_from_slice(b",\"anomaly\":");
             push_json_str(b, k);
         }
+    }
+
+    /// The rest of [`AlertBody::write_json`] after [`AlertBody::write_head`].
+    fn write_rest(&self, b: &mut Vec<u8>) {
         b.extend_from_slice(b",\"matched\":");
         self.matched.write_json(b);
         b.extend_from_slice(b",\"device\":{\"side\":");
@@ -225,9 +236,63 @@ fn ser_mac<S: Serializer>(m: &Option<[u8; 6]>, s: S) -> Result<S::Ok, S::Error> 
     }
 }
 
+/// The same text, by address or by content.
+fn same_str(a: &str, b: &str) -> bool {
+    (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
+}
+
+/// Alert heads ([`AlertBody::write_head`]) written so far, by (signature id, severity), each
+/// with what it was written from (checked on every use: a reload may rename a rule).
+#[derive(Default)]
+struct Heads(HashMap<(u32, u8), Head, ahash::RandomState>);
+
+struct Head {
+    signature: std::sync::Arc<str>,
+    category: &'static str,
+    protocol: Option<&'static str>,
+    anomaly: Option<&'static str>,
+    json: Box<[u8]>,
+}
+
+/// Heads kept at most (when full it starts again empty).
+const HEADS: usize = 4096;
+
+impl Heads {
+    /// `body`'s head as JSON text, written on first use.
+    fn get(&mut self, a: &Alert, body: &AlertBody) -> &[u8] {
+        let fits = |h: &Head| {
+            (std::sync::Arc::ptr_eq(&h.signature, &a.signature) || *h.signature == *a.signature)
+                && same_str(h.category, a.category)
+                && h.protocol == a.protocol
+                && h.anomaly == a.anomaly
+        };
+        let key = (a.signature_id, a.severity);
+        let known = self.0.get(&key).is_some_and(fits);
+        if !known {
+            if self.0.len() >= HEADS {
+                self.0.clear();
+            }
+            let mut json = Vec::with_capacity(160);
+            body.write_head(&mut json);
+            self.0.insert(
+                key,
+                Head {
+                    signature: a.signature.clone(),
+                    category: a.category,
+                    protocol: a.protocol,
+                    anomaly: a.anomaly,
+                    json: json.into_boxed_slice(),
+                },
+            );
+        }
+        self.0.get(&key).map_or(&[][..], |h| &h.json[..])
+    }
+}
+
 /// Emits alerts as events, counts them, and keeps the recent ones.
 #[derive(Default)]
 pub struct Publisher {
+    heads: Heads,
     /// (flow, index in `labels`) counted in the flow metrics.
     counted: HashSet<(u64, usize), ahash::RandomState>,
     /// Family or anomaly-kind labels met so far, and their counters.
@@ -247,8 +312,10 @@ impl Publisher {
         for a in alerts {
             let body = AlertBody::of(a);
             let from = events.pending_bytes();
+            let head = self.heads.get(a, &body);
             events.emit_with(a.ts, "alert", &a.flow, Direction::ToServer, |b| {
-                body.write_json(b)
+                b.extend_from_slice(head);
+                body.write_rest(b)
             });
             let Some(m) = metrics else {
                 continue;
@@ -480,5 +547,59 @@ mod tests {
         assert_eq!(ring.len(), 2 * lines.len());
         assert_eq!(ring[..lines.len()], lines[..]);
         assert_eq!(ring[lines.len()..], lines[..]);
+    }
+
+    /// A head written once is used again only for alerts it was written from: the same rule
+    /// id and severity with another name, category, protocol or anomaly kind (a reload) gets
+    /// its own.
+    #[test]
+    fn alert_heads_follow_what_they_were_written_from() {
+        let base = alerts();
+        let mut all = base.clone();
+        all.extend(base.iter().cloned());
+        for (n, a) in base.iter().enumerate() {
+            let mut b = a.clone();
+            match n % 4 {
+                0 => b.signature = format!("renamed {}", a.signature).into(),
+                1 => b.category = "other-category",
+                2 => {
+                    b.protocol = if a.protocol.is_some() {
+                        None
+                    } else {
+                        Some("hl7")
+                    }
+                }
+                _ => {
+                    b.anomaly = if a.anomaly.is_some() {
+                        None
+                    } else {
+                        Some("new_peer")
+                    }
+                }
+            }
+            all.push(b);
+            // Equal text from another allocation: the same head.
+            let mut c = a.clone();
+            c.signature = a.signature.to_string().into();
+            all.push(c);
+        }
+        let mut events = EventSink::new(true);
+        let mut p = Publisher::new();
+        p.publish(&all, &mut events, None);
+        p.publish(&all, &mut events, None);
+        let mut want = EventSink::new(true);
+        for a in all.iter().chain(&all) {
+            want.emit(
+                a.ts,
+                "alert",
+                &a.flow,
+                Direction::ToServer,
+                &AlertBody::of(a),
+            );
+        }
+        assert_eq!(
+            String::from_utf8(events.take()).unwrap(),
+            String::from_utf8(want.take()).unwrap()
+        );
     }
 }
