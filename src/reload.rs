@@ -87,6 +87,11 @@ impl<T> Cached<T> {
         &self.value
     }
 
+    /// The value the last [`Cached::get`] returned (no reload is looked for).
+    pub fn current(&self) -> &T {
+        &self.value
+    }
+
     /// Whether the last `get` saw a newer value than the one before it.
     pub fn generation(&self) -> u64 {
         self.generation

@@ -102,6 +102,9 @@ impl Alert {
     }
 }
 
+/// Protocol names [`Detector::protocol_index`] remembers (when full it starts again).
+const PROTOCOL_MEMO: usize = 32;
+
 /// Flows remembered per de-duplication entry (the same flow's repeated facts count once).
 pub const MAX_DEDUP_FLOWS: usize = 16;
 
@@ -135,6 +138,8 @@ pub struct Detector {
     metrics: Option<Arc<Metrics>>,
     /// Next time (packet time) the dedup table is swept for closed windows.
     next_sweep: Ts,
+    /// [`Detector::protocol_index`]'s answers by (address, length) of the protocol name.
+    protocol_memo: Vec<((usize, usize), Option<usize>)>,
     /// One observation's raw alerts and cap hits (vectors kept for the next one).
     raw: Vec<Alert>,
     hits: Vec<&'static str>,
@@ -157,6 +162,7 @@ impl Detector {
             dedup: HashMap::default(),
             metrics,
             next_sweep: Ts::ZERO,
+            protocol_memo: Vec::new(),
             raw: Vec::new(),
             hits: Vec::new(),
         }
@@ -176,6 +182,7 @@ impl Detector {
         self.anomalies.set_rules(&rules);
         self.superseded_by = rules.superseded_by().into_iter().collect();
         self.by_protocol = rules_by_protocol(&rules);
+        self.protocol_memo.clear();
         self.names = rule_names(&rules);
         self.rules = rules;
     }
@@ -225,15 +232,14 @@ impl Detector {
         let mut hits = std::mem::take(&mut self.hits);
         if let Observation::Facts { ts, flow, facts } = o {
             let of_protocol = self
-                .by_protocol
-                .iter()
-                .find(|(p, _)| p == facts.protocol)
+                .protocol_index(facts.protocol)
+                .and_then(|i| self.by_protocol.get(i))
                 .map_or(&[][..], |(_, v)| &v[..]);
             for (r, (name, family)) in of_protocol
                 .iter()
                 .filter_map(|&i| Some((self.rules.rules.get(i)?, self.names.get(i)?)))
             {
-                if r.matches(facts, flow, view.client.as_ref(), view.server.as_ref()) {
+                if r.matches_of_protocol(facts, flow, view.client.as_ref(), view.server.as_ref()) {
                     // Server-side services (a Telnet server, an SMBv1 share) are what the alert
                     // is about; the client is the peer. A "server" that is a broadcast or
                     // multicast address (NetBIOS name registrations, SSDP, mDNS) is no device:
@@ -282,6 +288,22 @@ impl Detector {
             self.dedup(a, out);
         }
         self.raw = raw;
+    }
+
+    /// Where `protocol`'s rules are in `by_protocol`: remembered by the address of the
+    /// protocol's name (facts name theirs with a few static strings), so that facts do not
+    /// compare their protocol's name with every protocol's.
+    fn protocol_index(&mut self, protocol: &'static str) -> Option<usize> {
+        let at = (protocol.as_ptr() as usize, protocol.len());
+        if let Some(&(_, i)) = self.protocol_memo.iter().find(|(k, _)| *k == at) {
+            return i;
+        }
+        let i = self.by_protocol.iter().position(|(p, _)| p == protocol);
+        if self.protocol_memo.len() >= PROTOCOL_MEMO {
+            self.protocol_memo.clear();
+        }
+        self.protocol_memo.push((at, i));
+        i
     }
 
     fn dedup(&mut self, a: Alert, out: &mut Vec<Alert>) {

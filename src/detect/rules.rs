@@ -272,6 +272,18 @@ impl Rule {
         if facts.protocol != self.protocol {
             return false;
         }
+        self.matches_of_protocol(facts, flow, client, server)
+    }
+
+    /// [`Rule::matches`] for facts known to be of the rule's protocol (the detector tests facts
+    /// against their protocol's rules only).
+    pub(crate) fn matches_of_protocol(
+        &self,
+        facts: &Facts,
+        flow: &crate::flow::FlowMeta,
+        client: Option<&DeviceInfo>,
+        server: Option<&DeviceInfo>,
+    ) -> bool {
         for p in &self.when {
             let flowv;
             let v = match facts.get(&p.field) {

@@ -285,14 +285,14 @@ impl Intel {
     /// One observation from a worker.
     pub fn observe(&mut self, o: &Observation) {
         self.observations += 1;
+        // One look for a reload per observation; `current` is then what it found.
         self.sigs.get();
         if self.sigs.generation() != self.sigs_judged {
             self.sigs_judged = self.sigs.generation();
             // The signatures were reloaded (SIGHUP): every device is judged by the new set.
-            let sigs = self.sigs.get();
-            self.table.reidentify_all(o.ts().0, sigs);
+            self.table.reidentify_all(o.ts().0, self.sigs.current());
         }
-        let sigs = self.sigs.get();
+        let sigs = self.sigs.current();
         match o {
             Observation::Evidence { ts, mac, ip, items } => {
                 self.table.evidence(ts.0, *mac, *ip, items, sigs)
