@@ -338,6 +338,12 @@ impl Intel {
         o: &Observation,
         emit: &mut impl FnMut(Vec<u8>),
     ) {
+        self.before_in_order(r, key, emit);
+        self.observe(o);
+    }
+
+    /// What comes before the observation with order key `key` in the reordered stream.
+    fn before_in_order(&mut self, r: &mut order::Reorder, key: Ts, emit: &mut impl FnMut(Vec<u8>)) {
         if r.reached_mark(key) {
             self.device_events(emit);
         }
@@ -345,7 +351,6 @@ impl Intel {
             self.table.settle(self.sigs.get());
             self.next_settle = Ts(key.0.saturating_add(SETTLE_EVERY.0));
         }
-        self.observe(o);
     }
 
     /// Emit and count the alerts the detector produced.
@@ -551,9 +556,16 @@ impl Intel {
                     match &mut reorder {
                         Some(r) => {
                             r.add(&mut batch);
-                            while let Some((key, w, o)) = r.pop_ready() {
-                                self.observe_in_order(r, key, &o, &mut emit);
-                                returns.push(w, o);
+                            // Each observation is read where it waits, then moved once, to
+                            // go back to its worker.
+                            while let Some((key, w, i)) = r.pop_ready_at() {
+                                self.before_in_order(r, key, &mut emit);
+                                if let Some(o) = r.get(i) {
+                                    self.observe(o);
+                                }
+                                if let Some(o) = r.take(i) {
+                                    returns.push(w, o);
+                                }
                                 // A release can be thousands of observations (the end of
                                 // capture, a sweep): hand over the alerts every 64 KiB.
                                 if let Some(lines) = self.take_events(false) {

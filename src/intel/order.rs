@@ -104,23 +104,30 @@ impl Reorder {
             }
         }
         let keys = std::mem::take(&mut b.keys);
-        self.held.reserve(b.items.len());
-        for (o, key) in b.items.drain(..).zip(keys.iter().copied()) {
-            let (rank, id) = match &o {
-                Observation::Evidence { mac, .. } => (0, mac_id(mac)),
-                Observation::FlowStart { flow, .. } => (1, flow.flow_id),
-                Observation::Facts { flow, .. } => (2, flow.flow_id),
-                Observation::FlowEnd { flow, .. } => (3, flow.flow_id),
-            };
-            self.seq += 1;
-            self.held_min = self.held_min.min(key);
-            self.live += 1;
-            self.held.push(Some(Held {
-                key: (key, o.ts(), rank, id, self.seq),
-                worker: b.worker,
-                obs: o,
-            }));
-        }
+        let (worker, seq, before) = (b.worker, self.seq, self.held.len());
+        let mut min = self.held_min;
+        // Extended in one go: each observation is moved once, from the batch into its place.
+        self.held
+            .extend(b.items.drain(..).zip(keys.iter().copied()).enumerate().map(
+                |(n, (o, key))| {
+                    let (rank, id) = match &o {
+                        Observation::Evidence { mac, .. } => (0, mac_id(mac)),
+                        Observation::FlowStart { flow, .. } => (1, flow.flow_id),
+                        Observation::Facts { flow, .. } => (2, flow.flow_id),
+                        Observation::FlowEnd { flow, .. } => (3, flow.flow_id),
+                    };
+                    min = min.min(key);
+                    Some(Held {
+                        key: (key, o.ts(), rank, id, seq + 1 + n as u64),
+                        worker,
+                        obs: o,
+                    })
+                },
+            ));
+        let added = self.held.len() - before;
+        self.seq += added as u64;
+        self.live += added;
+        self.held_min = min;
         b.keys = keys;
         b.keys.clear();
     }
@@ -189,10 +196,29 @@ impl Reorder {
 
     /// The next released observation, if any is left.
     fn next_ready(&mut self) -> Option<(Ts, usize, Observation)> {
+        let (key, worker, i) = self.next_ready_at()?;
+        let o = self.take(i)?;
+        Some((key, worker, o))
+    }
+
+    /// [`Reorder::next_ready`], left where it waits: (order key, worker, where) for
+    /// [`Reorder::get`] and [`Reorder::take`].
+    fn next_ready_at(&mut self) -> Option<(Ts, usize, usize)> {
         let (_, i) = self.order.pop()?;
+        let h = self.held.get(i)?.as_ref()?;
+        Some((h.key.0, h.worker, i))
+    }
+
+    /// The observation handed out at `i` ([`Reorder::pop_ready_at`]), read where it waits.
+    pub fn get(&self, i: usize) -> Option<&Observation> {
+        Some(&self.held.get(i)?.as_ref()?.obs)
+    }
+
+    /// The observation handed out at `i`, taken (once it is processed).
+    pub fn take(&mut self, i: usize) -> Option<Observation> {
         let h = self.held.get_mut(i)?.take()?;
         self.live -= 1;
-        Some((h.key.0, h.worker, h.obs))
+        Some(h.obs)
     }
 
     /// Whether the processing order, about to take an observation with order key `key`, has
@@ -216,13 +242,25 @@ impl Reorder {
     /// The next observation whose turn has come (or, when too many are held, the earliest),
     /// with its order key and the worker that sent it.
     pub fn pop_ready(&mut self) -> Option<(Ts, usize, Observation)> {
+        self.release_due();
+        self.next_ready()
+    }
+
+    /// Release what is due when what was released is all handed out.
+    fn release_due(&mut self) {
         if self.order.is_empty() {
             let w = self.through.iter().copied().min().unwrap_or(Ts::ZERO);
             if self.held_min < w || self.live > MAX_HELD {
                 self.release(w, MAX_HELD, true);
             }
         }
-        self.next_ready()
+    }
+
+    /// [`Reorder::pop_ready`], left where it waits (read it with [`Reorder::get`], then
+    /// [`Reorder::take`] it before the next pop): not moved out to be read.
+    pub fn pop_ready_at(&mut self) -> Option<(Ts, usize, usize)> {
+        self.release_due();
+        self.next_ready_at()
     }
 
     /// The next observation in order, whatever the workers reported (every worker is done).
@@ -403,6 +441,16 @@ mod tests {
             through[w] = base + next(30) as i64;
             b.through = Ts(through[w]);
             r.add(&mut b);
+            if w == 0 {
+                // Read where they wait, then taken: the same order.
+                while let Some((k, _, i)) = r.pop_ready_at() {
+                    assert!(k.0 < *through.iter().min().unwrap());
+                    let o = r.get(i).unwrap();
+                    got.push((k.0, o.ts().0, flow_id(o)));
+                    assert!(r.take(i).is_some());
+                    assert!(r.get(i).is_none() && r.take(i).is_none(), "taken once");
+                }
+            }
             while let Some((k, _, o)) = r.pop_ready() {
                 assert!(k.0 < *through.iter().min().unwrap());
                 got.push((k.0, o.ts().0, flow_id(&o)));
