@@ -525,11 +525,13 @@ pub struct EventWriter {
 }
 
 impl EventWriter {
-    /// `path` "-" is standard output.
+    /// `path` "-" is standard output. The buffer is [`SINK_FLUSH_BYTES`]: the sinks' spilled line
+    /// buffers are at least that, so `BufWriter` writes them straight through instead of copying
+    /// them first (~170 MB of events on bench.pcap); it only gathers the small ones.
     pub fn open(path: &std::path::Path) -> io::Result<EventWriter> {
         if path.as_os_str() == "-" {
             return Ok(EventWriter {
-                out: Box::new(io::BufWriter::with_capacity(256 * 1024, io::stdout())),
+                out: Box::new(io::BufWriter::with_capacity(SINK_FLUSH_BYTES, io::stdout())),
                 file: None,
                 written_events: 0,
             });
@@ -540,7 +542,7 @@ impl EventWriter {
             .open(path)?;
         let f2 = f.try_clone()?;
         Ok(EventWriter {
-            out: Box::new(io::BufWriter::with_capacity(256 * 1024, f)),
+            out: Box::new(io::BufWriter::with_capacity(SINK_FLUSH_BYTES, f)),
             file: Some(f2),
             written_events: 0,
         })
