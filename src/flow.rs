@@ -209,11 +209,6 @@ impl TcpFlow {
 /// a sweep visits every flow, but once a second of packet time is cheap next to the rest.
 const SWEEP_EVERY_SECS: u64 = 1;
 
-/// How often (packet time) a worker marks a point at which the central thread hands out the
-/// `device` events of a replay (see [`FlowTable::marked`]): every 10 s, the points of the
-/// sweeps before sweeps became more frequent, so device changes are coalesced as they were.
-const MARK_EVERY_SECS: u64 = 10;
-
 /// The caps of [`Limits`] the protocol layer needs, copied into each flow table.
 #[derive(Debug, Clone, Copy)]
 pub struct AppCaps {
@@ -402,9 +397,6 @@ pub struct FlowTable {
     next_sweep: Ts,
     /// The clock of the last sweep: every flow left would expire at or after it.
     swept: Ts,
-    next_mark: Ts,
-    /// The last point marked every [`MARK_EVERY_SECS`].
-    marked: Ts,
     hasher: ahash::RandomState,
     /// The most flows this table held at once (the memory budget is per live flow).
     peak: usize,
@@ -423,8 +415,6 @@ impl FlowTable {
             budget: GlobalBudget::new(Limits::per_worker(limits.reassembly_global_bytes, workers)),
             next_sweep: Ts::ZERO,
             swept: Ts::ZERO,
-            next_mark: Ts::ZERO,
-            marked: Ts::ZERO,
             hasher: ahash::RandomState::with_seeds(0x6d65, 0x6474, 0x6170, 0x0001),
             peak: 0,
         }
@@ -754,24 +744,12 @@ impl FlowTable {
         }
     }
 
-    /// Sweep at most once per [`SWEEP_EVERY_SECS`] of packet time; mark once per
-    /// [`MARK_EVERY_SECS`].
+    /// Sweep at most once per [`SWEEP_EVERY_SECS`] of packet time.
     pub fn sweep_if_due(&mut self, now: Ts, out: &mut Sinks) {
         if now >= self.next_sweep {
             self.sweep(now, out);
             self.next_sweep = now.saturating_add_secs(SWEEP_EVERY_SECS);
         }
-        if now >= self.next_mark {
-            self.marked = now;
-            self.next_mark = now.saturating_add_secs(MARK_EVERY_SECS);
-        }
-    }
-
-    /// The last mark: the first capture clock at or past the previous mark plus
-    /// [`MARK_EVERY_SECS`] (the first clock seen, to begin with). Replay hands out `device`
-    /// events when the central thread's processing order reaches a mark.
-    pub fn marked(&self) -> Ts {
-        self.marked
     }
 
     /// The clock of the last sweep: no flow of this table ends, by timeout or otherwise, with an

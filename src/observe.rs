@@ -159,8 +159,6 @@ impl Observation {
 pub struct ObsBatch {
     pub worker: usize,
     pub through: Ts,
-    /// The worker's last mark ([`crate::flow::FlowTable::marked`]); at most `through`.
-    pub mark: Ts,
     pub items: Vec<Observation>,
     pub keys: Vec<Ts>,
 }

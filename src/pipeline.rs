@@ -754,7 +754,7 @@ impl ObsChannel {
     /// [`ObsBatch`]): also when nothing is buffered but `through` moved, so that the central
     /// thread's reordering does not wait for an idle worker. Replay: wait for room; live: drop
     /// and count.
-    fn send(&mut self, buf: &mut ObsBuf, through: Ts, mark: Ts) {
+    fn send(&mut self, buf: &mut ObsBuf, through: Ts) {
         // Replay: the central thread cannot take anything before `through` moves (its
         // reordering holds it), so observations wait here until it does (a sweep, once a second
         // of capture clock) or until [`OBS_HOLD_ITEMS`] are buffered: one hand-over and one
@@ -767,7 +767,6 @@ impl ObsChannel {
         let mut batch = buf.take(self.spare.try_recv().ok());
         batch.worker = self.worker;
         batch.through = self.through;
-        batch.mark = mark;
         let n = batch.items.len();
         let over = |q: usize| n > 0 && q > 0 && q + n > self.max_items;
         if self.live {
@@ -869,11 +868,11 @@ impl Worker {
             self.table.sweep_if_due(now, &mut self.sinks);
         }
         // Nothing later from this worker has an order key below its last sweep (`finish`: below
-        // anything); its last mark (`finish`: after everything).
-        let (through, mark) = if force {
-            (Ts(i64::MAX), Ts(i64::MAX))
+        // anything).
+        let through = if force {
+            Ts(i64::MAX)
         } else {
-            (self.table.swept(), self.table.marked())
+            self.table.swept()
         };
         let sinks = &mut self.sinks;
         let mut events = std::mem::replace(&mut sinks.events, EventSink::new(false));
@@ -885,7 +884,7 @@ impl Worker {
             }
         }
         sinks.events = events;
-        self.obs.send(&mut sinks.obs, through, mark);
+        self.obs.send(&mut sinks.obs, through);
         sinks.stats.flows_active = self.table.len() as u64;
         sinks.stats.flows_peak = self.table.peak() as u64;
         sinks.stats.reasm_bytes = self.table.reassembly_bytes() as u64;

@@ -8,8 +8,10 @@ use std::process::Command;
 use serde_json::Value;
 
 /// Events with what legitimately varies between runs removed, as sorted JSON strings.
-/// `device` events go too: how many there are depends on how observations from the workers
-/// interleave (the inventory they lead to does not; see `inventory_is_the_same_with_1_and_4_workers`).
+/// `device` events go too: each worker sends a device's evidence once in a while (its own cache
+/// of what it sent recently), so with 4 workers more of it arrives, and some `last_seen` in an
+/// event is later (the inventory they lead to is the same; see
+/// `the_inventory_does_not_depend_on_the_number_of_workers` in tests/inventory.rs).
 /// Alerts are made on the central thread too, in arrival order: which flow opens a
 /// de-duplication window (and so which flow an alert names, and how the repeats are split)
 /// depends on the interleaving. What must not vary is which signatures fired for which device

@@ -330,7 +330,7 @@ impl Intel {
     }
 
     /// One observation in the reordered stream (replay), with its order key: first the
-    /// `device` events due at a worker's mark the order has reached, then settling.
+    /// `device` events due at a mark the order has reached, then settling.
     fn observe_in_order(
         &mut self,
         r: &mut order::Reorder,
@@ -366,7 +366,7 @@ impl Intel {
     /// or changed (handed to `emit` every [`SINK_FLUSH_BYTES`]: a batch can change hundreds of
     /// devices, and the event buffer would grow, and be copied, past its usual size), gauges
     /// (at most once a second: they count every device). Replay hands the device events out
-    /// when the processing order reaches a worker's mark instead ([`order::Reorder::reached_mark`]:
+    /// when the processing order reaches a mark instead ([`order::Reorder::reached_mark`]:
     /// every 10 s of capture clock, whatever the batches), and the rest at the end (`force`).
     fn after_batch(&mut self, force: bool, emit: &mut impl FnMut(Vec<u8>)) {
         self.stale = true;

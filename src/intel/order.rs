@@ -21,6 +21,18 @@ use crate::time::Ts;
 /// Observations held back at most.
 pub const MAX_HELD: usize = 65_536;
 
+/// Replay hands out `device` events each time the processing order crosses a multiple of this
+/// (10 s of capture clock, counted from the epoch, so the points depend on nothing but the order
+/// keys): a device's changes in between are coalesced into one event. Points fixed by the
+/// workers (each marked the first clock at or past its last mark plus 10 s) were met in an
+/// order that depended on how their batches interleaved, and so did the events with 2 workers.
+pub const MARK_EVERY: i64 = 10_000_000;
+
+/// The last mark at or before `t`.
+pub fn mark_of(t: Ts) -> Ts {
+    Ts(t.0 - t.0.rem_euclid(MARK_EVERY))
+}
+
 /// The processing order: order key, packet time, kind (evidence, flow start, facts, flow
 /// end), flow (or MAC), and arrival (for full ties: the same flow's observations come from one
 /// worker, in its order). Unique, thanks to the arrival number.
@@ -55,15 +67,12 @@ pub struct Reorder {
     order: Vec<(u128, usize)>,
     /// Per worker: no later observation of it has a key below this.
     through: Vec<Ts>,
-    /// Per worker: its last mark ([`ObsBatch::mark`]).
-    marks: Vec<Ts>,
-    /// Marks (the smallest of the workers' last marks, each time it moved) not yet reached by
-    /// the processing order; see [`Reorder::reached_mark`].
-    marks_due: std::collections::VecDeque<Ts>,
-    /// The last mark put in `marks_due`.
+    /// The last mark the processing order reached ([`Reorder::reached_mark`]).
     last_mark: Ts,
     /// Every worker has sent its last batch (and [`Reorder::finished`] not yet called).
     finished: bool,
+    /// [`Reorder::finished`] has been set once.
+    ended: bool,
     seq: u64,
     /// Observations released before their turn because [`MAX_HELD`] were held.
     pub forced: u64,
@@ -77,10 +86,9 @@ impl Reorder {
             held_min: Ts(i64::MAX),
             order: Vec::new(),
             through: vec![Ts::ZERO; workers.max(1)],
-            marks: vec![Ts::ZERO; workers.max(1)],
-            marks_due: std::collections::VecDeque::new(),
-            last_mark: Ts::ZERO,
+            last_mark: Ts(i64::MIN),
             finished: false,
+            ended: false,
             seq: 0,
             forced: 0,
         }
@@ -91,17 +99,10 @@ impl Reorder {
         if let Some(t) = self.through.get_mut(b.worker) {
             *t = (*t).max(b.through);
         }
-        if let Some(m) = self.marks.get_mut(b.worker) {
-            *m = (*m).max(b.mark);
-            let min = self.marks.iter().copied().min().unwrap_or(Ts::ZERO);
-            if min == Ts(i64::MAX) && self.last_mark < min {
-                // Every worker has finished: a mark after everything ([`Reorder::finished`]).
-                self.last_mark = min;
-                self.finished = true;
-            } else if min > self.last_mark {
-                self.last_mark = min;
-                self.marks_due.push_back(min);
-            }
+        if !self.ended && self.through.iter().all(|&t| t == Ts(i64::MAX)) {
+            // Every worker has finished: a mark after everything ([`Reorder::finished`]).
+            self.ended = true;
+            self.finished = true;
         }
         let keys = std::mem::take(&mut b.keys);
         let (worker, seq, before) = (b.worker, self.seq, self.held.len());
@@ -222,15 +223,16 @@ impl Reorder {
     }
 
     /// Whether the processing order, about to take an observation with order key `key`, has
-    /// reached (or passed) a mark since the last call: the points at which replay hands out
-    /// `device` events.
+    /// reached (or passed) a mark ([`MARK_EVERY`]) since the last call: the points at which
+    /// replay hands out `device` events. Not before the first observation.
     pub fn reached_mark(&mut self, key: Ts) -> bool {
-        let mut reached = false;
-        while self.marks_due.front().is_some_and(|&m| m <= key) {
-            self.marks_due.pop_front();
-            reached = true;
+        let m = mark_of(key);
+        if m <= self.last_mark {
+            return false;
         }
-        reached
+        let first = self.last_mark == Ts(i64::MIN);
+        self.last_mark = m;
+        !first
     }
 
     /// Whether every worker has sent its last batch, once: the mark after everything they
@@ -318,7 +320,6 @@ mod tests {
         ObsBatch {
             worker,
             through: Ts(through),
-            mark: Ts::ZERO,
             items: obs.iter().map(|(id, k)| start(*id, *k)).collect(),
             keys: obs.iter().map(|(_, k)| Ts(*k)).collect(),
         }
@@ -339,31 +340,27 @@ mod tests {
     /// Two workers' batches in either arrival order give one release order, and nothing is
     /// released before every worker has got past it.
     #[test]
-    fn marks_are_reached_once_at_the_slowest_worker() {
+    fn marks_are_the_multiples_of_ten_seconds_the_order_crosses() {
+        let s = |x: i64| Ts(x * 1_000_000);
         let mut r = Reorder::new(2);
-        let mark = |r: &mut Reorder, worker: usize, m: i64| {
-            let mut b = batch(worker, m, &[]);
-            b.mark = Ts(m);
-            r.add(&mut b);
-        };
-        mark(&mut r, 0, 10);
-        assert!(!r.reached_mark(Ts(100)), "worker 1 has not marked yet");
-        mark(&mut r, 1, 12);
-        mark(&mut r, 0, 20);
-        assert!(!r.reached_mark(Ts(9)));
-        assert!(r.reached_mark(Ts(10)), "min(10, 12) is reached at 10");
-        assert!(!r.reached_mark(Ts(11)), "each mark once");
-        assert!(r.reached_mark(Ts(30)), "12 is passed");
+        assert!(
+            !r.reached_mark(s(3)),
+            "the first observation is no crossing"
+        );
+        assert!(!r.reached_mark(s(9)));
+        assert!(r.reached_mark(s(10)), "10 s reached");
+        assert!(!r.reached_mark(s(19)), "each mark once");
+        assert!(r.reached_mark(s(45)), "20, 30 and 40 passed: one crossing");
+        assert!(!r.reached_mark(s(49)));
+        assert_eq!(mark_of(Ts(-1)), s(-10), "before the epoch too");
         assert!(!r.finished());
-        mark(&mut r, 0, i64::MAX);
+        r.add(&mut batch(0, i64::MAX, &[]));
         assert!(!r.finished(), "worker 1 is still running");
-        mark(&mut r, 1, i64::MAX);
+        r.add(&mut batch(1, i64::MAX, &[]));
         assert!(r.finished());
         assert!(!r.finished(), "once");
-        assert!(
-            !r.reached_mark(Ts(i64::MAX - 1)),
-            "the end is not a mark in the order"
-        );
+        r.add(&mut batch(1, i64::MAX, &[]));
+        assert!(!r.finished(), "once, whatever comes after");
     }
 
     #[test]
