@@ -110,58 +110,142 @@ struct Claim {
     os: Option<String>,
 }
 
+/// A key's bytes as compared: folded to ASCII lower case when `f`.
+fn fold((b, f): (&[u8], bool)) -> impl Iterator<Item = u8> + '_ {
+    b.iter()
+        .map(move |&c| if f { c.to_ascii_lowercase() } else { c })
+}
+
+/// A claim value's group key: the value lower-cased (groups are case-insensitive), compared
+/// as `str::to_lowercase` texts compare. An ASCII value is its own key, folded as it is read
+/// (no lower-cased copy); any other is lower-cased once.
+enum GroupKey<'c> {
+    Ascii(&'c str),
+    Folded(String),
+}
+
+impl<'c> GroupKey<'c> {
+    fn of(value: &'c str) -> GroupKey<'c> {
+        if value.is_ascii() {
+            GroupKey::Ascii(value)
+        } else {
+            GroupKey::Folded(value.to_lowercase())
+        }
+    }
+
+    /// The key's bytes, and whether they are still to be folded to ASCII lower case.
+    fn bytes(&self) -> (&[u8], bool) {
+        match self {
+            GroupKey::Ascii(s) => (s.as_bytes(), true),
+            GroupKey::Folded(s) => (s.as_bytes(), false),
+        }
+    }
+
+    fn cmp(&self, other: &GroupKey) -> std::cmp::Ordering {
+        fold(self.bytes()).cmp(fold(other.bytes()))
+    }
+
+    fn same(&self, other: &GroupKey) -> bool {
+        let ((x, fx), (y, fy)) = (self.bytes(), other.bytes());
+        match (fx, fy) {
+            // ASCII folding keeps lengths.
+            (true, true) => x.eq_ignore_ascii_case(y),
+            (false, false) => x == y,
+            _ => self.cmp(other).is_eq(),
+        }
+    }
+}
+
 /// The decision for one attribute: value, confidence, supporting refs.
+///
+/// Groups are found by linear search (an attribute has a handful of claims) and keep
+/// references to their claims; only the winner's value and references are copied out.
 fn decide(claims: &[Claim], sigs: &Signatures) -> Option<(String, u8, Vec<EvidenceRef>)> {
     let res = sigs.resolution;
-    // key (lower-cased value) -> (best score, display value of the best claim, kinds, refs)
-    struct Group {
+    struct Group<'c> {
+        key: GroupKey<'c>,
         best: u32,
-        display: String,
-        kinds: BTreeSet<EvidenceKind>,
-        refs: BTreeSet<EvidenceRef>,
+        display: &'c str,
+        kinds: Vec<EvidenceKind>,
     }
-    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    let mut groups: Vec<Group> = Vec::with_capacity(claims.len());
+    // The group of each claim (none: a zero score).
+    let mut group_of: Vec<Option<usize>> = Vec::with_capacity(claims.len());
     for c in claims {
         if c.score == 0 {
+            group_of.push(None);
             continue;
         }
-        let key = c.value.to_lowercase();
-        let g = groups.entry(key).or_insert_with(|| Group {
-            best: 0,
-            display: c.value.clone(),
-            kinds: BTreeSet::new(),
-            refs: BTreeSet::new(),
-        });
-        if c.score > g.best || (c.score == g.best && c.value < g.display) {
+        let key = GroupKey::of(&c.value);
+        let gi = match groups.iter().position(|g| g.key.same(&key)) {
+            Some(i) => i,
+            None => {
+                groups.push(Group {
+                    key,
+                    best: 0,
+                    display: &c.value,
+                    kinds: Vec::new(),
+                });
+                groups.len() - 1
+            }
+        };
+        group_of.push(Some(gi));
+        let g = &mut groups[gi];
+        if c.score > g.best || (c.score == g.best && c.value.as_str() < g.display) {
             g.best = c.score;
-            g.display = c.value.clone();
+            g.display = &c.value;
         }
-        g.kinds.insert(c.kind);
-        g.refs.insert(c.evidence.clone());
+        if !g.kinds.contains(&c.kind) {
+            g.kinds.push(c.kind);
+        }
     }
-    let mut ranked: Vec<(u32, usize, String, Group)> = groups
-        .into_iter()
-        .map(|(key, g)| {
-            let extra = g.kinds.len().saturating_sub(1) as u32;
-            let bonus = (extra * u32::from(res.corroboration_bonus))
-                .min(u32::from(res.max_corroboration_bonus));
-            (g.best + bonus, g.kinds.len(), key, g)
-        })
-        .collect();
-    // Best score, then more kinds, then the smaller key.
-    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
-    let mut it = ranked.into_iter();
-    let (score, _, _, winner) = it.next()?;
-    let runner_up = it.next().map_or(0, |r| r.0);
+    let scored = |g: &Group| {
+        let extra = g.kinds.len().saturating_sub(1) as u32;
+        let bonus = (extra * u32::from(res.corroboration_bonus))
+            .min(u32::from(res.max_corroboration_bonus));
+        (g.best + bonus, g.kinds.len())
+    };
+    // Best score, then more kinds, then the smaller key; the runner-up is the best score of
+    // the others.
+    let mut winner: Option<(usize, (u32, usize))> = None;
+    for (i, g) in groups.iter().enumerate() {
+        let s = scored(g);
+        let better = match winner {
+            None => true,
+            Some((w, ws)) => {
+                s.0.cmp(&ws.0)
+                    .then(s.1.cmp(&ws.1))
+                    .then(groups[w].key.cmp(&g.key))
+                    .is_gt()
+            }
+        };
+        if better {
+            winner = Some((i, s));
+        }
+    }
+    let (w, (score, _)) = winner?;
+    let runner_up = (0..groups.len())
+        .filter(|&i| i != w)
+        .map(|i| scored(&groups[i]).0)
+        .max()
+        .unwrap_or(0);
     let penalty = runner_up * u32::from(res.conflict_penalty_percent) / 100;
     let confidence = score.saturating_sub(penalty).min(100) as u8;
     if confidence < res.min_confidence {
         return None;
     }
+    let mut refs: Vec<&EvidenceRef> = claims
+        .iter()
+        .zip(&group_of)
+        .filter(|(_, g)| **g == Some(w))
+        .map(|(c, _)| &c.evidence)
+        .collect();
+    refs.sort();
+    refs.dedup();
     Some((
-        winner.display,
+        groups[w].display.to_string(),
         confidence,
-        winner.refs.into_iter().collect(),
+        refs.into_iter().cloned().collect(),
     ))
 }
 
@@ -529,6 +613,136 @@ fn identify_distinct(
 mod tests {
     use super::*;
     use EvidenceKind as K;
+
+    /// `decide` as it was written first (maps and sets of owned copies): the reference.
+    fn decide_reference(
+        claims: &[Claim],
+        sigs: &Signatures,
+    ) -> Option<(String, u8, Vec<EvidenceRef>)> {
+        let res = sigs.resolution;
+        // key (lower-cased value) -> (best score, display value of the best claim, kinds, refs)
+        struct Group {
+            best: u32,
+            display: String,
+            kinds: BTreeSet<EvidenceKind>,
+            refs: BTreeSet<EvidenceRef>,
+        }
+        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        for c in claims {
+            if c.score == 0 {
+                continue;
+            }
+            let key = c.value.to_lowercase();
+            let g = groups.entry(key).or_insert_with(|| Group {
+                best: 0,
+                display: c.value.clone(),
+                kinds: BTreeSet::new(),
+                refs: BTreeSet::new(),
+            });
+            if c.score > g.best || (c.score == g.best && c.value < g.display) {
+                g.best = c.score;
+                g.display = c.value.clone();
+            }
+            g.kinds.insert(c.kind);
+            g.refs.insert(c.evidence.clone());
+        }
+        let mut ranked: Vec<(u32, usize, String, Group)> = groups
+            .into_iter()
+            .map(|(key, g)| {
+                let extra = g.kinds.len().saturating_sub(1) as u32;
+                let bonus = (extra * u32::from(res.corroboration_bonus))
+                    .min(u32::from(res.max_corroboration_bonus));
+                (g.best + bonus, g.kinds.len(), key, g)
+            })
+            .collect();
+        // Best score, then more kinds, then the smaller key.
+        ranked.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+        let mut it = ranked.into_iter();
+        let (score, _, _, winner) = it.next()?;
+        let runner_up = it.next().map_or(0, |r| r.0);
+        let penalty = runner_up * u32::from(res.conflict_penalty_percent) / 100;
+        let confidence = score.saturating_sub(penalty).min(100) as u8;
+        if confidence < res.min_confidence {
+            return None;
+        }
+        Some((
+            winner.display,
+            confidence,
+            winner.refs.into_iter().collect(),
+        ))
+    }
+
+    /// `decide` gives what its first version gave: claims with values that differ in case
+    /// (ASCII and not), equal scores, zero scores, several kinds and repeated references.
+    #[test]
+    fn decide_equals_its_reference() {
+        let s = sigs();
+        let values = [
+            "GE",
+            "ge",
+            "Ge",
+            "GE ",
+            "Siemens",
+            "SIEMENS",
+            "siemens",
+            "Ärzte",
+            "äRZTE",
+            "ÄRZTE",
+            "Σίσυφος",
+            "ΣΊΣΥΦΟΣ",
+            "b",
+            "a",
+            "A",
+            "",
+            "İ",
+            "i̇",
+        ];
+        let kinds = [K::Oui, K::DicomManufacturer, K::HttpUserAgent, K::TcpP0f];
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        for res in [
+            s.resolution,
+            crate::fingerprint::signatures::Resolution {
+                corroboration_bonus: 40,
+                max_corroboration_bonus: 60,
+                conflict_penalty_percent: 90,
+                min_confidence: 0,
+            },
+        ] {
+            let mut s = sigs();
+            s.resolution = res;
+            for _ in 0..3000 {
+                let n = next(9) as usize;
+                let claims: Vec<Claim> = (0..n)
+                    .map(|_| {
+                        let value = values[next(values.len() as u64) as usize].to_string();
+                        let kind = kinds[next(kinds.len() as u64) as usize];
+                        Claim {
+                            evidence: EvidenceRef {
+                                kind,
+                                value: values[next(4) as usize].into(),
+                                rule: ["r1", "r2", "r3"][next(3) as usize].into(),
+                            },
+                            value,
+                            score: [0, 10, 30, 30, 60, 95][next(6) as usize],
+                            kind,
+                            os: None,
+                        }
+                    })
+                    .collect();
+                assert_eq!(
+                    decide(&claims, &s),
+                    decide_reference(&claims, &s),
+                    "{claims:?}"
+                );
+            }
+        }
+    }
 
     fn sigs() -> Signatures {
         Signatures::shipped().unwrap()
