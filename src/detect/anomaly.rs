@@ -81,6 +81,55 @@ struct Device {
     hl7_senders: HashSet<String>,
 }
 
+impl Device {
+    /// Bytes of a flow that ended at `ts` into the volume intervals (of `w` µs): the interval
+    /// under way and its mean and alert when it crosses `factor` times the mean, after
+    /// `threshold` intervals. Some((interval bytes, mean)) when it is to be reported.
+    fn add_volume(
+        &mut self,
+        ts: Ts,
+        bytes: u64,
+        w: i64,
+        threshold: u64,
+        factor: f64,
+    ) -> Option<(u64, f64)> {
+        let d = self;
+        // Close the intervals that ended before `ts` (empty ones count as zero; at most 1000).
+        let mut closed = 0;
+        while ts.0.saturating_sub(d.vol_start.0) >= w && closed < 1000 {
+            let v = d.vol_bytes as f64;
+            d.vol_mean = if d.vol_n == 0 {
+                v
+            } else if d.vol_n < threshold {
+                d.vol_mean + (v - d.vol_mean) / (d.vol_n + 1) as f64
+            } else {
+                0.9 * d.vol_mean + 0.1 * v
+            };
+            d.vol_n += 1;
+            d.vol_bytes = 0;
+            d.vol_alerted = false;
+            d.vol_start = Ts(d.vol_start.0.saturating_add(w));
+            closed += 1;
+        }
+        if closed == 1000 {
+            d.vol_start = ts;
+        }
+        d.vol_bytes = d.vol_bytes.saturating_add(bytes);
+        // The interval under way is judged as soon as it crosses the line (once), not when
+        // the next one starts: a transfer followed by silence is reported too.
+        let mut fired = None;
+        if !d.vol_alerted
+            && d.vol_n >= threshold
+            && d.vol_bytes >= VOLUME_MIN_BYTES
+            && d.vol_bytes as f64 > factor * d.vol_mean.max(1.0)
+        {
+            d.vol_alerted = true;
+            fired = Some((d.vol_bytes, d.vol_mean));
+        }
+        fired
+    }
+}
+
 #[derive(Default)]
 struct Scan {
     start: Ts,
@@ -384,10 +433,15 @@ impl Anomalies {
                 // Half-open and rejected attempts (scans, floods) teach no baseline.
                 self.public(*ts, flow, view, out);
                 if completed {
-                    self.new_peer(*ts, *first, flow, view, out, hits);
                     let total = bytes[0].saturating_add(bytes[1]);
-                    self.volume(*ts, flow, flow.client.0, "client", total, view, out, hits);
-                    self.volume(*ts, flow, flow.server.0, "server", total, view, out, hits);
+                    if flow.client.0 == flow.server.0 {
+                        // One device on both sides: each step as it comes.
+                        self.new_peer(*ts, *first, flow, view, out, hits);
+                        self.volume(*ts, flow, flow.client.0, "client", total, view, out, hits);
+                        self.volume(*ts, flow, flow.server.0, "server", total, view, out, hits);
+                    } else {
+                        self.completed(*ts, *first, flow, total, view, out, hits);
+                    }
                 }
             }
             Observation::Facts { ts, flow, facts } => match facts.protocol {
@@ -552,6 +606,121 @@ impl Anomalies {
         );
     }
 
+    /// A completed flow between two addresses: [`Anomalies::new_peer`] and
+    /// [`Anomalies::volume`] of both sides, with one lookup of each side's entry instead of
+    /// one per step (same entries, alerts and cap hits, in the same order; the two sides are
+    /// different devices, so neither step of one side sees the other's).
+    #[allow(clippy::too_many_arguments)]
+    fn completed(
+        &mut self,
+        ts: Ts,
+        seen: Ts,
+        flow: &FlowMeta,
+        bytes: u64,
+        view: &DeviceView,
+        out: &mut Vec<Alert>,
+        hits: &mut Vec<&'static str>,
+    ) {
+        let peers_on = self.cfg.contains_key(&AnomalyKind::NewPeer);
+        let vol = self
+            .cfg
+            .get(&AnomalyKind::Volume)
+            .map(|a| (secs(a.window), a.threshold, a.factor));
+        if !peers_on && vol.is_none() {
+            return;
+        }
+        let port = flow.server.1;
+        let server_medical = self.medical(flow.server.0, view.server.as_ref());
+        let client_medical = self.medical(flow.client.0, view.client.as_ref());
+        let learning = self.learning;
+        // Per side: a new peer to report, and a volume to report.
+        let mut peer_alert = [false; 2];
+        let mut vol_alert: [Option<(u64, f64)>; 2] = [None; 2];
+        let sides = [
+            ("client", flow.client.0, flow.server.0),
+            ("server", flow.server.0, flow.client.0),
+        ];
+        for (n, &(side, me, peer)) in sides.iter().enumerate() {
+            // Created as `new_peer` creates it (at the flow's start), else as `volume` does.
+            let Some(d) = self.device(me, if peers_on { seen } else { ts }, hits) else {
+                if peers_on && vol.is_some() {
+                    // `volume` looked for it too.
+                    hits.push("devices");
+                }
+                continue;
+            };
+            let key = (peer, port, flow.proto);
+            let mut learnt_now = false;
+            if peers_on && !d.peers.contains(&key) {
+                let learnt = seen.0.saturating_sub(d.first_seen.0) >= learning;
+                if d.peers.len() >= MAX_PEERS_PER_DEVICE {
+                    if !d.peers_full {
+                        d.peers_full = true;
+                        hits.push("baseline");
+                    }
+                } else {
+                    d.peers.insert(key);
+                    learnt_now = true;
+                }
+                peer_alert[n] = learnt && (side == "client" || server_medical);
+            }
+            if let Some((w, threshold, factor)) = vol {
+                if peers_on && ts < d.first_seen {
+                    // What `volume`'s own lookup (at the flow's end) did.
+                    d.first_seen = ts;
+                }
+                vol_alert[n] = d.add_volume(ts, bytes, w, threshold, factor);
+            }
+            if learnt_now {
+                if let Some(p) = &mut self.pending {
+                    p.peers.push((me, key));
+                }
+            }
+        }
+        for (n, &(side, _, peer)) in sides.iter().enumerate() {
+            if peer_alert[n] {
+                let medical = if side == "client" {
+                    client_medical
+                } else {
+                    server_medical
+                };
+                self.alert(
+                    AnomalyKind::NewPeer,
+                    ts,
+                    flow,
+                    side,
+                    medical,
+                    vec![
+                        ("peer".into(), FactValue::Str(peer.to_string())),
+                        ("service_port".into(), FactValue::Int(i64::from(port))),
+                    ],
+                    out,
+                );
+            }
+        }
+        for (n, &(side, _, _)) in sides.iter().enumerate() {
+            if let Some((b, mean)) = vol_alert[n] {
+                let medical = if side == "client" {
+                    client_medical
+                } else {
+                    server_medical
+                };
+                self.alert(
+                    AnomalyKind::Volume,
+                    ts,
+                    flow,
+                    side,
+                    medical,
+                    vec![
+                        ("interval_bytes".into(), FactValue::Int(b as i64)),
+                        ("baseline_bytes".into(), FactValue::Int(mean as i64)),
+                    ],
+                    out,
+                );
+            }
+        }
+    }
+
     /// `ts`: the flow's end (when it is reported); `seen`: its start (when the pair was met:
     /// a connection opened while learning is part of the baseline however long it lasts).
     #[allow(clippy::too_many_arguments)]
@@ -642,38 +811,7 @@ impl Anomalies {
         let Some(d) = self.device(ip, ts, hits) else {
             return;
         };
-        // Close the intervals that ended before `ts` (empty ones count as zero; at most 1000).
-        let mut closed = 0;
-        while ts.0.saturating_sub(d.vol_start.0) >= w && closed < 1000 {
-            let v = d.vol_bytes as f64;
-            d.vol_mean = if d.vol_n == 0 {
-                v
-            } else if d.vol_n < a.threshold {
-                d.vol_mean + (v - d.vol_mean) / (d.vol_n + 1) as f64
-            } else {
-                0.9 * d.vol_mean + 0.1 * v
-            };
-            d.vol_n += 1;
-            d.vol_bytes = 0;
-            d.vol_alerted = false;
-            d.vol_start = Ts(d.vol_start.0.saturating_add(w));
-            closed += 1;
-        }
-        if closed == 1000 {
-            d.vol_start = ts;
-        }
-        d.vol_bytes = d.vol_bytes.saturating_add(bytes);
-        // The interval under way is judged as soon as it crosses the line (once), not when
-        // the next one starts: a transfer followed by silence is reported too.
-        let mut fired = None;
-        if !d.vol_alerted
-            && d.vol_n >= a.threshold
-            && d.vol_bytes >= VOLUME_MIN_BYTES
-            && d.vol_bytes as f64 > a.factor * d.vol_mean.max(1.0)
-        {
-            d.vol_alerted = true;
-            fired = Some((d.vol_bytes, d.vol_mean));
-        }
+        let fired = d.add_volume(ts, bytes, w, a.threshold, a.factor);
         if let Some((b, mean)) = fired {
             self.alert(
                 AnomalyKind::Volume,
@@ -1014,6 +1152,102 @@ mod tests {
             packets: [10, 10],
             bytes: [bytes / 2, bytes - bytes / 2],
             state: "closed",
+        }
+    }
+
+    /// A completed flow's new-peer and volume steps taken together (one lookup per side) give
+    /// what they give one after the other: alerts in order, cap hits, learnt peers, with the
+    /// learning period passing, volume spikes, flows ending before they start and the device
+    /// table full.
+    #[test]
+    fn completed_flow_equals_its_steps() {
+        let mut rng = 0x853c_49e6_748f_ea9bu64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let w = 3_600_000_000i64;
+        for full in [false, true] {
+            let mut a = engine();
+            let mut b = engine();
+            a.pending = Some(baseline::Pending::default());
+            b.pending = Some(baseline::Pending::default());
+            if full {
+                for e in [&mut a, &mut b] {
+                    for i in 0..MAX_DEVICES - 3 {
+                        let ip = IpAddr::from([172, 16, (i >> 8) as u8, i as u8]);
+                        e.devices.insert(ip, Device::default());
+                    }
+                }
+            }
+            let v = DeviceView {
+                client: None,
+                server: medical(),
+            };
+            let (mut peers, mut spikes, mut caps) = (0, 0, 0);
+            for i in 0..4000u64 {
+                let c = format!("10.9.0.{}", next(12));
+                let s = format!("10.9.1.{}", next(6));
+                let f = flow(i, &c, &s, [104, 2575, 443][next(3) as usize]);
+                let t = (i as i64) * w / 50 + next(1000) as i64;
+                let bytes = if next(40) == 0 {
+                    64 << 20
+                } else {
+                    next(1 << 16)
+                };
+                let first = t - next(3_000_000) as i64 + 1_000_000;
+                let (ts, seen) = (Ts(t), Ts(first));
+                let (mut oa, mut ob) = (Vec::new(), Vec::new());
+                let (mut ha, mut hb) = (Vec::new(), Vec::new());
+                a.completed(ts, seen, &f, bytes, &v, &mut oa, &mut ha);
+                b.new_peer(ts, seen, &f, &v, &mut ob, &mut hb);
+                b.volume(ts, &f, f.client.0, "client", bytes, &v, &mut ob, &mut hb);
+                b.volume(ts, &f, f.server.0, "server", bytes, &v, &mut ob, &mut hb);
+                let key = |o: &Vec<Alert>| -> Vec<String> {
+                    o.iter()
+                        .map(|x| {
+                            format!(
+                                "{} {} {} {:?}",
+                                x.signature_id, x.device_side, x.severity, x.matched
+                            )
+                        })
+                        .collect()
+                };
+                assert_eq!(key(&oa), key(&ob), "flow {i}");
+                assert_eq!(ha, hb, "flow {i}");
+                peers += oa.iter().filter(|x| x.anomaly == Some("new_peer")).count();
+                spikes += oa.iter().filter(|x| x.anomaly == Some("volume")).count();
+                caps += ha.len();
+            }
+            assert!(peers > 0 && spikes > 0, "{peers} {spikes}");
+            assert_eq!(caps > 0, full, "{caps}");
+            let (pa, pb) = (a.pending.as_ref().unwrap(), b.pending.as_ref().unwrap());
+            assert_eq!(pa.peers, pb.peers);
+            assert_eq!(pa.devices, pb.devices);
+            assert_eq!(a.devices.len(), b.devices.len());
+            for (ip, d) in &a.devices {
+                let e = &b.devices[ip];
+                assert_eq!(
+                    (
+                        d.first_seen,
+                        d.vol_start,
+                        d.vol_bytes,
+                        d.vol_n,
+                        d.vol_alerted
+                    ),
+                    (
+                        e.first_seen,
+                        e.vol_start,
+                        e.vol_bytes,
+                        e.vol_n,
+                        e.vol_alerted
+                    )
+                );
+                assert_eq!(d.vol_mean.to_bits(), e.vol_mean.to_bits());
+                assert_eq!(d.peers, e.peers);
+            }
         }
     }
 
