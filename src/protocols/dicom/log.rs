@@ -70,21 +70,66 @@ pub fn uid_text(b: &[u8], cap: usize) -> Uid {
     }
 }
 
-/// The entry of [`WELL_KNOWN_UIDS`] equal to `b`, found by hash (every context names a few).
-fn well_known_uid(b: &[u8]) -> Option<&'static str> {
-    type Index = std::collections::HashMap<&'static [u8], &'static str, ahash::RandomState>;
-    static INDEX: std::sync::OnceLock<Index> = std::sync::OnceLock::new();
-    let index = INDEX.get_or_init(|| {
-        let mut m = Index::with_capacity_and_hasher(
-            WELL_KNOWN_UIDS.len(),
-            ahash::RandomState::with_seeds(0x75, 0x69, 0x64, 0x73),
-        );
-        for u in WELL_KNOWN_UIDS {
-            m.insert(u.as_bytes(), u);
+/// Slots of [`WELL_KNOWN_INDEX`]: a power of two, several times the number of UIDs, so that
+/// a lookup probes one slot, rarely two.
+const WELL_KNOWN_SLOTS: usize = 256;
+
+/// The lengths of the [`WELL_KNOWN_UIDS`] (anything shorter or longer is rejected at once).
+const WELL_KNOWN_LEN: (usize, usize) = {
+    let (mut min, mut max, mut i) = (usize::MAX, 0, 0);
+    while i < WELL_KNOWN_UIDS.len() {
+        let n = WELL_KNOWN_UIDS[i].len();
+        if n < min {
+            min = n;
         }
-        m
-    });
-    index.get(b).copied()
+        if n > max {
+            max = n;
+        }
+        i += 1;
+    }
+    (min, max)
+};
+
+/// Where a lookup of `b` starts in [`WELL_KNOWN_INDEX`]: its length and last four bytes mixed
+/// by one multiplication (`b` holds at least 4 bytes: it is as long as a well-known UID).
+#[inline]
+const fn well_known_slot(b: &[u8]) -> usize {
+    let n = b.len();
+    let w = u32::from_le_bytes([b[n - 4], b[n - 3], b[n - 2], b[n - 1]]) ^ (n as u32);
+    (w.wrapping_mul(0x9e37_79b1) >> 24) as usize % WELL_KNOWN_SLOTS
+}
+
+/// Open addressing over [`WELL_KNOWN_UIDS`] (linear probing), built at compile time: each
+/// slot holds 1 + the index of a UID, or 0 (empty, ends a probe).
+const WELL_KNOWN_INDEX: [u8; WELL_KNOWN_SLOTS] = {
+    let mut t = [0u8; WELL_KNOWN_SLOTS];
+    let mut i = 0;
+    while i < WELL_KNOWN_UIDS.len() {
+        let mut s = well_known_slot(WELL_KNOWN_UIDS[i].as_bytes());
+        while t[s] != 0 {
+            s = (s + 1) % WELL_KNOWN_SLOTS;
+        }
+        t[s] = (i + 1) as u8;
+        i += 1;
+    }
+    t
+};
+
+/// The entry of [`WELL_KNOWN_UIDS`] equal to `b` (every context names a few): a length check,
+/// then the slots of a small table built at compile time, one comparison each.
+fn well_known_uid(b: &[u8]) -> Option<&'static str> {
+    if b.len() < WELL_KNOWN_LEN.0 || b.len() > WELL_KNOWN_LEN.1 {
+        return None;
+    }
+    let mut s = well_known_slot(b);
+    loop {
+        let e = usize::from(WELL_KNOWN_INDEX[s]);
+        let u = WELL_KNOWN_UIDS.get(e.checked_sub(1)?)?;
+        if u.as_bytes() == b {
+            return Some(u);
+        }
+        s = (s + 1) % WELL_KNOWN_SLOTS;
+    }
 }
 
 /// A cap that was hit: the value seen and the limit.
@@ -341,10 +386,9 @@ impl DicomEvent {
             json_key!("protocol_version"),
             self.protocol_version.map(u64::from),
         );
-        o.opt_str(
-            json_key!("application_context"),
-            self.application_context.as_deref(),
-        );
+        if let Some(u) = &self.application_context {
+            push_uid(o.key(json_key!("application_context")), u);
+        }
         if let Some(p) = &self.requestor {
             p.write_json(o.key(json_key!("requestor")));
         }
@@ -506,27 +550,39 @@ impl PeerRecord {
     }
 }
 
+/// Appends `u` as [`push_json_str`] does: a well-known UID (borrowed: digits and dots only,
+/// a test holds it) is quoted without looking for characters to escape.
+fn push_uid(b: &mut Vec<u8>, u: &Uid) {
+    match u {
+        Uid::Borrowed(s) => {
+            b.reserve(s.len() + 2);
+            b.push(b'"');
+            b.extend_from_slice(s.as_bytes());
+            b.push(b'"');
+        }
+        Uid::Owned(s) => push_json_str(b, s),
+    }
+}
+
 impl ContextRecord {
     fn write_json(&self, b: &mut Vec<u8>) {
         let mut o = JsonObj::new(b);
         o.u64(json_key!("id"), u64::from(self.id));
-        o.opt_str(
-            json_key!("abstract_syntax"),
-            self.abstract_syntax.as_deref(),
-        );
+        if let Some(u) = &self.abstract_syntax {
+            push_uid(o.key(json_key!("abstract_syntax")), u);
+        }
         if !self.transfer_syntaxes.is_empty() {
             o.array(
                 json_key!("transfer_syntaxes"),
                 &self.transfer_syntaxes,
-                |b, s| push_json_str(b, s),
+                push_uid,
             );
         }
         o.opt_u64(json_key!("result"), self.result.map(u64::from));
         o.opt_str(json_key!("result_name"), self.result_name);
-        o.opt_str(
-            json_key!("accepted_transfer_syntax"),
-            self.accepted_transfer_syntax.as_deref(),
-        );
+        if let Some(u) = &self.accepted_transfer_syntax {
+            push_uid(o.key(json_key!("accepted_transfer_syntax")), u);
+        }
         o.end();
     }
 }
@@ -844,6 +900,29 @@ mod tests {
             uid_text(b"1.2.840.10008.1.2.1\0", 64),
             Uid::Borrowed(_)
         ));
+        // Every well-known UID is found, and the table probes at most
+        // two slots for one.
+        assert!(WELL_KNOWN_UIDS.len() < WELL_KNOWN_SLOTS / 4);
+        for (i, u) in WELL_KNOWN_UIDS.iter().enumerate() {
+            assert_eq!(well_known_uid(u.as_bytes()), Some(*u));
+            let s = well_known_slot(u.as_bytes());
+            let at = (0..2)
+                .map(|k| (s + k) % WELL_KNOWN_SLOTS)
+                .find(|&k| usize::from(WELL_KNOWN_INDEX[k]) == i + 1);
+            assert!(at.is_some(), "{u}");
+            assert_eq!(well_known_uid(&u.as_bytes()[1..]), None);
+            assert_eq!(well_known_uid(format!("{u}1").as_bytes()), None);
+        }
+        // What `push_uid` writes of one without escaping is what `push_json_str` writes.
+        for u in WELL_KNOWN_UIDS {
+            assert!(u.bytes().all(|c| c.is_ascii_digit() || c == b'.'), "{u}");
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            push_uid(&mut a, &Uid::Borrowed(u));
+            push_json_str(&mut b, u);
+            assert_eq!(a, b);
+        }
+        let distinct: std::collections::HashSet<_> = WELL_KNOWN_UIDS.iter().collect();
+        assert_eq!(distinct.len(), WELL_KNOWN_UIDS.len());
     }
 
     #[test]

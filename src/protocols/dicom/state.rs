@@ -521,6 +521,23 @@ impl DicomState {
             left -= k as u32;
             s.pdv_left -= k as u32;
             let done = s.pdv_left == 0;
+            if done
+                && h.is_command()
+                && h.is_last()
+                && s.cmd.is_empty()
+                && !s.cmd_overflow
+                && frag.len() <= MAX_COMMAND_SET
+            {
+                // The whole command set is this fragment (a command in one PDV, in one
+                // chunk: the usual case): parsed where it is, as `fragment_end` would parse
+                // the copy `fragment_bytes` makes of it.
+                self.sides[i].pdv = None;
+                match dimse::parse_command_set(frag) {
+                    Ok(cs) => self.on_command(dir, h.context_id, cs, cx),
+                    Err(_) => self.raise(ErrorKind::Dimse, cx.stats),
+                }
+                continue;
+            }
             self.fragment_bytes(dir, h, frag, cx);
             if done {
                 self.sides[i].pdv = None;
@@ -907,6 +924,9 @@ impl DicomState {
         let peer = peer_record(a.user_info.as_ref());
         self.max_pdu_rx[dir.index()] = peer.max_pdu_length;
         self.ev.requestor = Some(peer);
+        self.ev
+            .presentation_contexts
+            .reserve_exact(a.contexts.len().min(MAX_CONTEXTS));
         for pc in a.contexts.iter().take(MAX_CONTEXTS) {
             self.ev.presentation_contexts.push(ContextRecord {
                 id: pc.id,
@@ -945,6 +965,11 @@ impl DicomState {
         let peer = peer_record(a.user_info.as_ref());
         self.max_pdu_rx[dir.index()] = peer.max_pdu_length;
         self.ev.acceptor = Some(peer);
+        self.contexts.reserve_exact(
+            a.contexts
+                .len()
+                .min(MAX_CONTEXTS.saturating_sub(self.contexts.len())),
+        );
         for pc in a.contexts.iter().take(MAX_CONTEXTS) {
             let ts = pc.transfer_syntaxes.first().map(|s| uid_text(s, 64));
             let accepted = pc.result == Some(0);
@@ -1050,6 +1075,8 @@ fn device_evidence(ev: &DicomEvent, requestor: Direction, cx: &mut AppContext<'_
         return;
     }
     let accepted = ev.acceptor.is_some();
+    // One list for both sides, sized once: a side gives at most 4 items and 6 per data set.
+    let mut items: Vec<(K, Cow<'_, str>, u8)> = Vec::with_capacity(10);
     for (dir, side, peer) in [
         (requestor, "requestor", ev.requestor.as_ref()),
         (requestor.reverse(), "acceptor", ev.acceptor.as_ref()),
@@ -1064,7 +1091,7 @@ fn device_evidence(ev: &DicomEvent, requestor: Direction, cx: &mut AppContext<'_
                 }
             }
         }
-        let mut items: Vec<(K, Cow<'_, str>, u8)> = Vec::new();
+        items.clear();
         if side == "requestor" {
             push(&mut items, K::DicomCallingAe, ev.calling_ae.as_deref());
             push(&mut items, K::DicomRole, Some("scu"));
