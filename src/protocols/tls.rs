@@ -277,6 +277,22 @@ impl Side {
                 b = &b[k..];
                 continue;
             }
+            if self.hs_total == 0 && self.hs.is_empty() {
+                // A message whose header and body are all in this record chunk (a hello in
+                // one record, the usual case): read where it is, without copying it.
+                if let Ok((ty, len)) = tls::parse_handshake_header(b) {
+                    let total = tls::HANDSHAKE_HEADER_LEN.saturating_add(len);
+                    if ty != HandshakeType::CLIENT_HELLO && ty != HandshakeType::SERVER_HELLO {
+                        self.hs_skip = len;
+                        b = &b[tls::HANDSHAKE_HEADER_LEN..];
+                        continue;
+                    }
+                    if total <= MAX_HANDSHAKE_BUF && b.len() >= total {
+                        let r = tls::parse_handshake(&b[..total], record_version).map(|(_, m)| m);
+                        return self.hello_result(r, stats);
+                    }
+                }
+            }
             if self.hs_total == 0 {
                 if self.hs.is_empty() {
                     self.hs_record_version = record_version;
