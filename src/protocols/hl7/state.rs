@@ -204,7 +204,9 @@ fn handle<'d>(
             if b.len() > room {
                 acc.too_large = true;
             }
-            acc.buf.extend_from_slice(&b[..b.len().min(room)]);
+            let b = &b[..b.len().min(room)];
+            grow(&mut acc.buf, b.len(), shared.cap);
+            acc.buf.extend_from_slice(b);
         }
         Event::Outside => Anomaly::OutsideFrame.count(cx.stats),
         Event::End(why) => {
@@ -213,6 +215,24 @@ fn handle<'d>(
         }
     }
 }
+
+/// Makes room in `buf` for `more` bytes. A message that outgrows [`SPILL_BYTES`] (a long ORU:
+/// nearly every message is a few hundred bytes) gets room for the cap's worth of bytes (at most
+/// [`RESERVE_BYTES`], the default cap) at once, so that its bytes are copied once rather than
+/// again at every doubling (16 -> ... -> 256 KiB for a 200 KB message). Only the pages written
+/// are touched; a buffer over [`KEEP_BUF_BYTES`] is freed when the message ends ([`finish`]).
+fn grow(buf: &mut Vec<u8>, more: usize, cap: usize) {
+    let need = buf.len().saturating_add(more);
+    if need > buf.capacity() && need > SPILL_BYTES {
+        let target = cap.min(need.max(RESERVE_BYTES)).max(need);
+        buf.reserve_exact(target - buf.len());
+    }
+}
+
+/// A message's buffer past this size is given room for the whole message ([`grow`]).
+const SPILL_BYTES: usize = 8 << 10;
+/// Room given at once to a message past [`SPILL_BYTES`], when the cap allows.
+const RESERVE_BYTES: usize = 1 << 20;
 
 /// A message ended: parse what was kept (`held`, or the side's buffer), count, pair
 /// acknowledgements, emit the event.
