@@ -206,10 +206,13 @@ impl PhiFields {
 
     /// The names present, in [`phi::all_names`] order.
     pub fn iter(&self) -> impl Iterator<Item = &'static str> + '_ {
-        phi::all_names()
-            .enumerate()
-            .filter(|&(k, _)| self.0 & (1 << k) != 0)
-            .map(|(_, n)| n)
+        // The set bits, lowest first.
+        let mut bits = self.0;
+        std::iter::from_fn(move || {
+            let k = bits.trailing_zeros() as usize;
+            bits &= bits.wrapping_sub(1);
+            phi::NAMES.get(k).copied()
+        })
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -594,6 +597,39 @@ fn nth_position_words(hay: &[u8], byte: u8, mut k: usize) -> Option<usize> {
         .map(|(i, _)| base + i)
 }
 
+/// How many times `byte` occurs in `hay`: blocks of 32 bytes (a count the compiler turns into
+/// vector compares), then words, then bytes.
+fn count_byte(hay: &[u8], byte: u8) -> usize {
+    let mut blocks = hay.chunks_exact(32);
+    let mut n = 0;
+    for c in &mut blocks {
+        // At most 32 matches: the sum fits a byte.
+        n += usize::from(c.iter().fold(0u8, |a, &b| a + u8::from(b == byte)));
+    }
+    let pattern = LANES_LO * u64::from(byte);
+    let mut words = blocks.remainder().chunks_exact(8);
+    for c in &mut words {
+        let found = zero_lanes(word(c) ^ pattern);
+        // One bit per matching lane, summed into the top byte (at most 8: no overflow).
+        n += ((found >> 7).wrapping_mul(LANES_LO) >> 56) as usize;
+    }
+    n + words.remainder().iter().filter(|&&b| b == byte).count()
+}
+
+/// Whether `body` (a segment line after its id and first separator) ends with `tail` and holds
+/// exactly `k` separators `sep` before it, the last one right before it: then its piece `k`
+/// (from 0, split on `sep`) is the first piece of `tail`.
+fn same_tail(body: &str, tail: &str, sep: char, k: usize) -> bool {
+    let Some(sep) = u8::try_from(sep).ok().filter(u8::is_ascii) else {
+        return false;
+    };
+    let (b, t) = (body.as_bytes(), tail.as_bytes());
+    let Some(head) = b.len().checked_sub(t.len()).and_then(|p| b.get(..p)) else {
+        return false;
+    };
+    head.last() == Some(&sep) && b.ends_with(t) && count_byte(head, sep) == k
+}
+
 /// `s.split(sep)`, the separator found byte-wise when it is ASCII (every delimiter
 /// [`Delimiters`] reads is): values are short, a plain loop beats the general searcher.
 #[derive(Clone)]
@@ -822,6 +858,23 @@ fn field_text<'a>(raw: &'a str, d: &Delimiters) -> Option<Text<'a>> {
     level_text(raw, d, Level::Field)
 }
 
+/// [`PLAIN_CLASS`] bits: a byte that is a value (not a delimiter of `|^~\&` nor a space), the
+/// escape character `\`.
+const VALUE: u8 = 1;
+const ESCAPE: u8 = 2;
+
+/// The class of each byte under the recommended delimiters `|^~\&` ([`plain_field_text`]).
+const PLAIN_CLASS: [u8; 256] = {
+    let mut t = [VALUE; 256];
+    t[b'|' as usize] = 0;
+    t[b'^' as usize] = 0;
+    t[b'~' as usize] = 0;
+    t[b'&' as usize] = 0;
+    t[b' ' as usize] = 0;
+    t[b'\\' as usize] = VALUE | ESCAPE;
+    t
+};
+
 /// What [`phi::has_value`] then [`level_text`] at [`Level::Field`] give for field `raw`, found
 /// in one pass over its bytes, when that text is `raw` itself, cut and trimmed ([`finish`]):
 /// the recommended component, repetition and subcomponent separators (`^~&`), ASCII field and
@@ -841,9 +894,19 @@ fn plain_field_text<'a>(raw: &'a str, d: &Delimiters) -> Option<Option<&'a str>>
         return Some(None);
     }
     let (mut value, mut escaped) = (false, false);
-    for &b in raw.as_bytes() {
-        value |= !matches!(b, b'^' | b'~' | b'&' | b' ') && b != f;
-        escaped |= b == e;
+    if (f, e) == (b'|', b'\\') {
+        // The recommended set (nearly every message): one table load per byte.
+        let mut class = 0;
+        for &b in raw.as_bytes() {
+            class |= PLAIN_CLASS[usize::from(b)];
+        }
+        value = class & VALUE != 0;
+        escaped = class & ESCAPE != 0;
+    } else {
+        for &b in raw.as_bytes() {
+            value |= !matches!(b, b'^' | b'~' | b'&' | b' ') && b != f;
+            escaped |= b == e;
+        }
     }
     match (value, escaped) {
         (false, _) => Some(None),
@@ -939,6 +1002,9 @@ fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
     let (lines, non_cr) = segment_lines(text, complete);
     let mut m = Message::default();
     let mut last_obx18: Option<&str> = None;
+    // The text of the last OBX that had a field 18, from that field on (it starts with the
+    // value of `last_obx18`).
+    let mut last_obx_tail: Option<&str> = None;
     m.anomalies.non_utf8 = non_utf8;
     m.anomalies.non_cr_terminator = non_cr;
 
@@ -982,10 +1048,21 @@ fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
             if m.devices.len() >= MAX_DEVICES {
                 continue;
             }
+            // The same OBX-18 as the OBX before, told without splitting the line: it ends
+            // with that OBX's text from its field 18 on, after exactly 17 separators.
+            let body = line.get(4..).unwrap_or("");
+            if last_obx_tail.is_some_and(|t| same_tail(body, t, d.field, 17)) {
+                continue;
+            }
             let raw = seg.raw(18);
             if raw.is_some() && raw != last_obx18 {
                 add_devices(&mut m.devices, &seg, 18, DeviceSource::Obx18);
                 last_obx18 = raw;
+            }
+            // `raw` is a piece of `body`: its offset there is that of its first byte.
+            if let Some(r) = raw {
+                let at = (r.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+                last_obx_tail = body.get(at..);
             }
             continue;
         }
@@ -1582,6 +1659,62 @@ mod tests {
         );
         assert_eq!(m.phi_fields, ["PID-3", "PID-5", "PID-7"]);
         assert_eq!(m.msh.unwrap().version, s("2.6"));
+    }
+
+    /// OBX lines whose text ends like the previous OBX's field 18 on, with the field at
+    /// another place (fewer or more separators before it), a different OBX-18 between equal
+    /// ones, an empty and a missing field 18: the devices are those of reading every OBX-18.
+    #[test]
+    fn obx18_same_tail_shortcut() {
+        let dev = "MX800^PHILIPS^0009FBFFFE770205^EUI-64";
+        let other = "PUMP^BAXTER^5842E4FFFE770242^EUI-64";
+        let f = |pre: usize, v: &str, post: &str| format!("OBX|{}{v}{post}\r", "|".repeat(pre));
+        let lines = [
+            f(17, dev, ""),
+            f(17, dev, ""),
+            f(16, dev, ""),
+            f(18, dev, ""),
+            f(17, "X^Y^Z", &format!("|{dev}")),
+            f(17, dev, "|Z"),
+            f(17, dev, "|Z"),
+            f(17, other, ""),
+            f(17, dev, ""),
+            f(17, "", ""),
+            f(17, "", "|"),
+            f(3, "", ""),
+            f(17, other, ""),
+            f(17, "^^", ""),
+            "OBX\r".to_string(),
+            f(17, "^^", ""),
+        ];
+        let mut msg = String::from("MSH|^~\\&|A|B|||||ORU^R01|1|P|2.6\r");
+        for l in &lines {
+            msg.push_str(l);
+        }
+        let m = parse_message(msg.as_bytes(), true);
+        // Every OBX-18, read one by one, distinct in order of appearance.
+        let mut want: Vec<Device<'_>> = Vec::new();
+        for l in &lines {
+            let l = l.trim_end_matches('\r');
+            let Some(raw) = l.split('|').nth(18).filter(|r| !r.is_empty()) else {
+                continue;
+            };
+            let c: Vec<&str> = raw.split('^').collect();
+            let g = |k: usize| c.get(k).filter(|v| !v.is_empty()).and_then(|v| s(v));
+            let d = Device {
+                source: DeviceSource::Obx18,
+                id: g(0),
+                namespace: g(1),
+                universal_id: g(2),
+                universal_id_type: g(3),
+            };
+            if (d.id.is_some() || d.universal_id.is_some()) && !want.contains(&d) {
+                want.push(d);
+            }
+        }
+        assert_eq!(want.len(), 3);
+        assert_eq!(m.devices, want);
+        assert_eq!(m.segment_count, lines.len() + 1);
     }
 
     #[test]

@@ -39,11 +39,24 @@ pub const MAX_NAMES: usize = PHI_FIELDS.len() + PHI_SEGMENTS.len();
 
 /// All names that can be reported, in reporting order.
 pub fn all_names() -> impl Iterator<Item = &'static str> {
-    PHI_FIELDS
-        .iter()
-        .map(|&(_, _, n)| n)
-        .chain(PHI_SEGMENTS.iter().copied())
+    NAMES.iter().copied()
 }
+
+/// [`all_names`] as a table: name `k` is `NAMES[k]`.
+pub const NAMES: [&str; MAX_NAMES] = {
+    let mut t = [""; MAX_NAMES];
+    let mut i = 0;
+    while i < PHI_FIELDS.len() {
+        t[i] = PHI_FIELDS[i].2;
+        i += 1;
+    }
+    let mut j = 0;
+    while j < PHI_SEGMENTS.len() {
+        t[PHI_FIELDS.len() + j] = PHI_SEGMENTS[j];
+        j += 1;
+    }
+    t
+};
 
 /// Whether a raw field value carries something: a character other than the delimiters, and
 /// not the HL7 null `""` (v2.5.1 2.5.3: `""` means "delete the value", nothing is sent).
