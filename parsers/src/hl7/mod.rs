@@ -749,6 +749,8 @@ impl<'a> Seg<'a> {
 
     /// Field `n` as text, as [`text_of`] gives it: repetitions joined with `~`, components with
     /// `^`, subcomponents with `&`, escape sequences decoded; `None` when it holds nothing.
+    /// (The reader takes the fields it needs in one pass; the tests check it against this.)
+    #[cfg(test)]
     fn text(&self, n: usize) -> Option<Text<'a>> {
         field_text(self.raw_capped(n)?, &self.d)
     }
@@ -890,24 +892,38 @@ fn plain_field_text<'a>(raw: &'a str, d: &Delimiters) -> Option<Option<&'a str>>
         None => f,
         Some(e) => u8::try_from(e).ok().filter(u8::is_ascii)?,
     };
+    if (f, e) == (b'|', b'\\') {
+        return recommended_field_text(raw);
+    }
     if raw == "\"\"" {
         return Some(None);
     }
     let (mut value, mut escaped) = (false, false);
-    if (f, e) == (b'|', b'\\') {
-        // The recommended set (nearly every message): one table load per byte.
-        let mut class = 0;
-        for &b in raw.as_bytes() {
-            class |= PLAIN_CLASS[usize::from(b)];
-        }
-        value = class & VALUE != 0;
-        escaped = class & ESCAPE != 0;
-    } else {
-        for &b in raw.as_bytes() {
-            value |= !matches!(b, b'^' | b'~' | b'&' | b' ') && b != f;
-            escaped |= b == e;
-        }
+    for &b in raw.as_bytes() {
+        value |= !matches!(b, b'^' | b'~' | b'&' | b' ') && b != f;
+        escaped |= b == e;
     }
+    plain_result(raw, value, escaped)
+}
+
+/// [`plain_field_text`] under the recommended delimiters `|^~\&` (which the caller checked):
+/// one table load per byte.
+#[inline]
+fn recommended_field_text(raw: &str) -> Option<Option<&str>> {
+    if raw == "\"\"" {
+        return Some(None);
+    }
+    let mut class = 0;
+    for &b in raw.as_bytes() {
+        class |= PLAIN_CLASS[usize::from(b)];
+    }
+    plain_result(raw, class & VALUE != 0, class & ESCAPE != 0)
+}
+
+/// What [`plain_field_text`] gives for `raw`, given whether it has a byte with a value and an
+/// escape character.
+#[inline]
+fn plain_result(raw: &str, value: bool, escaped: bool) -> Option<Option<&str>> {
     match (value, escaped) {
         (false, _) => Some(None),
         (true, true) => None,
@@ -1014,8 +1030,15 @@ fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
             && (l.starts_with("MSH") || l.starts_with("FHS") || l.starts_with("BHS"))
             && !l.as_bytes()[3].is_ascii_alphanumeric()
     };
-    let first_msh = lines.clone().find(|l| l.starts_with("MSH"));
-    let header = match lines.clone().next() {
+    // The first line, split off once (the loop below takes it from here).
+    let mut rest = lines;
+    let first = rest.next();
+    // The first MSH: nearly always the first line, found without searching again.
+    let first_msh = match first {
+        Some(l) if l.starts_with("MSH") => Some(l),
+        _ => rest.clone().find(|l| l.starts_with("MSH")),
+    };
+    let header = match first {
         Some(l) if is_header(l) => {
             m.anomalies.no_msh = first_msh.is_none();
             Some(l)
@@ -1031,9 +1054,8 @@ fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
         m.anomalies.bad_delimiters = err;
     }
     let d = m.delimiters;
-    let mut phi_seen = [false; phi::MAX_NAMES];
 
-    for line in lines {
+    for line in first.into_iter().chain(rest) {
         let Some(id) = SegmentId::of_line(line, d.field) else {
             m.anomalies.malformed_segments += 1;
             continue;
@@ -1070,7 +1092,7 @@ fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
         let code = id_code(&id.0);
         if let Some(k) = PHI_SEGMENT_CODES.iter().position(|&c| c == code) {
             if phi::has_value(line.get(4..).unwrap_or(""), &d) {
-                phi_seen[phi::PHI_FIELDS.len() + k] = true;
+                m.phi_fields.set(phi::PHI_FIELDS.len() + k);
             }
             continue;
         }
@@ -1086,7 +1108,7 @@ fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
             seg.each_field(|n, raw| {
                 if let Some(k) = wanted.get(n).copied().flatten() {
                     if phi::has_value(raw, &d) {
-                        phi_seen[k] = true;
+                        m.phi_fields.set(k);
                     }
                 }
                 n + 1 < FIELD_CACHE
@@ -1095,9 +1117,21 @@ fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
         match id {
             SegmentId::MSH if m.msh.is_none() => m.msh = Some(read_msh(&seg)),
             SegmentId::MSA if m.msa.is_none() => {
+                // MSA-1 and MSA-2 found in one pass over the line.
+                let mut raws: [Option<&str>; 3] = [None; 3];
+                seg.each_field(|n, raw| {
+                    if let Some(slot) = raws.get_mut(n) {
+                        *slot = Some(raw);
+                    }
+                    n < 2
+                });
+                let text = |n: usize| {
+                    let r = raws.get(n).copied().flatten().and_then(cap_field)?;
+                    field_text(r, &d)
+                };
                 m.msa = Some(Msa {
-                    ack_code: seg.text(1).and_then(code_text),
-                    control_id: seg.text(2),
+                    ack_code: text(1).and_then(code_text),
+                    control_id: text(2),
                 })
             }
             SegmentId::ERR if m.errors.len() < MAX_ERRORS => {
@@ -1111,11 +1145,6 @@ fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
                 add_devices(&mut m.devices, &seg, 16, DeviceSource::Prt16);
             }
             _ => {}
-        }
-    }
-    for (k, seen) in phi_seen.into_iter().enumerate() {
-        if seen {
-            m.phi_fields.set(k);
         }
     }
     m
@@ -1133,7 +1162,15 @@ fn read_msh<'a>(seg: &Seg<'a>) -> Msh<'a> {
     });
     let raw = |n: usize| raws.get(n).copied().flatten();
     let capped = |n: usize| raw(n).and_then(cap_field);
-    let t = |n: usize| capped(n).and_then(|r| field_text(r, d));
+    // The recommended delimiters (nearly every message), tested once for all fields.
+    let recommended = *d == Delimiters::default();
+    let t = |n: usize| {
+        let r = capped(n)?;
+        match recommended.then(|| recommended_field_text(r)).flatten() {
+            Some(t) => t.map(Cow::Borrowed),
+            None => field_text(r, d),
+        }
+    };
     // MSH-9 (MSG): the first three components of its first repetition.
     let raw9 = capped(9);
     let mut comps = raw9
