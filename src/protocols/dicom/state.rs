@@ -254,6 +254,25 @@ impl DicomState {
     /// Feeds in-order bytes of one direction.
     fn feed(&mut self, dir: Direction, mut data: &[u8], cx: &mut AppContext<'_>) {
         let i = dir.index();
+        // Bytes inside a data set value past its kept prefix (most segments of a C-STORE):
+        // what the loop below does with them, done at once. They end neither the PDV nor the
+        // PDU (fewer bytes than the PDV has left, which is at most what the PDU has left).
+        let ended = self.phase == Phase::Ended;
+        let s = &mut self.sides[i];
+        if let (Stage::PData { left }, Some(h)) = (s.stage, s.pdv) {
+            if s.started
+                && !ended
+                && !h.is_command()
+                && !s.data_keep
+                && data.len() < s.pdv_left as usize
+            {
+                let n = data.len() as u32;
+                s.pdv_left -= n;
+                s.stage = Stage::PData { left: left - n };
+                s.bytes = s.bytes.saturating_add(u64::from(n));
+                return;
+            }
+        }
         if !self.sides[i].started {
             self.sides[i].started = true;
             // A side starts on a PDU boundary if it is the first one the probe matched or if
