@@ -240,6 +240,21 @@ fn for_each_line<'a>(b: &'a [u8], mut f: impl FnMut(&'a [u8])) -> (bool, usize, 
 /// first 64 bytes as lossy text, trimmed, lower-cased), without allocating for ASCII names.
 fn name_is(name: &[u8], want: &str) -> bool {
     let cut = &name[..name.len().min(64)];
+    // Quick answers, the same as the full comparison below (`want` is ASCII without white
+    // space): the lossy text of `cut` has an ASCII character for each ASCII byte and only
+    // non-ASCII characters for the others, and trimming drops white space at the ends only.
+    // So a match needs `want.len()` ASCII bytes (`cut` no shorter); a `cut` exactly that long
+    // matches only as it is; and one with no white space at either end (and so nothing to
+    // trim) only if it is that long.
+    let ws = |c: u8| matches!(c, b'\t'..=b'\r' | b' ');
+    if cut.len() <= want.len() {
+        return cut.eq_ignore_ascii_case(want.as_bytes());
+    }
+    if let (Some(&f), Some(&l)) = (cut.first(), cut.last()) {
+        if f.is_ascii() && !ws(f) && l.is_ascii() && !ws(l) {
+            return false;
+        }
+    }
     if !cut.is_ascii() {
         return text(name, 64).to_ascii_lowercase() == want;
     }
@@ -535,6 +550,47 @@ Expires: Sun, 28 Dec 2014 17:35:07 GMT\r\n\
         for c in &cases {
             assert_eq!(software(c), software_by_full_parse(c), "{c:?}");
         }
+    }
+
+    #[test]
+    fn name_is_equals_the_lossy_lowered_text() {
+        // Every name of up to 4 parts from pieces around the edge cases: white space ASCII
+        // and not (NBSP, NEL), bytes that are not UTF-8, case, lengths either side of the
+        // wanted name's, and the 64-byte cut (a two-byte character across it).
+        let parts: [&[u8]; 12] = [
+            b"user-agent",
+            b"SERVER",
+            b"Server",
+            b" ",
+            b"\x0b",
+            b"\t",
+            b"\xc2\xa0",
+            b"\xc2\x85",
+            b"\xff",
+            b"x",
+            b"-",
+            b"",
+        ];
+        let long = [b'a'; 63];
+        let mut n = 0;
+        for a in parts {
+            for b in parts {
+                for c in parts {
+                    for d in parts {
+                        let name = [a, b, c, d].concat();
+                        let cut_long = [&long[..], a, b].concat();
+                        for name in [&name[..], &cut_long[..]] {
+                            for want in ["user-agent", "server"] {
+                                let reference = text(name, 64).to_ascii_lowercase() == want;
+                                assert_eq!(name_is(name, want), reference, "{name:?} {want}");
+                                n += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(n > 40_000);
     }
 
     proptest::proptest! {
