@@ -939,7 +939,12 @@ fn compile_regex(pattern: &str, case_sensitive: bool) -> Result<Regex, String> {
             meta::Config::new()
                 .nfa_size_limit(Some(MAX_REGEX_SIZE))
                 .utf8_empty(true)
-                .dfa(false),
+                .dfa(false)
+                // No lazy DFA either, so no reverse NFA is compiled for it (about a third of
+                // the build): the shipped rules are anchored (one-pass) and match short values,
+                // each value once per signature set (the match cache), so the one-pass engine,
+                // the bounded backtracker or the PikeVM matches them with the same results.
+                .hybrid(false),
         )
         .syntax(syntax::Config::new().case_insensitive(!case_sensitive))
         .build(pattern)
