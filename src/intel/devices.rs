@@ -434,7 +434,7 @@ impl Device {
     pub fn view(&self, with_evidence: bool) -> DeviceView<'_> {
         let id = self.ident.as_deref();
         // The evidence is sorted by (kind, value): its kinds come in order, each in one run.
-        let mut kinds: Vec<EvidenceKind> = Vec::new();
+        let mut kinds: Vec<EvidenceKind> = Vec::with_capacity(self.evidence.len());
         for e in &self.evidence {
             if kinds.last() != Some(&e.kind) {
                 kinds.push(e.kind);
@@ -483,8 +483,16 @@ impl Device {
                 totals: &self.totals,
                 top: {
                     let mut p: Vec<(&IpAddr, &PeerCounts)> = self.peers.iter().collect();
-                    p.sort_by(|a, b| b.1.flows.cmp(&a.1.flows).then(a.0.cmp(b.0)));
-                    p.truncate(PEERS_SHOWN);
+                    // Most flows first, then by address (a total order: addresses are
+                    // unique): the first PEERS_SHOWN picked out before they are sorted.
+                    let order = |a: &(&IpAddr, &PeerCounts), b: &(&IpAddr, &PeerCounts)| {
+                        b.1.flows.cmp(&a.1.flows).then(a.0.cmp(b.0))
+                    };
+                    if p.len() > PEERS_SHOWN {
+                        p.select_nth_unstable_by(PEERS_SHOWN, order);
+                        p.truncate(PEERS_SHOWN);
+                    }
+                    p.sort_by(order);
                     p.into_iter()
                         .map(|(ip, c)| PeerView { ip, counts: c })
                         .collect()
