@@ -217,8 +217,28 @@ impl EventSink {
     }
 }
 
-/// Appends `v` in decimal, as `Display` writes it.
+/// The two digits of 0 to 99.
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// Appends `v` in decimal, as `Display` writes it. Values under 100 (most counts and ids in
+/// events) are one or two bytes of fixed size: no copy of a formatted buffer.
+#[inline]
 pub fn push_u64(b: &mut Vec<u8>, v: u64) {
+    if v < 10 {
+        b.push(b'0' + v as u8);
+    } else if v < 100 {
+        let i = 2 * v as usize;
+        b.extend_from_slice(&[PAIRS[i], PAIRS[i + 1]]);
+    } else {
+        push_u64_long(b, v);
+    }
+}
+
+fn push_u64_long(b: &mut Vec<u8>, v: u64) {
     b.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
@@ -346,7 +366,10 @@ pub fn push_ip(b: &mut Vec<u8>, ip: IpAddr) {
                 t[n..n + 4].copy_from_slice(&digits);
                 n += usize::from(len);
             }
-            b.extend_from_slice(&t[..n - 1]);
+            // All 16 bytes appended and the unused tail cut: a copy of fixed size.
+            let keep = b.len() + n - 1;
+            b.extend_from_slice(&t);
+            b.truncate(keep);
         }
         IpAddr::V6(a) => push_ipv6(b, a),
     }
@@ -745,6 +768,14 @@ mod tests {
                 let mut b = Vec::new();
                 push_ip(&mut b, ip);
                 assert_eq!(String::from_utf8(b).unwrap(), ip.to_string());
+                // After other bytes (the tail cut is relative to them).
+                let mut b = b"ip=".to_vec();
+                push_ip(&mut b, ip);
+                push_u64(&mut b, u64::from(ip.to_string().len() as u8));
+                assert_eq!(
+                    String::from_utf8(b).unwrap(),
+                    format!("ip={ip}{}", ip.to_string().len())
+                );
             }
         }
     }
@@ -778,7 +809,7 @@ mod tests {
 
     #[test]
     fn integers_as_display_writes_them() {
-        for v in [0u64, 9, 10, 99, 100, 65_535, u64::MAX] {
+        for v in (0u64..=1000).chain([65_535, u64::MAX - 1, u64::MAX]) {
             let mut b = Vec::new();
             push_u64(&mut b, v);
             assert_eq!(b, v.to_string().into_bytes());
