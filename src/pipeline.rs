@@ -151,6 +151,7 @@ impl Pipeline {
                 let m = metrics.clone();
                 Some(thread::Builder::new().name("medtap-events".into()).spawn(
                     move || -> std::io::Result<u64> {
+                        yield_to_capture();
                         // `stats` events are not counted as produced; keep them out of `written`.
                         let mut stats_lines = 0;
                         for msg in ev_rx {
@@ -200,6 +201,7 @@ impl Pipeline {
             thread::Builder::new()
                 .name("medtap-intel".into())
                 .spawn(move || {
+                    yield_to_capture();
                     central.run(obs_rx, obs_spare_tx, &queued, |lines| {
                         let _ = ev.send(WriterMsg::Lines(lines));
                     })
@@ -721,6 +723,28 @@ pub fn live(
     })
 }
 
+/// How much lower than the capture and worker threads the central thread and the event writer
+/// run (nice value): their work can wait (their queues are bounded: a worker that gets too far
+/// ahead waits for them), a worker's cannot, and when the cores are short the scheduler would
+/// otherwise share them out evenly. Like Suricata's `prio: low` for its management threads.
+const BACKGROUND_NICE: i32 = 5;
+
+/// Lower the calling thread's priority by [`BACKGROUND_NICE`] (Linux: nice values are per
+/// thread). Best effort: a failure leaves it as it was.
+#[allow(unsafe_code)]
+fn yield_to_capture() {
+    // SAFETY: getpriority/setpriority on the calling thread's own id; no memory is passed.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        nix::errno::Errno::clear();
+        let cur = libc::getpriority(libc::PRIO_PROCESS, tid);
+        if cur == -1 && nix::errno::Errno::last_raw() != 0 {
+            return;
+        }
+        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, (cur + BACKGROUND_NICE).min(19));
+    }
+}
+
 /// Free `v` on a thread of its own: large tables at the end of a run, which nothing waits for
 /// (the process may exit before it is done). Dropped here if no thread can be started.
 pub(crate) fn drop_later<T: Send + 'static>(v: T) {
@@ -1027,5 +1051,36 @@ pub fn stats_record(capture: CaptureStats, totals: &WorkerStats) -> StatsRecord 
             produced: totals.get(Counter::EventsProduced),
             written: 0,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(unsafe_code)]
+    fn own_nice() -> i32 {
+        // SAFETY: getpriority on the calling thread's own id; no memory is passed.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+    }
+
+    #[test]
+    fn background_threads_run_below_the_others() {
+        let (before, after, other) = thread::spawn(|| {
+            let before = own_nice();
+            yield_to_capture();
+            let after = own_nice();
+            // Another thread of the process (here, one started after) keeps its priority.
+            let other = thread::spawn(own_nice).join().unwrap();
+            (before, after, other)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(after, (before + BACKGROUND_NICE).min(19));
+        assert!(after > before || before == 19);
+        // A thread inherits its creator's nice value on Linux: the one started by the lowered
+        // thread is lowered too; the test thread itself is not.
+        assert_eq!(other, after);
+        assert_eq!(own_nice(), before);
     }
 }
