@@ -606,6 +606,57 @@ impl Anomalies {
         );
     }
 
+    /// `side`'s device met `peer` on the flow's service port for the first time after learning.
+    fn new_peer_alert(
+        &self,
+        ts: Ts,
+        flow: &FlowMeta,
+        side: &'static str,
+        medical: bool,
+        peer: IpAddr,
+        out: &mut Vec<Alert>,
+    ) {
+        self.alert(
+            AnomalyKind::NewPeer,
+            ts,
+            flow,
+            side,
+            medical,
+            vec![
+                ("peer".into(), FactValue::Str(peer.to_string())),
+                (
+                    "service_port".into(),
+                    FactValue::Int(i64::from(flow.server.1)),
+                ),
+            ],
+            out,
+        );
+    }
+
+    /// `side`'s device moved `bytes` in an interval against a baseline `mean`.
+    fn volume_alert(
+        &self,
+        ts: Ts,
+        flow: &FlowMeta,
+        side: &'static str,
+        medical: bool,
+        (bytes, mean): (u64, f64),
+        out: &mut Vec<Alert>,
+    ) {
+        self.alert(
+            AnomalyKind::Volume,
+            ts,
+            flow,
+            side,
+            medical,
+            vec![
+                ("interval_bytes".into(), FactValue::Int(bytes as i64)),
+                ("baseline_bytes".into(), FactValue::Int(mean as i64)),
+            ],
+            out,
+        );
+    }
+
     /// A completed flow between two addresses: [`Anomalies::new_peer`] and
     /// [`Anomalies::volume`] of both sides, with one lookup of each side's entry instead of
     /// one per step (same entries, alerts and cap hits, in the same order; the two sides are
@@ -684,18 +735,7 @@ impl Anomalies {
                 } else {
                     server_medical
                 };
-                self.alert(
-                    AnomalyKind::NewPeer,
-                    ts,
-                    flow,
-                    side,
-                    medical,
-                    vec![
-                        ("peer".into(), FactValue::Str(peer.to_string())),
-                        ("service_port".into(), FactValue::Int(i64::from(port))),
-                    ],
-                    out,
-                );
+                self.new_peer_alert(ts, flow, side, medical, peer, out);
             }
         }
         for (n, &(side, _, _)) in sides.iter().enumerate() {
@@ -705,18 +745,7 @@ impl Anomalies {
                 } else {
                     server_medical
                 };
-                self.alert(
-                    AnomalyKind::Volume,
-                    ts,
-                    flow,
-                    side,
-                    medical,
-                    vec![
-                        ("interval_bytes".into(), FactValue::Int(b as i64)),
-                        ("baseline_bytes".into(), FactValue::Int(mean as i64)),
-                    ],
-                    out,
-                );
+                self.volume_alert(ts, flow, side, medical, (b, mean), out);
             }
         }
     }
@@ -770,18 +799,7 @@ impl Anomalies {
                 } else {
                     server_medical
                 };
-                self.alert(
-                    AnomalyKind::NewPeer,
-                    ts,
-                    flow,
-                    side,
-                    medical,
-                    vec![
-                        ("peer".into(), FactValue::Str(peer.to_string())),
-                        ("service_port".into(), FactValue::Int(i64::from(port))),
-                    ],
-                    out,
-                );
+                self.new_peer_alert(ts, flow, side, medical, peer, out);
             }
         }
     }
@@ -813,18 +831,7 @@ impl Anomalies {
         };
         let fired = d.add_volume(ts, bytes, w, a.threshold, a.factor);
         if let Some((b, mean)) = fired {
-            self.alert(
-                AnomalyKind::Volume,
-                ts,
-                flow,
-                side,
-                medical,
-                vec![
-                    ("interval_bytes".into(), FactValue::Int(b as i64)),
-                    ("baseline_bytes".into(), FactValue::Int(mean as i64)),
-                ],
-                out,
-            );
+            self.volume_alert(ts, flow, side, medical, (b, mean), out);
         }
     }
 
