@@ -24,5 +24,7 @@ pub mod reassembly;
 pub mod reload;
 pub mod server;
 pub mod stats;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod time;
 pub mod webconfig;

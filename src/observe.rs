@@ -184,9 +184,16 @@ pub struct SentCache {
 }
 
 impl SentCache {
+    /// `slots`, rounded up to a power of two (a slot is then picked with a mask); none: every
+    /// key is fresh.
     pub fn new(slots: usize) -> SentCache {
+        let n = if slots == 0 {
+            0
+        } else {
+            slots.next_power_of_two()
+        };
         SentCache {
-            slots: vec![(0u64, 0i64); slots].into_boxed_slice(),
+            slots: vec![(0u64, 0i64); n].into_boxed_slice(),
             hasher: ahash::RandomState::with_seeds(0x6f62, 0x73, 0x6d65, 0x6474),
         }
     }
@@ -197,15 +204,8 @@ impl SentCache {
             return true;
         }
         let v = self.hasher.hash_one(key) | 1;
-        let n = self.slots.len();
-        // The same slot as `v % n`; a mask rather than a division when `n` is a power of two
-        // (it is: EVIDENCE_DEDUP_SLOTS), the division's latency being in front of the load.
-        let i = if n.is_power_of_two() {
-            (v as usize) & (n - 1)
-        } else {
-            (v as usize) % n
-        };
-        let slot = &mut self.slots[i];
+        // A mask, not a division (whose latency would stand in front of the load).
+        let slot = &mut self.slots[(v as usize) & (self.slots.len() - 1)];
         if slot.0 == v && slot.1 <= ts.0 {
             return false;
         }

@@ -217,13 +217,6 @@ impl EventSink {
     }
 }
 
-/// The two digits of 0 to 99.
-const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-    2021222324252627282930313233343536373839\
-    4041424344454647484950515253545556575859\
-    6061626364656667686970717273747576777879\
-    8081828384858687888990919293949596979899";
-
 /// Appends `v` in decimal, as `Display` writes it. Values under 100 (most counts and ids in
 /// events) are one or two bytes of fixed size: no copy of a formatted buffer.
 #[inline]
@@ -231,8 +224,7 @@ pub fn push_u64(b: &mut Vec<u8>, v: u64) {
     if v < 10 {
         b.push(b'0' + v as u8);
     } else if v < 100 {
-        let i = 2 * v as usize;
-        b.extend_from_slice(&[PAIRS[i], PAIRS[i + 1]]);
+        b.extend_from_slice(&crate::time::two_digits(v as u32));
     } else {
         push_u64_long(b, v);
     }

@@ -1070,7 +1070,7 @@ mod tests {
             let before = own_nice();
             yield_to_capture();
             let after = own_nice();
-            // Another thread of the process (here, one started after) keeps its priority.
+            // A thread started by the lowered one inherits its value (Linux).
             let other = thread::spawn(own_nice).join().unwrap();
             (before, after, other)
         })
@@ -1078,8 +1078,7 @@ mod tests {
         .unwrap();
         assert_eq!(after, (before + BACKGROUND_NICE).min(19));
         assert!(after > before || before == 19);
-        // A thread inherits its creator's nice value on Linux: the one started by the lowered
-        // thread is lowered too; the test thread itself is not.
+        // The thread started by the lowered one is lowered too; the test thread is not.
         assert_eq!(other, after);
         assert_eq!(own_nice(), before);
     }

@@ -70,18 +70,9 @@ impl Ts {
             let mut b = *b"0000-00-00T00:00:00.000000+0000";
             b[..19].copy_from_slice(&head);
             // Two digits at a time.
-            const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-                2021222324252627282930313233343536373839\
-                4041424344454647484950515253545556575859\
-                6061626364656667686970717273747576777879\
-                8081828384858687888990919293949596979899";
-            let pair = |v: u32| {
-                let i = 2 * (v % 100) as usize;
-                [PAIRS[i], PAIRS[i + 1]]
-            };
-            b[20..22].copy_from_slice(&pair(micros / 10_000));
-            b[22..24].copy_from_slice(&pair(micros / 100));
-            b[24..26].copy_from_slice(&pair(micros));
+            b[20..22].copy_from_slice(&two_digits(micros / 10_000));
+            b[22..24].copy_from_slice(&two_digits(micros / 100));
+            b[24..26].copy_from_slice(&two_digits(micros));
             return b;
         }
         let b = Ts::rfc3339_uncached(secs, micros);
@@ -115,6 +106,18 @@ impl Ts {
         put(&mut b, 20, 6, micros);
         b
     }
+}
+
+/// The last two decimal digits of `v` (`v % 100`, zero-padded), from a table.
+#[inline]
+pub(crate) fn two_digits(v: u32) -> [u8; 2] {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let i = 2 * (v % 100) as usize;
+    [PAIRS[i], PAIRS[i + 1]]
 }
 
 impl fmt::Display for Ts {

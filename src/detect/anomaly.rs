@@ -1168,13 +1168,7 @@ mod tests {
     /// table full.
     #[test]
     fn completed_flow_equals_its_steps() {
-        let mut rng = 0x853c_49e6_748f_ea9bu64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut next = crate::testing::xorshift(0x853c_49e6_748f_ea9bu64);
         let w = 3_600_000_000i64;
         for full in [false, true] {
             let mut a = engine();

@@ -698,13 +698,7 @@ mod tests {
             "i̇",
         ];
         let kinds = [K::Oui, K::DicomManufacturer, K::HttpUserAgent, K::TcpP0f];
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut next = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15u64);
         for res in [
             s.resolution,
             crate::fingerprint::signatures::Resolution {

@@ -26,10 +26,10 @@ pub const MAX_HELD: usize = 65_536;
 /// keys): a device's changes in between are coalesced into one event. Points fixed by the
 /// workers (each marked the first clock at or past its last mark plus 10 s) were met in an
 /// order that depended on how their batches interleaved, and so did the events with 2 workers.
-pub const MARK_EVERY: i64 = 10_000_000;
+const MARK_EVERY: i64 = 10_000_000;
 
 /// The last mark at or before `t`.
-pub fn mark_of(t: Ts) -> Ts {
+fn mark_of(t: Ts) -> Ts {
     Ts(t.0 - t.0.rem_euclid(MARK_EVERY))
 }
 
@@ -67,11 +67,10 @@ pub struct Reorder {
     order: Vec<(u128, usize)>,
     /// Per worker: no later observation of it has a key below this.
     through: Vec<Ts>,
-    /// The last mark the processing order reached ([`Reorder::reached_mark`]).
-    last_mark: Ts,
-    /// Every worker has sent its last batch (and [`Reorder::finished`] not yet called).
-    finished: bool,
-    /// [`Reorder::finished`] has been set once.
+    /// The last mark the processing order reached ([`Reorder::reached_mark`]); none before the
+    /// first observation.
+    last_mark: Option<Ts>,
+    /// [`Reorder::finished`] has answered yes.
     ended: bool,
     seq: u64,
     /// Observations released before their turn because [`MAX_HELD`] were held.
@@ -86,8 +85,7 @@ impl Reorder {
             held_min: Ts(i64::MAX),
             order: Vec::new(),
             through: vec![Ts::ZERO; workers.max(1)],
-            last_mark: Ts(i64::MIN),
-            finished: false,
+            last_mark: None,
             ended: false,
             seq: 0,
             forced: 0,
@@ -98,11 +96,6 @@ impl Reorder {
     pub fn add(&mut self, b: &mut ObsBatch) {
         if let Some(t) = self.through.get_mut(b.worker) {
             *t = (*t).max(b.through);
-        }
-        if !self.ended && self.through.iter().all(|&t| t == Ts(i64::MAX)) {
-            // Every worker has finished: a mark after everything ([`Reorder::finished`]).
-            self.ended = true;
-            self.finished = true;
         }
         let keys = std::mem::take(&mut b.keys);
         let (worker, seq, before) = (b.worker, self.seq, self.held.len());
@@ -227,22 +220,28 @@ impl Reorder {
     /// replay hands out `device` events. Not before the first observation.
     pub fn reached_mark(&mut self, key: Ts) -> bool {
         let m = mark_of(key);
-        if m <= self.last_mark {
-            return false;
+        match self.last_mark {
+            Some(last) if m <= last => false,
+            before => {
+                self.last_mark = Some(m);
+                before.is_some()
+            }
         }
-        let first = self.last_mark == Ts(i64::MIN);
-        self.last_mark = m;
-        !first
     }
 
     /// Whether every worker has sent its last batch, once: the mark after everything they
     /// sent (to be handed out once all of it is processed).
     pub fn finished(&mut self) -> bool {
-        std::mem::take(&mut self.finished)
+        if self.ended || self.through.iter().any(|&t| t < Ts(i64::MAX)) {
+            return false;
+        }
+        self.ended = true;
+        true
     }
 
     /// The next observation whose turn has come (or, when too many are held, the earliest),
     /// with its order key and the worker that sent it.
+    #[cfg(test)]
     pub fn pop_ready(&mut self) -> Option<(Ts, usize, Observation)> {
         self.release_due();
         self.next_ready()
@@ -407,13 +406,7 @@ mod tests {
     /// each observation once.
     #[test]
     fn release_order_is_the_sort_order() {
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut next = crate::testing::xorshift(0x2545_f491_4f6c_dd1du64);
         let mut r = Reorder::new(3);
         let mut through = [0i64; 3];
         let mut expected = Vec::new();
