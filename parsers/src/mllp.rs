@@ -301,20 +301,20 @@ impl Deframer {
 }
 
 /// Whether the first bytes of a direction start HL7: an MLLP start block followed by `MSH` and a
-/// field separator, or a bare `MSH` and a field separator. `Some(true)` / `Some(false)` once
-/// decided, `None` while the bytes so far are a prefix of either (at most 5 bytes decide).
+/// field separator, or a bare `MSH` and a field separator. In an MLLP frame a batch may come
+/// first: `FHS` (file header) or `BHS` (batch header) and a field separator (HL7 v2.5.1 2.10.3,
+/// the batch protocol; Wireshark's HL7 dissector reads such a frame too). `Some(true)` /
+/// `Some(false)` once decided, `None` while the bytes so far are a prefix of one of them (at most
+/// 5 bytes decide).
 pub fn probe(first: &[u8]) -> Option<bool> {
-    let body = match first.first() {
+    let (body, heads): (&[u8], &[&[u8; 3]]) = match first.first() {
         None => return None,
-        Some(&START_BLOCK) => &first[1..],
-        Some(_) => first,
+        Some(&START_BLOCK) => (&first[1..], &[MSH, b"FHS", b"BHS"]),
+        Some(_) => (first, &[MSH]),
     };
-    for (k, &want) in MSH.iter().enumerate() {
-        match body.get(k) {
-            None => return None,
-            Some(&b) if b != want => return Some(false),
-            Some(_) => {}
-        }
+    let n = body.len().min(3);
+    if !heads.iter().any(|h| h[..n] == body[..n]) {
+        return Some(false);
     }
     body.get(3).map(|&b| is_field_separator(b))
 }
@@ -537,5 +537,18 @@ mod tests {
         assert_eq!(probe(b"GET "), Some(false));
         assert_eq!(probe(b"\x16\x03\x01"), Some(false));
         assert_eq!(probe(b"\x0b\x0b"), Some(false));
+        // A batch in an MLLP frame (node-hl7-client sends FHS/BHS batches this way).
+        assert_eq!(probe(b"\x0bF"), None);
+        assert_eq!(probe(b"\x0bFHS"), None);
+        assert_eq!(probe(b"\x0bFHS|"), Some(true));
+        assert_eq!(probe(b"\x0bBHS|"), Some(true));
+        assert_eq!(probe(b"\x0bBHS\r"), Some(false));
+        assert_eq!(probe(b"\x0bFTS|"), Some(false));
+        assert_eq!(probe(b"\x0bB"), None);
+        // Bare, only MSH starts a message (the bare deframer splits on MSH).
+        assert_eq!(probe(b"FHS|"), Some(false));
+        assert_eq!(probe(b"BHS|"), Some(false));
+        assert_eq!(probe(b"M"), None);
+        assert_eq!(probe(b"F"), Some(false));
     }
 }

@@ -24,7 +24,8 @@
 #   and receivers accept it) is not shown as an hl7.segment at all, although it is in the TCP
 #   payload (PID disappears: a PHI-bearing segment). The oracle reads the frame's tcp.payload and,
 #   when the byte before 0x1C is not CR, puts that segment's id in "unterminated_last_segment";
-#   tests/hl7.rs expects medtap's segments to be tshark's plus that one.
+#   tests/hl7.rs expects medtap's segments to be tshark's plus that one. When that segment is the
+#   MSA (node-hl7-server's ACKs end so: node_batch.pcap), MSA-1/MSA-2 are read from it.
 # - a batch (FHS/BHS first) gets no hl7.message.type from tshark; its header fields are taken
 #   from the first MSH segment of the block (what medtap reports), and "batch" is set.
 # MSH-9's components are joined with '^' whatever MSH-2's component separator is (medtap's
@@ -68,9 +69,13 @@ for line in sys.stdin.buffer.read().decode("utf-8").split("\n"):
         m["batch"] = True
     raw = bytes.fromhex(payload.replace(":", "").split("\x1e")[-1])
     end = raw.rfind(b"\x1c")
+    last = None
     if end > 0 and raw[end - 1:end] != b"\r":
-        m["unterminated_last_segment"] = raw[:end].rsplit(b"\r", 1)[-1][:3].decode("latin-1")
+        last = raw[:end].rsplit(b"\r", 1)[-1].decode("latin-1")
+        m["unterminated_last_segment"] = last[:3]
     msa = next((s for s in segs if s.startswith("MSA" + sep)), None)
+    if msa is None and last is not None and last.startswith("MSA" + sep):
+        msa = last  # the MSA tshark does not show (see above)
     if msa is not None:
         p = msa.split(sep)
         m["msa_1"] = p[1] if len(p) > 1 else ""
