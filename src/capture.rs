@@ -142,7 +142,11 @@ mod ffi {
             precision: libc::c_uint,
             errbuf: *mut libc::c_char,
         ) -> *mut libc::c_void;
+        /// `__fsetlocking` of glibc's (and musl's) stdio_ext.h.
+        pub fn __fsetlocking(fp: *mut libc::FILE, kind: libc::c_int) -> libc::c_int;
     }
+    /// `FSETLOCKING_BYCALLER` of stdio_ext.h.
+    pub const FSETLOCKING_BYCALLER: libc::c_int = 2;
 }
 
 /// `PCAP_ERRBUF_SIZE` of pcap.h.
@@ -183,6 +187,11 @@ fn open_offline(path: &Path) -> Result<(pcap::Capture<pcap::Offline>, Box<[u8]>)
     unsafe {
         libc::setvbuf(fp, buf.as_mut_ptr().cast(), libc::_IOFBF, buf.len());
     }
+    // SAFETY: `fp` is open and not yet shared. Only the thread that reads the handle touches the
+    // stream, so stdio need not take its lock around each of libpcap's two `fread`s a packet.
+    unsafe {
+        ffi::__fsetlocking(fp, ffi::FSETLOCKING_BYCALLER);
+    }
     let mut errbuf = [0 as libc::c_char; PCAP_ERRBUF_SIZE];
     // SAFETY: `fp` is an open stream whose ownership passes to the handle on success;
     // `errbuf` has PCAP_ERRBUF_SIZE bytes as libpcap requires.
@@ -221,26 +230,28 @@ impl FileReader {
         })
     }
 
-    /// Read packets until the end of the file or the first unreadable record.
+    /// Read packets until the end of the file or the first unreadable record. One
+    /// `pcap_loop` over the whole file (libpcap calls `f` for each packet) rather than a
+    /// `pcap_next_ex` call per packet.
     pub fn for_each(&mut self, mut f: impl FnMut(RawPacket<'_>)) -> FileEnd {
-        loop {
-            match self.cap.next_packet() {
-                Ok(p) => f(RawPacket {
-                    ts_sec: p.header.ts.tv_sec,
-                    ts_usec: p.header.ts.tv_usec,
-                    wire_len: p.header.len,
-                    data: p.data,
-                }),
-                Err(pcap::Error::NoMorePackets) => return FileEnd::Complete,
-                Err(e) => {
-                    let message = e.to_string();
-                    let kind = if message.contains("truncated") {
-                        "truncated"
-                    } else {
-                        "corrupt"
-                    };
-                    return FileEnd::Damaged { kind, message };
-                }
+        let r = self.cap.for_each(None, |p| {
+            f(RawPacket {
+                ts_sec: p.header.ts.tv_sec,
+                ts_usec: p.header.ts.tv_usec,
+                wire_len: p.header.len,
+                data: p.data,
+            })
+        });
+        match r {
+            Ok(()) => FileEnd::Complete,
+            Err(e) => {
+                let message = e.to_string();
+                let kind = if message.contains("truncated") {
+                    "truncated"
+                } else {
+                    "corrupt"
+                };
+                FileEnd::Damaged { kind, message }
             }
         }
     }
