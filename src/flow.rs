@@ -209,6 +209,40 @@ impl TcpFlow {
 /// a sweep visits every flow, but once a second of packet time is cheap next to the rest.
 const SWEEP_EVERY_SECS: u64 = 1;
 
+/// The idle timeouts of [`Timeouts`] in microseconds of packet time (what [`Ts`] counts), and
+/// the shortest of them, computed once: they are compared on every packet and by every sweep.
+#[derive(Debug, Clone, Copy)]
+struct IdleUs {
+    tcp_new: i64,
+    tcp_established: i64,
+    tcp_closed: i64,
+    udp: i64,
+    other: i64,
+    shortest: i64,
+    /// The active timeout; 0 = never.
+    active: i64,
+}
+
+impl IdleUs {
+    fn of(t: &Timeouts) -> IdleUs {
+        let us = |secs: u64| (secs as i64).saturating_mul(1_000_000);
+        IdleUs {
+            tcp_new: us(t.tcp_new),
+            tcp_established: us(t.tcp_established),
+            tcp_closed: us(t.tcp_closed),
+            udp: us(t.udp),
+            other: us(t.other),
+            shortest: us(t
+                .tcp_new
+                .min(t.tcp_established)
+                .min(t.tcp_closed)
+                .min(t.udp)
+                .min(t.other)),
+            active: us(t.active),
+        }
+    }
+}
+
 /// The caps of [`Limits`] the protocol layer needs, copied into each flow table.
 #[derive(Debug, Clone, Copy)]
 pub struct AppCaps {
@@ -392,7 +426,7 @@ pub struct FlowTable {
     cap: usize,
     reasm_flow_cap: usize,
     caps: AppCaps,
-    timeouts: Timeouts,
+    timeouts: IdleUs,
     budget: GlobalBudget,
     next_sweep: Ts,
     /// The clock of the last sweep: every flow left would expire at or after it.
@@ -411,7 +445,7 @@ impl FlowTable {
             cap: Limits::per_worker(limits.max_flows, workers),
             reasm_flow_cap: limits.reassembly_flow_bytes,
             caps: AppCaps::of(limits),
-            timeouts: timeouts.clone(),
+            timeouts: IdleUs::of(timeouts),
             budget: GlobalBudget::new(Limits::per_worker(limits.reassembly_global_bytes, workers)),
             next_sweep: Ts::ZERO,
             swept: Ts::ZERO,
@@ -493,8 +527,7 @@ impl FlowTable {
         };
         // Active timeout: report the period so far and count this packet afresh.
         if self.timeouts.active > 0
-            && clock.0.saturating_sub(flow.period_clock.0)
-                > (self.timeouts.active as i64).saturating_mul(1_000_000)
+            && clock.0.saturating_sub(flow.period_clock.0) > self.timeouts.active
         {
             emit_flow(flow, EndReason::ActiveTimeout, out);
             out.stats.inc(Counter::FlowsEndedActiveTimeout);
@@ -539,29 +572,39 @@ impl FlowTable {
                 if tf.stopped {
                     return;
                 }
+                let [s0, s1] = &mut tf.streams;
+                let (this, other) = if i == 0 { (s0, s1) } else { (s1, s0) };
+                // A bare ACK of bytes already delivered (about half of all TCP packets) changes
+                // no stream and reaches no parser: neither call is made.
+                let segment = !Stream::segment_is_noop(t.syn, t.fin, t.rst, d.payload);
+                let ack = t.ack_flag && !other.ack_is_noop(t.ack);
+                if !segment && !ack {
+                    return;
+                }
                 let Sinks {
                     events,
                     stats,
                     app_stats,
                     obs,
                 } = out;
-                let mut gaps = (0u32, 0u64);
-                let caps = self.caps;
-                {
-                    let [s0, s1] = &mut tf.streams;
-                    let (this, other) = if i == 0 { (s0, s1) } else { (s1, s0) };
+                let mut fd = Feeder {
+                    app,
+                    meta,
+                    ts,
+                    caps: self.caps,
+                    events,
+                    stats: app_stats,
+                    obs,
+                    gaps: 0,
+                    gap_bytes: 0,
+                    fed: false,
+                };
+                if segment {
                     let hits_before = (
                         stats.get(Counter::ReasmFlowCapHits),
                         stats.get(Counter::ReasmGlobalCapHits),
                     );
                     let wanted = (this.buffered_bytes() + d.payload.len()) as u64;
-                    let mut deliver = |c: Chunk<'_>| {
-                        if let Chunk::Gap(n) = c {
-                            gaps.0 += 1;
-                            gaps.1 += n;
-                        }
-                        feed(app, meta, dir, c, ts, caps, events, app_stats, obs);
-                    };
                     this.segment(
                         t.seq,
                         t.syn,
@@ -571,7 +614,7 @@ impl FlowTable {
                         self.reasm_flow_cap,
                         &mut self.budget,
                         stats,
-                        &mut deliver,
+                        &mut |c| fd.chunk(dir, c),
                     );
                     if tf.cap_hit.is_none() {
                         if stats.get(Counter::ReasmFlowCapHits) > hits_before.0 {
@@ -588,30 +631,19 @@ impl FlowTable {
                             });
                         }
                     }
-                    if t.ack_flag {
-                        let mut deliver_other = |c: Chunk<'_>| {
-                            if let Chunk::Gap(n) = c {
-                                gaps.0 += 1;
-                                gaps.1 += n;
-                            }
-                            feed(
-                                app,
-                                meta,
-                                dir.reverse(),
-                                c,
-                                ts,
-                                caps,
-                                events,
-                                app_stats,
-                                obs,
-                            );
-                        };
-                        other.peer_ack(t.ack, &mut self.budget, stats, &mut deliver_other);
-                    }
                 }
-                tf.gaps = tf.gaps.saturating_add(gaps.0);
-                tf.gap_bytes = tf.gap_bytes.saturating_add(gaps.1);
-                let done = match app {
+                if ack {
+                    other.peer_ack(t.ack, &mut self.budget, stats, &mut |c| {
+                        fd.chunk(dir.reverse(), c)
+                    });
+                }
+                // Only what was handed over can have changed the parser or added gaps.
+                if !fd.fed {
+                    return;
+                }
+                tf.gaps = tf.gaps.saturating_add(fd.gaps);
+                tf.gap_bytes = tf.gap_bytes.saturating_add(fd.gap_bytes);
+                let done = match fd.app {
                     App::Done => true,
                     App::Parsing(p) => p.done(),
                     App::Detecting { .. } => false,
@@ -846,9 +878,7 @@ impl FlowTable {
         let caps = self.caps;
         // Order key of what the flow's end produces (facts at close, FlowEnd): when it expired
         // if it timed out (not when a sweep found it: that depends on the workers), else now.
-        let expiry = Ts(f.seen.0.saturating_add(
-            (idle_timeout_of(&self.timeouts, &f) as i64).saturating_mul(1_000_000),
-        ));
+        let expiry = Ts(f.seen.0.saturating_add(idle_timeout_of(&self.timeouts, &f)));
         let clock = out.obs.clock();
         out.obs.set_clock(expiry.min(clock));
         let Flow { app, meta, tcp, .. } = &mut f;
@@ -859,19 +889,23 @@ impl FlowTable {
                 app_stats,
                 obs,
             } = out;
-            let mut gaps = (0u32, 0u64);
+            let mut fd = Feeder {
+                app,
+                meta,
+                ts,
+                caps,
+                events,
+                stats: app_stats,
+                obs,
+                gaps: 0,
+                gap_bytes: 0,
+                fed: false,
+            };
             for (i, dir) in [(0, Direction::ToServer), (1, Direction::ToClient)] {
-                let mut deliver = |c: Chunk<'_>| {
-                    if let Chunk::Gap(n) = c {
-                        gaps.0 += 1;
-                        gaps.1 += n;
-                    }
-                    feed(app, meta, dir, c, ts, caps, events, app_stats, obs);
-                };
-                tf.streams[i].flush(&mut self.budget, stats, &mut deliver);
+                tf.streams[i].flush(&mut self.budget, stats, &mut |c| fd.chunk(dir, c));
             }
-            tf.gaps = tf.gaps.saturating_add(gaps.0);
-            tf.gap_bytes = tf.gap_bytes.saturating_add(gaps.1);
+            tf.gaps = tf.gaps.saturating_add(fd.gaps);
+            tf.gap_bytes = tf.gap_bytes.saturating_add(fd.gap_bytes);
         }
         if let App::Parsing(p) = &mut f.app {
             let mut cx = AppContext {
@@ -922,20 +956,14 @@ fn end_state(f: &Flow) -> &'static str {
 }
 
 /// Whether `f` has been idle past its timeout at capture clock `now`.
-fn is_expired(t: &Timeouts, f: &Flow, now: Ts) -> bool {
+fn is_expired(t: &IdleUs, f: &Flow, now: Ts) -> bool {
     let idle = now.0.saturating_sub(f.seen.0);
     // Idle no longer than the shortest timeout: not expired, whatever the flow's state (and its
     // TCP state, behind a pointer, is not read: the sweep visits every flow).
-    let shortest = t
-        .tcp_new
-        .min(t.tcp_established)
-        .min(t.tcp_closed)
-        .min(t.udp)
-        .min(t.other);
-    if idle <= (shortest as i64).saturating_mul(1_000_000) {
+    if idle <= t.shortest {
         return false;
     }
-    idle > (idle_timeout_of(t, f) as i64).saturating_mul(1_000_000)
+    idle > idle_timeout_of(t, f)
 }
 
 /// The reason a flow that timed out ended: a closed TCP flow is a close, anything else idle.
@@ -947,7 +975,8 @@ fn timeout_reason(f: &Flow) -> EndReason {
     }
 }
 
-fn idle_timeout_of(t: &Timeouts, f: &Flow) -> u64 {
+/// The idle timeout of `f` in its present state, in microseconds.
+fn idle_timeout_of(t: &IdleUs, f: &Flow) -> i64 {
     match &f.tcp {
         Some(tf) if tf.closed() => t.tcp_closed,
         Some(tf) if tf.synack || (f.pkts[0] > 0 && f.pkts[1] > 0) => t.tcp_established,
@@ -1013,6 +1042,45 @@ pub fn app_counter(p: AppProto) -> Counter {
         AppProto::Rexec => Counter::AppRexec,
         AppProto::Netbios => Counter::AppNetbios,
         AppProto::Unknown => Counter::AppUnknown,
+    }
+}
+
+/// What handing reassembled bytes to the application layer needs, borrowed once per packet: the
+/// reassembly callbacks capture this and a direction (two words, not ten).
+struct Feeder<'a> {
+    app: &'a mut App,
+    meta: &'a mut FlowMeta,
+    ts: Ts,
+    caps: AppCaps,
+    events: &'a mut EventSink,
+    /// The protocol layer's counters ([`Sinks::app_stats`]).
+    stats: &'a mut WorkerStats,
+    obs: &'a mut ObsBuf,
+    /// Gaps handed over, and their bytes.
+    gaps: u32,
+    gap_bytes: u64,
+    /// Whether anything was handed over.
+    fed: bool,
+}
+
+impl Feeder<'_> {
+    fn chunk(&mut self, dir: Direction, c: Chunk<'_>) {
+        self.fed = true;
+        if let Chunk::Gap(n) = c {
+            self.gaps += 1;
+            self.gap_bytes += n;
+        }
+        feed(
+            self.app,
+            self.meta,
+            dir,
+            c,
+            self.ts,
+            self.caps,
+            self.events,
+            self.stats,
+            self.obs,
+        );
     }
 }
 
