@@ -24,7 +24,7 @@
 //! So a DICOM Manufacturer (weight 95) beats an OUI guess (30) whatever order they came in,
 //! and two weak kinds that agree can beat one that disagrees.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -100,14 +100,15 @@ enum Attr {
     Category,
 }
 
+/// A claim borrows its values from the rule matches (only the deciding ones are copied out).
 #[derive(Debug, Clone)]
-struct Claim {
-    value: String,
+struct Claim<'a> {
+    value: &'a str,
     score: u32,
     kind: EvidenceKind,
     evidence: EvidenceRef,
     /// For OS version claims: the OS the same rule named.
-    os: Option<String>,
+    os: Option<&'a str>,
 }
 
 /// A key's bytes as compared: folded to ASCII lower case when `f`.
@@ -176,14 +177,14 @@ fn decide(claims: &[Claim], sigs: &Signatures) -> Option<(String, u8, Vec<Eviden
             group_of.push(None);
             continue;
         }
-        let key = GroupKey::of(&c.value);
+        let key = GroupKey::of(c.value);
         let gi = match groups.iter().position(|g| g.key.same(&key)) {
             Some(i) => i,
             None => {
                 groups.push(Group {
                     key,
                     best: 0,
-                    display: &c.value,
+                    display: c.value,
                     kinds: Vec::new(),
                 });
                 groups.len() - 1
@@ -191,9 +192,9 @@ fn decide(claims: &[Claim], sigs: &Signatures) -> Option<(String, u8, Vec<Eviden
         };
         group_of.push(Some(gi));
         let g = &mut groups[gi];
-        if c.score > g.best || (c.score == g.best && c.value.as_str() < g.display) {
+        if c.score > g.best || (c.score == g.best && c.value < g.display) {
             g.best = c.score;
-            g.display = &c.value;
+            g.display = c.value;
         }
         if !g.kinds.contains(&c.kind) {
             g.kinds.push(c.kind);
@@ -481,10 +482,15 @@ fn identify_distinct(
     sigs: &Signatures,
     cache: &mut MatchCache,
 ) -> Identification {
-    let mut claims: BTreeMap<Attr, Vec<Claim>> = BTreeMap::new();
+    // The matches of every value, held while the claims borrow their conclusions.
+    let applied: Vec<Matches> = distinct
+        .iter()
+        .map(|&(kind, value, _, _)| cache.get(kind, value, sigs))
+        .collect();
+    // By attribute (`Attr as usize`).
+    let mut claims: [Vec<Claim>; 5] = Default::default();
     let mut version_claims: Vec<Claim> = Vec::new();
-    for &(kind, value, conf, _) in distinct {
-        let applied = cache.get(kind, value, sigs);
+    for (&(kind, value, conf, _), applied) in distinct.iter().zip(&applied) {
         // One copy of the value for all the rules it matched.
         let mut shared: Option<std::sync::Arc<str>> = None;
         for (i, a) in applied.iter() {
@@ -494,16 +500,21 @@ fn identify_distinct(
             if rule.ignore {
                 continue;
             }
-            let a = a.clone();
             let score = u32::from(sigs.weight(rule)) * u32::from(conf) / 100;
             let r = EvidenceRef {
                 kind,
                 value: shared.get_or_insert_with(|| value.into()).clone(),
                 rule: rule.id.clone(),
             };
-            let mut add = |attr: Attr, v: Option<String>| {
+            for (attr, v) in [
+                (Attr::Vendor, a.vendor.as_deref()),
+                (Attr::Model, a.model.as_deref()),
+                (Attr::Os, a.os.as_deref()),
+                (Attr::Software, a.software.as_deref()),
+                (Attr::Category, a.category.map(|c| c.as_str())),
+            ] {
                 if let Some(v) = v {
-                    claims.entry(attr).or_default().push(Claim {
+                    claims[attr as usize].push(Claim {
                         value: v,
                         score,
                         kind,
@@ -511,13 +522,8 @@ fn identify_distinct(
                         os: None,
                     });
                 }
-            };
-            add(Attr::Vendor, a.vendor);
-            add(Attr::Model, a.model);
-            add(Attr::Os, a.os.clone());
-            add(Attr::Software, a.software);
-            add(Attr::Category, a.category.map(|c| c.as_str().to_string()));
-            if let (Some(v), Some(os)) = (a.os_version, a.os) {
+            }
+            if let (Some(v), Some(os)) = (a.os_version.as_deref(), a.os.as_deref()) {
                 version_claims.push(Claim {
                     value: v,
                     score,
@@ -529,7 +535,7 @@ fn identify_distinct(
         }
     }
     let get = |attr: Attr| -> Option<Decided<String>> {
-        let (value, confidence, decided_by) = decide(claims.get(&attr)?, sigs)?;
+        let (value, confidence, decided_by) = decide(&claims[attr as usize], sigs)?;
         Some(Decided {
             value,
             confidence,
@@ -542,10 +548,7 @@ fn identify_distinct(
     let os = get(Attr::Os).map(|os_name| {
         let same_os: Vec<Claim> = version_claims
             .iter()
-            .filter(|c| {
-                c.os.as_deref()
-                    .is_some_and(|o| o.eq_ignore_ascii_case(&os_name.value))
-            })
+            .filter(|c| c.os.is_some_and(|o| o.eq_ignore_ascii_case(&os_name.value)))
             .cloned()
             .collect();
         let version = decide(&same_os, sigs);
@@ -612,6 +615,7 @@ fn identify_distinct(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
     use EvidenceKind as K;
 
     /// `decide` as it was written first (maps and sets of owned copies): the reference.
@@ -635,13 +639,13 @@ mod tests {
             let key = c.value.to_lowercase();
             let g = groups.entry(key).or_insert_with(|| Group {
                 best: 0,
-                display: c.value.clone(),
+                display: c.value.to_string(),
                 kinds: BTreeSet::new(),
                 refs: BTreeSet::new(),
             });
-            if c.score > g.best || (c.score == g.best && c.value < g.display) {
+            if c.score > g.best || (c.score == g.best && c.value < g.display.as_str()) {
                 g.best = c.score;
-                g.display = c.value.clone();
+                g.display = c.value.to_string();
             }
             g.kinds.insert(c.kind);
             g.refs.insert(c.evidence.clone());
@@ -714,7 +718,7 @@ mod tests {
                 let n = next(9) as usize;
                 let claims: Vec<Claim> = (0..n)
                     .map(|_| {
-                        let value = values[next(values.len() as u64) as usize].to_string();
+                        let value = values[next(values.len() as u64) as usize];
                         let kind = kinds[next(kinds.len() as u64) as usize];
                         Claim {
                             evidence: EvidenceRef {
