@@ -207,6 +207,9 @@ fn from_ip<'a>(
     if let Some(d) = ipv4_tcp(data, link) {
         return Some(d);
     }
+    if let Some(d) = ipv6_tcp(data, link) {
+        return Some(d);
+    }
     from_ip_sliced(data, v6, stats, link)
 }
 
@@ -229,6 +232,44 @@ fn ipv4_tcp(data: &[u8], (src_mac, dst_mac, vlan): Link) -> Option<Decoded<'_>> 
         return None;
     }
     let tcp = data.get(ihl..total)?;
+    let src_ip = IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
+    let dst_ip = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
+    tcp_by_hand(data, tcp, src_ip, dst_ip, h[8], (src_mac, dst_mac, vlan))
+}
+
+/// The same for IPv6 (the second most common case): a whole fixed header with TCP as its next
+/// header (no extension headers), a payload length that fits the captured bytes (0, a jumbo
+/// payload, is left to `etherparse`), carrying a whole TCP header.
+#[inline(always)]
+fn ipv6_tcp(data: &[u8], link: Link) -> Option<Decoded<'_>> {
+    // RFC 8200 3: version (0), payload length (4), next header (6), hop limit (7), src (8),
+    // dst (24).
+    let h: &[u8; 40] = data.get(..40)?.try_into().ok()?;
+    if h[0] >> 4 != 6 || h[6] != 6 {
+        return None;
+    }
+    let len = usize::from(u16::from_be_bytes([h[4], h[5]]));
+    if len == 0 {
+        return None;
+    }
+    let tcp = data.get(40..40 + len)?;
+    let addr = |i: usize| -> Option<IpAddr> {
+        let a: [u8; 16] = h.get(i..i + 16)?.try_into().ok()?;
+        Some(IpAddr::V6(Ipv6Addr::from(a)))
+    };
+    tcp_by_hand(data, tcp, addr(8)?, addr(24)?, h[7], link)
+}
+
+/// The TCP part of [`ipv4_tcp`] and [`ipv6_tcp`]: `tcp` is the IP payload.
+#[inline(always)]
+fn tcp_by_hand<'a>(
+    data: &'a [u8],
+    tcp: &'a [u8],
+    src_ip: IpAddr,
+    dst_ip: IpAddr,
+    ttl: u8,
+    (src_mac, dst_mac, vlan): Link,
+) -> Option<Decoded<'a>> {
     // RFC 9293 3.1: ports (0, 2), seq (4), ack (8), data offset (12), flags (13), window (14).
     let th: &[u8; 20] = tcp.get(..20)?.try_into().ok()?;
     let doff = usize::from(th[12] >> 4) * 4;
@@ -241,9 +282,9 @@ fn ipv4_tcp(data: &[u8], (src_mac, dst_mac, vlan): Link) -> Option<Decoded<'_>> 
         src_mac,
         dst_mac,
         vlan,
-        src_ip: IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
-        dst_ip: IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),
-        ttl: h[8],
+        src_ip,
+        dst_ip,
+        ttl,
         proto: 6,
         src_port: u16::from_be_bytes([th[0], th[1]]),
         dst_port: u16::from_be_bytes([th[2], th[3]]),
@@ -489,6 +530,70 @@ mod tests {
                 let _ = decode(lt, &junk, &mut s);
             }
         }
+    }
+
+    /// Every single-byte change of the first 64 bytes of each packet and every truncation.
+    fn mutations(bases: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        let mut cases = Vec::new();
+        for base in bases {
+            for at in 0..base.len().min(64) {
+                for v in [
+                    0u8, 1, 2, 4, 5, 6, 15, 0x10, 0x20, 0x3f, 0x40, 0x45, 0x50, 0x60, 0x80, 0xff,
+                ] {
+                    let mut p = base.clone();
+                    p[at] = v;
+                    cases.push(p);
+                }
+            }
+            for n in 0..=base.len() {
+                cases.push(base[..n].to_vec());
+            }
+        }
+        cases
+    }
+
+    #[test]
+    fn ipv6_tcp_read_by_hand_equals_etherparse() {
+        // A SYN with options and a data segment over IPv6, changed and truncated as above.
+        let v6 = |len: u8, src: u8| -> Vec<u8> {
+            let mut h = vec![0x60, 0x0a, 0xbc, 0xde, 0, len, 6, 64];
+            h.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, src]);
+            h.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+            h
+        };
+        let syn: Vec<u8> = [
+            &v6(40, 1)[..],
+            &[
+                0x9c, 0x40, 0, 104, 1, 2, 3, 4, 0, 0, 0, 0, 0xa0, 0x02, 0xfa, 0xf0, 0, 0, 0, 0,
+            ],
+            &[
+                2, 4, 5, 0xa0, 4, 2, 8, 10, 0, 1, 2, 3, 0, 0, 0, 0, 1, 3, 3, 7,
+            ],
+        ]
+        .concat();
+        let mut data = [
+            &v6(36, 9)[..],
+            &[
+                0, 80, 0xc3, 0x50, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0x50, 0x19, 0, 1, 0, 0, 0, 0,
+            ],
+            b"GET / HTTP/1.1\r\n",
+        ]
+        .concat();
+        data.extend_from_slice(&[0; 6]); // padding past the payload length
+        let mut answered = 0;
+        for p in &mutations(vec![syn, data]) {
+            let link = ([1, 2, 3, 4, 5, 6], [7; 6], [0, 0]);
+            assert!(ipv4_tcp(p, link).is_none() || p[0] >> 4 == 4);
+            let Some(fast) = ipv6_tcp(p, link) else {
+                continue;
+            };
+            answered += 1;
+            let mut st = WorkerStats::default();
+            let sliced = from_ip_sliced(p, true, &mut st, link).expect("etherparse reads it too");
+            assert_eq!(format!("{fast:?}"), format!("{sliced:?}"), "{p:?}");
+            assert!(st.c.iter().all(|&c| c == 0), "{p:?}");
+        }
+        assert!(answered > 500, "{answered}");
     }
 
     #[test]
