@@ -395,3 +395,69 @@ fn every_legacy_rule_has_a_real_capture_pair() {
     }
     assert!(missing.is_empty(), "rules without a real pair: {missing:?}");
 }
+
+/// arkime's snmpv3_synthetic.pcap holds SNMP messages whose PDU is malformed on purpose (a
+/// varbind list one byte longer than its PDU, a varbind name that is not an OID, an INTEGER
+/// where the PDU should be). tshark 4.0.17 shows each one's version and community, then
+/// "[Malformed Packet]":
+///   tshark -n -r pcaps/corpus/legacy/arkime_snmpv3_synthetic.pcap -T fields -e ip.src
+///     -e snmp.version -e snmp.community -e snmp.msgVersion -e snmp.msgUserName
+///   10.0.0.82 3 admin_user | 10.0.0.202 1 public | 10.0.0.42 3 monitor | 10.0.0.137 1 private
+///   10.0.0.56 3 readonly | 10.0.0.48 1 secret123 | 10.0.0.99 1 public (well formed)
+///   10.0.0.100 1 public | 10.0.1.10 2 (v2u, x2) | 10.0.1.11 0 public (x2)
+/// The community crossed the network in clear all the same: medtap reports the same versions and
+/// community kinds (counting the messages as parse errors too) and raises the community alerts.
+/// It used to drop every malformed message whole: no `snmp` event and no alert but for 10.0.0.99.
+#[test]
+fn snmp_malformed_messages_keep_their_header() {
+    let rel = "corpus/legacy/arkime_snmpv3_synthetic.pcap";
+    let events = run(rel);
+    let mut got: BTreeMap<String, (String, String, u64)> = BTreeMap::new();
+    for e in common::of_type(&events, "snmp") {
+        let s = &e["snmp"];
+        got.insert(
+            e["src_ip"].as_str().unwrap().to_string(),
+            (
+                s["version"].as_str().unwrap_or("").to_string(),
+                s["community"].as_str().unwrap_or("").to_string(),
+                s["parse_errors"].as_u64().unwrap(),
+            ),
+        );
+    }
+    let want: BTreeMap<String, (String, String, u64)> = [
+        ("10.0.0.82", "v3", "", 1),
+        ("10.0.0.202", "v2c", "default", 1),
+        ("10.0.0.42", "v3", "", 1),
+        ("10.0.0.137", "v2c", "default", 1),
+        ("10.0.0.56", "v3", "", 1),
+        ("10.0.0.48", "v2c", "other", 1),
+        ("10.0.0.99", "v2c", "default", 0),
+        ("10.0.0.100", "v2c", "default", 1),
+        ("10.0.1.11", "v1", "default", 2),
+    ]
+    .into_iter()
+    .map(|(ip, v, c, n)| (ip.to_string(), (v.to_string(), c.to_string(), n)))
+    .collect();
+    assert_eq!(got, want, "{rel}");
+    let mut fired: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    for e in alerts(&events) {
+        fired
+            .entry(e["src_ip"].as_str().unwrap().to_string())
+            .or_default()
+            .insert(e["alert"]["signature_id"].as_u64().unwrap());
+    }
+    for ip in [
+        "10.0.0.202",
+        "10.0.0.137",
+        "10.0.0.99",
+        "10.0.0.100",
+        "10.0.1.11",
+    ] {
+        assert_eq!(fired.get(ip), Some(&BTreeSet::from([SNMP_DEFAULT])), "{ip}");
+    }
+    assert_eq!(
+        fired.get("10.0.0.48"),
+        Some(&BTreeSet::from([SNMP_OTHER])),
+        "10.0.0.48"
+    );
+}

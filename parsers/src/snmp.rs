@@ -9,6 +9,14 @@
 //! datagram; nesting is fixed by the message shape (no recursion); at most [`MAX_VARBINDS`]
 //! varbinds are read; OIDs longer than [`MAX_OID_ARCS`] arcs are cut; sysDescr is cut at
 //! [`MAX_DESCR_LEN`] bytes and decoded lossily. An encrypted v3 PDU yields no PDU type.
+//!
+//! Once the header has decoded (version and community; for v3 msgGlobalData and
+//! msgSecurityParameters) the message is returned even when what follows is cut short (a
+//! datagram truncated by the capture's snap length, or a message whose outer length claims more
+//! than the datagram holds) or malformed (a PDU or varbind that is not what RFC 3416 says):
+//! [`SnmpMessage::malformed`] is set and everything read before the fault is kept, as Wireshark
+//! shows the version and community of such a message and marks the rest malformed. The
+//! community was on the wire either way. A header that does not decode is an error.
 
 use thiserror::Error;
 
@@ -164,6 +172,9 @@ pub struct SnmpMessage {
     pub sys_descr: Option<String>,
     /// sysObjectID.0 from a response.
     pub sys_object_id: Option<String>,
+    /// The header decoded but the rest of the message is truncated or malformed (module docs):
+    /// the fields above hold what was read before the fault.
+    pub malformed: bool,
 }
 
 /// One BER TLV: tag, content, and its offset in the datagram.
@@ -232,6 +243,63 @@ impl<'a> Reader<'a> {
             content,
             at: at + (used - len),
         })
+    }
+
+    /// Like [`Reader::take_tagged`], but a TLV whose content runs past the end of the buffer
+    /// gives the bytes that are there and `true` (cut), instead of an error.
+    fn take_tagged_prefix(
+        &mut self,
+        tag: u8,
+        layer: &'static str,
+    ) -> Result<(Tlv<'a>, bool), SnmpError> {
+        let saved = (self.buf, self.base);
+        match self.take_tagged(tag, layer) {
+            Ok(t) => Ok((t, false)),
+            Err(SnmpError::Incomplete { .. }) => {
+                (self.buf, self.base) = saved;
+                let (head, content) = self.header(layer)?;
+                if head.0 != tag {
+                    return Err(SnmpError::Invalid {
+                        layer,
+                        offset: self.base,
+                        reason: "unexpected BER tag",
+                    });
+                }
+                let at = self.base + head.1;
+                self.base += self.buf.len();
+                self.buf = &[];
+                Ok((Tlv { tag, content, at }, true))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The tag and header length of the TLV at the start, and the content bytes present (all
+    /// of them up to the end of the buffer when the length claims more).
+    fn header(&self, layer: &'static str) -> Result<((u8, usize), &'a [u8]), SnmpError> {
+        let b = self.buf;
+        let incomplete = || SnmpError::Incomplete {
+            needed: Needed::Unknown,
+        };
+        let (&tag, rest) = b.split_first().ok_or_else(incomplete)?;
+        let (&l0, rest) = rest.split_first().ok_or_else(incomplete)?;
+        let (len, rest) = if l0 < 0x80 {
+            (usize::from(l0), rest)
+        } else {
+            let n = usize::from(l0 & 0x7f);
+            if n == 0 || n > 4 {
+                return Err(SnmpError::Invalid {
+                    layer,
+                    offset: self.base + 1,
+                    reason: "indefinite or over-long BER length",
+                });
+            }
+            let lb = rest.get(..n).ok_or_else(incomplete)?;
+            let len = lb.iter().fold(0usize, |a, &x| (a << 8) | usize::from(x));
+            (len, &rest[n..])
+        };
+        let hlen = b.len() - rest.len();
+        Ok(((tag, hlen), &rest[..len.min(rest.len())]))
     }
 
     fn take_tagged(&mut self, tag: u8, layer: &'static str) -> Result<Tlv<'a>, SnmpError> {
@@ -310,7 +378,9 @@ const OID: u8 = 0x06;
 /// Parse one SNMP message (one UDP datagram).
 pub fn parse_message(input: &[u8]) -> Result<SnmpMessage, SnmpError> {
     let mut top = Reader::new(input, 0);
-    let msg = top.take_tagged(SEQUENCE, "message")?;
+    // The outer SEQUENCE may claim more bytes than the datagram holds (cut by the snap length):
+    // its header is read, and the bytes that are there.
+    let (msg, cut) = top.take_tagged_prefix(SEQUENCE, "message")?;
     let mut r = Reader::new(msg.content, msg.at);
     let vtlv = r.take_tagged(INTEGER, "version")?;
     let version = SnmpVersion(integer(vtlv.content).ok_or(SnmpError::Invalid {
@@ -327,6 +397,7 @@ pub fn parse_message(input: &[u8]) -> Result<SnmpMessage, SnmpError> {
         oids: Vec::new(),
         sys_descr: None,
         sys_object_id: None,
+        malformed: cut,
     };
     if version == SnmpVersion::V3 {
         // RFC 3412 6: msgGlobalData SEQUENCE { msgID, msgMaxSize, msgFlags, msgSecurityModel }.
@@ -361,18 +432,22 @@ pub fn parse_message(input: &[u8]) -> Result<SnmpMessage, SnmpError> {
         }
         out.v3 = Some(v3);
         // msgData: ScopedPDU SEQUENCE { contextEngineID, contextName, PDU } or encryptedPDU.
-        let data = r.read("msgData")?;
-        if data.tag == SEQUENCE {
-            let mut sr = Reader::new(data.content, data.at);
-            sr.take_tagged(OCTET_STRING, "contextEngineID")?;
-            sr.take_tagged(OCTET_STRING, "contextName")?;
-            read_pdu(&mut sr, &mut out)?;
-        }
+        let data = (|| -> Result<(), SnmpError> {
+            let data = r.read("msgData")?;
+            if data.tag == SEQUENCE {
+                let mut sr = Reader::new(data.content, data.at);
+                sr.take_tagged(OCTET_STRING, "contextEngineID")?;
+                sr.take_tagged(OCTET_STRING, "contextName")?;
+                read_pdu(&mut sr, &mut out)?;
+            }
+            Ok(())
+        })();
+        out.malformed |= data.is_err();
         return Ok(out);
     }
     let c = r.take_tagged(OCTET_STRING, "community")?;
     out.community = Some(Community::classify(c.content));
-    read_pdu(&mut r, &mut out)?;
+    out.malformed |= read_pdu(&mut r, &mut out).is_err();
     Ok(out)
 }
 
@@ -472,10 +547,86 @@ mod tests {
         assert_eq!(p.pdu_type, Some(PduType::RESPONSE));
         assert_eq!(p.oids, vec![SYS_DESCR.to_string()]);
         assert_eq!(p.sys_descr.as_deref(), Some("Linux pump 4.19"));
-        // Every prefix is an error, never a panic.
+        assert!(!p.malformed);
+        // A prefix that cuts the header (version, community) is an error; a longer one (the
+        // datagram cut by the capture's snap length) gives the header, marked malformed, and
+        // never a sysDescr value.
+        let header = 2 + 3 + 2 + b"public".len();
         for cut in 0..m.len() {
-            assert!(parse_message(&m[..cut]).is_err());
+            match parse_message(&m[..cut]) {
+                Err(_) => assert!(cut < header, "{cut}"),
+                Ok(p) => {
+                    assert!(cut >= header, "{cut}");
+                    assert!(p.malformed, "{cut}");
+                    assert_eq!(p.version, SnmpVersion::V1);
+                    assert_eq!(p.community, Some(Community::Public));
+                    assert_eq!(p.sys_descr, None);
+                }
+            }
         }
+    }
+
+    /// arkime tests/pcap/snmpv3_synthetic.pcap (pcaps/corpus/legacy/): messages whose PDU is
+    /// malformed on purpose. tshark 4.0.17 shows their version and community (or v3 header) and
+    /// "[Malformed Packet]"; medtap reports the same header, marked malformed.
+    #[test]
+    fn malformed_pdu_keeps_the_header() {
+        let hex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        // frame 2: v2c "public" get-request whose varbind list overruns the PDU by one byte
+        let f2 =
+            hex("302402010104067075626c6963a017020101020100020100300d06092b060102010101000500");
+        // frame 6: v2c "secret123" set-request, the same overrun
+        let f6 = hex(
+            "30270201010409736563726574313233a317020101020100020100300d06092b060102010101000500",
+        );
+        // frame 8: v2c "public" get-request whose varbind name is an OCTET STRING, not an OID
+        let f8 = hex("302902010104067075626c6963a01c020412345678020100020100300e300c04082b060102010101000500");
+        // frame 11: v1 "public" followed by an INTEGER where the PDU should be
+        let f11 = hex("301102010004067075626c696302040000002a");
+        // frame 1: v3 noAuthNoPriv, user admin_user, varbind list overrunning the PDU
+        let f1 = hex("305b02010330100204000000010202100004010402010304253029040b80001f8880123456789abc020100020100040a61646d696e5f7573657204000400301d04000400a017020101020100020100300d06092b060102010101000500");
+        for (what, m, version, community, pdu) in [
+            (
+                "f2",
+                &f2,
+                SnmpVersion::V2C,
+                Some(Community::Public),
+                Some(PduType::GET),
+            ),
+            (
+                "f6",
+                &f6,
+                SnmpVersion::V2C,
+                Some(Community::Other),
+                Some(PduType::SET),
+            ),
+            (
+                "f8",
+                &f8,
+                SnmpVersion::V2C,
+                Some(Community::Public),
+                Some(PduType::GET),
+            ),
+            ("f11", &f11, SnmpVersion::V1, Some(Community::Public), None),
+            ("f1", &f1, SnmpVersion::V3, None, Some(PduType::GET)),
+        ] {
+            let p = parse_message(m).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(p.malformed, "{what}");
+            assert_eq!(p.version, version, "{what}");
+            assert_eq!(p.community, community, "{what}");
+            assert_eq!(p.pdu_type, pdu, "{what}");
+            assert!(p.oids.is_empty(), "{what}");
+        }
+        // frame 7, well formed (getBulk): not malformed
+        let f7 = hex("302902010104067075626c6963a51c02041234567802010002010a300e300c06082b060102010101000500");
+        let p = parse_message(&f7).unwrap();
+        assert!(!p.malformed);
+        assert_eq!(p.oids, vec![SYS_DESCR.to_string()]);
     }
 
     #[test]

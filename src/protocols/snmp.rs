@@ -35,7 +35,10 @@ struct SnmpRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     v3_priv: Option<bool>,
     pdu_types: Vec<&'static str>,
+    /// Messages whose header decoded (the malformed ones included).
     messages: u64,
+    /// Datagrams that did not decode, and messages whose header decoded but not the rest
+    /// (truncated by the snap length or malformed: their version and community still count).
     parse_errors: u64,
 }
 
@@ -53,6 +56,7 @@ impl AppParser for SnmpState {
         };
         let r = &mut self.rec;
         r.messages += 1;
+        r.parse_errors += u64::from(m.malformed);
         r.version = Some(m.version.name());
         if let Some(c) = m.community {
             r.community_present = true;
