@@ -343,15 +343,20 @@ impl ObsBuf {
         ts: Ts,
         mac: [u8; 6],
         ip: Option<IpAddr>,
-        items: impl Iterator<Item = (EvidenceKind, Cow<'v, str>, u8)>,
+        items: impl ExactSizeIterator<Item = (EvidenceKind, Cow<'v, str>, u8)>,
     ) {
         let mut fresh = Vec::new();
+        let n = items.len();
         for (kind, value, confidence) in items {
             let (source, confidence) = (kind.source(), confidence.min(100));
             if self
                 .sent
                 .fresh((mac, ip, kind, &*value, source, confidence), ts)
             {
+                if fresh.capacity() == 0 {
+                    // Sized once for all the items (one allocation, not a growth per push).
+                    fresh.reserve_exact(n);
+                }
                 fresh.push(Evidence {
                     kind,
                     value: value.into_owned(),
