@@ -16,7 +16,7 @@ use medtap::stats::{Family, WorkerStats, DICOM_ERROR_KINDS};
 use medtap::time::Ts;
 use serde_json::{json, Value};
 
-const CAPTURES: [&str; 13] = [
+const CAPTURES: [&str; 15] = [
     "echo",
     "store",
     "find",
@@ -30,6 +30,8 @@ const CAPTURES: [&str; 13] = [
     "orthanc_get_reject",
     "pynet_ipv6",
     "orthanc_worklist",
+    "dcmjs",
+    "gdcm",
 ];
 
 fn expected(name: &str) -> Value {

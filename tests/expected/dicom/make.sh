@@ -19,9 +19,10 @@ PCAPS=$(cd "$HERE/../../../pcaps/dicom" && pwd)
 declare -A PORTS=(
   [echo]=104 [store]=104 [find]=11112 [move_get]="11112 11113" [reject]="104 4242"
   [abort]="104 11112" [nonstd_port]=5678 [tls]=2762 [orthanc]="4242 11112" [pynet_smallpdu]=4242 [orthanc_get_reject]=4242 [pynet_ipv6]=11112 [orthanc_worklist]=4242
+  [dcmjs]=11112 [gdcm]="11112 11113"
 )
 
-for name in echo store find move_get reject abort nonstd_port tls orthanc pynet_smallpdu orthanc_get_reject pynet_ipv6 orthanc_worklist; do
+for name in echo store find move_get reject abort nonstd_port tls orthanc pynet_smallpdu orthanc_get_reject pynet_ipv6 orthanc_worklist dcmjs gdcm; do
   args=(-n -r "$PCAPS/$name.pcap")
   for p in ${PORTS[$name]}; do args+=(-d "tcp.port==$p,dicom"); done
   args+=(-o dicom.pdv_reassemble:FALSE -o dicom.tag_tree:TRUE -Y dicom -T pdml)
