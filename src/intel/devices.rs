@@ -305,16 +305,20 @@ impl Device {
 
     /// [`Device::add_evidence`], giving where the new (or more confident) value is in the list.
     fn add_evidence_at(&mut self, e: &Evidence, ts: i64) -> Option<usize> {
-        if let Some(i) = self
+        // The list is sorted by (kind, value) without repeats (see `DeviceTable::load`): where
+        // the value is, or would be inserted.
+        let at = self
             .evidence
-            .iter()
-            .position(|s| s.kind == e.kind && s.value == e.value)
+            .partition_point(|s| (s.kind, s.value.as_str()) < (e.kind, e.value.as_str()));
+        if let Some(s) = self
+            .evidence
+            .get_mut(at)
+            .filter(|s| s.kind == e.kind && s.value == e.value)
         {
-            let s = &mut self.evidence[i];
             s.first_seen = s.first_seen.min(ts);
             if e.confidence > s.confidence {
                 s.confidence = e.confidence;
-                return Some(i);
+                return Some(at);
             }
             return None;
         }
@@ -342,9 +346,6 @@ impl Device {
             let want = fill_size_class::<EvidenceSeen>((n + 1).max(MIN_EVIDENCE_ROOM));
             self.evidence.reserve_exact(want - n);
         }
-        let at = self
-            .evidence
-            .partition_point(|s| (s.kind, s.value.as_str()) < (e.kind, e.value.as_str()));
         self.evidence.insert(
             at,
             EvidenceSeen {
