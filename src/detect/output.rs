@@ -7,6 +7,7 @@
 //! de-duplication window in its follow-up alert, with `first_seen`). `src`/`dest` are the
 //! flow's client and server.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
@@ -252,14 +253,17 @@ struct Head {
     protocol: Option<&'static str>,
     anomaly: Option<&'static str>,
     json: Box<[u8]>,
+    /// Its alerts' `medtap_alerts_total` child (signature id, severity, category: what the
+    /// head is checked against), fetched on the first alert counted.
+    counter: Option<prometheus::IntCounter>,
 }
 
 /// Heads kept at most (when full it starts again empty).
 const HEADS: usize = 4096;
 
 impl Heads {
-    /// `body`'s head as JSON text, written on first use.
-    fn get(&mut self, a: &Alert, body: &AlertBody) -> &[u8] {
+    /// `body`'s head, its JSON text written on first use.
+    fn get(&mut self, a: &Alert, body: &AlertBody) -> &mut Head {
         let fits = |h: &Head| {
             (std::sync::Arc::ptr_eq(&h.signature, &a.signature) || *h.signature == *a.signature)
                 && same_str(h.category, a.category)
@@ -268,24 +272,29 @@ impl Heads {
         };
         let key = (a.signature_id, a.severity);
         let known = self.0.get(&key).is_some_and(fits);
-        if !known {
-            if self.0.len() >= HEADS {
-                self.0.clear();
-            }
+        if !known && self.0.len() >= HEADS {
+            self.0.clear();
+        }
+        let new = || {
             let mut json = Vec::with_capacity(160);
             body.write_head(&mut json);
-            self.0.insert(
-                key,
-                Head {
-                    signature: a.signature.clone(),
-                    category: a.category,
-                    protocol: a.protocol,
-                    anomaly: a.anomaly,
-                    json: json.into_boxed_slice(),
-                },
-            );
+            Head {
+                signature: a.signature.clone(),
+                category: a.category,
+                protocol: a.protocol,
+                anomaly: a.anomaly,
+                json: json.into_boxed_slice(),
+                counter: None,
+            }
+        };
+        match self.0.entry(key) {
+            Entry::Occupied(e) if known => e.into_mut(),
+            Entry::Occupied(mut e) => {
+                e.insert(new());
+                e.into_mut()
+            }
+            Entry::Vacant(e) => e.insert(new()),
         }
-        self.0.get(&key).map_or(&[][..], |h| &h.json[..])
     }
 }
 
@@ -298,8 +307,6 @@ pub struct Publisher {
     /// Family or anomaly-kind labels met so far, and their counters.
     labels: HashMap<String, usize, ahash::RandomState>,
     label_counters: Vec<prometheus::IntCounter>,
-    /// `medtap_alerts_total` by (signature id, severity, category).
-    alert_counters: HashMap<(u32, u8, &'static str), prometheus::IntCounter, ahash::RandomState>,
 }
 
 impl Publisher {
@@ -314,15 +321,16 @@ impl Publisher {
             let from = events.pending_bytes();
             let head = self.heads.get(a, &body);
             events.emit_with(a.ts, "alert", &a.flow, Direction::ToServer, |b| {
-                b.extend_from_slice(head);
+                b.extend_from_slice(&head.json);
                 body.write_rest(b)
             });
             let Some(m) = metrics else {
                 continue;
             };
-            self.alert_counters
-                .entry((a.signature_id, a.severity, a.category))
-                .or_insert_with(|| {
+            // `medtap_alerts_total` by (signature id, severity, category), kept with the head
+            // (one lookup per alert for both; a head started again fetches the same child).
+            head.counter
+                .get_or_insert_with(|| {
                     m.alerts.with_label_values(&[
                         &a.signature_id.to_string(),
                         &a.severity.to_string(),
@@ -547,6 +555,40 @@ mod tests {
         assert_eq!(ring.len(), 2 * lines.len());
         assert_eq!(ring[..lines.len()], lines[..]);
         assert_eq!(ring[lines.len()..], lines[..]);
+    }
+
+    /// `medtap_alerts_total` counts by (signature id, severity, category), also when one rule id
+    /// and severity comes with two categories (a reload) and across publishers.
+    #[test]
+    fn alert_counters_by_id_severity_and_category() {
+        let base = alerts();
+        let mut all = base.clone();
+        for a in &base {
+            let mut b = a.clone();
+            b.category = "other-category";
+            all.push(b);
+            all.push(a.clone());
+        }
+        let metrics = Metrics::new("test");
+        let mut events = EventSink::new(true);
+        let mut p = Publisher::new();
+        p.publish(&all, &mut events, Some(&metrics));
+        p.publish(&all[..1], &mut events, Some(&metrics));
+        Publisher::new().publish(&all[..1], &mut events, Some(&metrics));
+        let mut want: HashMap<(u32, u8, &str), u64> = HashMap::new();
+        for a in all.iter().chain(&all[..1]).chain(&all[..1]) {
+            *want
+                .entry((a.signature_id, a.severity, a.category))
+                .or_default() += 1;
+        }
+        assert!(want.len() > base.len());
+        for ((id, sev, cat), n) in want {
+            let got = metrics
+                .alerts
+                .with_label_values(&[&id.to_string(), &sev.to_string(), cat])
+                .get();
+            assert_eq!(got, n, "{id} {sev} {cat}");
+        }
     }
 
     /// A head written once is used again only for alerts it was written from: the same rule
