@@ -11,7 +11,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use etherparse::{Ethernet2Slice, LaxIpSlice, SingleVlanSlice, TcpSlice, UdpSlice};
+use etherparse::{LaxIpSlice, SingleVlanSlice, TcpSlice, UdpSlice};
 
 use crate::stats::{Counter, WorkerStats};
 
@@ -103,17 +103,19 @@ pub fn decode<'a>(linktype: i32, frame: &'a [u8], stats: &mut WorkerStats) -> Op
     let mut src_mac = [0u8; 6];
     let mut dst_mac = [0u8; 6];
     let (ether_type, mut data) = match linktype {
-        linktype::ETHERNET => match Ethernet2Slice::from_slice_without_fcs(frame) {
-            Ok(eth) => {
-                src_mac = eth.source();
-                dst_mac = eth.destination();
-                (eth.ether_type().0, eth.payload_slice())
-            }
-            Err(_) => {
+        linktype::ETHERNET => {
+            // Ethernet II (what `etherparse`'s `Ethernet2Slice` reads, a test holds them equal):
+            // destination (0), source (6), EtherType (12), payload (14).
+            let Some((hdr, rest)) = frame.split_first_chunk::<14>() else {
                 stats.inc(Counter::DecodeLinkTruncated);
                 return None;
-            }
-        },
+            };
+            let (dst, src_type) = hdr.split_first_chunk::<6>()?;
+            let (src, et) = src_type.split_first_chunk::<6>()?;
+            dst_mac = *dst;
+            src_mac = *src;
+            (u16::from_be_bytes(*et.first_chunk::<2>()?), rest)
+        }
         linktype::LINUX_SLL => {
             // SLL header (16 bytes): packet type(2) ARPHRD(2) addr len(2) addr(8) protocol(2).
             let (Some(hdr), Some(rest)) = (frame.get(..16), frame.get(16..)) else {
@@ -550,6 +552,43 @@ mod tests {
             }
         }
         cases
+    }
+
+    #[test]
+    fn ethernet_read_by_hand_equals_etherparse() {
+        let frame: Vec<u8> = (0u8..40).map(|i| i.wrapping_mul(37)).collect();
+        for n in 0..=frame.len() {
+            let f = &frame[..n];
+            let mut st = WorkerStats::default();
+            let ours = decode(linktype::ETHERNET, f, &mut st).map(|d| (d.src_mac, d.dst_mac));
+            let theirs = etherparse::Ethernet2Slice::from_slice_without_fcs(f);
+            assert_eq!(
+                theirs.is_err(),
+                st.get(Counter::DecodeLinkTruncated) == 1,
+                "{n}"
+            );
+            if let Ok(eth) = theirs {
+                // Our EtherType read: an IPv4 header behind it is read from the payload.
+                let mut ip = f.to_vec();
+                ip[12..14].copy_from_slice(&[0x08, 0x00]);
+                ip.truncate(14);
+                ip.extend_from_slice(&[
+                    0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0, 1, 0, 2,
+                    0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x10, 0, 1, 0, 0, 0, 0,
+                ]);
+                let d = decode(linktype::ETHERNET, &ip, &mut st).expect("IPv4 TCP");
+                assert_eq!((d.src_mac, d.dst_mac), (eth.source(), eth.destination()));
+                assert_eq!(d.ip, &ip[14..]);
+                if let Some(m) = ours {
+                    assert_eq!(m, (eth.source(), eth.destination()));
+                }
+                assert_eq!(
+                    u16::from_be_bytes([f[12], f[13]]),
+                    eth.ether_type().0,
+                    "{n}"
+                );
+            }
+        }
     }
 
     #[test]
