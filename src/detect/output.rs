@@ -252,10 +252,15 @@ struct Head {
     category: &'static str,
     protocol: Option<&'static str>,
     anomaly: Option<&'static str>,
+    /// Checked too (not written): with `anomaly` it decides the flow-count label.
+    family: Option<std::sync::Arc<str>>,
     json: Box<[u8]>,
     /// Its alerts' `medtap_alerts_total` child (signature id, severity, category: what the
     /// head is checked against), fetched on the first alert counted.
     counter: Option<prometheus::IntCounter>,
+    /// Its alerts' flow-count label (family, else anomaly kind) as an index in
+    /// [`Publisher::label_counters`], found on the first alert counted.
+    label: Option<usize>,
 }
 
 /// Heads kept at most (when full it starts again empty).
@@ -269,6 +274,10 @@ impl Heads {
                 && same_str(h.category, a.category)
                 && h.protocol == a.protocol
                 && h.anomaly == a.anomaly
+                && match (&h.family, &a.family) {
+                    (Some(x), Some(y)) => std::sync::Arc::ptr_eq(x, y) || **x == **y,
+                    (x, y) => x.is_none() && y.is_none(),
+                }
         };
         let key = (a.signature_id, a.severity);
         let known = self.0.get(&key).is_some_and(fits);
@@ -283,8 +292,10 @@ impl Heads {
                 category: a.category,
                 protocol: a.protocol,
                 anomaly: a.anomaly,
+                family: a.family.clone(),
                 json: json.into_boxed_slice(),
                 counter: None,
+                label: None,
             }
         };
         match self.0.entry(key) {
@@ -344,8 +355,8 @@ impl Publisher {
                 (None, None) => None,
             };
             if let Some((label, legacy)) = label {
-                let li = match self.labels.get(label) {
-                    Some(&i) => i,
+                let li = match head.label.or_else(|| self.labels.get(label).copied()) {
+                    Some(i) => i,
                     None => {
                         let v = if legacy {
                             &m.legacy_flows
@@ -358,6 +369,7 @@ impl Publisher {
                         self.label_counters.len() - 1
                     }
                 };
+                head.label = Some(li);
                 if self.counted.len() >= COUNTED_FLOWS {
                     self.counted.clear();
                 }
@@ -589,6 +601,39 @@ mod tests {
                 .get();
             assert_eq!(got, n, "{id} {sev} {cat}");
         }
+    }
+
+    /// The flow counts by family (rule alerts) or anomaly kind: one rule id and severity with
+    /// two families (a reload) counts each under its own label, each flow once per label.
+    #[test]
+    fn flow_counts_by_family_and_anomaly_kind() {
+        let metrics = Metrics::new("test");
+        let mut events = EventSink::new(true);
+        let mut p = Publisher::new();
+        let mut all = Vec::new();
+        for (n, family) in [Some("telnet"), Some("ftp"), None, Some("telnet")]
+            .into_iter()
+            .enumerate()
+        {
+            for flow in 0..3u64 {
+                let mut a = alert("10.0.0.1", "10.0.0.2", "client");
+                a.family = family.map(Into::into);
+                a.flow.flow_id = flow + 10 * (n as u64 % 3);
+                if family.is_none() {
+                    a.anomaly = Some("volume");
+                }
+                all.push(a);
+            }
+        }
+        p.publish(&all, &mut events, Some(&metrics));
+        p.publish(&all, &mut events, Some(&metrics));
+        let legacy = |f: &str| metrics.legacy_flows.with_label_values(&[f]).get();
+        // telnet: flows 0..3 (twice, counted once each); ftp: 10..13; volume: 20..23.
+        assert_eq!((legacy("telnet"), legacy("ftp")), (3, 3));
+        assert_eq!(
+            metrics.anomalous_flows.with_label_values(&["volume"]).get(),
+            3
+        );
     }
 
     /// A head written once is used again only for alerts it was written from: the same rule
