@@ -97,6 +97,8 @@ fn walk(dir: &Path, list: &mut FileList) -> Result<()> {
 
 /// One packet as read from libpcap.
 pub struct RawPacket<'a> {
+    /// The link type of the packet's interface (a pcapng file may have several).
+    pub linktype: i32,
     pub ts_sec: i64,
     pub ts_usec: i64,
     /// Original length on the wire.
@@ -127,6 +129,8 @@ pub struct FileReader {
     // Declared before `_buf`: the handle (and its `FILE`) is closed before the buffer is freed.
     cap: pcap::Capture<pcap::Offline>,
     pub linktype: i32,
+    path: PathBuf,
+    bpf: Option<String>,
     /// The stdio buffer of the handle's `FILE` (see [`FILE_BUFFER_BYTES`]).
     _buf: Box<[u8]>,
 }
@@ -226,6 +230,8 @@ impl FileReader {
         Ok(FileReader {
             cap,
             linktype,
+            path: path.to_path_buf(),
+            bpf: bpf.map(str::to_string),
             _buf: buf,
         })
     }
@@ -233,9 +239,17 @@ impl FileReader {
     /// Read packets until the end of the file or the first unreadable record. One
     /// `pcap_loop` over the whole file (libpcap calls `f` for each packet) rather than a
     /// `pcap_next_ex` call per packet.
+    ///
+    /// A pcapng file whose interfaces have different link types, which libpcap stops reading
+    /// at the first interface unlike the first, is read on from there by [`crate::pcapng`]
+    /// (each packet with its own interface's link type; `--bpf` compiled for each link type).
     pub fn for_each(&mut self, mut f: impl FnMut(RawPacket<'_>)) -> FileEnd {
+        let linktype = self.linktype;
+        let mut delivered: u64 = 0;
         let r = self.cap.for_each(None, |p| {
+            delivered += 1;
             f(RawPacket {
+                linktype,
                 ts_sec: p.header.ts.tv_sec,
                 ts_usec: p.header.ts.tv_usec,
                 wire_len: p.header.len,
@@ -246,6 +260,9 @@ impl FileReader {
             Ok(()) => FileEnd::Complete,
             Err(e) => {
                 let message = e.to_string();
+                if message.contains("different from the type of the first interface") {
+                    return self.mixed_pcapng(delivered, f);
+                }
                 let kind = if message.contains("truncated") {
                     "truncated"
                 } else {
@@ -253,6 +270,76 @@ impl FileReader {
                 };
                 FileEnd::Damaged { kind, message }
             }
+        }
+    }
+
+    /// Read the file with [`crate::pcapng::Reader`], skipping the `skip` packets libpcap
+    /// already gave.
+    fn mixed_pcapng(&self, skip: u64, mut f: impl FnMut(RawPacket<'_>)) -> FileEnd {
+        let file = match File::open(&self.path) {
+            Ok(x) => x,
+            Err(e) => {
+                return FileEnd::Damaged {
+                    kind: "corrupt",
+                    message: format!("{}: {e}", self.path.display()),
+                }
+            }
+        };
+        let mut filters: Vec<(i32, Option<pcap::BpfProgram>)> = Vec::new();
+        let mut bpf_error = None;
+        let mut seen: u64 = 0;
+        let mut r =
+            crate::pcapng::Reader::new(std::io::BufReader::with_capacity(FILE_BUFFER_BYTES, file));
+        let end = r.for_each(|p| {
+            seen += 1;
+            if seen <= skip {
+                return;
+            }
+            if let Some(expr) = &self.bpf {
+                let at = match filters.iter().position(|(lt, _)| *lt == p.linktype) {
+                    Some(at) => at,
+                    None => {
+                        let prog = pcap::Capture::dead(pcap::Linktype(p.linktype))
+                            .and_then(|c| c.compile(expr, true));
+                        let prog = match prog {
+                            Ok(x) => Some(x),
+                            Err(e) => {
+                                bpf_error.get_or_insert_with(|| {
+                                    format!(
+                                        "--bpf '{expr}' does not compile for link type {}: {e}; \
+                                         its packets are skipped",
+                                        p.linktype
+                                    )
+                                });
+                                None
+                            }
+                        };
+                        filters.push((p.linktype, prog));
+                        filters.len() - 1
+                    }
+                };
+                if !filters[at].1.as_ref().is_some_and(|b| b.filter(p.data)) {
+                    return;
+                }
+            }
+            f(RawPacket {
+                linktype: p.linktype,
+                ts_sec: p.ts_sec,
+                ts_usec: p.ts_usec,
+                wire_len: p.wire_len,
+                data: p.data,
+            })
+        });
+        match (end, bpf_error) {
+            (Err(d), _) => FileEnd::Damaged {
+                kind: d.kind,
+                message: d.message,
+            },
+            (Ok(()), Some(message)) => FileEnd::Damaged {
+                kind: "corrupt",
+                message,
+            },
+            (Ok(()), None) => FileEnd::Complete,
         }
     }
 }
@@ -367,9 +454,11 @@ impl LiveSource {
 
     /// Read what is there (up to `max` packets), or pause briefly when there is nothing.
     pub fn read(&mut self, max: usize, mut f: impl FnMut(RawPacket<'_>)) -> LiveRead {
+        let linktype = self.linktype;
         for i in 0..max {
             match self.cap.next_packet() {
                 Ok(p) => f(RawPacket {
+                    linktype,
                     ts_sec: p.header.ts.tv_sec,
                     ts_usec: p.header.ts.tv_usec,
                     wire_len: p.header.len,

@@ -20,6 +20,10 @@
 //! | SMB frame bytes kept (file data is skipped) | 8 KiB | [`crate::protocols::smb::MAX_FRAME_KEPT`] |
 //! | FTP/HTTP line bytes kept per direction | 2 KiB | [`crate::protocols::lines::MAX_LINE`] |
 //!
+//! Reading a pcapng file whose interfaces have different link types (which libpcap refuses):
+//! one block buffer of at most 16 MiB ([`crate::pcapng::MAX_BLOCK`], libpcap's own limit) and
+//! at most 4096 interfaces per section ([`crate::pcapng::MAX_INTERFACES`]).
+//!
 //! Identification (central thread): rule matches cached by evidence value, 16,384 distinct
 //! values ([`crate::fingerprint::identify::MATCH_CACHE_ENTRIES`]; emptied when full).
 //!

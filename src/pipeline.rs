@@ -480,7 +480,7 @@ pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Resul
             summary.packets += 1;
             summary.bytes += u64::from(p.wire_len);
             read_bytes += p.data.len() as u64 + 16;
-            disp.push(ts, p.wire_len, lt, p.data);
+            disp.push(ts, p.wire_len, p.linktype, p.data);
             n = n.wrapping_add(1);
             if n.is_multiple_of(4096) {
                 if let Some(pb) = &progress {
