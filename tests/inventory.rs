@@ -326,6 +326,27 @@ fn lldp_and_cdp_evidence() {
     assert!(has(&ev, "cdp_platform", "cisco 1601"), "{ev:?}");
 }
 
+#[test]
+fn lldp_and_cdp_addresses_are_the_senders_ips() {
+    // tshark -V: LLDP "Management Address: 192.168.2.10" (Address Subtype IPv4), CDP Addresses
+    // "IP address: 192.168.10.1"; neither sender sends any IP packet in its capture.
+    for (rel, key, ip) in [
+        (
+            "corpus/generic/zeek_lldp.pcap",
+            "mac:00:22:2d:81:db:10",
+            "192.168.2.10",
+        ),
+        (
+            "corpus/generic/zeek_cdp-v1.pcap",
+            "mac:00:e0:1e:d5:d5:15",
+            "192.168.10.1",
+        ),
+    ] {
+        let d = device_of(rel, key);
+        assert_eq!(d["ips"], serde_json::json!([ip]), "{rel}: {d}");
+    }
+}
+
 /// The device `key` of one corpus capture's inventory.
 fn device_of(rel: &str, key: &str) -> Value {
     let inv = inventory(&[&common::pcap(rel)], &[]);

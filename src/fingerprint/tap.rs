@@ -4,7 +4,8 @@
 //! - TCP SYN and SYN+ACK: the stack signature (`tcp_syn` / `tcp_syn_ack`) and, with a p0f
 //!   database (`--p0f-db`), its match (`tcp_p0f`).
 //! - UDP: DHCPv4 (67/68), DHCPv6 (546/547), mDNS (5353), SSDP (1900), NBNS (137), NBDGM (138).
-//! - Non-IP frames: LLDP and CDP ([`crate::decode::link_control`]).
+//! - Non-IP frames: LLDP and CDP ([`crate::decode::link_control`]), with the addresses the
+//!   sender announces for itself (LLDP management address, CDP addresses).
 //!
 //! Cost: for an ordinary packet one match on its transport and ports. A SYN or a packet of one
 //! of these UDP services is hashed (sender, signature or payload) into a small direct-mapped
@@ -208,20 +209,108 @@ impl Tap {
         }
     }
 
-    /// A frame with no IP layer: LLDP or CDP evidence about its sender.
+    /// A frame with no IP layer: LLDP or CDP evidence about its sender, and the sender's own
+    /// addresses (LLDP Management Address TLVs; CDP Addresses and Management Addresses TLVs),
+    /// each an evidence observation with no items, read as "this MAC has this IP" like a
+    /// DHCPACK's.
     #[cold]
     pub fn link_control(&mut self, ts: Ts, src: [u8; 6], c: LinkControl<'_>, obs: &mut ObsBuf) {
         let (LinkControl::Lldp(b) | LinkControl::Cdp(b)) = c;
         if !self.fresh((src, b)) {
             return;
         }
-        let items = match c {
-            LinkControl::Lldp(b) => extract::from_lldp(&lldp::parse_lldp_lax(b)),
+        let (items, addrs) = match c {
+            LinkControl::Lldp(b) => {
+                let l = lldp::parse_lldp_lax(b);
+                (extract::from_lldp(&l), l.management_addresses)
+            }
             LinkControl::Cdp(b) => match cdp::parse_cdp_llc(b) {
-                Ok(i) => extract::from_cdp(&i),
+                Ok(mut i) => {
+                    let items = extract::from_cdp(&i);
+                    let mut addrs = std::mem::take(&mut i.addresses);
+                    addrs.append(&mut i.management_addresses);
+                    (items, addrs)
+                }
                 Err(_) => return,
             },
         };
         obs.evidence(ts, src, None, items);
+        let mut given: Vec<IpAddr> = Vec::new();
+        for ip in addrs {
+            if own_address(&ip) && !given.contains(&ip) {
+                given.push(ip);
+                obs.push(Observation::Evidence {
+                    ts,
+                    mac: src,
+                    ip: Some(ip),
+                    items: Vec::new(),
+                });
+            }
+        }
+    }
+}
+
+/// Whether an address a device announces for itself can be a host's (not unspecified,
+/// multicast, broadcast or loopback).
+fn own_address(ip: &IpAddr) -> bool {
+    !ip.is_unspecified()
+        && !ip.is_multicast()
+        && !ip.is_loopback()
+        && !matches!(ip, IpAddr::V4(v4) if v4.is_broadcast())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hexb(s: &str) -> Vec<u8> {
+        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn addresses_of(obs: &mut ObsBuf) -> Vec<([u8; 6], IpAddr)> {
+        obs.take(None)
+            .items
+            .into_iter()
+            .filter_map(|o| match o {
+                Observation::Evidence {
+                    mac,
+                    ip: Some(ip),
+                    items,
+                    ..
+                } if items.is_empty() => Some((mac, ip)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lldp_and_cdp_addresses_are_their_senders() {
+        // The LLDPDU of zeek_lldp.pcap: tshark shows "Management Address: 192.168.2.10".
+        let lldp = hexb("020704 00222d81db10 04020731 06020078 0807506f7274202331 0a0d534d43475338502d536d617274 0c23534d43475338502d536d617274202d20534d43475338502d536d6172742076332e3230 0e0400040004 100c0501c0a8020a0200000001 0000");
+        let src = [0x00, 0x22, 0x2d, 0x81, 0xdb, 0x10];
+        let mut tap = Tap::new(None);
+        let mut obs = ObsBuf::new(true);
+        tap.link_control(Ts(1), src, LinkControl::Lldp(&lldp), &mut obs);
+        assert_eq!(
+            addresses_of(&mut obs),
+            vec![(src, "192.168.2.10".parse().unwrap())]
+        );
+        // The CDP frame of zeek_cdp-v1.pcap from the LLC header on: tshark shows Addresses
+        // "IP address: 192.168.10.1".
+        let cdp = hexb("aaaa0300000c2000 01b4dff0 00010006 5231 0002001100000001 0101cc 0004c0a80a01 0003000d 45746865726e657430 0006000e 636973636f2031363031");
+        let src = [0x00, 0xe0, 0x1e, 0xd5, 0xd5, 0x15];
+        tap.link_control(Ts(1), src, LinkControl::Cdp(&cdp), &mut obs);
+        assert_eq!(
+            addresses_of(&mut obs),
+            vec![(src, "192.168.10.1".parse().unwrap())]
+        );
+        assert!(!own_address(&"0.0.0.0".parse().unwrap()));
+        assert!(!own_address(&"255.255.255.255".parse().unwrap()));
+        assert!(!own_address(&"ff02::1".parse().unwrap()));
+        assert!(own_address(&"fe80::1".parse().unwrap()));
     }
 }
