@@ -327,6 +327,14 @@ fn lldp_and_cdp_evidence() {
 }
 
 #[test]
+fn nbns_node_status_wildcard_is_no_host_name() {
+    // tshark: 10.0.4.24 (00:1c:c4:10:79:0f) answers 4 node status requests whose name is the
+    // wildcard '*<00><00>...' (nbns.name), and registers GUNNAR<00> (Workstation/Redirector).
+    let d = device_of("corpus/legacy/ndpi_netbios.pcap", "mac:00:1c:c4:10:79:0f");
+    assert_eq!(d["hostnames"], serde_json::json!(["GUNNAR<00>"]), "{d}");
+}
+
+#[test]
 fn lldp_and_cdp_addresses_are_the_senders_ips() {
     // tshark -V: LLDP "Management Address: 192.168.2.10" (Address Subtype IPv4), CDP Addresses
     // "IP address: 192.168.10.1"; neither sender sends any IP packet in its capture.

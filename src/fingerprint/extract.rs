@@ -181,7 +181,13 @@ pub fn from_nbns(n: &netbios::NbnsInfo) -> Vec<Evidence> {
     // Registrations, refreshes and positive answers carry the host's own names.
     let own = matches!(n.opcode, 5 | 8 | 9) || (n.is_response && n.opcode == 0);
     if own && !n.is_group() {
-        for name in n.names.iter().filter(|x| x.is_host_suffix()) {
+        // "*" (padded with NULs) is the wildcard name a node status request asks for and its
+        // response repeats (RFC 1002 4.2.17-18), not the host's name.
+        for name in n
+            .names
+            .iter()
+            .filter(|x| x.is_host_suffix() && !x.name.starts_with('*'))
+        {
             out.push(Evidence::new(K::NetbiosName, name.to_string()));
         }
     }
