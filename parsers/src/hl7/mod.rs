@@ -84,13 +84,15 @@ impl SegmentId {
 
     /// The id of a segment line, if it starts with one followed by the field separator or
     /// nothing.
+    #[inline]
     pub fn of_line(line: &str, field: char) -> Option<SegmentId> {
-        let b = line.as_bytes();
-        let id: [u8; 3] = b.get(..3)?.try_into().ok()?;
-        if !id.iter().all(u8::is_ascii_alphanumeric) {
+        let (&id, rest) = line.as_bytes().split_first_chunk::<3>()?;
+        // Called for every line (a result message has thousands): the three tests unrolled.
+        let [a, b, c] = id;
+        if !(a.is_ascii_alphanumeric() && b.is_ascii_alphanumeric() && c.is_ascii_alphanumeric()) {
             return None;
         }
-        match b.get(3) {
+        match rest.first() {
             None => Some(SegmentId(id)),
             Some(&c) if field.is_ascii() => (c == field as u8).then_some(SegmentId(id)),
             // The three id bytes are ASCII: byte 3 is a character boundary.
@@ -742,6 +744,31 @@ impl<'a> Seg<'a> {
         }
     }
 
+    /// [`Seg::each_field`] with each field's bytes (no character-boundary tests: for fields
+    /// only tested with [`phi::has_value_bytes`]).
+    fn each_field_bytes(&self, mut f: impl FnMut(usize, &'a [u8]) -> bool) {
+        let Some(body) = self.body else {
+            return;
+        };
+        let sep = self.d.field;
+        if !sep.is_ascii() {
+            return self.each_field(|n, raw| f(n, raw.as_bytes()));
+        }
+        let b = body.as_bytes();
+        let mut n = self.first;
+        let mut start = 0;
+        let mut go = true;
+        each_position(b, sep as u8, |i| {
+            go = f(n, b.get(start..i).unwrap_or_default());
+            n += 1;
+            start = i + 1;
+            go
+        });
+        if go {
+            f(n, b.get(start..).unwrap_or_default());
+        }
+    }
+
     /// Field `n` cut to [`MAX_FIELD_PARSE_BYTES`]; `None` when absent or empty.
     fn raw_capped(&self, n: usize) -> Option<&'a str> {
         cap_field(self.raw(n)?)
@@ -753,11 +780,6 @@ impl<'a> Seg<'a> {
     #[cfg(test)]
     fn text(&self, n: usize) -> Option<Text<'a>> {
         field_text(self.raw_capped(n)?, &self.d)
-    }
-
-    /// The first repetition of field `n` (at most [`MAX_FIELD_PARSE_BYTES`] of the field).
-    fn first_repeat(&self, n: usize) -> Option<&'a str> {
-        pieces(self.raw_capped(n)?, self.d.repetition).next()
     }
 }
 
@@ -1100,18 +1122,21 @@ fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
             // The fields this segment has in the table, by number (a PID has sixteen), tested
             // in one pass over the line.
             let mut wanted = [None; FIELD_CACHE];
+            let mut last = 0;
             for (k, (&(_, n, _), &c)) in phi::PHI_FIELDS.iter().zip(&PHI_FIELD_CODES).enumerate() {
                 if let Some(w) = wanted.get_mut(n).filter(|_| c == code) {
                     *w = Some(k);
+                    last = last.max(n);
                 }
             }
-            seg.each_field(|n, raw| {
+            // No field past the last one wanted is read (a PV1 has 50, only PV1-19 counts).
+            seg.each_field_bytes(|n, raw| {
                 if let Some(k) = wanted.get(n).copied().flatten() {
-                    if phi::has_value(raw, &d) {
+                    if phi::has_value_bytes(raw, &d) {
                         m.phi_fields.set(k);
                     }
                 }
-                n + 1 < FIELD_CACHE
+                n < last
             });
         }
         match id {
@@ -1206,10 +1231,21 @@ fn read_msh<'a>(seg: &Seg<'a>) -> Msh<'a> {
 
 fn read_err<'a>(seg: &Seg<'a>) -> ErrInfo<'a> {
     let d = &seg.d;
+    // ERR-1 to ERR-4, found in one pass over the line; the first repetition of each (at most
+    // [`MAX_FIELD_PARSE_BYTES`] of the field).
+    let mut raws: [Option<&'a str>; 5] = [None; 5];
+    seg.each_field(|n, raw| {
+        if let Some(slot) = raws.get_mut(n) {
+            *slot = Some(raw);
+        }
+        n < 4
+    });
+    let first_repeat =
+        |n: usize| pieces(cap_field(raws.get(n).copied().flatten()?)?, d.repetition).next();
     // Subcomponent `sub` of component `k` of the first repetition of `field`, decoded (not
     // capped: only codes and positions are kept of it).
     let raw = |field: usize, k: usize, sub: usize| -> Option<Text<'a>> {
-        let c = pieces(seg.first_repeat(field)?, d.component).nth(k - 1)?;
+        let c = pieces(first_repeat(field)?, d.component).nth(k - 1)?;
         let s = pieces(c, sub_sep(d)).nth(sub.checked_sub(1)?)?;
         Some(unescaped(s, d))
     };

@@ -68,11 +68,7 @@ pub fn has_value(raw: &str, d: &super::Delimiters) -> bool {
     let sub = d.subcomponent.unwrap_or(' ');
     let seps = [d.field, d.component, d.repetition, sub];
     if seps.iter().all(char::is_ascii) {
-        // Byte-wise: a non-ASCII character's bytes never equal an ASCII delimiter.
-        let [f, c, r, s] = seps.map(|c| c as u8);
-        return raw
-            .bytes()
-            .any(|b| b != f && b != c && b != r && b != s && b != b' ');
+        return has_value_bytes(raw.as_bytes(), d);
     }
     raw.chars().any(|c| {
         c != d.field
@@ -81,4 +77,22 @@ pub fn has_value(raw: &str, d: &super::Delimiters) -> bool {
             && Some(c) != d.subcomponent
             && c != ' '
     })
+}
+
+/// [`has_value`] of a field's bytes, for delimiters that are ASCII (every set
+/// [`super::Delimiters`] reads): byte-wise, as a non-ASCII character's bytes never equal an
+/// ASCII delimiter. With a non-ASCII delimiter, the bytes are read as text first (not UTF-8:
+/// no value).
+pub fn has_value_bytes(raw: &[u8], d: &super::Delimiters) -> bool {
+    let sub = d.subcomponent.unwrap_or(' ');
+    let seps = [d.field, d.component, d.repetition, sub];
+    if !seps.iter().all(char::is_ascii) {
+        return std::str::from_utf8(raw).is_ok_and(|s| has_value(s, d));
+    }
+    if raw == b"\"\"" {
+        return false;
+    }
+    let [f, c, r, s] = seps.map(|c| c as u8);
+    raw.iter()
+        .any(|&b| b != f && b != c && b != r && b != s && b != b' ')
 }
