@@ -106,6 +106,23 @@ impl SegmentId {
     }
 }
 
+/// [`SegmentId::of_line`] for an ASCII field separator `sep` (every one [`Delimiters`] reads),
+/// on the line's bytes: what [`parse_text`] asks of every line.
+#[inline(always)]
+fn id_of_line(line: &[u8], sep: u8) -> Option<SegmentId> {
+    match line {
+        [a, b, c, rest @ ..]
+            if a.is_ascii_alphanumeric()
+                && b.is_ascii_alphanumeric()
+                && c.is_ascii_alphanumeric()
+                && rest.first().is_none_or(|&x| x == sep) =>
+        {
+            Some(SegmentId([*a, *b, *c]))
+        }
+        _ => None,
+    }
+}
+
 impl std::fmt::Display for SegmentId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -485,7 +502,31 @@ pub fn segment_lines(text: &str, complete: bool) -> (impl Iterator<Item = &str> 
             None => text,
         },
     };
-    (Lines { rest: Some(text) }, non_cr)
+    (
+        Lines {
+            rest: Some(text),
+            lf: false,
+        },
+        non_cr,
+    )
+}
+
+/// [`segment_lines`] for [`parse_text`]: whether an LF was seen is told by the lines once they
+/// have all been read ([`Lines::lf`]) rather than by a search of the whole text first.
+fn lines_of(text: &str, complete: bool) -> Lines<'_> {
+    let (text, lf) = match complete {
+        true => (text, false),
+        // The text after the last terminator holds neither CR nor LF; the terminator itself
+        // is left out of the lines.
+        false => match memchr::memrchr2(b'\r', b'\n', text.as_bytes()) {
+            Some(p) => (&text[..p], text.as_bytes().get(p) == Some(&b'\n')),
+            None => (text, false),
+        },
+    };
+    Lines {
+        rest: Some(text),
+        lf,
+    }
 }
 
 /// The non-empty pieces of a text between CR and LF characters (what
@@ -493,6 +534,8 @@ pub fn segment_lines(text: &str, complete: bool) -> (impl Iterator<Item = &str> 
 #[derive(Clone)]
 struct Lines<'a> {
     rest: Option<&'a str>,
+    /// An LF ended one of the lines read so far (LF or CR LF terminators).
+    lf: bool,
 }
 
 impl<'a> Iterator for Lines<'a> {
@@ -503,7 +546,10 @@ impl<'a> Iterator for Lines<'a> {
             let rest = self.rest?;
             let (line, next) = match memchr::memchr2(b'\r', b'\n', rest.as_bytes()) {
                 // CR and LF are ASCII: `p` and `p + 1` are character boundaries.
-                Some(p) => (&rest[..p], Some(&rest[p + 1..])),
+                Some(p) => {
+                    self.lf |= rest.as_bytes().get(p) == Some(&b'\n');
+                    (&rest[..p], Some(&rest[p + 1..]))
+                }
                 None => (rest, None),
             };
             self.rest = next;
@@ -864,6 +910,9 @@ fn cap_field(raw: &str) -> Option<&str> {
     if raw.is_empty() {
         return None;
     }
+    if raw.len() <= MAX_FIELD_PARSE_BYTES {
+        return Some(raw);
+    }
     let mut end = raw.len().min(MAX_FIELD_PARSE_BYTES);
     while !raw.is_char_boundary(end) {
         end -= 1;
@@ -1037,14 +1086,13 @@ pub fn parse_message(bytes: &[u8], complete: bool) -> Message<'_> {
 }
 
 fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
-    let (lines, non_cr) = segment_lines(text, complete);
+    let lines = lines_of(text, complete);
     let mut m = Message::default();
     let mut last_obx18: Option<&str> = None;
     // The text of the last OBX that had a field 18, from that field on (it starts with the
     // value of `last_obx18`).
     let mut last_obx_tail: Option<&str> = None;
     m.anomalies.non_utf8 = non_utf8;
-    m.anomalies.non_cr_terminator = non_cr;
 
     // Delimiters: from the first line when it is a header, else from the first MSH.
     let is_header = |l: &str| {
@@ -1076,9 +1124,14 @@ fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
         m.anomalies.bad_delimiters = err;
     }
     let d = m.delimiters;
+    let field_byte = u8::try_from(d.field).ok().filter(u8::is_ascii);
 
-    for line in first.into_iter().chain(rest) {
-        let Some(id) = SegmentId::of_line(line, d.field) else {
+    for line in first.into_iter().chain(&mut rest) {
+        let id = match field_byte {
+            Some(sep) => id_of_line(line.as_bytes(), sep),
+            None => SegmentId::of_line(line, d.field),
+        };
+        let Some(id) = id else {
             m.anomalies.malformed_segments += 1;
             continue;
         };
@@ -1172,6 +1225,8 @@ fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
             _ => {}
         }
     }
+    // Every line has been read: every terminator seen.
+    m.anomalies.non_cr_terminator = rest.lf;
     m
 }
 
@@ -1198,16 +1253,22 @@ fn read_msh<'a>(seg: &Seg<'a>) -> Msh<'a> {
     };
     // MSH-9 (MSG): the first three components of its first repetition.
     let raw9 = capped(9);
-    let mut comps = raw9
-        .and_then(|r| pieces(r, d.repetition).next())
-        .map(|r| pieces(r, d.component));
-    let mut comp = || {
-        comps
-            .as_mut()
-            .and_then(Iterator::next)
-            .and_then(|c| level_text(c, d, Level::Component))
-    };
-    let (message_code, trigger_event, message_structure) = (comp(), comp(), comp());
+    let (message_code, trigger_event, message_structure) =
+        match raw9.filter(|_| recommended).and_then(plain_components) {
+            Some([a, b, c]) => (a, b, c),
+            None => {
+                let mut comps = raw9
+                    .and_then(|r| pieces(r, d.repetition).next())
+                    .map(|r| pieces(r, d.component));
+                let mut comp = || {
+                    comps
+                        .as_mut()
+                        .and_then(Iterator::next)
+                        .and_then(|c| level_text(c, d, Level::Component))
+                };
+                (comp(), comp(), comp())
+            }
+        };
     Msh {
         sending_application: t(3),
         sending_facility: t(4),
@@ -1227,6 +1288,46 @@ fn read_msh<'a>(seg: &Seg<'a>) -> Msh<'a> {
             .and_then(|r| pieces(r, d.repetition).next())
             .and_then(|r| level_text(r, d, Level::Repeat)),
     }
+}
+
+/// The first three components of the first repetition of field `raw` under the recommended
+/// delimiters, as [`level_text`] gives them at [`Level::Component`], when `raw` holds no escape
+/// character and is short enough not to be cut: then each is itself without its trailing
+/// `&`. MSH-9 (`ADT^A01^ADT_A01`), read in one pass over its bytes. `None`: the general path
+/// decides.
+fn plain_components(raw: &str) -> Option<[Option<Text<'_>>; 3]> {
+    let b = raw.as_bytes();
+    if b.len() > MAX_VALUE_CHARS {
+        return None;
+    }
+    let mut out: [Option<Text<'_>>; 3] = [None, None, None];
+    let (mut k, mut start) = (0, 0);
+    let mut put = |k: usize, start: usize, end: usize| {
+        let mut end = end;
+        while end > start && b[end - 1] == b'&' {
+            end -= 1;
+        }
+        if let (Some(slot), Some(c)) = (out.get_mut(k), raw.get(start..end)) {
+            *slot = (!c.is_empty()).then_some(Cow::Borrowed(c));
+        }
+    };
+    for (i, &x) in b.iter().enumerate() {
+        match x {
+            b'\\' => return None,
+            b'~' => break,
+            b'^' if k < 3 => {
+                put(k, start, i);
+                k += 1;
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if k < 3 {
+        let end = b.iter().position(|&x| x == b'~').unwrap_or(b.len());
+        put(k, start, end);
+    }
+    Some(out)
 }
 
 fn read_err<'a>(seg: &Seg<'a>) -> ErrInfo<'a> {
@@ -1252,19 +1353,41 @@ fn read_err<'a>(seg: &Seg<'a>) -> ErrInfo<'a> {
     let comp = |field: usize, k: usize, sub: usize| code_text(raw(field, k, sub)?);
     // ERR-2 (ERL) or ERR-1 (ELD, before v2.5): a segment id, then positions (numbers only, so
     // that nothing but structure is copied).
+    // The first subcomponents of components 1 to `n` (at most 6) are read in one pass over
+    // the components.
     let location = |field: usize, n: usize| -> Option<Text<'a>> {
-        let id = raw(field, 1, 1)?;
+        let mut comps = pieces(first_repeat(field)?, d.component);
+        let mut next = || {
+            comps
+                .next()
+                .and_then(|c| pieces(c, sub_sep(d)).next())
+                .map(|s| unescaped(s, d))
+        };
+        let id = next()?;
         SegmentId::of_line(&id, d.field).filter(|_| id.len() == 3)?;
-        let mut parts = vec![id];
-        for k in 2..=n {
-            let p = raw(field, k, 1).unwrap_or_default();
+        let mut parts: [Text<'a>; 6] = Default::default();
+        parts[0] = id;
+        let mut len = 1;
+        for _ in 2..=n {
+            let p = next().unwrap_or_default();
             if p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
                 break;
             }
-            parts.push(p);
+            let Some(slot) = parts.get_mut(len) else {
+                break;
+            };
+            *slot = p;
+            len += 1;
         }
-        let used = parts.iter().rposition(|p| !p.is_empty())? + 1;
-        Some(Cow::Owned(parts[..used].join("^")))
+        let used = parts[..len].iter().rposition(|p| !p.is_empty())? + 1;
+        let mut out = String::with_capacity(3 + 6 * (used - 1));
+        for (i, p) in parts[..used].iter().enumerate() {
+            if i > 0 {
+                out.push('^');
+            }
+            out.push_str(p);
+        }
+        Some(Cow::Owned(out))
     };
     // Error codes are numbers (table 0357) or local codes with digits; a word is not a code.
     let numeric_code = |field: usize, k: usize, sub: usize| {

@@ -234,8 +234,11 @@ impl<'a> Hl7Event<'a> {
             }
             b.push(b']');
         }
-        b.extend_from_slice(b"{\"framing\":");
-        push_json_str(b, self.framing);
+        // `framing` and a device's `source` are names from fixed tables (letters, digits and
+        // `-`): written as they are, with their quotes.
+        b.extend_from_slice(b"{\"framing\":\"");
+        b.extend_from_slice(self.framing.as_bytes());
+        b.push(b'"');
         opt(b, b",\"sending_application\":", self.sending_application);
         opt(b, b",\"sending_facility\":", self.sending_facility);
         opt(
@@ -286,8 +289,9 @@ impl<'a> Hl7Event<'a> {
                 if i > 0 {
                     b.push(b',');
                 }
-                b.extend_from_slice(b"{\"source\":");
-                push_json_str(b, d.source);
+                b.extend_from_slice(b"{\"source\":\"");
+                b.extend_from_slice(d.source.as_bytes());
+                b.push(b'"');
                 opt(b, b",\"id\":", d.id);
                 opt(b, b",\"namespace\":", d.namespace);
                 opt(b, b",\"universal_id\":", d.universal_id);

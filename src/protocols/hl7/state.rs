@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 
-use medtap_parsers::hl7::{self, Message};
+use medtap_parsers::hl7::{self, DeviceSource, Message, SegmentId};
 use medtap_parsers::mllp::{Deframer, End, Event, Framing};
 
 use super::events::Anomaly;
@@ -341,7 +341,7 @@ fn device_evidence(m: &Message<'_>, dir: Direction, shared: &mut Shared, cx: &mu
         }
     }
     for d in &m.devices {
-        let kind = if d.source.as_str() == "OBX-18" {
+        let kind = if d.source == DeviceSource::Obx18 {
             K::Hl7ObxDevice
         } else {
             K::Hl7PrtDevice
@@ -393,7 +393,7 @@ fn message_facts(m: &Message<'_>, ctx: &Context<'_>, dir: Direction) -> Facts {
         )
         .with(
             "pid_present",
-            FactValue::Bool(m.segment_ids.iter().any(|s| s.as_str() == "PID")),
+            FactValue::Bool(m.segment_ids.contains(&SegmentId(*b"PID"))),
         )
         .with("phi_present", FactValue::Bool(!m.phi_fields.is_empty()))
         .with(
