@@ -273,8 +273,8 @@ impl FileReader {
         }
     }
 
-    /// Read the file with [`crate::pcapng::Reader`], skipping the `skip` packets libpcap
-    /// already gave.
+    /// Read the file with [`crate::pcapng::Reader`] (the `pcap-parser` crate's pcapng reader),
+    /// skipping the `skip` packets libpcap already gave.
     fn mixed_pcapng(&self, skip: u64, mut f: impl FnMut(RawPacket<'_>)) -> FileEnd {
         let file = match File::open(&self.path) {
             Ok(x) => x,
@@ -288,8 +288,8 @@ impl FileReader {
         let mut filters: Vec<(i32, Option<pcap::BpfProgram>)> = Vec::new();
         let mut bpf_error = None;
         let mut seen: u64 = 0;
-        let mut r =
-            crate::pcapng::Reader::new(std::io::BufReader::with_capacity(FILE_BUFFER_BYTES, file));
+        // No BufReader: the crate's reader keeps its own buffer.
+        let mut r = crate::pcapng::Reader::new(file);
         let end = r.for_each(|p| {
             seen += 1;
             if seen <= skip {

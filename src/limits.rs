@@ -21,7 +21,9 @@
 //! | FTP/HTTP line bytes kept per direction | 2 KiB | [`crate::protocols::lines::MAX_LINE`] |
 //!
 //! Reading a pcapng file whose interfaces have different link types (which libpcap refuses):
-//! one block buffer of at most 16 MiB ([`crate::pcapng::MAX_BLOCK`], libpcap's own limit) and
+//! one block buffer (the `pcap-parser` reader's), 256 KiB at first
+//! ([`crate::pcapng::START_BUFFER`]), grown to the largest block met but never past 16 MiB
+//! ([`crate::pcapng::MAX_BLOCK`], libpcap's own limit; a bigger block ends the file) and
 //! at most 4096 interfaces per section ([`crate::pcapng::MAX_INTERFACES`]).
 //!
 //! Identification (central thread): rule matches cached by evidence value, 16,384 distinct
