@@ -1348,6 +1348,8 @@ mod tests {
         }
     }
 
+    const PINNED_FLOW_ID: u64 = 7_730_229_605_601_619_583;
+
     fn tcp_pkt<'a>(
         src: (&str, u16),
         dst: (&str, u16),
@@ -1378,6 +1380,30 @@ mod tests {
             payload: &[],
             ip: &[],
         }
+    }
+
+    /// `flow_id` is a hash of the flow's key and first packet time with fixed seeds, so that
+    /// every run and every `--workers` gives a flow the same id: a change to the key's layout or
+    /// to the hash renumbers every flow in every event log. This pins one id; if it changes on
+    /// purpose, say so where the event reference is.
+    #[test]
+    fn flow_id_is_pinned() {
+        let mut t = FlowTable::new(&Limits::default(), &Timeouts::default(), 1);
+        let mut out = Sinks {
+            events: EventSink::new(true),
+            stats: WorkerStats::default(),
+            app_stats: WorkerStats::default(),
+            obs: ObsBuf::new(false),
+        };
+        let (c, s) = (("10.0.0.1", 40000), ("10.0.0.2", 104));
+        let ts = Ts::from_timeval(1_710_489_600, 123_456);
+        t.packet(ts, ts, &tcp_pkt(c, s, true, false, false), 60, &mut out);
+        t.finish(ts, &mut out);
+        let lines = out.events.take();
+        let ev: serde_json::Value =
+            serde_json::from_slice(lines.split(|&b| b == b'\n').next().unwrap()).unwrap();
+        assert_eq!(ev["event_type"], "flow");
+        assert_eq!(ev["flow_id"].as_u64(), Some(PINNED_FLOW_ID), "{ev}");
     }
 
     #[test]
