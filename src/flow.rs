@@ -1348,6 +1348,16 @@ mod tests {
         }
     }
 
+    /// A worker's sinks with events and observations on or off.
+    fn test_sinks(events: bool, obs: bool) -> Sinks {
+        Sinks {
+            events: EventSink::new(events),
+            stats: WorkerStats::default(),
+            app_stats: WorkerStats::default(),
+            obs: ObsBuf::new(obs),
+        }
+    }
+
     const PINNED_FLOW_ID: u64 = 7_730_229_605_601_619_583;
 
     fn tcp_pkt<'a>(
@@ -1389,12 +1399,7 @@ mod tests {
     #[test]
     fn flow_id_is_pinned() {
         let mut t = FlowTable::new(&Limits::default(), &Timeouts::default(), 1);
-        let mut out = Sinks {
-            events: EventSink::new(true),
-            stats: WorkerStats::default(),
-            app_stats: WorkerStats::default(),
-            obs: ObsBuf::new(false),
-        };
+        let mut out = test_sinks(true, false);
         let (c, s) = (("10.0.0.1", 40000), ("10.0.0.2", 104));
         let ts = Ts::from_timeval(1_710_489_600, 123_456);
         t.packet(ts, ts, &tcp_pkt(c, s, true, false, false), 60, &mut out);
@@ -1409,12 +1414,7 @@ mod tests {
     #[test]
     fn one_flow_start_and_one_flow_end_per_flow() {
         let mut t = FlowTable::new(&Limits::default(), &Timeouts::default(), 1);
-        let mut out = Sinks {
-            events: EventSink::new(false),
-            stats: WorkerStats::default(),
-            app_stats: WorkerStats::default(),
-            obs: ObsBuf::new(true),
-        };
+        let mut out = test_sinks(false, true);
         let (c, s) = (("10.0.0.1", 40000), ("10.0.0.2", 104));
         t.packet(
             Ts(1),

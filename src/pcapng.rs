@@ -486,14 +486,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn big_endian_section() {
+    /// A big-endian Section Header Block (version 1.0, section length unknown).
+    fn be_shb() -> Vec<u8> {
         let mut f = 0x0A0D0D0Au32.to_be_bytes().to_vec();
         f.extend(28u32.to_be_bytes());
         f.extend(BYTE_ORDER_MAGIC.to_be_bytes());
         f.extend([0, 1, 0, 0]);
         f.extend((-1i64).to_be_bytes());
         f.extend(28u32.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn big_endian_section() {
+        let mut f = be_shb();
         // IDB, link type 101 (raw IP)
         f.extend(1u32.to_be_bytes());
         f.extend(20u32.to_be_bytes());
@@ -565,12 +571,7 @@ mod tests {
     #[test]
     fn big_endian_offset() {
         // The crate reads if_tsoffset little-endian in every section: read here by the section's.
-        let mut f = 0x0A0D0D0Au32.to_be_bytes().to_vec();
-        f.extend(28u32.to_be_bytes());
-        f.extend(BYTE_ORDER_MAGIC.to_be_bytes());
-        f.extend([0, 1, 0, 0]);
-        f.extend((-1i64).to_be_bytes());
-        f.extend(28u32.to_be_bytes());
+        let mut f = be_shb();
         f.extend(1u32.to_be_bytes());
         f.extend(36u32.to_be_bytes());
         f.extend(1u16.to_be_bytes());
