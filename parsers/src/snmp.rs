@@ -199,50 +199,49 @@ impl<'a> Reader<'a> {
         self.buf.is_empty()
     }
 
-    fn read(&mut self, layer: &'static str) -> Result<Tlv<'a>, SnmpError> {
-        let b = self.buf;
-        let at = self.base;
-        let (&tag, rest) = b.split_first().ok_or(SnmpError::Incomplete {
+    /// The BER tag at the start, the bytes after the length octets, and the content length
+    /// the length octets claim (which may be more than the bytes there).
+    fn tag_and_len(&self, layer: &'static str) -> Result<(u8, &'a [u8], usize), SnmpError> {
+        let (&tag, rest) = self.buf.split_first().ok_or(SnmpError::Incomplete {
             needed: Needed::Unknown,
         })?;
         if tag & 0x1f == 0x1f {
             return Err(SnmpError::Invalid {
                 layer,
-                offset: at,
+                offset: self.base,
                 reason: "multi-byte tag",
             });
         }
         let (&l0, rest) = rest.split_first().ok_or(SnmpError::Incomplete {
             needed: Needed::Unknown,
         })?;
-        let (len, rest) = if l0 < 0x80 {
-            (usize::from(l0), rest)
-        } else {
-            let n = usize::from(l0 & 0x7f);
-            if n == 0 || n > 4 {
-                return Err(SnmpError::Invalid {
-                    layer,
-                    offset: at + 1,
-                    reason: "indefinite or over-long BER length",
-                });
-            }
-            let lb = rest.get(..n).ok_or_else(|| SnmpError::Incomplete {
-                needed: Needed::Size(n - rest.len()),
-            })?;
-            let len = lb.iter().fold(0usize, |a, &x| (a << 8) | usize::from(x));
-            (len, &rest[n..])
-        };
+        if l0 < 0x80 {
+            return Ok((tag, rest, usize::from(l0)));
+        }
+        let n = usize::from(l0 & 0x7f);
+        if n == 0 || n > 4 {
+            return Err(SnmpError::Invalid {
+                layer,
+                offset: self.base + 1,
+                reason: "indefinite or over-long BER length",
+            });
+        }
+        let lb = rest.get(..n).ok_or_else(|| SnmpError::Incomplete {
+            needed: Needed::Size(n - rest.len()),
+        })?;
+        let len = lb.iter().fold(0usize, |a, &x| (a << 8) | usize::from(x));
+        Ok((tag, &rest[n..], len))
+    }
+
+    fn read(&mut self, layer: &'static str) -> Result<Tlv<'a>, SnmpError> {
+        let (tag, rest, len) = self.tag_and_len(layer)?;
         let content = rest.get(..len).ok_or_else(|| SnmpError::Incomplete {
             needed: Needed::Size(len - rest.len()),
         })?;
-        let used = b.len() - rest.len() + len;
+        let at = self.base + (self.buf.len() - rest.len());
         self.buf = &rest[len..];
-        self.base += used;
-        Ok(Tlv {
-            tag,
-            content,
-            at: at + (used - len),
-        })
+        self.base = at + len;
+        Ok(Tlv { tag, content, at })
     }
 
     /// Like [`Reader::take_tagged`], but a TLV whose content runs past the end of the buffer
@@ -277,28 +276,14 @@ impl<'a> Reader<'a> {
     /// The tag and header length of the TLV at the start, and the content bytes present (all
     /// of them up to the end of the buffer when the length claims more).
     fn header(&self, layer: &'static str) -> Result<((u8, usize), &'a [u8]), SnmpError> {
-        let b = self.buf;
-        let incomplete = || SnmpError::Incomplete {
-            needed: Needed::Unknown,
-        };
-        let (&tag, rest) = b.split_first().ok_or_else(incomplete)?;
-        let (&l0, rest) = rest.split_first().ok_or_else(incomplete)?;
-        let (len, rest) = if l0 < 0x80 {
-            (usize::from(l0), rest)
-        } else {
-            let n = usize::from(l0 & 0x7f);
-            if n == 0 || n > 4 {
-                return Err(SnmpError::Invalid {
-                    layer,
-                    offset: self.base + 1,
-                    reason: "indefinite or over-long BER length",
-                });
-            }
-            let lb = rest.get(..n).ok_or_else(incomplete)?;
-            let len = lb.iter().fold(0usize, |a, &x| (a << 8) | usize::from(x));
-            (len, &rest[n..])
-        };
-        let hlen = b.len() - rest.len();
+        // A header cut short is reported as needing an unknown number of bytes.
+        let (tag, rest, len) = self.tag_and_len(layer).map_err(|e| match e {
+            SnmpError::Incomplete { .. } => SnmpError::Incomplete {
+                needed: Needed::Unknown,
+            },
+            e => e,
+        })?;
+        let hlen = self.buf.len() - rest.len();
         Ok(((tag, hlen), &rest[..len.min(rest.len())]))
     }
 
