@@ -258,14 +258,7 @@ pub fn from_smb_session_setup(s: &smb::SessionSetup) -> Vec<Evidence> {
 mod tests {
     use super::*;
     use crate::fingerprint::{identify, Category, Signatures};
-
-    fn hexb(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::testing::hexb;
 
     #[test]
     fn mac_evidence() {

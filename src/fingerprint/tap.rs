@@ -262,14 +262,7 @@ fn own_address(ip: &IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hexb(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::testing::hexb;
 
     fn addresses_of(obs: &mut ObsBuf) -> Vec<([u8; 6], IpAddr)> {
         obs.take(None)
