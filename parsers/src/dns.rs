@@ -16,6 +16,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use thiserror::Error;
 
+use crate::bytes::{be16, be32};
 use crate::Needed;
 
 /// DNS header length: id, flags, four counts. RFC 1035 §4.1.1.
@@ -217,16 +218,6 @@ pub fn read_name(msg: &[u8], offset: usize) -> Result<(String, usize), DnsError>
     })
 }
 
-fn u16_at(msg: &[u8], at: usize) -> Option<u16> {
-    let b = msg.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes([b[0], b[1]]))
-}
-
-fn u32_at(msg: &[u8], at: usize) -> Option<u32> {
-    let b = msg.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-}
-
 /// Character-strings: (len, bytes)*. RFC 1035 §3.3.
 fn char_strings(mut data: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -251,9 +242,9 @@ fn rdata(msg: &[u8], rtype_: u16, start: usize, len: usize) -> Option<RData> {
         rtype::PTR => RData::Ptr(name_at(start)?),
         rtype::CNAME => RData::Cname(name_at(start)?),
         rtype::SRV if len >= 7 => RData::Srv {
-            priority: u16_at(msg, start)?,
-            weight: u16_at(msg, start + 2)?,
-            port: u16_at(msg, start + 4)?,
+            priority: be16(msg, start)?,
+            weight: be16(msg, start + 2)?,
+            port: be16(msg, start + 4)?,
             target: name_at(start + 6)?,
         },
         rtype::TXT => RData::Txt(char_strings(data)),
@@ -276,10 +267,10 @@ fn rdata(msg: &[u8], rtype_: u16, start: usize, len: usize) -> Option<RData> {
 /// Reads one record at `pos`; returns it and the offset after it.
 fn record(msg: &[u8], pos: usize) -> Option<(Record, usize)> {
     let (name, p) = read_name(msg, pos).ok()?;
-    let rtype_ = u16_at(msg, p)?;
-    let class = u16_at(msg, p + 2)?;
-    let ttl = u32_at(msg, p + 4)?;
-    let rdlen = usize::from(u16_at(msg, p + 8)?);
+    let rtype_ = be16(msg, p)?;
+    let class = be16(msg, p + 2)?;
+    let ttl = be32(msg, p + 4)?;
+    let rdlen = usize::from(be16(msg, p + 8)?);
     let start = p + 10;
     let end = start.checked_add(rdlen)?;
     if end > msg.len() {
@@ -322,8 +313,8 @@ pub fn parse_message(msg: &[u8]) -> Result<DnsMessage, DnsError> {
     }
     for _ in 0..qd.min(MAX_RECORDS) {
         let q = read_name(msg, pos).ok().and_then(|(name, p)| {
-            let qtype = u16_at(msg, p)?;
-            let qclass = u16_at(msg, p + 2)?;
+            let qtype = be16(msg, p)?;
+            let qclass = be16(msg, p + 2)?;
             Some((name, qtype, qclass, p + 4))
         });
         let Some((name, qtype, qclass, next)) = q else {

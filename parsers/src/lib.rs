@@ -6,6 +6,7 @@
 //! ([`Needed`] vs an error enum per protocol family).
 #![forbid(unsafe_code)]
 
+mod bytes;
 pub mod dicom;
 pub mod hl7;
 pub mod mllp;

@@ -22,6 +22,7 @@ use std::net::Ipv4Addr;
 
 use thiserror::Error;
 
+use crate::bytes::le16;
 use crate::dns::{self, rtype};
 use crate::Needed;
 
@@ -229,10 +230,6 @@ pub struct NbdgmInfo {
     /// Mailslot name of the SMB transaction (`\MAILSLOT\BROWSE`).
     pub mailslot: Option<String>,
     pub announcement: Option<BrowserAnnouncement>,
-}
-
-fn le16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes([*b.get(at)?, *b.get(at + 1)?]))
 }
 
 /// Parses an NBDGM datagram and, for a direct/broadcast datagram holding an SMB mailslot write

@@ -17,6 +17,7 @@
 
 use thiserror::Error;
 
+use crate::bytes::{le16, le32};
 use crate::Needed;
 
 /// NetBIOS session header: type, flags/length high byte, length (RFC 1002 4.3.1).
@@ -197,19 +198,6 @@ pub const SMB1_COM_SESSION_SETUP_ANDX: u8 = 0x73;
 const SMB_FLAGS2_UNICODE: u16 = 0x8000;
 /// SMB2 NEGOTIATE command code (MS-SMB2 2.2.1.2).
 pub const SMB2_NEGOTIATE: u16 = 0x0000;
-
-fn le16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes([*b.get(at)?, *b.get(at + 1)?]))
-}
-
-fn le32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes([
-        *b.get(at)?,
-        *b.get(at + 1)?,
-        *b.get(at + 2)?,
-        *b.get(at + 3)?,
-    ]))
-}
 
 /// The SMB message in the payload of one session message (type 0) frame.
 pub fn parse_smb(payload: &[u8]) -> Result<SmbMessage, SmbError> {

@@ -11,7 +11,8 @@
 //! and cut at [`MAX_VALUE_LEN`] bytes; PHI attributes count at any depth, by tag only. **No PHI
 //! value is ever read into the result** — only the index of the attribute in [`PHI_TAGS`].
 
-use super::{le16, le32, text, Encoding};
+use super::{text, Encoding};
+use crate::bytes::{le16, le32};
 
 /// Elements walked per scan. An image header has a few hundred; private blocks may add a few
 /// thousand small ones.

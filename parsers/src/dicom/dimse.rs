@@ -7,7 +7,8 @@
 //! (the rest is not a command set); a set without Command Field is an error. Values kept are
 //! cut at [`MAX_UID_LEN`]; the Error Comment (free text) is not kept.
 
-use super::{le16, le32, text, DicomError};
+use super::{text, DicomError};
+use crate::bytes::{le16, le32};
 
 /// A UID is at most 64 characters (PS3.5 9.1); AE titles 16.
 pub const MAX_UID_LEN: usize = 64;

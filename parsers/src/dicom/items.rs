@@ -8,7 +8,8 @@
 //! identity sub-item (0x58) is reported by type and flags only: the primary field (user name,
 //! ticket, assertion, token) and the secondary field (password) are skipped, never copied.
 
-use super::{be16, be32, DicomError};
+use super::DicomError;
+use crate::bytes::{be16, be32};
 
 /// Item header: type (1), reserved (1), length (2, big endian). PS3.8 9.3.2.
 pub const ITEM_HEADER_LEN: usize = 4;

@@ -194,36 +194,6 @@ fn looks_like_command_pdata(d: &[u8]) -> Option<bool> {
     Some(true)
 }
 
-/// Reads a big-endian u16 at `at`, if there.
-pub(crate) fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
-}
-
-/// Reads a big-endian u32 at `at`, if there.
-pub(crate) fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes([
-        *b.get(at)?,
-        *b.get(at + 1)?,
-        *b.get(at + 2)?,
-        *b.get(at + 3)?,
-    ]))
-}
-
-/// Reads a little-endian u16 at `at`, if there.
-pub(crate) fn le16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes([*b.get(at)?, *b.get(at + 1)?]))
-}
-
-/// Reads a little-endian u32 at `at`, if there.
-pub(crate) fn le32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes([
-        *b.get(at)?,
-        *b.get(at + 1)?,
-        *b.get(at + 2)?,
-        *b.get(at + 3)?,
-    ]))
-}
-
 /// A text value from the wire as a printable string: bytes outside printable ASCII become
 /// `?`, trailing spaces and NULs (PS3.5 6.2 padding) and leading spaces are dropped, and at
 /// most `cap` bytes are kept.
