@@ -1,5 +1,5 @@
-//! Integers read from a byte slice at an offset: `None` when the slice is too short (the
-//! offset may be anywhere, even past the end).
+//! Readers of wire bytes shared by the parsers: integers at an offset (`None` when the slice
+//! is too short; the offset may be anywhere, even past the end) and text fields.
 
 /// Reads a big-endian u16 at `at`, if there.
 pub(crate) fn be16(b: &[u8], at: usize) -> Option<u16> {
@@ -29,4 +29,12 @@ pub(crate) fn le32(b: &[u8], at: usize) -> Option<u32> {
         *b.get(at + 2)?,
         *b.get(at + 3)?,
     ]))
+}
+
+/// A text field: at most `cap` bytes, NULs cut from the end, lossily decoded, white space
+/// trimmed.
+pub(crate) fn trimmed_text(bytes: &[u8], cap: usize) -> String {
+    let cut = &bytes[..bytes.len().min(cap)];
+    let end = cut.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+    String::from_utf8_lossy(&cut[..end]).trim().to_string()
 }

@@ -14,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use thiserror::Error;
 
+use crate::bytes::trimmed_text;
 use crate::Needed;
 
 /// CDP header: version (1), TTL (1), checksum (2).
@@ -92,12 +93,6 @@ impl CdpInfo {
             .map(|(_, n)| *n)
             .collect()
     }
-}
-
-fn text(bytes: &[u8], cap: usize) -> String {
-    let cut = &bytes[..bytes.len().min(cap)];
-    let end = cut.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
-    String::from_utf8_lossy(&cut[..end]).trim().to_string()
 }
 
 /// Addresses TLV body: count (4), then per address: protocol type (1: 1 NLPID, 2 802.2),
@@ -179,17 +174,17 @@ pub fn parse_cdp(pdu: &[u8]) -> Result<CdpInfo, CdpError> {
         };
         rest = &rest[len..];
         match t {
-            0x0001 => info.device_id = Some(text(body, MAX_TEXT_LEN)),
+            0x0001 => info.device_id = Some(trimmed_text(body, MAX_TEXT_LEN)),
             0x0002 => addresses(body, &mut info.addresses),
-            0x0003 => info.port_id = Some(text(body, MAX_TEXT_LEN)),
+            0x0003 => info.port_id = Some(trimmed_text(body, MAX_TEXT_LEN)),
             0x0004 => {
                 info.capabilities = body
                     .get(..4)
                     .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
             }
-            0x0005 => info.software_version = Some(text(body, MAX_SOFTWARE_LEN)),
-            0x0006 => info.platform = Some(text(body, MAX_TEXT_LEN)),
-            0x0009 => info.vtp_domain = Some(text(body, MAX_TEXT_LEN)),
+            0x0005 => info.software_version = Some(trimmed_text(body, MAX_SOFTWARE_LEN)),
+            0x0006 => info.platform = Some(trimmed_text(body, MAX_TEXT_LEN)),
+            0x0009 => info.vtp_domain = Some(trimmed_text(body, MAX_TEXT_LEN)),
             0x000a => info.native_vlan = body.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])),
             0x0016 => addresses(body, &mut info.management_addresses),
             _ => {}

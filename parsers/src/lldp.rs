@@ -14,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use thiserror::Error;
 
+use crate::bytes::trimmed_text;
 use crate::Needed;
 
 /// EtherType of LLDP frames.
@@ -98,12 +99,6 @@ pub struct LldpInfo {
     pub truncated: bool,
 }
 
-fn text(bytes: &[u8]) -> String {
-    let cut = &bytes[..bytes.len().min(MAX_TEXT_LEN)];
-    let end = cut.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
-    String::from_utf8_lossy(&cut[..end]).trim().to_string()
-}
-
 fn mac(bytes: &[u8]) -> Option<String> {
     let m: [u8; 6] = bytes.try_into().ok()?;
     Some(crate::oui::format_mac(&m))
@@ -134,7 +129,7 @@ fn id(body: &[u8], mac_subtype: u8, addr_subtype: u8) -> Option<LldpId> {
             .and_then(|(&fam, a)| family_addr(fam, a))
             .map_or_else(|| hex(value), |ip| ip.to_string())
     } else {
-        text(value)
+        trimmed_text(value, MAX_TEXT_LEN)
     };
     Some(LldpId {
         subtype,
@@ -190,9 +185,9 @@ pub fn parse_lldp_lax(pdu: &[u8]) -> LldpInfo {
             // Port ID: subtype 3 = MAC address, 4 = network address.
             2 => info.port_id = id(body, 3, 4),
             3 => info.ttl = body.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])),
-            4 => info.port_description = Some(text(body)),
-            5 => info.system_name = Some(text(body)),
-            6 => info.system_description = Some(text(body)),
+            4 => info.port_description = Some(trimmed_text(body, MAX_TEXT_LEN)),
+            5 => info.system_name = Some(trimmed_text(body, MAX_TEXT_LEN)),
+            6 => info.system_description = Some(trimmed_text(body, MAX_TEXT_LEN)),
             7 => {
                 if let Some(b) = body.get(..4) {
                     info.capabilities = Some(Capabilities {
@@ -221,7 +216,8 @@ pub fn parse_lldp_lax(pdu: &[u8]) -> LldpInfo {
                     }
                     // TIA TR-41 (LLDP-MED) OUI 00-12-BB, inventory subtypes 5..=11.
                     if oui == [0x00, 0x12, 0xbb] && (5..=11).contains(&b[3]) {
-                        info.med_inventory.push((b[3], text(&body[4..])));
+                        info.med_inventory
+                            .push((b[3], trimmed_text(&body[4..], MAX_TEXT_LEN)));
                     }
                 }
             }
