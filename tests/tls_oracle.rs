@@ -1,10 +1,11 @@
 //! TLS handshakes against tshark's TLS dissector: for every capture with an expected file in
 //! tests/expected/tls/ (made by tests/expected/tls/make.sh), medtap's `tls` event of each TCP
 //! connection carries the same ClientHello (legacy version, SNI, supported_versions, cipher
-//! suites in order, JA3 hash and string) and ServerHello (version, selected version, cipher
-//! suite, JA3S hash and string) as tshark shows, and medtap reports no TLS connection tshark
-//! does not. The captures cover OpenSSL 3.0 s_client (TLS 1.0 to 1.3), gnutls-cli, Python's ssl,
-//! curl, Firefox, SSL 3.0, IPv4 and IPv6, Ethernet and Linux SLL2.
+//! suites in order, JA3 hash and string) and first ServerHello (version, selected version,
+//! cipher suite, JA3S hash and string, whether it is a TLS 1.3 HelloRetryRequest) as tshark
+//! shows, and medtap reports no TLS connection tshark does not. The captures cover OpenSSL 3.0
+//! s_client (TLS 1.0 to 1.3, a HelloRetryRequest), gnutls-cli, Python's ssl, curl, Firefox,
+//! SSL 3.0, IPv4 and IPv6, Ethernet and Linux SLL2.
 
 mod common;
 
@@ -57,6 +58,10 @@ fn project(e: &Value) -> BTreeMap<&'static str, Value> {
     m.insert("ja3_string", Value::from(st(&t["ja3"]["string"])));
     m.insert("ja3s", Value::from(st(&t["ja3s"]["hash"])));
     m.insert("ja3s_string", Value::from(st(&t["ja3s"]["string"])));
+    m.insert(
+        "hello_retry_request",
+        Value::from(t["hello_retry_request"].as_bool().unwrap_or(false)),
+    );
     m
 }
 
@@ -75,9 +80,12 @@ fn expected_of(c: &Value) -> BTreeMap<&'static str, Value> {
         "ja3_string",
         "ja3s",
         "ja3s_string",
+        "hello_retry_request",
     ] {
         let v = c.get(k).cloned().unwrap_or_else(|| {
-            if k.ends_with('s') && k.starts_with("client_") {
+            if k == "hello_retry_request" {
+                Value::from(false)
+            } else if k.ends_with('s') && k.starts_with("client_") {
                 Value::Array(vec![])
             } else {
                 Value::from("")
@@ -127,5 +135,5 @@ fn handshakes_agree_with_tshark() {
             checked += 1;
         }
     }
-    assert!(checked >= 14, "only {checked} TLS connections checked");
+    assert!(checked >= 16, "only {checked} TLS connections checked");
 }

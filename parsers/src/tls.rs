@@ -227,8 +227,18 @@ pub struct ServerHello {
     pub sslv2: bool,
     /// SSLv2 only: the cipher specs the server accepts, in order.
     pub sslv2_cipher_specs: Vec<u32>,
+    /// A TLS 1.3 HelloRetryRequest: a ServerHello whose random is
+    /// [`HELLO_RETRY_REQUEST_RANDOM`] (RFC 8446 §4.1.3). The server asks the client for a new
+    /// ClientHello (another key share); the real ServerHello follows it.
+    pub hello_retry_request: bool,
     pub truncated: bool,
 }
+
+/// The `random` of a HelloRetryRequest: SHA-256 of "HelloRetryRequest" (RFC 8446 §4.1.3).
+pub const HELLO_RETRY_REQUEST_RANDOM: [u8; 32] = [
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+];
 
 /// A decoded handshake message.
 #[must_use]
@@ -671,6 +681,7 @@ pub fn parse_server_hello_body(body: &[u8], record_version: u16) -> Result<Serve
         version: sh.version.0,
         cipher_suite: sh.cipher.0,
         compression: sh.compression.0,
+        hello_retry_request: sh.random == HELLO_RETRY_REQUEST_RANDOM,
         ..ServerHello::default()
     };
     let block = match sh.ext {
@@ -1072,6 +1083,7 @@ mod tests {
     const V2_S: &[u8] = include_bytes!("../tests/data/tls_zeek_ssl-v2_server.bin");
     const T13_C: &[u8] = include_bytes!("../tests/data/tls_medtap_dicom-tls13_client.bin");
     const T13_S: &[u8] = include_bytes!("../tests/data/tls_medtap_dicom-tls13_server.bin");
+    const HRR_S: &[u8] = include_bytes!("../tests/data/tls_medtap_hrr_server.bin");
 
     /// First record of a stream, decoded as one handshake message.
     fn first_hello(stream: &[u8]) -> Handshake {
@@ -1290,6 +1302,32 @@ mod tests {
         );
         assert_eq!(s.negotiated_version(), 0x0304);
         assert_eq!(s.ja3s().unwrap().hash, "15af977ce25de452b96affa2addb1036");
+        assert!(!s.hello_retry_request);
+    }
+
+    /// pcaps/tls_hrr.pcap frame 8: tshark shows "Hello Retry Request" (Random: cf21ad74...
+    /// "HelloRetryRequest magic"), TLS_AES_256_GCM_SHA384, supported_versions 1.3, key_share
+    /// selected group secp256r1; JA3S 15af977ce25de452b96affa2addb1036.
+    #[test]
+    fn hello_retry_request() {
+        let s = sh(HRR_S);
+        assert!(s.hello_retry_request);
+        assert_eq!(
+            (
+                s.version,
+                s.selected_version,
+                s.cipher_suite,
+                s.extensions.as_slice()
+            ),
+            (0x0303, Some(0x0304), 0x1302, &[43u16, 51][..])
+        );
+        assert_eq!(s.ja3s().unwrap().hash, "15af977ce25de452b96affa2addb1036");
+        // One bit off the magic: an ordinary ServerHello.
+        let mut v = HRR_S.to_vec();
+        v[5 + 4 + 2 + 31] ^= 1;
+        assert!(!sh(&v).hello_retry_request);
+        // An ordinary TLS 1.2 ServerHello.
+        assert!(!sh(CURL_S).hello_retry_request);
     }
 
     /// zeek_tls-1.2-handshake-failure.pcap frame 4.

@@ -532,6 +532,9 @@ impl TlsState {
         if c.is_some_and(|c| c.sslv2) || s.is_some_and(|s| s.sslv2) {
             o.bool(json_key!("sslv2"), true);
         }
+        if s.is_some_and(|s| s.hello_retry_request) {
+            o.bool(json_key!("hello_retry_request"), true);
+        }
         if let Some((d, level, description)) = self.alert {
             let mut a = JsonObj::new(o.key(json_key!("alert")));
             a.str(json_key!("from"), self.alert_from(d));
@@ -635,6 +638,7 @@ impl TlsState {
             ev.ja4 = ja4;
         }
         ev.sslv2 = c.is_some_and(|c| c.sslv2) || s.is_some_and(|s| s.sslv2);
+        ev.hello_retry_request = s.is_some_and(|s| s.hello_retry_request);
         ev.alert = self.alert.map(|(d, level, description)| AlertRecord {
             from: self.alert_from(d),
             level,
@@ -1024,6 +1028,9 @@ struct TlsEvent {
     ja4: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     sslv2: bool,
+    /// The server's hello was a TLS 1.3 HelloRetryRequest: the server fields are its.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    hello_retry_request: bool,
     /// The first alert sent in the clear.
     #[serde(skip_serializing_if = "Option::is_none")]
     alert: Option<AlertRecord>,
@@ -1178,6 +1185,7 @@ mod tests {
             (FF_C, FF_S),
             (TLS1_C, TLS1_S),
             (T13_C, T13_S),
+            (HRR_C, HRR_S),
         ] {
             let mut st = TlsState::new();
             let mut stats = WorkerStats::default();
@@ -1249,6 +1257,8 @@ mod tests {
     const V2_S: &[u8] = data!("tls_zeek_ssl-v2_server.bin");
     const T13_C: &[u8] = data!("tls_medtap_dicom-tls13_client.bin");
     const T13_S: &[u8] = data!("tls_medtap_dicom-tls13_server.bin");
+    const HRR_C: &[u8] = data!("tls_medtap_hrr_client.bin");
+    const HRR_S: &[u8] = data!("tls_medtap_hrr_server.bin");
 
     fn meta() -> FlowMeta {
         FlowMeta {
@@ -1358,6 +1368,26 @@ mod tests {
         &r.lines[0]["tls"]
     }
 
+    /// pcaps/tls_hrr.pcap, stream 0: tshark labels frame 8 "Hello Retry Request" (the
+    /// HelloRetryRequest random); its fields are the server's fields of the event, flagged.
+    /// A ServerHello without the magic (tls13 from dcmtk) is not flagged.
+    #[test]
+    fn hello_retry_request_event() {
+        for steps in [whole(HRR_C, HRR_S), random_steps(HRR_C, HRR_S, 7, 13)] {
+            let r = run(&steps);
+            let t = one_event(&r);
+            assert_eq!(t["hello_retry_request"], true);
+            assert_eq!(t["version"], "TLS 1.3");
+            assert_eq!(t["sni"], "hrr.pacs.hospital.example");
+            assert_eq!(t["server_selected_version"], "0x0304");
+            assert_eq!(t["cipher_suite"], "0x1302");
+            assert_eq!(t["ja3"]["hash"], "c957e1b78599f9337a29ea53e8c1625d");
+            assert_eq!(t["ja3s"]["string"], "771,4866,43-51");
+        }
+        let r = run(&whole(T13_C, T13_S));
+        assert!(one_event(&r).get("hello_retry_request").is_none());
+    }
+
     /// ndpi_443-curl.pcap, stream 0. Expected values from tshark (see parsers/src/tls.rs).
     #[test]
     fn curl_event() {
@@ -1381,6 +1411,7 @@ mod tests {
             "server_selected_version",
             "client_supported_versions",
             "sslv2",
+            "hello_retry_request",
             "alert",
             "handshake_too_large",
         ] {

@@ -12,7 +12,10 @@
 #     -e tls.handshake.ja3 -e tls.handshake.ja3_full
 #   tshark -n -r F -Y 'tls.handshake.type==2' -T fields -E occurrence=a -E aggregator=, \
 #     -e tcp.stream -e tls.handshake.version -e tls.handshake.extensions.supported_version \
-#     -e tls.handshake.ciphersuite -e tls.handshake.ja3s -e tls.handshake.ja3s_full
+#     -e tls.handshake.ciphersuite -e tls.handshake.ja3s -e tls.handshake.ja3s_full \
+#     -e tls.handshake.random
+# hello_retry_request: the first ServerHello's random is the HelloRetryRequest magic
+# (RFC 8446 §4.1.3; tshark labels that message "Hello Retry Request").
 # A frame can carry a ServerHello together with Certificate etc.: the handshake.version and
 # ciphersuite of the first occurrence belong to the ServerHello (it comes first). JA3 strings
 # contain commas but are single-valued, so the split on tabs is exact.
@@ -21,7 +24,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../../.." && pwd)
 cd "$REPO"
-CAPTURES="tls_clients_v6_sll.pcap tls_versions.pcap corpus/generic/ndpi_443-curl.pcap
+CAPTURES="tls_clients_v6_sll.pcap tls_versions.pcap tls_hrr.pcap corpus/generic/ndpi_443-curl.pcap
   corpus/generic/ndpi_443-firefox.pcap corpus/legacy/arkime_openssl-tls1.pcap
   corpus/legacy/arkime_openssl-tls1_1.pcap corpus/legacy/arkime_openssl-tls1_2.pcap
   corpus/legacy/arkime_openssl-ssl3.pcap"
@@ -34,11 +37,13 @@ for cap in $CAPTURES; do
     -e tls.handshake.ja3 -e tls.handshake.ja3_full 2>/dev/null)
   sh=$(tshark -n -r "pcaps/$cap" -Y 'tls.handshake.type==2' -T fields -E occurrence=a -E aggregator=, \
     -e tcp.stream -e tls.handshake.version -e tls.handshake.extensions.supported_version \
-    -e tls.handshake.ciphersuite -e tls.handshake.ja3s -e tls.handshake.ja3s_full 2>/dev/null)
+    -e tls.handshake.ciphersuite -e tls.handshake.ja3s -e tls.handshake.ja3s_full \
+    -e tls.handshake.random 2>/dev/null)
   CH="$ch" SH="$sh" CAP="$cap" VERSION="$(tshark --version 2>/dev/null | head -1)" python3 -c '
 import json, os
 def ep(a, p):
     return f"[{a}]:{p}" if ":" in a else f"{a}:{p}"
+HRR = "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"
 def first(v):
     return v.split(",")[0] if v else ""
 def lst(v):
@@ -52,12 +57,13 @@ for line in os.environ["CH"].splitlines():
                  "client_version": first(ver), "sni": first(sni), "client_supported_versions": lst(sv),
                  "client_cipher_suites": lst(cs), "ja3": first(ja3), "ja3_string": ja3f}
 for line in os.environ["SH"].splitlines():
-    st, ver, sv, cs, ja3s, ja3sf = line.split("\t")
+    st, ver, sv, cs, ja3s, ja3sf, rnd = line.split("\t")
     c = conns.get(st)
     if c is None or "server_version" in c:
         continue
     c.update({"server_version": first(ver), "server_selected_version": first(sv),
-              "cipher_suite": first(cs), "ja3s": first(ja3s), "ja3s_string": ja3sf})
+              "cipher_suite": first(cs), "ja3s": first(ja3s), "ja3s_string": ja3sf,
+              "hello_retry_request": first(rnd) == HRR})
 out = {"capture": "pcaps/" + os.environ["CAP"], "tshark": os.environ["VERSION"],
        "connections": [conns[k] for k in sorted(conns, key=int)]}
 print(json.dumps(out, indent=1))
