@@ -324,6 +324,23 @@ fn lldp_and_cdp_evidence() {
     let ev = evidence_of("corpus/generic/zeek_cdp-v1.pcap", "mac:00:e0:1e:d5:d5:15");
     assert!(has(&ev, "cdp_device_id", "R1"), "{ev:?}");
     assert!(has(&ev, "cdp_platform", "cisco 1601"), "{ev:?}");
+    // cdp.software_version: four lines ("Cisco Internetwork Operating System Software ",
+    // "IOS (tm) 1600 Software (C1600-NY-L), Version 11.2(12)P, RELEASE SOFTWARE (fc1)",
+    // "Copyright (c) 1986-1998 by cisco Systems, Inc.", "Compiled Tue 03-Mar-98 06:33 by
+    // dschwart"): one line, the lines apart by one space (they ran together before).
+    assert!(
+        has(
+            &ev,
+            "cdp_software_version",
+            "Cisco Internetwork Operating System Software IOS (tm) 1600 Software (C1600-NY-L), \
+             Version 11.2(12)P, RELEASE SOFTWARE (fc1) Copyright (c) 1986-1998 by cisco \
+             Systems, Inc. Compiled Tue 03-Mar-98 06:33 by dschwart"
+        ),
+        "{ev:?}"
+    );
+    let d = device_of("corpus/generic/zeek_cdp-v1.pcap", "mac:00:e0:1e:d5:d5:15");
+    assert_eq!(d["os"]["name"], "Cisco IOS", "{d}");
+    assert_eq!(d["os"]["version"], "11.2(12)P", "{d}");
 }
 
 #[test]

@@ -259,19 +259,43 @@ pub struct EvidenceRef {
     pub rule: std::sync::Arc<str>,
 }
 
-/// Trim, drop control characters, cut at [`MAX_VALUE_LEN`] bytes on a char boundary.
+/// Trim, line breaks to spaces, drop other control characters, cut at [`MAX_VALUE_LEN`]
+/// bytes on a char boundary.
 fn clean(v: &str) -> String {
     cleaned(v).into_owned()
 }
 
-/// The value [`Evidence::new`] keeps of `v` (trimmed, without control characters, cut at
-/// [`MAX_VALUE_LEN`] bytes on a char boundary), borrowed when that is a slice of `v`.
+/// The value [`Evidence::new`] keeps of `v`, borrowed when that is a slice of `v`: trimmed;
+/// each run of white-space control characters (line breaks: CR, LF, and tab, VT, FF, NEL)
+/// with the spaces around it becomes one space, so the lines of a multi-line value (a CDP
+/// software version, an LLDP system description: tshark shows them as lines) stay apart
+/// words on one line; other control characters are dropped; cut at [`MAX_VALUE_LEN`] bytes on
+/// a char boundary.
 pub fn cleaned(v: &str) -> std::borrow::Cow<'_, str> {
     let t = trimmed(v);
     if t.len() <= MAX_VALUE_LEN && !has_control(t) {
         return std::borrow::Cow::Borrowed(t);
     }
-    let mut s: String = t.chars().filter(|c| !c.is_control()).collect();
+    let mut s = String::with_capacity(t.len());
+    // A line break was read and its space is not written yet.
+    let mut pending = false;
+    for c in t.chars() {
+        if c.is_control() {
+            pending |= c.is_whitespace();
+            continue;
+        }
+        if pending {
+            if c == ' ' {
+                continue;
+            }
+            // `t` is trimmed: a line break is never first or last, `s` is not empty here.
+            if !s.ends_with(' ') {
+                s.push(' ');
+            }
+            pending = false;
+        }
+        s.push(c);
+    }
     if s.len() > MAX_VALUE_LEN {
         let mut cut = MAX_VALUE_LEN;
         while !s.is_char_boundary(cut) {
@@ -381,6 +405,30 @@ mod tests {
         let e = Evidence::with_confidence(EvidenceKind::DicomStationName, "  CT\u{0}01 \r\n", 250);
         assert_eq!(e.value, "CT01");
         assert_eq!(e.confidence, 100);
+        // zeek_cdp-v1.pcap's CDP software version (tshark cdp.software_version: four lines,
+        // the first with a trailing space): one line, words apart.
+        let e = Evidence::new(
+            EvidenceKind::CdpSoftwareVersion,
+            "Cisco Internetwork Operating System Software \nIOS (tm) 1600 Software \
+             (C1600-NY-L), Version 11.2(12)P, RELEASE SOFTWARE (fc1)\nCopyright (c) 1986-1998 \
+             by cisco Systems, Inc.\nCompiled Tue 03-Mar-98 06:33 by dschwart",
+        );
+        assert_eq!(
+            e.value,
+            "Cisco Internetwork Operating System Software IOS (tm) 1600 Software (C1600-NY-L), \
+             Version 11.2(12)P, RELEASE SOFTWARE (fc1) Copyright (c) 1986-1998 by cisco \
+             Systems, Inc. Compiled Tue 03-Mar-98 06:33 by dschwart"
+        );
+        for (v, want) in [
+            ("a\r\nb", "a b"),
+            ("a \r\n\r\n b", "a b"),
+            ("a\tb\u{b}c\u{c}d\u{85}e", "a b c d e"),
+            ("a\u{0}b\u{1b}[31mc\u{7f}", "ab[31mc"),
+            ("a\u{0}\nb", "a b"),
+            ("\n a \n", "a"),
+        ] {
+            assert_eq!(cleaned(v), want, "{v:?}");
+        }
         let long = "é".repeat(300);
         let e = Evidence::new(EvidenceKind::HttpUserAgent, &long);
         assert!(e.value.len() <= MAX_VALUE_LEN);
