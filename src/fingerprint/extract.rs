@@ -4,9 +4,9 @@
 //! side...) and append what these return.
 //!
 //! Pure functions; they decide *what* a message says about its sender, never *which* device
-//! that is. Messages that describe another host (a DHCP OFFER describes the server; its
-//! vendor class is the server's) are reported as the sender's too: the caller attributes by
-//! the packet's source, which for an OFFER is the server.
+//! that is, nor whether a message speaks for its sender at all (a DHCPv4 server's reply
+//! describes its client, not the server: the caller reads only requests, see
+//! `fingerprint::tap`).
 
 use medtap_parsers::{cdp, dhcp, http, lldp, mdns, netbios, oui, smb, ssdp, tcpfp};
 

@@ -13,10 +13,11 @@
 //! parsing or allocation, so a host opening thousands of connections costs one hash each.
 //!
 //! Attribution: the sender of the packet, except DHCPv4, whose client is `chaddr`, and DHCPv6,
-//! where only clients' messages count (a relayed one for the MAC in the client's DUID). A DHCPv4
-//! server's replies give only its own vendor class (they describe the client and may echo its
-//! options), and a DHCPACK tells which IP its client got (an evidence observation with no
-//! items, which the central thread reads as "this MAC has this IP").
+//! where only clients' messages count (a relayed one for the MAC in the client's DUID). Likewise
+//! only DHCPv4 requests (BOOTREQUEST) give evidence: a server's replies describe the client and
+//! may echo its options or carry an option 60 meant for a class of clients, never the server's
+//! own; a DHCPACK tells which IP its client got (an evidence observation with no items, which
+//! the central thread reads as "this MAC has this IP").
 
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -149,24 +150,21 @@ impl Tap {
                 if i.op == 1 {
                     let ip = (!i.ciaddr.is_unspecified()).then_some(IpAddr::V4(i.ciaddr));
                     obs.evidence(ts, client, ip, extract::from_dhcpv4(&i));
-                } else {
-                    // A server's reply describes its client (and may echo the client's host
-                    // name): the address binding goes to the client, and only the server's own
-                    // vendor class (option 60 in a reply, e.g. `ArubaAP`) to the server.
-                    if i.message_type == Some(dhcp::MessageType::ACK) && !i.yiaddr.is_unspecified()
-                    {
-                        obs.push(Observation::Evidence {
-                            ts,
-                            mac: client,
-                            ip: Some(IpAddr::V4(i.yiaddr)),
-                            items: Vec::new(),
-                        });
-                    }
-                    let own: Vec<_> = extract::from_dhcpv4(&i)
-                        .into_iter()
-                        .filter(|e| e.kind == crate::fingerprint::EvidenceKind::DhcpVendorClass)
-                        .collect();
-                    obs.evidence(ts, sender.0, sender.1, own);
+                } else if i.message_type == Some(dhcp::MessageType::ACK)
+                    && !i.yiaddr.is_unspecified()
+                {
+                    // A server's reply (BOOTREPLY) describes its client: it may echo the
+                    // client's host name, and its option 60 (vendor class, RFC 2132 §9.13: the
+                    // client's vendor type) is one the server was set to send to a class of
+                    // clients (zeek_dhcp.pcap: a VMware host's OFFER and ACK carry `ArubaAP`,
+                    // the answer Aruba access points look for). None of it speaks for the
+                    // server; only the ACK's address binding is used, for the client.
+                    obs.push(Observation::Evidence {
+                        ts,
+                        mac: client,
+                        ip: Some(IpAddr::V4(i.yiaddr)),
+                        items: Vec::new(),
+                    });
                 }
             }
             (546 | 547, _) => {
@@ -262,6 +260,7 @@ fn own_address(ip: &IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::WorkerStats;
     use crate::testing::hexb;
 
     fn addresses_of(obs: &mut ObsBuf) -> Vec<([u8; 6], IpAddr)> {
@@ -305,5 +304,55 @@ mod tests {
         assert!(!own_address(&"255.255.255.255".parse().unwrap()));
         assert!(!own_address(&"ff02::1".parse().unwrap()));
         assert!(own_address(&"fe80::1".parse().unwrap()));
+    }
+
+    /// The frames of a little-endian classic pcap file.
+    fn pcap_frames(bytes: &[u8]) -> Vec<&[u8]> {
+        assert_eq!(bytes[..4], [0xd4, 0xc3, 0xb2, 0xa1]);
+        let mut out = Vec::new();
+        let mut at = 24;
+        while at + 16 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+            out.push(&bytes[at + 16..at + 16 + len]);
+            at += 16 + len;
+        }
+        out
+    }
+
+    /// zeek_dhcp.pcap (tshark: dhcp.type, dhcp.option.dhcp, eth.src, dhcp.option.vendor_class_id,
+    /// dhcp.option.hostname): frames 1, 3, 5, 7-9 are the client 90:b1:1c:99:49:29's requests
+    /// (host name btest.is.cool, no option 60); 2, 4 and 6 the server 00:0c:29:40:0e:ef's
+    /// OFFER, NAK and ACK (dhcp.ip.your 128.2.6.189), OFFER and ACK with option 60 "ArubaAP".
+    /// Only the requests give evidence; the ACK gives the client's address, nothing more.
+    #[test]
+    fn dhcp_replies_speak_for_no_one() {
+        let bytes = include_bytes!("../../pcaps/corpus/generic/zeek_dhcp.pcap");
+        let client = [0x90, 0xb1, 0x1c, 0x99, 0x49, 0x29];
+        let mut tap = Tap::new(None);
+        let mut obs = ObsBuf::new(true);
+        let mut stats = WorkerStats::default();
+        let frames = pcap_frames(bytes);
+        assert_eq!(frames.len(), 9);
+        for (n, f) in frames.iter().enumerate() {
+            let d = crate::decode::decode(1, f, &mut stats).expect("decodes");
+            tap.packet(Ts(n as i64), &d, &mut obs);
+        }
+        let mut kinds = Vec::new();
+        let mut bindings = Vec::new();
+        for o in obs.take(None).items {
+            if let Observation::Evidence { mac, ip, items, .. } = o {
+                assert_eq!(mac, client, "{items:?}");
+                if items.is_empty() {
+                    bindings.push(ip);
+                }
+                kinds.extend(items.into_iter().map(|e| (e.kind.as_str(), e.value)));
+            }
+        }
+        assert_eq!(bindings, vec![Some("128.2.6.189".parse().unwrap())]);
+        assert!(
+            kinds.contains(&("dhcp_hostname", "btest.is.cool".to_string())),
+            "{kinds:?}"
+        );
+        assert!(!kinds.iter().any(|(_, v)| v == "ArubaAP"), "{kinds:?}");
     }
 }
