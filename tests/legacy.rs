@@ -408,6 +408,10 @@ fn every_legacy_rule_has_a_real_capture_pair() {
 /// The community crossed the network in clear all the same: medtap reports the same versions and
 /// community kinds (counting the messages as parse errors too) and raises the community alerts.
 /// It used to drop every malformed message whole: no `snmp` event and no alert but for 10.0.0.99.
+/// 10.0.1.10's two messages are SNMPv2u (RFC 1910; tshark: "version: v2u (2)", "parameters:
+/// 7075626c6963", "datav2u: plaintext (0)", get-request, well formed): reported as `v2u`, with
+/// no community (v2u has none; the parameters bytes are never shown) and no community alert.
+/// They used to give no `snmp` event at all.
 #[test]
 fn snmp_malformed_messages_keep_their_header() {
     let rel = "corpus/legacy/arkime_snmpv3_synthetic.pcap";
@@ -433,6 +437,7 @@ fn snmp_malformed_messages_keep_their_header() {
         ("10.0.0.48", "v2c", "other", 1),
         ("10.0.0.99", "v2c", "default", 0),
         ("10.0.0.100", "v2c", "default", 1),
+        ("10.0.1.10", "v2u", "", 0),
         ("10.0.1.11", "v1", "default", 2),
     ]
     .into_iter()
@@ -460,4 +465,17 @@ fn snmp_malformed_messages_keep_their_header() {
         Some(&BTreeSet::from([SNMP_OTHER])),
         "10.0.0.48"
     );
+    assert_eq!(fired.get("10.0.1.10"), None);
+    let v2u = common::of_type(&events, "snmp")
+        .into_iter()
+        .find(|e| e["src_ip"] == "10.0.1.10")
+        .unwrap();
+    assert_eq!(v2u["app_proto"], "snmp", "{v2u}");
+    assert_eq!(v2u["dest_port"], 161, "{v2u}");
+    let s = &v2u["snmp"];
+    assert_eq!(s["messages"], 2, "{v2u}");
+    assert_eq!(s["pdu_types"], serde_json::json!(["get_request"]), "{v2u}");
+    assert_eq!(s["v2u_encrypted"], false, "{v2u}");
+    assert_eq!(s["community_present"], false, "{v2u}");
+    assert!(!v2u.to_string().contains("public"), "{v2u}");
 }

@@ -1,9 +1,10 @@
-//! SNMP messages (RFC 1157 v1, RFC 3416 v2c PDUs, RFC 3412/3414 v3) in BER (X.690).
+//! SNMP messages (RFC 1157 v1, RFC 3416 v2c PDUs, RFC 1910 v2u, RFC 3412/3414 v3) in BER (X.690).
 //!
 //! Inputs: one UDP payload. Output: an owned [`SnmpMessage`]: version, what kind of community
 //! was used ([`Community`], never the string itself), the PDU type, the varbind OIDs, and from
 //! responses the two values inventory uses (sysDescr.0 and sysObjectID.0). For v3: the security
-//! level from msgFlags and whether a user name was sent (never the name). No I/O, no panics.
+//! level from msgFlags and whether a user name was sent (never the name). For v2u: whether the
+//! data was encrypted (its parameters are not read). No I/O, no panics.
 //!
 //! Limits and recoverable failures: BER lengths of at most 4 bytes, each checked against the
 //! datagram; nesting is fixed by the message shape (no recursion); at most [`MAX_VARBINDS`]
@@ -47,13 +48,15 @@ pub enum SnmpError {
     },
 }
 
-/// The message version field: 0 = v1, 1 = v2c, 3 = v3 (RFC 3412 6). Open.
+/// The message version field: 0 = v1, 1 = v2c, 2 = v2u, 3 = v3 (RFC 3412 6). Open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnmpVersion(pub i64);
 
 impl SnmpVersion {
     pub const V1: SnmpVersion = SnmpVersion(0);
     pub const V2C: SnmpVersion = SnmpVersion(1);
+    /// SNMPv2u (RFC 1910, historic): user-based security, no community.
+    pub const V2U: SnmpVersion = SnmpVersion(2);
     pub const V3: SnmpVersion = SnmpVersion(3);
 
     pub fn name(self) -> &'static str {
@@ -164,6 +167,10 @@ pub struct SnmpMessage {
     pub pdu_type: Option<PduType>,
     /// v3 only.
     pub v3: Option<V3Info>,
+    /// SNMPv2u (RFC 1910, version 2) only: the message's data was `encrypted` (an OCTET
+    /// STRING), not a `plaintext` PDU (tshark's `snmp.datav2u`: 1, 0). Its `parameters` (model,
+    /// QoS, agent id, user name, auth digest) are not read, and never kept.
+    pub v2u_encrypted: Option<bool>,
     /// error-status of a response (0 = noError).
     pub error_status: Option<i64>,
     /// Varbind OIDs in order, dotted, at most [`MAX_VARBINDS`].
@@ -378,6 +385,7 @@ pub fn parse_message(input: &[u8]) -> Result<SnmpMessage, SnmpError> {
         community: None,
         pdu_type: None,
         v3: None,
+        v2u_encrypted: None,
         error_status: None,
         oids: Vec::new(),
         sys_descr: None,
@@ -426,6 +434,23 @@ pub fn parse_message(input: &[u8]) -> Result<SnmpMessage, SnmpError> {
                 read_pdu(&mut sr, &mut out)?;
             }
             Ok(())
+        })();
+        out.malformed |= data.is_err();
+        return Ok(out);
+    }
+    if version == SnmpVersion::V2U {
+        // RFC 1910 3.1: SEQUENCE { version INTEGER (2), parameters OCTET STRING,
+        // datav2u CHOICE { plaintext PDUs, encrypted OCTET STRING } }. No community.
+        r.take_tagged(OCTET_STRING, "parameters")?;
+        let data = (|| -> Result<(), SnmpError> {
+            let (tag, _) = r.header("datav2u")?.0;
+            if tag == OCTET_STRING {
+                out.v2u_encrypted = Some(true);
+                r.read("encrypted")?;
+                return Ok(());
+            }
+            out.v2u_encrypted = Some(false);
+            read_pdu(&mut r, &mut out)
         })();
         out.malformed |= data.is_err();
         return Ok(out);
@@ -612,6 +637,39 @@ mod tests {
         let p = parse_message(&f7).unwrap();
         assert!(!p.malformed);
         assert_eq!(p.oids, vec![SYS_DESCR.to_string()]);
+    }
+
+    /// arkime_snmpv3_synthetic.pcap frames 9 and 10 (10.0.1.10 -> 10.0.0.161:161): tshark
+    /// shows "version: v2u (2)", "parameters: 7075626c6963", "datav2u: plaintext (0)",
+    /// get-request, request-id 1, 0 varbinds; not malformed.
+    #[test]
+    fn v2u() {
+        let f9 = crate::dicom::pdu::tests::hex(
+            "3018020102 04067075626c6963 a00b020101020100020100 3000",
+        );
+        let p = parse_message(&f9).unwrap();
+        assert_eq!(p.version, SnmpVersion::V2U);
+        assert_eq!(p.version.name(), "v2u");
+        assert_eq!(p.community, None);
+        assert_eq!(p.v3, None);
+        assert_eq!(p.v2u_encrypted, Some(false));
+        assert_eq!(p.pdu_type, Some(PduType::GET));
+        assert_eq!(p.error_status, Some(0));
+        assert!(!p.malformed);
+        // The parameters (here the bytes "public") are not kept.
+        assert!(!format!("{p:?}").contains("public"));
+        // datav2u encrypted: an OCTET STRING, no PDU type.
+        let enc = crate::dicom::pdu::tests::hex("300f020102 0400 0408 0102030405060708");
+        let p = parse_message(&enc).unwrap();
+        assert_eq!(
+            (p.version, p.v2u_encrypted, p.pdu_type, p.malformed),
+            (SnmpVersion::V2U, Some(true), None, false)
+        );
+        // Cut in the PDU: the header is kept, marked malformed; cut in the parameters: error.
+        let p = parse_message(&f9[..f9.len() - 3]).unwrap();
+        assert!(p.malformed);
+        assert_eq!(p.version, SnmpVersion::V2U);
+        assert!(parse_message(&f9[..8]).is_err());
     }
 
     #[test]

@@ -85,6 +85,7 @@ pub const FIELDS: &[(&str, &str, FieldType)] = &[
     ("snmp", "pdu_type", FieldType::Str),
     ("snmp", "v3_auth", FieldType::Bool),
     ("snmp", "v3_priv", FieldType::Bool),
+    ("snmp", "v2u_encrypted", FieldType::Bool),
     ("ftp", "user_sent", FieldType::Bool),
     ("ftp", "pass_sent", FieldType::Bool),
     ("ftp", "cleartext_credentials", FieldType::Bool),

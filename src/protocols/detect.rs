@@ -220,7 +220,7 @@ pub fn identify_udp(data: &[u8], src_port: u16, dst_port: u16) -> Option<AppProt
     // SNMP on any port: a BER message that decodes with a known version.
     if data.first() == Some(&0x30) {
         if let Ok(m) = medtap_parsers::snmp::parse_message(data) {
-            if matches!(m.version.0, 0 | 1 | 3) {
+            if matches!(m.version.0, 0..=3) {
                 return Some(AppProto::Snmp);
             }
         }
@@ -292,5 +292,23 @@ mod tests {
         );
         assert_eq!(probe_smb(Direction::ToServer, b"\0\0"), Probe::NeedMore);
         assert_eq!(probe_smb(Direction::ToServer, b"USER x"), Probe::No);
+    }
+
+    /// SNMP v1, v2c, v2u and v3 on any port (tshark's snmp.version 0, 1, 2; snmp.msgVersion 3);
+    /// other version numbers are not SNMP.
+    #[test]
+    fn snmp_versions() {
+        // arkime_snmpv3_synthetic.pcap frame 9 (v2u get-request), and the same as v2c, as
+        // version 4 and 3 (the latter is not a v3 message: no msgGlobalData).
+        let mut m = crate::testing::hexb("3018020102 04067075626c6963 a00b020101020100020100 3000");
+        for (v, want) in [
+            (2, Some(AppProto::Snmp)),
+            (1, Some(AppProto::Snmp)),
+            (4, None),
+            (3, None),
+        ] {
+            m[4] = v;
+            assert_eq!(identify_udp(&m, 40001, 9999), want, "version {v}");
+        }
     }
 }

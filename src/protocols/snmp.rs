@@ -1,4 +1,4 @@
-//! SNMP over UDP: version, what kind of community (default `public`/`private`, other, empty:
+//! SNMP over UDP (v1, v2c, v2u, v3): version, what kind of community (default `public`/`private`, other, empty:
 //! never the string itself), PDU types; sysDescr.0 and sysObjectID.0 from responses become
 //! device evidence. One `snmp` event per flow (at its end, summarising its messages); facts for
 //! detection when the version or community kind of the flow is first seen.
@@ -34,6 +34,9 @@ struct SnmpRecord {
     v3_auth: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     v3_priv: Option<bool>,
+    /// v2u (RFC 1910): the data was encrypted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    v2u_encrypted: Option<bool>,
     pdu_types: Vec<&'static str>,
     /// Messages whose header decoded (the malformed ones included).
     messages: u64,
@@ -66,6 +69,9 @@ impl AppParser for SnmpState {
             r.v3_auth = Some(v3.auth);
             r.v3_priv = Some(v3.privacy);
         }
+        if let Some(e) = m.v2u_encrypted {
+            r.v2u_encrypted = Some(e);
+        }
         if let Some(t) = m.pdu_type {
             if !r.pdu_types.contains(&t.name()) && r.pdu_types.len() < MAX_PDU_TYPES {
                 r.pdu_types.push(t.name());
@@ -91,6 +97,9 @@ impl AppParser for SnmpState {
                 f = f
                     .with("v3_auth", FactValue::Bool(v3.auth))
                     .with("v3_priv", FactValue::Bool(v3.privacy));
+            }
+            if let Some(e) = m.v2u_encrypted {
+                f = f.with("v2u_encrypted", FactValue::Bool(e));
             }
             cx.obs.facts(cx.ts, cx.flow, f);
         }
