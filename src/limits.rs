@@ -90,10 +90,10 @@ table! {
         detect_bytes: usize = 4096, 64, 65_536;
         /// Packets per batch handed from the capture thread to a worker.
         batch_packets: usize = 512, 1, 65_536;
-        /// Packet bytes per batch: a batch is handed over when its packets' bytes pass this, whatever their count. A batch buffer holds this plus one packet (up to 64 KiB), and there are `queue_batches` + 2 of them per worker, so this bounds the capture queues' memory: 3.4 MiB per worker at the default (it was a fixed 1 MiB: 20 MiB per worker).
+        /// Packet bytes per batch: a batch is handed over when its packets' bytes pass this, whatever their count. A batch buffer holds this plus one packet (up to 64 KiB), and there are `queue_batches` of them in all plus 2 per worker, so this bounds the capture queues' memory: about 9 MiB at the defaults, whatever the number of workers (it was a fixed 1 MiB per batch: 20 MiB per worker).
         batch_bytes: usize = 128 << 10, 16 << 10, 16 << 20;
-        /// Batches queued per worker; when full, replay waits and live capture drops (counted).
-        queue_batches: usize = 16, 1, 4_096;
+        /// Batches queued for all workers together, split evenly (at least one each); when a worker's share is full, replay waits and live capture drops (counted). It is what lets the capture thread read ahead while another thread has the core it runs on (64 x 128 KiB is about 7 ms of a worker's work on bench.pcap; at 16 the worker waited for packets about a tenth of the run).
+        queue_batches: usize = 64, 1, 65_536;
         /// Event buffers queued for the event writer. A worker hands its buffer over once it holds 64 KiB (`output::SINK_FLUSH_BYTES`), also in the middle of a sweep or of the end of capture, so a buffer holds at most 64 KiB and one event: about 1 MiB at the default. When full, the worker waits for the writer.
         event_queue: usize = 16, 1, 65_536;
         /// Observation batches (one per worker packet batch with something to say) queued for the central thread; when full, replay waits and live capture drops (medtap_observations_dropped_total).

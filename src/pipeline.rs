@@ -209,10 +209,12 @@ impl Pipeline {
         };
         let mut txs = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
+        // The capture queues' batches are a budget for all workers together.
+        let per_worker = worker_queue(opts.limits.queue_batches, workers);
         // Emptied batches come back to the readers for reuse (no allocation per batch).
-        let (spare_tx, spare_rx) = bounded::<Batch>(workers * (opts.limits.queue_batches + 2));
+        let (spare_tx, spare_rx) = bounded::<Batch>(workers * (per_worker + 2));
         for w in 0..workers {
-            let (tx, rx) = bounded::<Msg>(opts.limits.queue_batches);
+            let (tx, rx) = bounded::<Msg>(per_worker);
             txs.push(tx);
             let table = FlowTable::new(&opts.limits, &opts.timeouts, workers);
             let tap = Tap::new(opts.p0f.clone());
@@ -425,6 +427,12 @@ impl Dispatcher {
             self.send(w);
         }
     }
+}
+
+/// Each worker's share of the capture queues: `[limits] queue_batches` is for all workers
+/// together (so their memory does not grow with the worker count), at least one batch each.
+fn worker_queue(total: usize, workers: usize) -> usize {
+    (total / workers.max(1)).max(1)
 }
 
 /// Replay `files` through the whole pipeline.
@@ -1057,6 +1065,20 @@ pub fn stats_record(capture: CaptureStats, totals: &WorkerStats) -> StatsRecord 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capture_queue_is_shared_by_the_workers() {
+        let total = crate::limits::Limits::default().queue_batches;
+        assert_eq!(worker_queue(total, 1), total);
+        // The batches in all queues together do not grow with the worker count.
+        for workers in 1..=256 {
+            let each = worker_queue(total, workers);
+            assert!(each >= 1);
+            assert!(each * workers <= total.max(workers), "{workers} workers");
+        }
+        assert_eq!(worker_queue(64, 4), 16);
+        assert_eq!(worker_queue(3, 8), 1);
+    }
 
     #[allow(unsafe_code)]
     fn own_nice() -> i32 {
