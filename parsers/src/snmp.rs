@@ -670,6 +670,21 @@ mod tests {
         assert!(p.malformed);
         assert_eq!(p.version, SnmpVersion::V2U);
         assert!(parse_message(&f9[..8]).is_err());
+        // Every prefix and every one-byte change of both: no panic, never a community for v2u.
+        for m in [&f9, &enc] {
+            for cut in 0..m.len() {
+                let _ = parse_message(&m[..cut]);
+            }
+            for i in 0..m.len() {
+                for b in [0u8, 1, 2, 4, 0x30, 0x7f, 0x80, 0x81, 0x84, 0xa0, 0xff] {
+                    let mut v = m.to_vec();
+                    v[i] = b;
+                    if let Ok(p) = parse_message(&v) {
+                        assert!(p.version != SnmpVersion::V2U || p.community.is_none());
+                    }
+                }
+            }
+        }
     }
 
     #[test]
