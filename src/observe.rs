@@ -20,6 +20,9 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::Duration;
 
 use crate::fingerprint::evidence::cleaned;
 use crate::fingerprint::{Evidence, EvidenceKind};
@@ -167,6 +170,58 @@ impl ObsBatch {
     pub fn clear(&mut self) {
         self.items.clear();
         self.keys.clear();
+    }
+}
+
+/// The observations in the queue to the central thread, of all workers together (a worker adds a
+/// batch's before sending it; the central thread takes them off as it receives the batch), and
+/// the wake-up of a worker waiting for room (replay waits; live capture drops instead).
+#[derive(Debug, Default)]
+pub struct ObsQueued {
+    n: AtomicUsize,
+    /// Workers waiting in [`ObsQueued::wait_while`].
+    waiting: AtomicUsize,
+    lock: Mutex<()>,
+    room: Condvar,
+}
+
+impl ObsQueued {
+    pub fn get(&self) -> usize {
+        self.n.load(Ordering::SeqCst)
+    }
+
+    pub fn add(&self, n: usize) {
+        self.n.fetch_add(n, Ordering::SeqCst);
+    }
+
+    /// `n` observations left the queue (received by the central thread, or never sent): wakes
+    /// the waiting workers, if any.
+    pub fn taken(&self, n: usize) {
+        self.n.fetch_sub(n, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            let _held = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+            self.room.notify_all();
+        }
+    }
+
+    /// Blocks while `full(queued)` holds, woken as soon as the central thread takes a batch
+    /// (it was a 200 us sleep-and-look loop: a worker slept on after the room was made, while
+    /// its core stayed idle). The timeout is only a safety net.
+    pub fn wait_while(&self, full: impl Fn(usize) -> bool) {
+        if !full(self.get()) {
+            return;
+        }
+        let mut held = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        // Counted under the lock, before looking again: a `taken` that this look misses sees
+        // the count, and its notification waits for the lock, which `wait_timeout` gives up.
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        while full(self.get()) {
+            held = match self.room.wait_timeout(held, Duration::from_millis(5)) {
+                Ok((h, _)) => h,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -411,6 +466,28 @@ impl ObsBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_waiting_for_room_wakes_when_the_central_thread_takes_a_batch() {
+        let q = std::sync::Arc::new(ObsQueued::default());
+        q.add(10);
+        // Not full: returns at once.
+        q.wait_while(|n| n > 10);
+        let waiter = {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                q.wait_while(|n| n > 5);
+                q.get()
+            })
+        };
+        // Taken in two steps: the first leaves it full, the second makes room.
+        std::thread::sleep(Duration::from_millis(20));
+        q.taken(2);
+        std::thread::sleep(Duration::from_millis(20));
+        q.taken(4);
+        assert_eq!(waiter.join().unwrap(), 4);
+        assert_eq!(q.waiting.load(Ordering::SeqCst), 0);
+    }
 
     #[test]
     fn disabled_buffer_keeps_nothing() {

@@ -8,7 +8,7 @@
 //! (`now`), so a worker's timeouts advance even when its shard is quiet.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -24,7 +24,7 @@ use crate::flow::{FlowTable, Sinks};
 use crate::intel::{Intel, IntelOptions, IntelSummary};
 use crate::limits::{Limits, Timeouts};
 use crate::metrics::Metrics;
-use crate::observe::{ObsBatch, ObsBuf};
+use crate::observe::{ObsBatch, ObsBuf, ObsQueued};
 use crate::output::{EventSink, EventWriter, SINK_FLUSH_BYTES};
 use crate::stats::{Counter, Family, WorkerStats};
 use crate::time::Ts;
@@ -190,7 +190,7 @@ impl Pipeline {
         let (obs_tx, obs_rx) = bounded::<ObsBatch>(opts.limits.observe_queue);
         let (obs_spare_tx, mut obs_spare_rx): (Vec<_>, Vec<_>) =
             (0..workers).map(|_| bounded::<ObsBatch>(4)).unzip();
-        let obs_queued = Arc::new(AtomicUsize::new(0));
+        let obs_queued = Arc::new(ObsQueued::default());
         let intel = {
             let mut io = opts.intel.clone();
             io.max_devices = opts.limits.max_devices;
@@ -777,7 +777,7 @@ struct ObsChannel {
     drops: prometheus::IntCounter,
     /// Observations in the queue, of all workers (the central thread takes them off as it
     /// receives each batch), bounded by [`Limits::observe_queue_items`].
-    queued: Arc<AtomicUsize>,
+    queued: Arc<ObsQueued>,
     max_items: usize,
 }
 
@@ -802,30 +802,28 @@ impl ObsChannel {
         let n = batch.items.len();
         let over = |q: usize| n > 0 && q > 0 && q + n > self.max_items;
         if self.live {
-            if over(self.queued.load(Ordering::Acquire)) {
+            if over(self.queued.get()) {
                 self.drops.inc_by(n as u64);
                 return;
             }
             // Counted before it is in the queue, so that the central thread never takes off
             // more than was put on.
-            self.queued.fetch_add(n, Ordering::AcqRel);
+            self.queued.add(n);
             match self.tx.try_send(batch) {
                 Ok(()) => {}
                 Err(TrySendError::Full(b)) => {
-                    self.queued.fetch_sub(n, Ordering::AcqRel);
+                    self.queued.taken(n);
                     self.drops.inc_by(b.items.len() as u64);
                 }
                 Err(TrySendError::Disconnected(_)) => {
-                    self.queued.fetch_sub(n, Ordering::AcqRel);
+                    self.queued.taken(n);
                 }
             }
         } else {
-            while over(self.queued.load(Ordering::Acquire)) {
-                thread::sleep(Duration::from_micros(200));
-            }
-            self.queued.fetch_add(n, Ordering::AcqRel);
+            self.queued.wait_while(over);
+            self.queued.add(n);
             if self.tx.send(batch).is_err() {
-                self.queued.fetch_sub(n, Ordering::AcqRel);
+                self.queued.taken(n);
             }
         }
     }

@@ -539,7 +539,7 @@ impl Intel {
         mut self,
         rx: Receiver<ObsBatch>,
         spare: Vec<Sender<ObsBatch>>,
-        queued: &std::sync::atomic::AtomicUsize,
+        queued: &crate::observe::ObsQueued,
         mut emit: impl FnMut(Vec<u8>),
     ) -> IntelSummary {
         // Replay: one processing order whatever the number of workers ([`order`]).
@@ -552,7 +552,7 @@ impl Intel {
         loop {
             match rx.recv_timeout(tick) {
                 Ok(mut batch) => {
-                    queued.fetch_sub(batch.items.len(), std::sync::atomic::Ordering::AcqRel);
+                    queued.taken(batch.items.len());
                     match &mut reorder {
                         Some(r) => {
                             r.add(&mut batch);
