@@ -108,7 +108,7 @@ pub enum TcpFpError {
 }
 
 /// A stack signature read from one SYN or SYN+ACK.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 #[must_use]
 pub struct TcpSignature {
     /// 4 or 6.
@@ -276,6 +276,15 @@ fn be32(b: &[u8], at: usize) -> u32 {
 /// Errors: a short packet ([`TcpFpError::Incomplete`]), a bad header ([`TcpFpError::Invalid`]),
 /// or TCP flags other than SYN / SYN+ACK (plus ECE/CWR/PSH/URG) ([`TcpFpError::NotSyn`]).
 pub fn parse_syn(ip: &[u8]) -> Result<TcpSignature, TcpFpError> {
+    let mut sig = TcpSignature::default();
+    parse_syn_into(ip, &mut sig)?;
+    Ok(sig)
+}
+
+/// [`parse_syn`] into `sig`, reusing the allocation of its option list (a sensor reads one
+/// signature per SYN it sees). On success every field of `sig` is the packet's, as
+/// [`parse_syn`] gives it; on error `sig` is left as it was.
+pub fn parse_syn_into(ip: &[u8], sig: &mut TcpSignature) -> Result<(), TcpFpError> {
     let short = |need: usize, have: usize| TcpFpError::Incomplete {
         needed: Needed::Size(need.saturating_sub(have)),
     };
@@ -419,7 +428,9 @@ pub fn parse_syn(ip: &[u8]) -> Result<TcpSignature, TcpFpError> {
     if flags & PSH != 0 {
         quirks |= quirk::PUSH;
     }
-    let mut sig = TcpSignature {
+    let mut options = std::mem::take(&mut sig.options);
+    options.clear();
+    *sig = TcpSignature {
         ip_version,
         syn_ack,
         ttl,
@@ -428,15 +439,15 @@ pub fn parse_syn(ip: &[u8]) -> Result<TcpSignature, TcpFpError> {
         window: be16(tcp, 14),
         mss: None,
         wscale: None,
-        options: Vec::new(),
+        options,
         eol_pad: 0,
         quirks,
         ts1: None,
         payload: total_len > ip_hdr_len + doff && ip.len() > ip_hdr_len + doff,
         tos: tos >> 2,
     };
-    read_options(opts, &mut sig);
-    Ok(sig)
+    read_options(opts, sig);
+    Ok(())
 }
 
 /// p0f's option walk (process.c): records the layout, MSS, window scale, timestamps, EOL padding,

@@ -45,6 +45,8 @@ pub struct Tap {
     sigs: SentCache,
     /// Reused buffer for a signature's `raw_sig` text.
     raw_sig: String,
+    /// Reused signature (its option list is allocated once, not per SYN).
+    sig: tcpfp::TcpSignature,
 }
 
 impl Tap {
@@ -55,6 +57,7 @@ impl Tap {
             hasher: ahash::RandomState::with_seeds(0x7461, 0x70, 0x6d65, 0x6474),
             sigs: SentCache::new(DEDUP_SLOTS),
             raw_sig: String::new(),
+            sig: tcpfp::TcpSignature::default(),
         }
     }
 
@@ -102,26 +105,40 @@ impl Tap {
         if !self.fresh((d.src_mac, d.src_ip, ack, d.ttl, window, options)) {
             return;
         }
-        let Ok(mut sig) = tcpfp::parse_syn(d.ip) else {
+        let mut sig = std::mem::take(&mut self.sig);
+        if tcpfp::parse_syn_into(d.ip, &mut sig).is_err() {
+            self.sig = sig;
             return;
-        };
+        }
+        self.syn_sig(ts, d, &mut sig, obs);
+        self.sig = sig;
+    }
+
+    /// [`Tap::syn`] once the signature is read.
+    fn syn_sig(
+        &mut self,
+        ts: Ts,
+        d: &Decoded<'_>,
+        sig: &mut tcpfp::TcpSignature,
+        obs: &mut ObsBuf,
+    ) {
         // The raw options above carry the timestamp, new on every connection; the signature
         // depends only on whether it is zero. So: the same sender with the same signature is a
         // repeat too (checked before the signature is formatted into evidence).
         let ts1 = sig.ts1;
         sig.ts1 = ts1.map(|t| u32::from(t != 0));
-        let repeat = !self.sigs.fresh((d.src_mac, d.src_ip, &sig), ts);
+        let repeat = !self.sigs.fresh((d.src_mac, d.src_ip, &*sig), ts);
         sig.ts1 = ts1;
         if repeat {
             return;
         }
-        let m = self.p0f.as_ref().and_then(|db| db.match_tcp(&sig, None));
+        let m = self.p0f.as_ref().and_then(|db| db.match_tcp(sig, None));
         // What `extract::from_tcp` gives, as borrowed items: the signature is formatted into a
         // reused buffer and copied only when it is news to the central thread.
         let mut raw = std::mem::take(&mut self.raw_sig);
         raw.clear();
         sig.write_raw_sig(&mut raw);
-        let kind = extract::tcp_kind(&sig);
+        let kind = extract::tcp_kind(sig);
         match m.as_ref().and_then(extract::p0f_item) {
             Some((k, v, conf)) => obs.evidence_refs(
                 ts,
