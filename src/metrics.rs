@@ -301,18 +301,8 @@ impl Metrics {
 
     /// Add what `now` counted since `prev` and remember `now`.
     pub fn merge(&self, prev: &mut WorkerStats, now: &WorkerStats) {
-        for (i, c) in self.counters.iter().enumerate() {
-            let d = now.c[i].wrapping_sub(prev.c[i]);
-            if d != 0 {
-                c.inc_by(d);
-            }
-        }
-        for (i, c) in self.fam.iter().enumerate() {
-            let d = now.fam[i].wrapping_sub(prev.fam[i]);
-            if d != 0 {
-                c.inc_by(d);
-            }
-        }
+        add_deltas(&self.counters, &prev.c, &now.c);
+        add_deltas(&self.fam, &prev.fam, &now.fam);
         self.flows_active
             .add(now.flows_active as i64 - prev.flows_active as i64);
         self.flows_peak
@@ -355,6 +345,26 @@ impl Metrics {
         let enc = TextEncoder::new();
         let _ = enc.encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// Adds `now - prev` to each counter whose slot moved. Runs twice per packet batch over a few
+/// hundred slots of which a handful moved: eight slots at a time are skipped when none of them
+/// moved (a comparison the compiler does in vector registers).
+fn add_deltas(counters: &[IntCounter], prev: &[u64], now: &[u64]) {
+    const LANES: usize = 8;
+    for (k, (p, n)) in prev.chunks(LANES).zip(now.chunks(LANES)).enumerate() {
+        if p.iter().zip(n).fold(0, |a, (x, y)| a | (x ^ y)) == 0 {
+            continue;
+        }
+        for (j, (x, y)) in p.iter().zip(n).enumerate() {
+            let d = y.wrapping_sub(*x);
+            if d != 0 {
+                if let Some(c) = counters.get(k * LANES + j) {
+                    c.inc_by(d);
+                }
+            }
+        }
     }
 }
 
