@@ -911,6 +911,18 @@ impl Code {
     }
 }
 
+/// The two lower-case hex digits of each byte value.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    t
+};
+
 impl Code {
     /// Appends the code as a JSON string, as its `Serialize` writes it (a test holds them equal).
     #[inline]
@@ -920,8 +932,10 @@ impl Code {
         match self {
             Code::Name(n) => push_json_str(b, n),
             Code::Hex4(v) => {
-                let v = u32::from(v);
-                b.extend_from_slice(&[b'"', b'0', b'x', h(v, 12), h(v, 8), h(v, 4), h(v, 0), b'"']);
+                // Two hex digits per byte from a table (a hello lists some fifty codes).
+                let [hi, lo] = v.to_be_bytes();
+                let ([a, c], [d, e]) = (HEX_PAIRS[usize::from(hi)], HEX_PAIRS[usize::from(lo)]);
+                b.extend_from_slice(&[b'"', b'0', b'x', a, c, d, e, b'"']);
             }
             Code::Hex6(v) if v <= 0xff_ffff => {
                 b.extend_from_slice(&[
