@@ -498,7 +498,7 @@ impl Anomalies {
             }
         }
         // Asked before the source's entry is held (one lookup of it, not two).
-        let medical = self.medical(flow.server.0, view.server.as_ref());
+        let medical = self.medical(flow.server.0, view.server().as_ref());
         let s = self.scans.entry(src).or_insert_with(|| Scan {
             start: ts,
             ..Scan::default()
@@ -581,10 +581,10 @@ impl Anomalies {
     /// alert.
     fn public(&mut self, ts: Ts, flow: &FlowMeta, view: &DeviceView, out: &mut Vec<Alert>) {
         let (c, s) = (flow.client.0, flow.server.0);
-        let (side, dev, public) = if is_public(s) && self.medical(c, view.client.as_ref()) {
-            ("client", view.client.as_ref(), s)
-        } else if is_public(c) && self.medical(s, view.server.as_ref()) {
-            ("server", view.server.as_ref(), c)
+        let (side, dev, public) = if is_public(s) && self.medical(c, view.client().as_ref()) {
+            ("client", view.client(), s)
+        } else if is_public(c) && self.medical(s, view.server().as_ref()) {
+            ("server", view.server(), c)
         } else {
             return;
         };
@@ -681,17 +681,17 @@ impl Anomalies {
             return;
         }
         let port = flow.server.1;
-        let server_medical = self.medical(flow.server.0, view.server.as_ref());
-        let client_medical = self.medical(flow.client.0, view.client.as_ref());
         let learning = self.learning;
-        // Per side: a new peer to report, and a volume to report.
-        let mut peer_alert = [false; 2];
+        // Per side: a new peer met after learning, and a volume to report. Whether a side is
+        // medical is asked only when something is to be reported (the loop changes nothing
+        // it depends on).
+        let mut learnt_peer = [false; 2];
         let mut vol_alert: [Option<(u64, f64)>; 2] = [None; 2];
         let sides = [
             ("client", flow.client.0, flow.server.0),
             ("server", flow.server.0, flow.client.0),
         ];
-        for (n, &(side, me, peer)) in sides.iter().enumerate() {
+        for (n, &(_, me, peer)) in sides.iter().enumerate() {
             // Created as `new_peer` creates it (at the flow's start), else as `volume` does.
             let Some(d) = self.device(me, if peers_on { seen } else { ts }, hits) else {
                 if peers_on && vol.is_some() {
@@ -713,7 +713,7 @@ impl Anomalies {
                     d.peers.insert(key);
                     learnt_now = true;
                 }
-                peer_alert[n] = learnt && (side == "client" || server_medical);
+                learnt_peer[n] = learnt;
             }
             if let Some((w, threshold, factor)) = vol {
                 if peers_on && ts < d.first_seen {
@@ -728,8 +728,13 @@ impl Anomalies {
                 }
             }
         }
+        if learnt_peer == [false; 2] && vol_alert.iter().all(Option::is_none) {
+            return;
+        }
+        let server_medical = self.medical(flow.server.0, view.server().as_ref());
+        let client_medical = self.medical(flow.client.0, view.client().as_ref());
         for (n, &(side, _, peer)) in sides.iter().enumerate() {
-            if peer_alert[n] {
+            if learnt_peer[n] && (side == "client" || server_medical) {
                 let medical = if side == "client" {
                     client_medical
                 } else {
@@ -766,8 +771,8 @@ impl Anomalies {
             return;
         }
         let port = flow.server.1;
-        let server_medical = self.medical(flow.server.0, view.server.as_ref());
-        let client_medical = self.medical(flow.client.0, view.client.as_ref());
+        let server_medical = self.medical(flow.server.0, view.server().as_ref());
+        let client_medical = self.medical(flow.client.0, view.client().as_ref());
         for (side, me, peer) in [
             ("client", flow.client.0, flow.server.0),
             ("server", flow.server.0, flow.client.0),
@@ -821,9 +826,9 @@ impl Anomalies {
         };
         let w = secs(a.window);
         let dev_view = if side == "client" {
-            view.client
+            view.client()
         } else {
-            view.server
+            view.server()
         };
         let medical = self.medical(ip, dev_view.as_ref());
         let Some(d) = self.device(ip, ts, hits) else {
@@ -849,7 +854,7 @@ impl Anomalies {
             self.note_clinical(ip);
         }
         let (int, s) = (|n| f.count(n), |n| f.str(n));
-        let medical = self.medical(server, view.server.as_ref());
+        let medical = self.medical(server, view.server().as_ref());
         if s("result") == Some("rejected") {
             if let Some(a) = self.cfg.get(&AnomalyKind::DicomRejectedAssociations) {
                 if let Some(n) = self.rejected.add(client, ts, 1, a, hits) {
@@ -967,9 +972,9 @@ impl Anomalies {
             (server, client, "server", "client")
         };
         let sender_view = if from_client {
-            view.client
+            view.client()
         } else {
-            view.server
+            view.server()
         };
         let medical = self.medical(sender, sender_view.as_ref());
         if matches!(s("ack_code"), Some("AE" | "AR" | "CE" | "CR")) {
@@ -1183,10 +1188,7 @@ mod tests {
                     }
                 }
             }
-            let v = DeviceView {
-                client: None,
-                server: medical(),
-            };
+            let v = DeviceView::new(None, medical());
             let (mut peers, mut spikes, mut caps) = (0, 0, 0);
             for i in 0..4000u64 {
                 let c = format!("10.9.0.{}", next(12));
@@ -1337,10 +1339,7 @@ mod tests {
             let (mut out, mut hits) = (Vec::new(), Vec::new());
             for i in 0..25u64 {
                 let f = flow(i, "10.76.0.31", &format!("10.76.0.{}", 100 + i), 104);
-                let v = DeviceView {
-                    client: None,
-                    server: if i == medical_at { medical() } else { None },
-                };
+                let v = DeviceView::new(None, if i == medical_at { medical() } else { None });
                 a.observe(
                     &Observation::FlowStart {
                         ts: Ts(i as i64 * 1000),

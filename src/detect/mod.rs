@@ -30,11 +30,58 @@ pub use rules::{DeviceInfo, RuleSet};
 /// closed are reported and dropped; if none has, new alerts pass undeduplicated (counted).
 pub const MAX_DEDUP: usize = 1024;
 
-/// The devices of one observation's flow, as the central thread knows them.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DeviceView {
-    pub client: Option<DeviceInfo>,
-    pub server: Option<DeviceInfo>,
+/// The devices of one observation's flow, as the central thread knows them: given
+/// ([`DeviceView::new`]), or looked up in the inventory when first asked
+/// ([`DeviceView::lazy`]): most observations need one side or none (a flow's start asks for its
+/// server, a rule for its devices only once its facts match), and each side is a table lookup.
+#[derive(Default)]
+pub struct DeviceView<'a> {
+    /// Each side (client, server) once known.
+    known: [std::cell::Cell<Option<Option<DeviceInfo>>>; 2],
+    /// Looks a side up (`true`: the server); none: unknown sides are `None`.
+    lookup: Option<&'a dyn Fn(bool) -> Option<DeviceInfo>>,
+}
+
+impl<'a> DeviceView<'a> {
+    /// A view of given sides.
+    pub fn new(client: Option<DeviceInfo>, server: Option<DeviceInfo>) -> DeviceView<'static> {
+        DeviceView {
+            known: [
+                std::cell::Cell::new(Some(client)),
+                std::cell::Cell::new(Some(server)),
+            ],
+            lookup: None,
+        }
+    }
+
+    /// A view whose sides are `lookup(false)` (client) and `lookup(true)` (server), each
+    /// called at most once, when first asked.
+    pub fn lazy(lookup: &'a dyn Fn(bool) -> Option<DeviceInfo>) -> DeviceView<'a> {
+        DeviceView {
+            known: Default::default(),
+            lookup: Some(lookup),
+        }
+    }
+
+    fn side(&self, server: bool) -> Option<DeviceInfo> {
+        let cell = &self.known[usize::from(server)];
+        if let Some(v) = cell.get() {
+            return v;
+        }
+        let v = self.lookup.and_then(|l| l(server));
+        cell.set(Some(v));
+        v
+    }
+
+    /// The flow's client device.
+    pub fn client(&self) -> Option<DeviceInfo> {
+        self.side(false)
+    }
+
+    /// The flow's server device.
+    pub fn server(&self) -> Option<DeviceInfo> {
+        self.side(true)
+    }
 }
 
 /// How the detector is set up.
@@ -239,7 +286,7 @@ impl Detector {
                 .iter()
                 .filter_map(|&i| Some((self.rules.rules.get(i)?, self.names.get(i)?)))
             {
-                if r.matches_of_protocol(facts, flow, view.client.as_ref(), view.server.as_ref()) {
+                if r.matches_of_protocol(facts, flow, view) {
                     // Server-side services (a Telnet server, an SMBv1 share) are what the alert
                     // is about; the client is the peer. A "server" that is a broadcast or
                     // multicast address (NetBIOS name registrations, SSDP, mDNS) is no device:

@@ -273,17 +273,18 @@ impl Rule {
         if facts.protocol != self.protocol {
             return false;
         }
-        self.matches_of_protocol(facts, flow, client, server)
+        let view = super::DeviceView::new(client.copied(), server.copied());
+        self.matches_of_protocol(facts, flow, &view)
     }
 
     /// [`Rule::matches`] for facts known to be of the rule's protocol (the detector tests facts
-    /// against their protocol's rules only).
+    /// against their protocol's rules only), the devices asked of `view` only once the facts
+    /// hold.
     pub(crate) fn matches_of_protocol(
         &self,
         facts: &Facts,
         flow: &crate::flow::FlowMeta,
-        client: Option<&DeviceInfo>,
-        server: Option<&DeviceInfo>,
+        view: &super::DeviceView,
     ) -> bool {
         for p in &self.when {
             let flowv;
@@ -306,9 +307,9 @@ impl Rule {
                         || dev.category.is_some_and(|c| d.categories.contains(&c)))
             };
             let hit = match d.side {
-                Side::Client => ok(client),
-                Side::Server => ok(server),
-                Side::Any => ok(client) || ok(server),
+                Side::Client => ok(view.client().as_ref()),
+                Side::Server => ok(view.server().as_ref()),
+                Side::Any => ok(view.client().as_ref()) || ok(view.server().as_ref()),
             };
             if !hit {
                 return false;

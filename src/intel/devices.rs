@@ -1224,22 +1224,22 @@ impl DeviceTable {
         self.by_ip.get(&ip).and_then(|&i| self.devices.get(i))
     }
 
-    /// What the detection engine may know of a flow's two devices: their category (when
-    /// identified) and whether it is medical.
-    pub fn detect_view(&self, f: &FlowMeta) -> crate::detect::DeviceView {
-        let info = |mac, ip| {
-            self.lookup(mac, ip).map(|d| {
-                let c = d.category();
-                crate::detect::DeviceInfo {
-                    category: (c != Category::Unknown).then_some(c),
-                    is_medical: c.is_medical(),
-                }
-            })
+    /// What the detection engine may know of one of a flow's devices (`server`: the server's,
+    /// else the client's): its category (when identified) and whether it is medical. For
+    /// [`crate::detect::DeviceView::lazy`].
+    pub fn device_info(&self, f: &FlowMeta, server: bool) -> Option<crate::detect::DeviceInfo> {
+        let (mac, ip) = if server {
+            (f.server_mac, f.server.0)
+        } else {
+            (f.client_mac, f.client.0)
         };
-        crate::detect::DeviceView {
-            client: info(f.client_mac, f.client.0),
-            server: info(f.server_mac, f.server.0),
-        }
+        self.lookup(mac, ip).map(|d| {
+            let c = d.category();
+            crate::detect::DeviceInfo {
+                category: (c != Category::Unknown).then_some(c),
+                is_medical: c.is_medical(),
+            }
+        })
     }
 
     /// Evidence about the host at (`mac`, `ip`).

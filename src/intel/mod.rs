@@ -318,13 +318,20 @@ impl Intel {
             }
         }
         if let Some(d) = &mut self.detector {
-            let view = match o {
+            // Each side of the flow looked up only if the detector asks for it.
+            match o {
                 Observation::FlowStart { flow, .. }
                 | Observation::FlowEnd { flow, .. }
-                | Observation::Facts { flow, .. } => self.table.detect_view(flow),
-                Observation::Evidence { .. } => crate::detect::DeviceView::default(),
-            };
-            d.observe(o, &view, &mut self.alerts);
+                | Observation::Facts { flow, .. } => {
+                    let table = &self.table;
+                    let lookup = |server: bool| table.device_info(flow, server);
+                    let view = crate::detect::DeviceView::lazy(&lookup);
+                    d.observe(o, &view, &mut self.alerts);
+                }
+                Observation::Evidence { .. } => {
+                    d.observe(o, &crate::detect::DeviceView::default(), &mut self.alerts)
+                }
+            }
             self.publish_alerts();
         }
     }
