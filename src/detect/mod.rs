@@ -259,7 +259,12 @@ impl Detector {
         };
         // The counter of each table, looked up in the registry once (a flood of hits would
         // hash the label and lock the vector every time).
-        let i = match self.cap_counters.iter().position(|(t, _)| *t == table) {
+        // Tables are named by a few static strings: their address tells them apart first.
+        let i = match self
+            .cap_counters
+            .iter()
+            .position(|(t, _)| std::ptr::eq(*t, table) || *t == table)
+        {
             Some(i) => i,
             None => {
                 let c = m.detect_cap_hits.with_label_values(&[table]);
@@ -310,10 +315,13 @@ impl Detector {
             }
         }
         self.anomalies.observe(o, view, &mut raw, &mut hits);
-        for t in hits.drain(..) {
-            self.cap_hit(t);
+        if !hits.is_empty() {
+            for t in hits.drain(..) {
+                self.cap_hit(t);
+            }
         }
-        self.hits = hits;
+        // Put back without dropping the unallocated vector `take` left (as `raw` below).
+        std::mem::forget(std::mem::replace(&mut self.hits, hits));
         // Two rules matching the same facts, one superseding the other (LANMAN offered and
         // LANMAN negotiated in one negotiation): only the superseding one is reported.
         if raw.len() > 1 {
@@ -331,10 +339,14 @@ impl Detector {
         }
         let ts = o.ts();
         self.sweep(ts, false, out);
-        for a in raw.drain(..) {
-            self.dedup(a, out);
+        // Most observations raise nothing: then no drain, and the (empty) vector goes back
+        // without a drop of the one it replaces (`take` left an unallocated one there).
+        if !raw.is_empty() {
+            for a in raw.drain(..) {
+                self.dedup(a, out);
+            }
         }
-        self.raw = raw;
+        std::mem::forget(std::mem::replace(&mut self.raw, raw));
     }
 
     /// Where `protocol`'s rules are in `by_protocol`: remembered by the address of the
