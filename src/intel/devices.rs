@@ -813,6 +813,15 @@ fn is_host_mac(mac: &[u8; 6]) -> bool {
     *mac != [0; 6] && mac[0] & 1 == 0
 }
 
+/// A MAC address as one integer (its bytes in order, little-endian), the key of
+/// [`DeviceTable`]'s map of devices by MAC.
+#[inline]
+fn mac_key(mac: &[u8; 6]) -> u64 {
+    let mut b = [0u8; 8];
+    b[..6].copy_from_slice(mac);
+    u64::from_le_bytes(b)
+}
+
 /// What changed in the table, for `device` events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Change {
@@ -840,7 +849,8 @@ enum DropKey {
 pub struct DeviceTable {
     devices: Vec<Device>,
     /// Devices keyed by MAC, and devices keyed by address (`ip:` keys).
-    by_mac: HashMap<[u8; 6], usize, ahash::RandomState>,
+    /// (By [`mac_key`]: one word to hash, not an array's length and bytes.)
+    by_mac: HashMap<u64, usize, ahash::RandomState>,
     by_ip_key: HashMap<IpAddr, usize, ahash::RandomState>,
     /// The device that last had each address.
     by_ip: HashMap<IpAddr, usize, ahash::RandomState>,
@@ -906,7 +916,7 @@ impl DeviceTable {
                 .strip_prefix("mac:")
                 .and_then(|m| oui::parse_mac(m).ok())
             {
-                self.by_mac.insert(m, i);
+                self.by_mac.insert(mac_key(&m), i);
             } else if let Some(ip) = d.key.strip_prefix("ip:").and_then(|a| a.parse().ok()) {
                 self.by_ip_key.insert(ip, i);
             } else {
@@ -1069,7 +1079,7 @@ impl DeviceTable {
         self.devices.push(d);
         self.dirty_flag.push(false);
         match (mac, ip) {
-            (Some(m), _) => self.by_mac.insert(m, i),
+            (Some(m), _) => self.by_mac.insert(mac_key(&m), i),
             (None, Some(ip)) => self.by_ip_key.insert(ip, i),
             (None, None) => None,
         };
@@ -1108,7 +1118,7 @@ impl DeviceTable {
     ) -> Option<usize> {
         let ip = ip.filter(is_host_ip);
         if is_host_mac(&mac) {
-            let i = match self.by_mac.get(&mac) {
+            let i = match self.by_mac.get(&mac_key(&mac)) {
                 Some(&i) => Some(i),
                 // Table full: the host is left out (not tried again as an `ip:` device, which
                 // would count it twice).
@@ -1215,7 +1225,7 @@ impl DeviceTable {
     /// The device at (`mac`, `ip`) without creating or touching anything.
     fn lookup(&self, mac: [u8; 6], ip: IpAddr) -> Option<&Device> {
         if is_host_mac(&mac) {
-            if let Some(&i) = self.by_mac.get(&mac) {
+            if let Some(&i) = self.by_mac.get(&mac_key(&mac)) {
                 if !self.devices[i].router {
                     return self.devices.get(i);
                 }
