@@ -122,7 +122,12 @@ impl<'a> AlertBody<'a> {
         b.extend_from_slice(b",\"matched\":");
         self.matched.write_json(b);
         b.extend_from_slice(b",\"device\":{\"side\":");
-        push_json_str(b, self.device.side);
+        // One of two fixed names: copied quoted (nothing in them to escape).
+        match self.device.side {
+            "server" => b.extend_from_slice(b"\"server\""),
+            "client" => b.extend_from_slice(b"\"client\""),
+            side => push_json_str(b, side),
+        }
         b.extend_from_slice(b",\"ip\":\"");
         push_ip(b, self.device.ip);
         b.push(b'"');
