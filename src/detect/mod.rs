@@ -338,7 +338,10 @@ impl Detector {
             });
         }
         let ts = o.ts();
-        self.sweep(ts, false, out);
+        // (The sweep's own test, here: most observations come between two sweeps.)
+        if ts >= self.next_sweep {
+            self.sweep(ts, false, out);
+        }
         // Most observations raise nothing: then no drain, and the (empty) vector goes back
         // without a drop of the one it replaces (`take` left an unallocated one there).
         if !raw.is_empty() {
