@@ -46,6 +46,8 @@ pub const ROUTER_MIN_IPV6: usize = 16;
 pub const MAX_IPS: usize = 32;
 pub const MAX_HOSTNAMES: usize = 16;
 pub const MAX_PROTOCOLS: usize = 64;
+/// Up to this many protocols, a device's are scanned rather than searched in order.
+const SCAN_PROTOCOLS: usize = 8;
 /// Peers counted one by one per device (the first ones seen; the view lists the
 /// [`PEERS_SHOWN`] most active of them and the total count). 256 made a busy server cost
 /// about 20 KiB more than a quiet host; the behaviour baseline keeps its own peer list
@@ -368,7 +370,17 @@ impl Device {
     }
 
     fn add_protocol(&mut self, name: &str, server: bool) {
-        let r = match self.protocols.get_mut(name) {
+        // A device speaks few protocols: then a scan comparing lengths first beats the
+        // ordered search (a string comparison per step).
+        let known = if self.protocols.len() <= SCAN_PROTOCOLS {
+            self.protocols
+                .iter_mut()
+                .find(|(k, _)| k.as_str() == name)
+                .map(|(_, r)| r)
+        } else {
+            self.protocols.get_mut(name)
+        };
+        let r = match known {
             Some(r) => r,
             None => {
                 if self.protocols.len() >= MAX_PROTOCOLS {
