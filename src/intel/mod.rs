@@ -541,7 +541,8 @@ impl Intel {
     /// Observations go back, used, to the worker that made them (`spare[worker]`), which drops
     /// them when it next takes the vector for reuse: their strings and vectors are then freed
     /// by the thread that allocated them (glibc frees another thread's memory under that
-    /// arena's lock, and the two threads then contend for it on every free).
+    /// arena's lock, and the two threads then contend for it on every free), as far as the
+    /// worker's queue of spares has room; past that they are dropped here.
     pub fn run(
         mut self,
         rx: Receiver<ObsBatch>,
@@ -564,14 +565,19 @@ impl Intel {
                         Some(r) => {
                             r.add(&mut batch);
                             // Each observation is read where it waits, then moved once, to
-                            // go back to its worker.
+                            // go back to its worker, or dropped there when it would not get
+                            // back (see `Returns::takes`).
                             while let Some((key, w, i)) = r.pop_ready_at() {
                                 self.before_in_order(r, key, &mut emit);
                                 if let Some(o) = r.get(i) {
                                     self.observe(o);
                                 }
-                                if let Some(o) = r.take(i) {
-                                    returns.push(w, o);
+                                if returns.takes(w) {
+                                    if let Some(o) = r.take(i) {
+                                        returns.push(w, o);
+                                    }
+                                } else {
+                                    r.discard(i);
                                 }
                                 // A release can be thousands of observations (the end of
                                 // capture, a sweep): hand over the alerts every 64 KiB.
@@ -688,6 +694,17 @@ impl Returns {
     fn new(spare: Vec<Sender<ObsBatch>>) -> Returns {
         let used = spare.iter().map(|_| Vec::new()).collect();
         Returns { spare, used }
+    }
+
+    /// Whether a processed observation of worker `w` is worth collecting: a vector of them
+    /// is under way, or the worker's queue of spares has room for one. With the queue full
+    /// (the worker takes one spare per batch it sends, and gets one back per batch and per
+    /// [`RETURN_CHUNK`] observations), a vector started now would most likely be dropped
+    /// here when sent: the observation is then dropped where it waits instead of being
+    /// moved twice first.
+    fn takes(&self, w: usize) -> bool {
+        self.used.get(w).is_some_and(|u| !u.is_empty())
+            || self.spare.get(w).is_some_and(|tx| !tx.is_full())
     }
 
     /// A processed observation of worker `w`: sent back once [`RETURN_CHUNK`] are waiting.

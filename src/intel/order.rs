@@ -215,6 +215,14 @@ impl Reorder {
         Some(h.obs)
     }
 
+    /// The observation handed out at `i`, dropped where it waits (once it is processed).
+    pub fn discard(&mut self, i: usize) {
+        if let Some(h) = self.held.get_mut(i).filter(|h| h.is_some()) {
+            *h = None;
+            self.live -= 1;
+        }
+    }
+
     /// Whether the processing order, about to take an observation with order key `key`, has
     /// reached (or passed) a mark ([`MARK_EVERY`]) since the last call: the points at which
     /// replay hands out `device` events. Not before the first observation.
