@@ -30,6 +30,22 @@ pub use rules::{DeviceInfo, RuleSet};
 /// closed are reported and dropped; if none has, new alerts pass undeduplicated (counted).
 pub const MAX_DEDUP: usize = 1024;
 
+/// Forgets a vector that `std::mem::take` left in a field and nothing has filled since (so it
+/// owns no memory: forgetting it saves only its drop call). A vector that does own memory is
+/// dropped, not leaked; tests and debug builds stop on it, since it means a field filled
+/// between `take` and the put-back, whose contents the put-back would lose.
+#[inline]
+fn forget_unallocated<T>(v: Vec<T>) {
+    debug_assert_eq!(
+        v.capacity(),
+        0,
+        "a taken vector was filled before its put-back"
+    );
+    if v.capacity() == 0 {
+        std::mem::forget(v);
+    }
+}
+
 /// The devices of one observation's flow, as the central thread knows them: given
 /// ([`DeviceView::new`]), or looked up in the inventory when first asked
 /// ([`DeviceView::lazy`]): most observations need one side or none (a flow's start asks for its
@@ -321,7 +337,7 @@ impl Detector {
             }
         }
         // Put back without dropping the unallocated vector `take` left (as `raw` below).
-        std::mem::forget(std::mem::replace(&mut self.hits, hits));
+        forget_unallocated(std::mem::replace(&mut self.hits, hits));
         // Two rules matching the same facts, one superseding the other (LANMAN offered and
         // LANMAN negotiated in one negotiation): only the superseding one is reported.
         if raw.len() > 1 {
@@ -349,7 +365,7 @@ impl Detector {
                 self.dedup(a, out);
             }
         }
-        std::mem::forget(std::mem::replace(&mut self.raw, raw));
+        forget_unallocated(std::mem::replace(&mut self.raw, raw));
     }
 
     /// Where `protocol`'s rules are in `by_protocol`: remembered by the address of the
