@@ -390,15 +390,27 @@ mod tests {
     const EPB: u32 = 6;
 
     fn block(t: u32, body: &[u8]) -> Vec<u8> {
+        block_in(false, t, body)
+    }
+
+    /// A block framed (type and lengths) in a section's byte order; `body` is already in it.
+    fn block_in(big_endian: bool, t: u32, body: &[u8]) -> Vec<u8> {
+        let word = |v: u32| {
+            if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
         let mut b = body.to_vec();
         while !b.len().is_multiple_of(4) {
             b.push(0);
         }
         let len = (b.len() + 12) as u32;
-        let mut out = t.to_le_bytes().to_vec();
-        out.extend(len.to_le_bytes());
+        let mut out = word(t).to_vec();
+        out.extend(word(len));
         out.extend(&b);
-        out.extend(len.to_le_bytes());
+        out.extend(word(len));
         out
     }
 
@@ -488,35 +500,38 @@ mod tests {
 
     /// A big-endian Section Header Block (version 1.0, section length unknown).
     fn be_shb() -> Vec<u8> {
-        let mut f = 0x0A0D0D0Au32.to_be_bytes().to_vec();
-        f.extend(28u32.to_be_bytes());
-        f.extend(BYTE_ORDER_MAGIC.to_be_bytes());
-        f.extend([0, 1, 0, 0]);
-        f.extend((-1i64).to_be_bytes());
-        f.extend(28u32.to_be_bytes());
-        f
+        let mut body = BYTE_ORDER_MAGIC.to_be_bytes().to_vec();
+        body.extend([0, 1, 0, 0]);
+        body.extend((-1i64).to_be_bytes());
+        block_in(true, SHB, &body)
+    }
+
+    /// A big-endian IDB of `linktype` with `opts` (big-endian, end-of-options included).
+    fn be_idb(linktype: u16, opts: &[u8]) -> Vec<u8> {
+        let mut body = linktype.to_be_bytes().to_vec();
+        body.extend([0, 0]);
+        body.extend(0u32.to_be_bytes());
+        body.extend(opts);
+        block_in(true, IDB, &body)
+    }
+
+    /// A big-endian EPB of interface 0 at 3,000,001 units holding the 4 bytes 45 00 00 04.
+    fn be_epb() -> Vec<u8> {
+        let mut body = 0u32.to_be_bytes().to_vec();
+        body.extend(0u32.to_be_bytes());
+        body.extend(3_000_001u32.to_be_bytes());
+        body.extend(4u32.to_be_bytes());
+        body.extend(4u32.to_be_bytes());
+        body.extend([0x45, 0, 0, 4]);
+        block_in(true, EPB, &body)
     }
 
     #[test]
     fn big_endian_section() {
         let mut f = be_shb();
         // IDB, link type 101 (raw IP)
-        f.extend(1u32.to_be_bytes());
-        f.extend(20u32.to_be_bytes());
-        f.extend(101u16.to_be_bytes());
-        f.extend([0, 0]);
-        f.extend(0u32.to_be_bytes());
-        f.extend(20u32.to_be_bytes());
-        // EPB
-        f.extend(6u32.to_be_bytes());
-        f.extend(36u32.to_be_bytes());
-        f.extend(0u32.to_be_bytes());
-        f.extend(0u32.to_be_bytes());
-        f.extend(3_000_001u32.to_be_bytes());
-        f.extend(4u32.to_be_bytes());
-        f.extend(4u32.to_be_bytes());
-        f.extend([0x45, 0, 0, 4]);
-        f.extend(36u32.to_be_bytes());
+        f.extend(be_idb(101, &[]));
+        f.extend(be_epb());
         let (p, r) = read(&f);
         assert_eq!(r, Ok(()));
         assert_eq!(p, vec![(101, 3, 1, 4, vec![0x45, 0, 0, 4])]);
@@ -572,25 +587,12 @@ mod tests {
     fn big_endian_offset() {
         // The crate reads if_tsoffset little-endian in every section: read here by the section's.
         let mut f = be_shb();
-        f.extend(1u32.to_be_bytes());
-        f.extend(36u32.to_be_bytes());
-        f.extend(1u16.to_be_bytes());
-        f.extend([0, 0]);
-        f.extend(0u32.to_be_bytes());
-        f.extend(14u16.to_be_bytes());
-        f.extend(8u16.to_be_bytes());
-        f.extend((-2i64).to_be_bytes());
-        f.extend([0, 0, 0, 0]); // end of options
-        f.extend(36u32.to_be_bytes());
-        f.extend(6u32.to_be_bytes());
-        f.extend(36u32.to_be_bytes());
-        f.extend(0u32.to_be_bytes());
-        f.extend(0u32.to_be_bytes());
-        f.extend(3_000_001u32.to_be_bytes());
-        f.extend(4u32.to_be_bytes());
-        f.extend(4u32.to_be_bytes());
-        f.extend([0x45, 0, 0, 4]);
-        f.extend(36u32.to_be_bytes());
+        let mut opts = 14u16.to_be_bytes().to_vec();
+        opts.extend(8u16.to_be_bytes());
+        opts.extend((-2i64).to_be_bytes()); // if_tsoffset -2 s
+        opts.extend([0, 0, 0, 0]); // end of options
+        f.extend(be_idb(1, &opts));
+        f.extend(be_epb());
         let (p, r) = read(&f);
         assert_eq!(r, Ok(()));
         assert_eq!(p, vec![(1, 1, 1, 4, vec![0x45, 0, 0, 4])]);

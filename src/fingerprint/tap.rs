@@ -323,19 +323,6 @@ mod tests {
         assert!(own_address(&"fe80::1".parse().unwrap()));
     }
 
-    /// The frames of a little-endian classic pcap file.
-    fn pcap_frames(bytes: &[u8]) -> Vec<&[u8]> {
-        assert_eq!(bytes[..4], [0xd4, 0xc3, 0xb2, 0xa1]);
-        let mut out = Vec::new();
-        let mut at = 24;
-        while at + 16 <= bytes.len() {
-            let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
-            out.push(&bytes[at + 16..at + 16 + len]);
-            at += 16 + len;
-        }
-        out
-    }
-
     /// zeek_dhcp.pcap (tshark: dhcp.type, dhcp.option.dhcp, eth.src, dhcp.option.vendor_class_id,
     /// dhcp.option.hostname): frames 1, 3, 5, 7-9 are the client 90:b1:1c:99:49:29's requests
     /// (host name btest.is.cool, no option 60); 2, 4 and 6 the server 00:0c:29:40:0e:ef's
@@ -343,15 +330,21 @@ mod tests {
     /// Only the requests give evidence; the ACK gives the client's address, nothing more.
     #[test]
     fn dhcp_replies_speak_for_no_one() {
-        let bytes = include_bytes!("../../pcaps/corpus/generic/zeek_dhcp.pcap");
         let client = [0x90, 0xb1, 0x1c, 0x99, 0x49, 0x29];
         let mut tap = Tap::new(None);
         let mut obs = ObsBuf::new(true);
         let mut stats = WorkerStats::default();
-        let frames = pcap_frames(bytes);
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/pcaps/corpus/generic/zeek_dhcp.pcap"
+        );
+        let mut reader =
+            crate::capture::FileReader::open(std::path::Path::new(path), None).expect("opens");
+        let mut frames = Vec::new();
+        reader.for_each(|p| frames.push((p.linktype, p.data.to_vec())));
         assert_eq!(frames.len(), 9);
-        for (n, f) in frames.iter().enumerate() {
-            let d = crate::decode::decode(1, f, &mut stats).expect("decodes");
+        for (n, (linktype, f)) in frames.iter().enumerate() {
+            let d = crate::decode::decode(*linktype, f, &mut stats).expect("decodes");
             tap.packet(Ts(n as i64), &d, &mut obs);
         }
         let mut kinds = Vec::new();
