@@ -77,14 +77,22 @@ pub struct Cached<T> {
 
 impl<T> Cached<T> {
     /// The current value: one atomic load unless a reload happened since the last call.
+    /// Inlined (the central thread asks once or twice per observation); the refresh is not.
+    #[inline]
     pub fn get(&mut self) -> &T {
         let g = self.source.generation();
         if g != self.generation {
-            // Read the generation first: if a reload lands in between, the next call refreshes.
-            self.value = self.source.get();
-            self.generation = g;
+            self.refresh(g);
         }
         &self.value
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refresh(&mut self, g: u64) {
+        // Read the generation first: if a reload lands in between, the next call refreshes.
+        self.value = self.source.get();
+        self.generation = g;
     }
 
     /// The value the last [`Cached::get`] returned (no reload is looked for).
