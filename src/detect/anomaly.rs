@@ -702,18 +702,23 @@ impl Anomalies {
             };
             let key = (peer, port, flow.proto);
             let mut learnt_now = false;
-            if peers_on && !d.peers.contains(&key) {
-                let learnt = seen.0.saturating_sub(d.first_seen.0) >= learning;
-                if d.peers.len() >= MAX_PEERS_PER_DEVICE {
+            if peers_on {
+                // With room, one lookup: the insert tells whether the peer is new.
+                let new = if d.peers.len() < MAX_PEERS_PER_DEVICE {
+                    learnt_now = d.peers.insert(key);
+                    learnt_now
+                } else if !d.peers.contains(&key) {
                     if !d.peers_full {
                         d.peers_full = true;
                         hits.push("baseline");
                     }
+                    true
                 } else {
-                    d.peers.insert(key);
-                    learnt_now = true;
+                    false
+                };
+                if new {
+                    learnt_peer[n] = seen.0.saturating_sub(d.first_seen.0) >= learning;
                 }
-                learnt_peer[n] = learnt;
             }
             if let Some((w, threshold, factor)) = vol {
                 if peers_on && ts < d.first_seen {
