@@ -285,8 +285,8 @@ impl Heads {
                 }
         };
         let key = (a.signature_id, a.severity);
-        let known = self.0.get(&key).is_some_and(fits);
-        if !known && self.0.len() >= HEADS {
+        // Full: a new key starts the map again (one more lookup, only then).
+        if self.0.len() >= HEADS && !self.0.contains_key(&key) {
             self.0.clear();
         }
         let new = || {
@@ -303,10 +303,12 @@ impl Heads {
                 label: None,
             }
         };
+        // One lookup: the head found is used when it fits, else written again in its place.
         match self.0.entry(key) {
-            Entry::Occupied(e) if known => e.into_mut(),
             Entry::Occupied(mut e) => {
-                e.insert(new());
+                if !fits(e.get()) {
+                    e.insert(new());
+                }
                 e.into_mut()
             }
             Entry::Vacant(e) => e.insert(new()),
