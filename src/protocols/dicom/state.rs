@@ -819,16 +819,16 @@ impl DicomState {
     /// A complete non-P-DATA PDU.
     fn on_pdu(&mut self, dir: Direction, h: PduHeader, body: &[u8], cx: &mut AppContext<'_>) {
         match h.pdu_type {
-            PduType::ASSOCIATE_RQ => match pdu::parse_associate_rq(body) {
-                Ok(a) => self.on_rq(dir, Some(a), cx),
-                Err(_) => {
+            PduType::ASSOCIATE_RQ => match rq_parts(body) {
+                Some(p) => self.on_rq(dir, Some(p), cx),
+                None => {
                     self.raise(ErrorKind::MalformedPdu, cx.stats);
                     self.on_rq(dir, None, cx);
                 }
             },
-            PduType::ASSOCIATE_AC => match pdu::parse_associate_ac(body) {
-                Ok(a) => self.on_ac(dir, Some(a), cx),
-                Err(_) => {
+            PduType::ASSOCIATE_AC => match ac_parts(body) {
+                Some(p) => self.on_ac(dir, Some(p), cx),
+                None => {
                     self.raise(ErrorKind::MalformedPdu, cx.stats);
                     self.on_ac(dir, None, cx);
                 }
@@ -899,13 +899,8 @@ impl DicomState {
         }
     }
 
-    fn note_unknown_items(&mut self, a: &pdu::Associate<'_>, cx: &mut AppContext<'_>) {
-        let ui_unknown = a
-            .user_info
-            .as_ref()
-            .map_or(&[][..], |u| &u.unknown_items[..]);
-        let pc_unknown = a.contexts.iter().flat_map(|c| c.unknown_items.iter());
-        for &t in a.unknown_items.iter().chain(ui_unknown).chain(pc_unknown) {
+    fn note_unknown_items(&mut self, unknown: &[u8], cx: &mut AppContext<'_>) {
+        for &t in unknown {
             self.raise(ErrorKind::UnknownItem, cx.stats);
             if self.ev.unknown_items.len() < MAX_EVENT_UNKNOWN
                 && !self.ev.unknown_items.contains(&t)
@@ -915,17 +910,17 @@ impl DicomState {
         }
     }
 
-    fn note_contexts_cap(&mut self, a: &pdu::Associate<'_>, cx: &mut AppContext<'_>) {
-        if a.context_items > MAX_CONTEXTS {
+    fn note_contexts_cap(&mut self, context_items: usize, cx: &mut AppContext<'_>) {
+        if context_items > MAX_CONTEXTS {
             self.raise(ErrorKind::ContextsCap, cx.stats);
             self.ev.limits.contexts.get_or_insert(LimitRecord {
-                value: a.context_items as u64,
+                value: context_items as u64,
                 limit: MAX_CONTEXTS as u64,
             });
         }
     }
 
-    fn on_rq(&mut self, dir: Direction, a: Option<pdu::Associate<'_>>, cx: &mut AppContext<'_>) {
+    fn on_rq(&mut self, dir: Direction, a: Option<RqParts>, cx: &mut AppContext<'_>) {
         if self.phase != Phase::Idle || self.rq_seen {
             self.raise(ErrorKind::UnexpectedPdu, cx.stats);
             return;
@@ -934,33 +929,22 @@ impl DicomState {
         self.requestor = Some(dir);
         self.phase = Phase::AwaitAc;
         let Some(a) = a else { return };
-        self.note_unknown_items(&a, cx);
-        self.note_contexts_cap(&a, cx);
-        self.ev.calling_ae = Some(text(a.calling_ae, 16));
-        self.ev.called_ae = Some(text(a.called_ae, 16));
+        self.note_unknown_items(&a.unknown, cx);
+        self.note_contexts_cap(a.context_items, cx);
+        self.ev.calling_ae = Some(a.calling_ae);
+        self.ev.called_ae = Some(a.called_ae);
         self.ev.protocol_version = Some(a.protocol_version);
-        self.ev.application_context = a.application_context.map(|c| uid_text(c, 64));
-        let peer = peer_record(a.user_info.as_ref());
-        self.max_pdu_rx[dir.index()] = peer.max_pdu_length;
-        self.ev.requestor = Some(peer);
-        self.ev
-            .presentation_contexts
-            .reserve_exact(a.contexts.len().min(MAX_CONTEXTS));
-        for pc in a.contexts.iter().take(MAX_CONTEXTS) {
-            self.ev.presentation_contexts.push(ContextRecord {
-                id: pc.id,
-                abstract_syntax: pc.abstract_syntax.map(|s| uid_text(s, 64)),
-                transfer_syntaxes: pc
-                    .transfer_syntaxes
-                    .iter()
-                    .map(|s| uid_text(s, 64))
-                    .collect(),
-                ..Default::default()
-            });
+        self.ev.application_context = a.application_context;
+        self.max_pdu_rx[dir.index()] = a.peer.max_pdu_length;
+        self.ev.requestor = Some(a.peer);
+        if self.ev.presentation_contexts.is_empty() {
+            self.ev.presentation_contexts = a.contexts;
+        } else {
+            self.ev.presentation_contexts.extend(a.contexts);
         }
     }
 
-    fn on_ac(&mut self, dir: Direction, a: Option<pdu::Associate<'_>>, cx: &mut AppContext<'_>) {
+    fn on_ac(&mut self, dir: Direction, a: Option<AcParts>, cx: &mut AppContext<'_>) {
         match self.phase {
             Phase::AwaitAc if self.requestor != Some(dir) => {}
             Phase::Idle => {
@@ -975,13 +959,13 @@ impl DicomState {
         }
         self.phase = Phase::Established;
         let Some(a) = a else { return };
-        self.note_unknown_items(&a, cx);
-        self.note_contexts_cap(&a, cx);
+        self.note_unknown_items(&a.unknown, cx);
+        self.note_contexts_cap(a.context_items, cx);
         if self.ev.calling_ae.is_none() {
-            self.ev.calling_ae = Some(text(a.calling_ae, 16));
-            self.ev.called_ae = Some(text(a.called_ae, 16));
+            self.ev.calling_ae = Some(a.calling_ae);
+            self.ev.called_ae = Some(a.called_ae);
         }
-        let peer = peer_record(a.user_info.as_ref());
+        let peer = a.peer;
         self.max_pdu_rx[dir.index()] = peer.max_pdu_length;
         self.ev.acceptor = Some(peer);
         self.contexts.reserve_exact(
@@ -989,14 +973,9 @@ impl DicomState {
                 .len()
                 .min(MAX_CONTEXTS.saturating_sub(self.contexts.len())),
         );
-        for pc in a.contexts.iter().take(MAX_CONTEXTS) {
-            let ts = pc.transfer_syntaxes.first().map(|s| uid_text(s, 64));
+        for pc in a.contexts {
+            let (ts, enc) = (pc.ts, pc.encoding);
             let accepted = pc.result == Some(0);
-            let enc = if accepted {
-                ts.as_deref().map(Encoding::of_transfer_syntax)
-            } else {
-                None
-            };
             if self.contexts.len() < MAX_CONTEXTS {
                 self.contexts.push(Ctx {
                     id: pc.id,
@@ -1221,6 +1200,199 @@ fn candidate(p: &[u8; RESYNC_PEEK], max_rx: Option<u32>) -> bool {
 
 fn rest_after(data: &[u8], consumed: usize) -> &[u8] {
     data.get(consumed..).unwrap_or(&[])
+}
+
+/// What an A-ASSOCIATE-RQ body gives the association (all that [`DicomState::on_rq`] takes
+/// from it): a function of the body's bytes alone, so an equal body gives equal parts.
+#[derive(Clone)]
+struct RqParts {
+    /// Types of the unknown items, in the order they are noted (PDU, user information, then
+    /// each presentation context's).
+    unknown: Vec<u8>,
+    context_items: usize,
+    calling_ae: String,
+    called_ae: String,
+    protocol_version: u16,
+    application_context: Option<Uid>,
+    peer: PeerRecord,
+    contexts: Vec<ContextRecord>,
+}
+
+/// One presentation context of an A-ASSOCIATE-AC: its result and the transfer syntax (and its
+/// encoding when accepted).
+#[derive(Clone)]
+struct AcContext {
+    id: u8,
+    result: Option<u8>,
+    ts: Option<Uid>,
+    encoding: Option<Encoding>,
+}
+
+/// What an A-ASSOCIATE-AC body gives the association (see [`RqParts`]).
+#[derive(Clone)]
+struct AcParts {
+    unknown: Vec<u8>,
+    context_items: usize,
+    calling_ae: String,
+    called_ae: String,
+    peer: PeerRecord,
+    contexts: Vec<AcContext>,
+}
+
+fn unknown_items(a: &pdu::Associate<'_>) -> Vec<u8> {
+    let ui_unknown = a
+        .user_info
+        .as_ref()
+        .map_or(&[][..], |u| &u.unknown_items[..]);
+    let pc_unknown = a.contexts.iter().flat_map(|c| c.unknown_items.iter());
+    a.unknown_items
+        .iter()
+        .chain(ui_unknown)
+        .chain(pc_unknown)
+        .copied()
+        .collect()
+}
+
+impl RqParts {
+    fn of(a: &pdu::Associate<'_>) -> RqParts {
+        RqParts {
+            unknown: unknown_items(a),
+            context_items: a.context_items,
+            calling_ae: text(a.calling_ae, 16),
+            called_ae: text(a.called_ae, 16),
+            protocol_version: a.protocol_version,
+            application_context: a.application_context.map(|c| uid_text(c, 64)),
+            peer: peer_record(a.user_info.as_ref()),
+            contexts: a
+                .contexts
+                .iter()
+                .take(MAX_CONTEXTS)
+                .map(|pc| ContextRecord {
+                    id: pc.id,
+                    abstract_syntax: pc.abstract_syntax.map(|s| uid_text(s, 64)),
+                    transfer_syntaxes: pc
+                        .transfer_syntaxes
+                        .iter()
+                        .map(|s| uid_text(s, 64))
+                        .collect(),
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+}
+
+impl AcParts {
+    fn of(a: &pdu::Associate<'_>) -> AcParts {
+        AcParts {
+            unknown: unknown_items(a),
+            context_items: a.context_items,
+            calling_ae: text(a.calling_ae, 16),
+            called_ae: text(a.called_ae, 16),
+            peer: peer_record(a.user_info.as_ref()),
+            contexts: a
+                .contexts
+                .iter()
+                .take(MAX_CONTEXTS)
+                .map(|pc| {
+                    let ts = pc.transfer_syntaxes.first().map(|s| uid_text(s, 64));
+                    let encoding = if pc.result == Some(0) {
+                        ts.as_deref().map(Encoding::of_transfer_syntax)
+                    } else {
+                        None
+                    };
+                    AcContext {
+                        id: pc.id,
+                        result: pc.result,
+                        ts,
+                        encoding,
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Entries of each worker's caches of A-ASSOCIATE-RQ and -AC parts ([`rq_parts`],
+/// [`ac_parts`]).
+const ASSOCIATE_CACHE_ENTRIES: usize = 16;
+/// Bytes of bodies each of these caches keeps, all entries together; a body longer than a
+/// quarter of it is parsed every time. An RQ proposing a few contexts is 200-400 bytes;
+/// getscu's 121 are 17 KiB (and parsing them costs some 100,000 instructions).
+const ASSOCIATE_CACHE_BYTES: usize = 128 * 1024;
+
+/// The parts of recent A-ASSOCIATE bodies, each with its whole body, so a hit is an equal
+/// body (and so equal parts). A device associates with the same PDU again and again: the same
+/// AE titles, implementation and proposed contexts. Searched in order, comparing lengths
+/// first (a handful of entries); replaced in turn when full.
+struct PartsCache<T> {
+    entries: Vec<(Vec<u8>, T)>,
+    /// Bytes of the bodies kept.
+    bytes: usize,
+    /// The entry replaced next.
+    next: usize,
+}
+
+impl<T: Clone> PartsCache<T> {
+    fn new() -> PartsCache<T> {
+        PartsCache {
+            entries: Vec::new(),
+            bytes: 0,
+            next: 0,
+        }
+    }
+
+    /// `make(body)`, from the cache when an equal body was seen recently.
+    fn get(&mut self, body: &[u8], make: impl FnOnce() -> Option<T>) -> Option<T> {
+        if let Some((_, p)) = self
+            .entries
+            .iter()
+            .find(|(b, _)| b.len() == body.len() && b[..] == *body)
+        {
+            return Some(p.clone());
+        }
+        let p = make()?;
+        if body.len() <= ASSOCIATE_CACHE_BYTES / 4 {
+            // Room for the body: entries replaced in turn until it fits.
+            while !self.entries.is_empty()
+                && (self.entries.len() >= ASSOCIATE_CACHE_ENTRIES
+                    || self.bytes + body.len() > ASSOCIATE_CACHE_BYTES)
+            {
+                let i = self.next % self.entries.len();
+                self.bytes -= self.entries.swap_remove(i).0.len();
+                self.next = i + 1;
+            }
+            self.bytes += body.len();
+            self.entries.push((body.to_vec(), p.clone()));
+        }
+        Some(p)
+    }
+}
+
+thread_local! {
+    /// Per worker thread: parts of recent A-ASSOCIATE-RQ and -AC bodies.
+    static RQ_PARTS: std::cell::RefCell<PartsCache<RqParts>> =
+        std::cell::RefCell::new(PartsCache::new());
+    static AC_PARTS: std::cell::RefCell<PartsCache<AcParts>> =
+        std::cell::RefCell::new(PartsCache::new());
+}
+
+/// The parts of an A-ASSOCIATE-RQ body; `None` when it does not parse.
+fn rq_parts(body: &[u8]) -> Option<RqParts> {
+    RQ_PARTS.with(|c| {
+        c.borrow_mut().get(body, || {
+            pdu::parse_associate_rq(body).ok().map(|a| RqParts::of(&a))
+        })
+    })
+}
+
+/// The parts of an A-ASSOCIATE-AC body; `None` when it does not parse.
+fn ac_parts(body: &[u8]) -> Option<AcParts> {
+    AC_PARTS.with(|c| {
+        c.borrow_mut().get(body, || {
+            pdu::parse_associate_ac(body).ok().map(|a| AcParts::of(&a))
+        })
+    })
 }
 
 fn peer_record(ui: Option<&medtap_parsers::dicom::items::UserInfo<'_>>) -> PeerRecord {
