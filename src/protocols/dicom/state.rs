@@ -1138,17 +1138,28 @@ fn device_evidence(ev: &DicomEvent, requestor: Direction, cx: &mut AppContext<'_
 /// crossed (never which values), the AE titles (not PHI: they name applications), and how many
 /// query/retrieve/store requests it carried.
 fn association_facts(ev: DicomEvent) -> Facts {
-    let count = |name: &str| ev.commands.iter().filter(|c| c.command == name).count() as i64;
+    // Requests of each kind listed, in one pass: a command's name is that of its Command Field
+    // (`dimse::command_name`), so "C-FIND-RQ" is field C_FIND, and so on.
+    let mut n = [0i64; 4];
+    for c in &ev.commands {
+        match c.command_field {
+            dimse::command::C_FIND => n[0] += 1,
+            dimse::command::C_MOVE => n[1] += 1,
+            dimse::command::C_GET => n[2] += 1,
+            dimse::command::C_STORE => n[3] += 1,
+            _ => {}
+        }
+    }
     let mut f = Facts::new("dicom");
     // Sized once for the most fields it gets.
     f.fields.reserve_exact(11);
     let mut f = f
         .with("result", FactValue::Str(ev.result.to_string()))
         .with("phi_present", FactValue::Bool(!ev.phi_present.is_empty()))
-        .with("c_find", FactValue::Int(count("C-FIND-RQ")))
-        .with("c_move", FactValue::Int(count("C-MOVE-RQ")))
-        .with("c_get", FactValue::Int(count("C-GET-RQ")))
-        .with("c_store", FactValue::Int(count("C-STORE-RQ")))
+        .with("c_find", FactValue::Int(n[0]))
+        .with("c_move", FactValue::Int(n[1]))
+        .with("c_get", FactValue::Int(n[2]))
+        .with("c_store", FactValue::Int(n[3]))
         .with("commands_total", FactValue::Int(ev.commands_total as i64));
     // The event is done with: its AE titles are moved, not copied.
     if let Some(a) = ev.called_ae {
