@@ -481,10 +481,9 @@ impl TlsState {
             o.opt_str(json_key!("sni"), c.sni.as_deref());
             Code::Hex4(c.version).write(o.key(json_key!("client_version")));
             if !c.supported_versions.is_empty() {
-                o.array(
-                    json_key!("client_supported_versions"),
+                push_hex4_array(
+                    o.key(json_key!("client_supported_versions")),
                     &c.supported_versions,
-                    |b, &v| Code::Hex4(v).write(b),
                 );
             }
         }
@@ -507,10 +506,9 @@ impl TlsState {
                     );
                 }
             } else if !c.cipher_suites.is_empty() {
-                o.array(
-                    json_key!("client_cipher_suites"),
-                    c.cipher_suites.iter().take(EVENT_MAX_CIPHER_SUITES),
-                    |b, &v| Code::Hex4(v).write(b),
+                push_hex4_array(
+                    o.key(json_key!("client_cipher_suites")),
+                    &c.cipher_suites[..c.cipher_suites.len().min(EVENT_MAX_CIPHER_SUITES)],
                 );
             }
             if !c.alpn.is_empty() {
@@ -954,6 +952,25 @@ impl Code {
             Code::Hex6(v) => push_json_str(b, &format!("0x{v:06x}")),
         }
     }
+}
+
+/// A JSON array of [`Code::Hex4`] codes (`["0x0303","0x1301"]`, what `push_array` of each
+/// code's [`Code::write`] makes), room reserved once: a hello lists tens of cipher suites.
+fn push_hex4_array(b: &mut Vec<u8>, codes: &[u16]) {
+    let item = |v: u16| {
+        let [hi, lo] = v.to_be_bytes();
+        let ([a, c], [d, e]) = (HEX_PAIRS[usize::from(hi)], HEX_PAIRS[usize::from(lo)]);
+        [b',', b'"', b'0', b'x', a, c, d, e, b'"']
+    };
+    b.reserve(2 + 9 * codes.len());
+    b.push(b'[');
+    if let Some((&first, rest)) = codes.split_first() {
+        b.extend_from_slice(&item(first)[1..]);
+        for &v in rest {
+            b.extend_from_slice(&item(v));
+        }
+    }
+    b.push(b']');
 }
 
 #[cfg(test)]
