@@ -299,6 +299,18 @@ pub fn push_json_str(b: &mut Vec<u8>, s: &str) {
     b.push(b'"');
 }
 
+/// Appends `v` as a JSON string, as [`push_json_str`] writes it, for one of the program's own
+/// fixed names (`"C-STORE-RQ"`, `"acceptor"`, `"a_associate_rq"`): these need no escaping, so
+/// they are copied without the check (debug builds make it).
+#[inline]
+pub fn push_name(b: &mut Vec<u8>, v: &'static str) {
+    debug_assert!(!needs_escape(v.as_bytes()), "{v:?} needs escaping");
+    b.reserve(v.len() + 2);
+    b.push(b'"');
+    b.extend_from_slice(v.as_bytes());
+    b.push(b'"');
+}
+
 /// The body of [`push_json_str`] for a string with something to escape.
 #[cold]
 #[inline(never)]
@@ -413,6 +425,32 @@ impl<'b> JsonObj<'b> {
         push_json_str(self.b, k);
         self.b.push(b':');
         self.b
+    }
+
+    /// [`JsonObj::key_escaped`] for a map key that is one of the program's own fixed names
+    /// (see [`push_name`]).
+    pub fn key_name(&mut self, k: &'static str) -> &mut Vec<u8> {
+        if !self.first {
+            self.b.push(b',');
+        }
+        self.first = false;
+        push_name(self.b, k);
+        self.b.push(b':');
+        self.b
+    }
+
+    /// [`JsonObj::str`] of one of the program's own fixed names (see [`push_name`]).
+    #[inline]
+    pub fn name(&mut self, k: &str, v: &'static str) {
+        let b = self.key(k);
+        push_name(b, v);
+    }
+
+    #[inline]
+    pub fn opt_name(&mut self, k: &str, v: Option<&'static str>) {
+        if let Some(v) = v {
+            self.name(k, v);
+        }
     }
 
     #[inline]

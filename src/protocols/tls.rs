@@ -25,7 +25,7 @@ use super::{AppContext, AppParser, Direction};
 use crate::fingerprint::EvidenceKind;
 use crate::json_key;
 use crate::observe::{FactValue, Facts};
-use crate::output::{push_json_str, JsonObj};
+use crate::output::{push_json_str, push_name, JsonObj};
 use crate::stats::{Counter, WorkerStats};
 
 /// Bytes of one hello message buffered per direction. A ClientHello is usually 200 to 2000
@@ -535,7 +535,7 @@ impl TlsState {
         }
         if let Some((d, level, description)) = self.alert {
             let mut a = JsonObj::new(o.key(json_key!("alert")));
-            a.str(json_key!("from"), self.alert_from(d));
+            a.name(json_key!("from"), self.alert_from(d));
             a.u64(json_key!("level"), u64::from(level));
             a.u64(json_key!("description"), u64::from(description));
             a.end();
@@ -928,7 +928,7 @@ impl Code {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let h = |v: u32, shift: u32| HEX[((v >> shift) & 0xf) as usize];
         match self {
-            Code::Name(n) => push_json_str(b, n),
+            Code::Name(n) => push_name(b, n),
             Code::Hex4(v) => {
                 // Two hex digits per byte from a table (a hello lists some fifty codes).
                 let [hi, lo] = v.to_be_bytes();

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::json_key;
-use crate::output::{push_json_str, push_u64, JsonObj};
+use crate::output::{push_json_str, push_name, push_u64, JsonObj};
 
 /// A UID from the wire as [`medtap_parsers::dicom::text`] makes it: borrowed when it is one of
 /// the well-known UIDs of [`uid_text`] (most contexts name them), owned otherwise.
@@ -402,7 +402,7 @@ impl DicomEvent {
                 |b, c| c.write_json(b),
             );
         }
-        o.str(json_key!("result"), self.result);
+        o.name(json_key!("result"), self.result);
         o.bool(json_key!("released"), self.released);
         if let Some(r) = &self.reject {
             let mut r2 = JsonObj::new(o.key(json_key!("reject")));
@@ -415,7 +415,7 @@ impl DicomEvent {
             let mut a2 = JsonObj::new(o.key(json_key!("abort")));
             a2.u64(json_key!("source"), u64::from(a.source));
             a2.u64(json_key!("reason"), u64::from(a.reason));
-            a2.str(json_key!("from"), a.from);
+            a2.name(json_key!("from"), a.from);
             a2.end();
         }
         if !self.commands.is_empty() {
@@ -429,7 +429,7 @@ impl DicomEvent {
         }
         if !self.phi_present.is_empty() {
             o.array(json_key!("phi_present"), &self.phi_present, |b, s| {
-                push_json_str(b, s)
+                push_name(b, s)
             });
         }
         if !self.datasets.is_empty() {
@@ -440,7 +440,7 @@ impl DicomEvent {
         {
             let mut m = JsonObj::new(o.key(json_key!("pdus")));
             for (k, v) in &self.pdus {
-                let b = m.key_escaped(k);
+                let b = m.key_name(k);
                 push_u64(b, *v);
             }
             m.end();
@@ -466,7 +466,7 @@ impl DicomEvent {
         if !self.errors.is_empty() {
             let mut m = JsonObj::new(o.key(json_key!("errors")));
             for (k, v) in &self.errors {
-                let b = m.key_escaped(k);
+                let b = m.key_name(k);
                 push_u64(b, u64::from(*v));
             }
             m.end();
@@ -535,7 +535,7 @@ impl PeerRecord {
         if let Some(u) = &self.user_identity {
             let mut u2 = JsonObj::new(o.key(json_key!("user_identity")));
             u2.u64(json_key!("type"), u64::from(u.identity_type));
-            u2.str(json_key!("type_name"), u.type_name);
+            u2.name(json_key!("type_name"), u.type_name);
             u2.bool(
                 json_key!("positive_response_requested"),
                 u.positive_response_requested,
@@ -579,7 +579,7 @@ impl ContextRecord {
             );
         }
         o.opt_u64(json_key!("result"), self.result.map(u64::from));
-        o.opt_str(json_key!("result_name"), self.result_name);
+        o.opt_name(json_key!("result_name"), self.result_name);
         if let Some(u) = &self.accepted_transfer_syntax {
             push_uid(o.key(json_key!("accepted_transfer_syntax")), u);
         }
@@ -590,9 +590,9 @@ impl ContextRecord {
 impl CommandRecord {
     fn write_json(&self, b: &mut Vec<u8>) {
         let mut o = JsonObj::new(b);
-        o.str(json_key!("command"), self.command);
+        o.name(json_key!("command"), self.command);
         o.u64(json_key!("command_field"), u64::from(self.command_field));
-        o.str(json_key!("from"), self.from);
+        o.name(json_key!("from"), self.from);
         o.u64(json_key!("context_id"), u64::from(self.context_id));
         o.opt_u64(json_key!("message_id"), self.message_id.map(u64::from));
         o.opt_u64(
@@ -621,7 +621,7 @@ impl CommandRecord {
         );
         o.opt_u64(json_key!("priority"), self.priority.map(u64::from));
         o.opt_u64(json_key!("status"), self.status.map(u64::from));
-        o.opt_str(json_key!("status_class"), self.status_class);
+        o.opt_name(json_key!("status_class"), self.status_class);
         if let Some(s) = &self.sub_operations {
             let mut s2 = JsonObj::new(o.key(json_key!("sub_operations")));
             s2.opt_u64(json_key!("remaining"), s.remaining.map(u64::from));
@@ -641,7 +641,7 @@ impl CommandRecord {
 impl DatasetRecord {
     fn write_json(&self, b: &mut Vec<u8>) {
         let mut o = JsonObj::new(b);
-        o.str(json_key!("from"), self.from);
+        o.name(json_key!("from"), self.from);
         o.opt_str(json_key!("sop_class_uid"), self.sop_class_uid.as_deref());
         o.opt_str(json_key!("modality"), self.modality.as_deref());
         o.opt_str(json_key!("manufacturer"), self.manufacturer.as_deref());
