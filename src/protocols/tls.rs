@@ -17,6 +17,8 @@
 //! way) and the direction resynchronises on the next bytes only if they start a believable
 //! record header; otherwise it gives up.
 
+use std::rc::Rc;
+
 use medtap_parsers::tls::{self, ClientHello, ContentType, Handshake, HandshakeType, ServerHello};
 #[cfg(test)]
 use serde::Serialize;
@@ -425,19 +427,16 @@ impl TlsState {
             return;
         }
         self.emitted = true;
-        let (ja3, ja4, client_facts) = match &self.client {
-            Some((_, c)) => {
-                let (ja3, ja4, f) = fingerprints(c);
-                (ja3, ja4, Some(f))
-            }
-            None => (None, None, None),
+        // Borrowed from the worker's cache; only the facts (handed over) are copied.
+        let fp = self.client.as_ref().map(|(_, c)| fingerprints(c));
+        let (ja3, ja4) = match &fp {
+            Some(f) => (f.0.as_ref(), f.1.as_deref()),
+            None => (None, None),
         };
         let ja3s = self.server.as_ref().and_then(|(_, s)| ja3s(s));
         if let Some((d, _)) = &self.client {
-            let ja3 = ja3
-                .as_ref()
-                .map(|j| (EvidenceKind::TlsJa3, j.hash.as_str(), 100));
-            let ja4 = ja4.as_deref().map(|j| (EvidenceKind::TlsJa4, j, 100));
+            let ja3 = ja3.map(|j| (EvidenceKind::TlsJa3, j.hash.as_str(), 100));
+            let ja4 = ja4.map(|j| (EvidenceKind::TlsJa4, j, 100));
             let (mac, ip) = cx.flow.sender(*d);
             match (ja3, ja4) {
                 (Some(a), Some(b)) => cx.obs.evidence_refs(cx.ts, mac, Some(ip), &[a, b]),
@@ -454,10 +453,10 @@ impl TlsState {
             (None, None) => Direction::ToServer,
         };
         cx.events.emit_with(cx.ts, "tls", cx.flow, src, |b| {
-            self.write_event(ja3.as_ref(), ja4.as_deref(), ja3s.as_ref(), b)
+            self.write_event(ja3, ja4, ja3s.as_ref(), b)
         });
         if cx.obs.enabled() {
-            let facts = self.facts(client_facts);
+            let facts = self.facts(fp.as_ref().map(|f| f.2.clone()));
             cx.obs.facts(cx.ts, cx.flow, facts);
         }
     }
@@ -631,9 +630,9 @@ impl TlsState {
                     .collect()
             };
             ev.alpn = c.alpn.clone();
-            let (ja3, ja4, _) = fingerprints(c);
-            ev.ja3 = ja3.map(Fingerprint::from);
-            ev.ja4 = ja4;
+            let f = fingerprints(c);
+            ev.ja3 = f.0.clone().map(Fingerprint::from);
+            ev.ja4 = f.1.clone();
         }
         ev.sslv2 = c.is_some_and(|c| c.sslv2) || s.is_some_and(|s| s.sslv2);
         ev.hello_retry_request = s.is_some_and(|s| s.hello_retry_request);
@@ -818,17 +817,20 @@ impl HelloKey {
 /// JA3, JA4 and the detection facts of a ClientHello.
 type Fingerprints = (Option<tls::Ja3>, Option<String>, ClientFacts);
 
+/// A slot of [`FINGERPRINTS`]: the hello's inputs and its fingerprints.
+type FingerprintEntry = (HelloKey, Rc<Fingerprints>);
+
 thread_local! {
     /// Per worker thread: the JA3 and JA4 of recent ClientHellos (direct-mapped by a hash of
     /// their inputs; a slot holds the whole key, so a hit is an equal hello). A host's client
     /// sends the same hello on every connection; its fingerprints are formatted and hashed once.
-    static FINGERPRINTS: std::cell::RefCell<Vec<Option<(HelloKey, Fingerprints)>>> =
+    static FINGERPRINTS: std::cell::RefCell<Vec<Option<FingerprintEntry>>> =
         std::cell::RefCell::new(vec![None; FINGERPRINT_CACHE_SLOTS]);
 }
 
 /// `(c.ja3(), c.ja4(), ClientFacts::of(c))`, from the worker's cache when an equal hello was
-/// seen recently.
-fn fingerprints(c: &ClientHello) -> Fingerprints {
+/// seen recently (shared with the cache, not copied).
+fn fingerprints(c: &ClientHello) -> Rc<Fingerprints> {
     let h = ahash::RandomState::with_seeds(0x6a61, 0x33, 0x6a61, 0x34).hash_one((
         c.sslv2,
         c.version,
@@ -848,7 +850,7 @@ fn fingerprints(c: &ClientHello) -> Fingerprints {
                 return v.clone();
             }
         }
-        let v = (c.ja3(), c.ja4(), ClientFacts::of(c));
+        let v = Rc::new((c.ja3(), c.ja4(), ClientFacts::of(c)));
         if let Some(s) = cache.get_mut(slot) {
             *s = Some((HelloKey::of(c), v.clone()));
         }
@@ -1120,7 +1122,7 @@ mod tests {
         hellos.push(v);
         for _ in 0..3 {
             for h in &hellos {
-                assert_eq!(fingerprints(h), (h.ja3(), h.ja4(), ClientFacts::of(h)));
+                assert_eq!(*fingerprints(h), (h.ja3(), h.ja4(), ClientFacts::of(h)));
             }
         }
     }
@@ -1194,8 +1196,8 @@ mod tests {
     fn by_hand_and_by_serde(st: &TlsState) -> (String, String) {
         let (ja3, ja4) = match &st.client {
             Some((_, c)) => {
-                let (ja3, ja4, _) = fingerprints(c);
-                (ja3, ja4)
+                let f = fingerprints(c);
+                (f.0.clone(), f.1.clone())
             }
             None => (None, None),
         };
