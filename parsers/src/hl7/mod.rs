@@ -1063,15 +1063,50 @@ const PHI_SEGMENT_CODES: [u32; phi::PHI_SEGMENTS.len()] = {
     t
 };
 
-/// [`id_code`] of the segment of each entry of [`phi::PHI_FIELDS`], in order.
-const PHI_FIELD_CODES: [u32; phi::PHI_FIELDS.len()] = {
-    let mut t = [0; phi::PHI_FIELDS.len()];
-    let mut i = 0;
-    while i < t.len() {
-        t[i] = id_code(phi::PHI_FIELDS[i].0.as_bytes());
-        i += 1;
+/// The fields of [`phi::PHI_FIELDS`] of one segment, by number: what [`parse_text`] tests of
+/// a line of that segment, in one pass.
+#[derive(Clone, Copy)]
+struct PhiFieldsOf {
+    /// The segment's [`id_code`].
+    code: u32,
+    /// For each field number: 1 + its entry in [`phi::PHI_FIELDS`], or 0.
+    entry: [u8; FIELD_CACHE],
+    /// The last of them (no field past it is read: a PV1 has 50, only PV1-19 counts).
+    last: usize,
+}
+
+/// [`PhiFieldsOf`] each segment of [`phi::PHI_FIELDS`] (PID, PV1, QRD), in order of first
+/// appearance; the first [`PHI_FIELD_SEGMENTS`] entries are used.
+const PHI_FIELDS_OF: [PhiFieldsOf; phi::PHI_FIELDS.len()] = PHI_FIELD_TABLE.0;
+const PHI_FIELD_SEGMENTS: usize = PHI_FIELD_TABLE.1;
+const PHI_FIELD_TABLE: ([PhiFieldsOf; phi::PHI_FIELDS.len()], usize) = {
+    let none = PhiFieldsOf {
+        code: u32::MAX,
+        entry: [0; FIELD_CACHE],
+        last: 0,
+    };
+    let mut t = [none; phi::PHI_FIELDS.len()];
+    let mut len = 0;
+    let mut k = 0;
+    while k < phi::PHI_FIELDS.len() {
+        let (id, n, _) = phi::PHI_FIELDS[k];
+        let code = id_code(id.as_bytes());
+        let mut i = 0;
+        while i < len && t[i].code != code {
+            i += 1;
+        }
+        if i == len {
+            t[i].code = code;
+            len += 1;
+        }
+        assert!(k < u8::MAX as usize);
+        t[i].entry[n] = k as u8 + 1;
+        if n > t[i].last {
+            t[i].last = n;
+        }
+        k += 1;
     }
-    t
+    (t, len)
 };
 
 /// Parses one message (see the module docs). `complete` is false when the caller kept only a
@@ -1080,18 +1115,56 @@ const PHI_FIELD_CODES: [u32; phi::PHI_FIELDS.len()] = {
 #[must_use]
 pub fn parse_message(bytes: &[u8], complete: bool) -> Message<'_> {
     match decode_text(bytes) {
-        (Cow::Borrowed(text), _) => parse_text(text, complete, false),
-        (Cow::Owned(text), _) => parse_text(&text, complete, true).into_owned(),
+        (Cow::Borrowed(text), _) => parse_text(text, complete, false, true),
+        (Cow::Owned(text), _) => parse_text(&text, complete, true, true).into_owned(),
     }
 }
 
-fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
+/// The OBX line at the start of `rest` when it is `OBX`, the field separator `sep`, text
+/// holding exactly 17 separators (the last one at its end), then `tail` and a terminator (CR,
+/// LF, or the end of `rest`): what [`same_tail`] tells of the line [`Lines`] would give, without
+/// searching for the line's end first. Returns the line's length, whether an LF ends it, and
+/// where its 17th separator is in the text after `OBX|`. That separator is looked for first
+/// where it was in the OBX before (`guess`: the lines of a result message mostly have the same
+/// length up to OBX-18), then counted to.
+fn repeated_obx(rest: &[u8], sep: u8, tail: &[u8], guess: usize) -> Option<(usize, bool, usize)> {
+    let body = rest.strip_prefix(b"OBX")?.strip_prefix(&[sep])?;
+    // The separator right before `tail`, and `tail` then a terminator.
+    let ends = |p: usize| -> Option<bool> {
+        if body.get(p) != Some(&sep) {
+            return None;
+        }
+        match body.get(p + 1..)?.strip_prefix(tail)?.first() {
+            None | Some(b'\r') => Some(false),
+            Some(b'\n') => Some(true),
+            Some(_) => None,
+        }
+    };
+    let (p, lf) = match ends(guess) {
+        Some(lf) if count_byte(&body[..guess], sep) == 16 => (guess, lf),
+        _ => {
+            let p = nth_position(body, sep, 16)?;
+            (p, ends(p)?)
+        }
+    };
+    // No line ends before it.
+    if memchr::memchr2(b'\r', b'\n', &body[..p]).is_some() {
+        return None;
+    }
+    Some((4 + p + 1 + tail.len(), lf, p))
+}
+
+/// `obx_shortcut`: repeated OBX lines are recognised by [`repeated_obx`] (always, but in the
+/// test that holds it to the line-by-line reading).
+fn parse_text(text: &str, complete: bool, non_utf8: bool, obx_shortcut: bool) -> Message<'_> {
     let lines = lines_of(text, complete);
     let mut m = Message::default();
     let mut last_obx18: Option<&str> = None;
     // The text of the last OBX that had a field 18, from that field on (it starts with the
     // value of `last_obx18`).
     let mut last_obx_tail: Option<&str> = None;
+    // Where the 17th field separator of the last OBX was, after `OBX|` ([`repeated_obx`]).
+    let mut obx_sep17 = 0;
     m.anomalies.non_utf8 = non_utf8;
 
     // Delimiters: from the first line when it is a header, else from the first MSH.
@@ -1126,7 +1199,33 @@ fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
     let d = m.delimiters;
     let field_byte = u8::try_from(d.field).ok().filter(u8::is_ascii);
 
-    for line in first.into_iter().chain(&mut rest) {
+    let mut first = first;
+    loop {
+        let line = match first.take() {
+            Some(l) => l,
+            None => {
+                // The OBX that follows one whose field 18 on was `t`, with the same text from
+                // its field 18 on: what the OBX branch below skips, told without splitting.
+                if let (Some(t), Some(sep), Some(r)) = (last_obx_tail, field_byte, rest.rest) {
+                    if let Some((len, lf, p)) =
+                        repeated_obx(r.as_bytes(), sep, t.as_bytes(), obx_sep17)
+                            .filter(|_| obx_shortcut)
+                    {
+                        obx_sep17 = p;
+                        m.segment_count += 1;
+                        m.segment_ids.push(SegmentId::OBX);
+                        // The terminator (ASCII) or the end: character boundaries.
+                        rest.rest = r.get(len + 1..);
+                        rest.lf |= lf;
+                        continue;
+                    }
+                }
+                match rest.next() {
+                    Some(l) => l,
+                    None => break,
+                }
+            }
+        };
         let id = match field_byte {
             Some(sep) => id_of_line(line.as_bytes(), sep),
             None => SegmentId::of_line(line, d.field),
@@ -1160,6 +1259,7 @@ fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
             if let Some(r) = raw {
                 let at = (r.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
                 last_obx_tail = body.get(at..);
+                obx_sep17 = at.wrapping_sub(1);
             }
             continue;
         }
@@ -1171,25 +1271,19 @@ fn parse_text(text: &str, complete: bool, non_utf8: bool) -> Message<'_> {
             }
             continue;
         }
-        if PHI_FIELD_CODES.contains(&code) {
+        if let Some(f) = PHI_FIELDS_OF[..PHI_FIELD_SEGMENTS]
+            .iter()
+            .find(|f| f.code == code)
+        {
             // The fields this segment has in the table, by number (a PID has sixteen), tested
-            // in one pass over the line.
-            let mut wanted = [None; FIELD_CACHE];
-            let mut last = 0;
-            for (k, (&(_, n, _), &c)) in phi::PHI_FIELDS.iter().zip(&PHI_FIELD_CODES).enumerate() {
-                if let Some(w) = wanted.get_mut(n).filter(|_| c == code) {
-                    *w = Some(k);
-                    last = last.max(n);
-                }
-            }
-            // No field past the last one wanted is read (a PV1 has 50, only PV1-19 counts).
+            // in one pass over the line; none past the last one.
             seg.each_field_bytes(|n, raw| {
-                if let Some(k) = wanted.get(n).copied().flatten() {
+                if let Some(&e) = f.entry.get(n).filter(|&&e| e > 0) {
                     if phi::has_value_bytes(raw, &d) {
-                        m.phi_fields.set(k);
+                        m.phi_fields.set(usize::from(e - 1));
                     }
                 }
-                n < last
+                n < f.last
             });
         }
         match id {
@@ -1911,6 +2005,61 @@ mod tests {
         assert_eq!(want.len(), 3);
         assert_eq!(m.devices, want);
         assert_eq!(m.segment_count, lines.len() + 1);
+        assert_eq!(m, parse_text(&msg, true, false, false));
+    }
+
+    /// The per-segment tables of PHI fields hold every entry of [`phi::PHI_FIELDS`], and
+    /// nothing else.
+    #[test]
+    fn phi_fields_of_each_segment() {
+        let tables = &PHI_FIELDS_OF[..PHI_FIELD_SEGMENTS];
+        for (k, &(id, n, _)) in phi::PHI_FIELDS.iter().enumerate() {
+            let f = tables
+                .iter()
+                .find(|f| f.code == id_code(id.as_bytes()))
+                .unwrap();
+            assert_eq!(f.entry[n], k as u8 + 1);
+            assert!(n <= f.last);
+        }
+        let set: usize = tables
+            .iter()
+            .map(|f| f.entry.iter().filter(|&&e| e > 0).count())
+            .sum();
+        assert_eq!(set, phi::PHI_FIELDS.len());
+        assert_eq!(PHI_FIELD_SEGMENTS, 3);
+    }
+
+    proptest::proptest! {
+        /// Repeated OBX lines recognised without splitting ([`repeated_obx`]) give what reading
+        /// every line gives: OBX lines with 15 to 19 separators before a few OBX-18 values, set
+        /// ids of varying length (the guessed separator position is then wrong), other
+        /// segments, CR, LF, CR LF or no terminator, whole or cut.
+        #[test]
+        fn repeated_obx_shortcut_reads_as_line_by_line(
+            lines in proptest::collection::vec((0usize..5, 0usize..4, 0usize..4, 0usize..4, 0usize..5), 1..40),
+            cut in 0usize..4000,
+        ) {
+            let values = ["MX800^PHILIPS^0009FBFFFE770205^EUI-64", "X", "", "^^"];
+            let after = ["", "|Z", "|", "|Z|Y"];
+            let ends = ["\r", "\r", "\n", "\r\n"];
+            let mut msg = String::from("MSH|^~\\&|A|B|||||ORU^R01|1|P|2.6\r");
+            for (i, &(pre, v, post, end, kind)) in lines.iter().enumerate() {
+                let id = ["OBX", "OBX", "OBX", "NTE", "OBX"][kind];
+                let set_id = "1".repeat(i % 3);
+                let seps = "|".repeat(15 + pre);
+                let text = if kind == 4 { "\n" } else { "" };
+                msg.push_str(&format!("{id}|{set_id}{seps}{}{}{text}{}", values[v], after[post], ends[end]));
+            }
+            for t in [msg.as_str(), msg.trim_end(), msg.get(..cut.min(msg.len())).unwrap_or("")] {
+                for complete in [true, false] {
+                    proptest::prop_assert_eq!(
+                        parse_text(t, complete, false, true),
+                        parse_text(t, complete, false, false),
+                        "{:?}", t
+                    );
+                }
+            }
+        }
     }
 
     #[test]
