@@ -291,6 +291,11 @@ pub struct Msh<'a> {
     pub version: Option<Text<'a>>,
     /// MSH-18 Character Set, first repetition, e.g. `8859/1`, `UNICODE UTF-8`.
     pub charset: Option<Text<'a>>,
+    /// Bit `n` (3 to 18) set: the value of MSH-`n` holds no byte that a JSON string escapes
+    /// (below 0x20, `"`, `\`), so that it can be written as it is (bit 9 for MSH-9's message
+    /// type, code, event and structure). Set when the reader saw it (a header of the
+    /// recommended delimiters without such a byte after MSH-2); a clear bit says nothing.
+    pub json_plain: u32,
 }
 
 impl Msh<'_> {
@@ -310,6 +315,7 @@ impl Msh<'_> {
             processing_id: owned(self.processing_id),
             version: owned(self.version),
             charset: owned(self.charset),
+            json_plain: self.json_plain,
         }
     }
 }
@@ -1363,6 +1369,13 @@ fn read_msh<'a>(seg: &Seg<'a>) -> Msh<'a> {
                 (comp(), comp(), comp())
             }
         };
+    // Under the recommended delimiters, a line without escape character after MSH-2 (which
+    // holds it) has only verbatim values: pieces of the line, or pieces joined with `^`.
+    let plain = recommended
+        && seg.body.is_some_and(|b| {
+            let after2 = raw(2).map_or(0, |r| r.len() + 1);
+            b.as_bytes().get(after2..).is_some_and(json_plain)
+        });
     Msh {
         sending_application: t(3),
         sending_facility: t(4),
@@ -1381,7 +1394,18 @@ fn read_msh<'a>(seg: &Seg<'a>) -> Msh<'a> {
         charset: capped(18)
             .and_then(|r| pieces(r, d.repetition).next())
             .and_then(|r| level_text(r, d, Level::Repeat)),
+        json_plain: if plain { MSH_JSON_PLAIN } else { 0 },
     }
+}
+
+/// [`Msh::json_plain`] of a header whose values are all plain: MSH-3 to MSH-18.
+const MSH_JSON_PLAIN: u32 = ((1 << 19) - 1) & !0b111;
+
+/// Whether `b` holds no byte that a JSON string escapes: below 0x20, `"`, `\`. One pass
+/// without a branch per byte (a fold the compiler turns into vector compares).
+fn json_plain(b: &[u8]) -> bool {
+    !b.iter()
+        .fold(false, |a, &x| a | (x < 0x20) | (x == b'"') | (x == b'\\'))
 }
 
 /// The first three components of the first repetition of field `raw` under the recommended
@@ -2027,6 +2051,47 @@ mod tests {
             .sum();
         assert_eq!(set, phi::PHI_FIELDS.len());
         assert_eq!(PHI_FIELD_SEGMENTS, 3);
+    }
+
+    /// A header value marked as needing no JSON escaping ([`Msh::json_plain`]) holds no byte
+    /// below 0x20, `"` or `\\`; plain values are marked.
+    #[test]
+    fn json_plain_header_values() {
+        let messages: [&[u8]; 6] = [
+            b"MSH|^~\\&|EHR|HOSP|ENG|HOSP|20240315101500|SEC|ADT^A01^ADT_A01|C1|P|2.5.1\r",
+            b"MSH|^~\\&|MON\\T\\1|\"q\" \\\\ b|A\x01B|\x1f|\"|x|ORU^R\"01|9\x7f|P\tQ|2.6\r",
+            b"MSH|^~\\&|caf\xc3\xa9|B|||||QRY\x02^A19^Q\"X~Z|Q|P|2.3\r",
+            b"MSH|^~\\&|A|B|||||^A19|1|P|2.3\r",
+            b"MSH|^~\\&|caf\xe9|\"|||||ADT|1|P|2.3\r",
+            b"MSH#^~\\&#A\"#B#####ADT^A01#1#P#2.3\r",
+        ];
+        let escaped = |v: &str| v.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\');
+        for msg in messages {
+            let m = parse_message(msg, true);
+            let h = m.msh.unwrap();
+            for (n, v) in [
+                (3, &h.sending_application),
+                (4, &h.sending_facility),
+                (5, &h.receiving_application),
+                (6, &h.receiving_facility),
+                (7, &h.message_time),
+                (9, &h.message_type),
+                (9, &h.message_code),
+                (9, &h.trigger_event),
+                (9, &h.message_structure),
+                (10, &h.control_id),
+                (11, &h.processing_id),
+                (12, &h.version),
+                (18, &h.charset),
+            ] {
+                if h.json_plain >> n & 1 == 1 {
+                    assert!(!v.as_deref().is_some_and(escaped), "{msg:?} MSH-{n}");
+                }
+            }
+        }
+        let h = parse_message(messages[0], true).msh.unwrap();
+        assert_eq!(h.json_plain & 0x1ef8, 0x1ef8);
+        assert_eq!(parse_message(messages[1], true).msh.unwrap().json_plain, 0);
     }
 
     proptest::proptest! {

@@ -143,6 +143,10 @@ pub struct Hl7Event<'a> {
     /// The message went over [`super::MAX_MESSAGE_BYTES`]: its size and the limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub too_large: Option<LimitRecord>,
+    /// [`medtap_parsers::hl7::Msh::json_plain`]: the header values that need no escaping; bit
+    /// 0 for `message_type`, which comes from the context (set when it is MSH-9's own text).
+    #[serde(skip)]
+    pub json_plain: u32,
 }
 
 fn none<T>(s: &&[T]) -> bool {
@@ -209,6 +213,13 @@ impl<'a> Hl7Event<'a> {
                     value: cx.bytes,
                     limit: cx.limit,
                 }),
+            json_plain: h.map_or(0, |h| {
+                let own = match (cx.message_type, h.message_type.as_deref()) {
+                    (Some(a), Some(b)) => std::ptr::eq(a, b),
+                    _ => false,
+                };
+                h.json_plain | u32::from(own && h.json_plain >> 9 & 1 == 1)
+            }),
         }
     }
 
@@ -223,6 +234,25 @@ impl<'a> Hl7Event<'a> {
                 push_json_str(b, v);
             }
         };
+        // A header value, MSH-`n`: written as it is, with its quotes, when the reader saw that
+        // it needs no escaping (bit `n` of `plain`, [`Hl7Event::json_plain`]). Inlined: each
+        // key is then copied as the constant it is.
+        #[inline(always)]
+        fn msh(b: &mut Vec<u8>, plain: u32, key: &[u8], v: Option<&str>, n: u32) {
+            if let Some(v) = v {
+                if plain >> n & 1 == 1 {
+                    b.reserve(key.len() + v.len() + 2);
+                    b.extend_from_slice(key);
+                    b.push(b'"');
+                    b.extend_from_slice(v.as_bytes());
+                    b.push(b'"');
+                } else {
+                    b.extend_from_slice(key);
+                    push_json_str(b, v);
+                }
+            }
+        }
+        let plain = self.json_plain;
         // A list of names that need no escaping (PHI and anomaly names come from fixed
         // tables): written as they are.
         fn list<'s>(b: &mut Vec<u8>, items: impl Iterator<Item = &'s str>) {
@@ -239,24 +269,50 @@ impl<'a> Hl7Event<'a> {
         b.extend_from_slice(b"{\"framing\":\"");
         b.extend_from_slice(self.framing.as_bytes());
         b.push(b'"');
-        opt(b, b",\"sending_application\":", self.sending_application);
-        opt(b, b",\"sending_facility\":", self.sending_facility);
-        opt(
+        msh(
             b,
+            plain,
+            b",\"sending_application\":",
+            self.sending_application,
+            3,
+        );
+        msh(
+            b,
+            plain,
+            b",\"sending_facility\":",
+            self.sending_facility,
+            4,
+        );
+        msh(
+            b,
+            plain,
             b",\"receiving_application\":",
             self.receiving_application,
+            5,
         );
-        opt(b, b",\"receiving_facility\":", self.receiving_facility);
-        opt(b, b",\"message_time\":", self.message_time);
+        msh(
+            b,
+            plain,
+            b",\"receiving_facility\":",
+            self.receiving_facility,
+            6,
+        );
+        msh(b, plain, b",\"message_time\":", self.message_time, 7);
         if self.security_present {
             b.extend_from_slice(b",\"security_present\":true");
         }
-        opt(b, b",\"message_type\":", self.message_type);
-        opt(b, b",\"message_structure\":", self.message_structure);
-        opt(b, b",\"control_id\":", self.control_id);
-        opt(b, b",\"processing_id\":", self.processing_id);
-        opt(b, b",\"version\":", self.version);
-        opt(b, b",\"charset\":", self.charset);
+        msh(b, plain, b",\"message_type\":", self.message_type, 0);
+        msh(
+            b,
+            plain,
+            b",\"message_structure\":",
+            self.message_structure,
+            9,
+        );
+        msh(b, plain, b",\"control_id\":", self.control_id, 10);
+        msh(b, plain, b",\"processing_id\":", self.processing_id, 11);
+        msh(b, plain, b",\"version\":", self.version, 12);
+        msh(b, plain, b",\"charset\":", self.charset, 18);
         opt(b, b",\"ack_code\":", self.ack_code);
         opt(b, b",\"ack_control_id\":", self.ack_control_id);
         if let Some(l) = self.latency_ms {
