@@ -229,7 +229,8 @@ impl TcpFlow {
 /// [`crate::intel`]'s reordering) lags: the central thread holds every observation newer than
 /// it. At 10 s that was up to 10 s of observations held (~13 MiB of a 72 MiB peak on the
 /// benchmark) and released in bursts, and the last 10 s all processed after the last packet;
-/// a sweep visits every flow, but once a second of packet time is cheap next to the rest.
+/// a sweep reads every live flow's [`Timer`] (32 bytes each, in one array), which once a second
+/// of packet time is cheap next to the rest.
 const SWEEP_EVERY_SECS: u64 = 1;
 
 /// The idle timeouts of [`Timeouts`] in microseconds of packet time (what [`Ts`] counts), and
