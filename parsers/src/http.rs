@@ -277,57 +277,77 @@ fn text_ref(bytes: &[u8], cap: usize) -> Cow<'_, str> {
 /// request, and the value [`parse_head_lax`] keeps of a request's `User-Agent` or a response's
 /// `Server` (the last one; borrowed unless it is not UTF-8). Errors as [`parse_head_lax`].
 pub fn sender_software(b: &[u8]) -> Result<(bool, Option<Cow<'_, str>>), HttpError> {
-    let mut first: Option<&[u8]> = None;
-    let mut value: Option<&[u8]> = None;
-    let mut want = "";
-    let mut headers = 0usize;
-    let mut start_err = None;
-    for_each_line(b, |line| {
-        if start_err.is_some() {
-            return;
-        }
-        let Some(_) = first else {
-            first = Some(line);
-            match start_ref(line) {
-                Ok(StartRef::Request { .. }) => want = "user-agent",
-                Ok(StartRef::Response { .. }) => want = "server",
-                Err(e) => start_err = Some(e),
+    let (request, value) = sender_software_raw(b)?;
+    Ok((request, value.map(value_text)))
+}
+
+/// The text [`sender_software`] makes of a value [`sender_software_raw`] found: cut at
+/// [`MAX_VALUE_LEN`] bytes, decoded lossily, trimmed; borrowed unless it is not UTF-8.
+pub fn value_text(v: &[u8]) -> Cow<'_, str> {
+    text_ref(v, MAX_VALUE_LEN)
+}
+
+/// [`sender_software`] with the value as it is in the head: the bytes after the header's
+/// colon, not cut, not decoded, not trimmed (what `sender_software` makes text of with
+/// [`text_ref`] at [`MAX_VALUE_LEN`]).
+///
+/// One pass over the lines [`for_each_line`] would hand over (the start line and at most
+/// [`MAX_HEADERS`] header lines, up to the blank line, within [`MAX_HEAD_LEN`] bytes); only
+/// lines that may name the wanted header are looked at further.
+pub fn sender_software_raw(b: &[u8]) -> Result<(bool, Option<&[u8]>), HttpError> {
+    let limit = b.len().min(MAX_HEAD_LEN);
+    let no_start = || {
+        if b.len() >= MAX_HEAD_LEN {
+            HttpError::TooLarge { cap: MAX_HEAD_LEN }
+        } else {
+            HttpError::Incomplete {
+                needed: Needed::Unknown,
             }
-            return;
-        };
-        headers += 1;
-        if headers > MAX_HEADERS {
-            return;
         }
+    };
+    let Some(nl) = memchr::memchr(b'\n', &b[..limit]) else {
+        return Err(no_start());
+    };
+    let first = &b[..nl];
+    let first = first.strip_suffix(b"\r").unwrap_or(first);
+    if first.is_empty() {
+        // A blank line first: no start line.
+        return Err(no_start());
+    }
+    let want = match start_ref(first)? {
+        StartRef::Request { .. } => "user-agent",
+        StartRef::Response { .. } => "server",
+    };
+    let w = want.as_bytes()[0];
+    let mut value = None;
+    let mut pos = nl + 1;
+    for _ in 0..MAX_HEADERS {
+        if pos >= limit {
+            break;
+        }
+        let Some(nl) = memchr::memchr(b'\n', &b[pos..limit]) else {
+            break;
+        };
+        let line = &b[pos..pos + nl];
+        pos += nl + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(&c) = line.first() else {
+            // The blank line: the end of the head.
+            break;
+        };
         // A line that starts with a letter other than the wanted name's first (in either
         // case) names another header: `name_is` would say no, whatever follows.
-        if let (Some(&c), Some(&w)) = (line.first(), want.as_bytes().first()) {
-            if c.is_ascii_alphabetic() && c.to_ascii_lowercase() != w {
-                return;
-            }
+        if c.is_ascii_alphabetic() && c.to_ascii_lowercase() != w {
+            continue;
         }
         let Some(colon) = memchr::memchr(b':', line) else {
-            return;
+            continue;
         };
         if name_is(&line[..colon], want) {
             value = Some(&line[colon + 1..]);
         }
-    });
-    if let Some(e) = start_err {
-        return Err(e);
     }
-    if first.is_none() {
-        if b.len() >= MAX_HEAD_LEN {
-            return Err(HttpError::TooLarge { cap: MAX_HEAD_LEN });
-        }
-        return Err(HttpError::Incomplete {
-            needed: Needed::Unknown,
-        });
-    }
-    Ok((
-        want == "user-agent",
-        value.map(|v| text_ref(v, MAX_VALUE_LEN)),
-    ))
+    Ok((want == "user-agent", value))
 }
 
 /// Parses the head from whatever complete lines are present.

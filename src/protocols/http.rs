@@ -8,11 +8,14 @@
 //! bytes and [`MAX_REQUESTS`] requests per connection; bodies are scanned too, and a body line
 //! that looks like an Authorization header would count, which no real client sends).
 
+use std::borrow::Cow;
+
 use medtap_parsers::http;
 
 use super::lines::Lines;
 use super::{AppContext, AppParser, Direction};
-use crate::fingerprint::extract;
+use crate::fingerprint::evidence;
+use crate::fingerprint::{extract, EvidenceKind};
 use crate::observe::{FactValue, Facts};
 
 /// Bytes of one direction held while waiting for the end of its first head.
@@ -61,6 +64,46 @@ fn has_blank_line(b: &[u8]) -> bool {
     })
 }
 
+/// Whether `line` holds `HTTP/` anywhere (a request line's version, near its end): found from
+/// the `H`s, the last first, instead of comparing at every position.
+fn has_http_version(line: &[u8]) -> bool {
+    memchr::memrchr_iter(b'H', line).any(|i| line[i..].starts_with(b"HTTP/"))
+}
+
+/// Whether every byte of `b` is printable ASCII (space to `~`): one pass, no early exit (the
+/// compiler checks many bytes at a time).
+fn printable_ascii(b: &[u8]) -> bool {
+    b.iter()
+        .fold(true, |ok, &c| ok & (c.wrapping_sub(0x20) < 0x5f))
+}
+
+/// The evidence [`extract::http_software`] and [`cleaned`] make of a raw User-Agent or Server
+/// value ([`http::sender_software_raw`]) when it can be had without decoding or cleaning:
+/// `Some(item)` when the value, cut at [`http::MAX_VALUE_LEN`], is printable ASCII and, trimmed
+/// of its spaces, at most [`evidence::MAX_VALUE_LEN`] bytes (`Some(None)`: only spaces, no
+/// evidence). Such a value is UTF-8, its text trims as its bytes do, and cleaning leaves it as
+/// it is. `None`: take the general path.
+fn plain_software(request: bool, raw: &[u8]) -> Option<Option<(EvidenceKind, &str)>> {
+    let cut = &raw[..raw.len().min(http::MAX_VALUE_LEN)];
+    if !printable_ascii(cut) {
+        return None;
+    }
+    let t = cut.trim_ascii();
+    if t.len() > evidence::MAX_VALUE_LEN {
+        return None;
+    }
+    let v = std::str::from_utf8(t).ok()?;
+    if v.is_empty() {
+        return Some(None);
+    }
+    let kind = if request {
+        EvidenceKind::HttpUserAgent
+    } else {
+        EvidenceKind::HttpServer
+    };
+    Some(Some((kind, v)))
+}
+
 impl HttpState {
     pub fn new() -> HttpState {
         HttpState::default()
@@ -73,14 +116,27 @@ impl HttpState {
     }
 
     /// The first head of `dir` (all of it, or as much as was kept): its sender's software as
-    /// evidence ([`extract::from_http`], without building the whole head).
+    /// evidence ([`extract::from_http`], without building the whole head). A value of plain
+    /// printable ASCII is handed over as it is ([`plain_software`]); others are decoded and
+    /// cleaned.
     fn read_head(&mut self, dir: Direction, head: &[u8], cx: &mut AppContext<'_>) {
         self.done[dir.index()] = true;
-        if let Ok((request, value)) = http::sender_software(head) {
-            if let Some((kind, v)) = extract::http_software(request, value.as_deref()) {
-                let (mac, ip) = cx.flow.sender(dir);
+        let Ok((request, Some(raw))) = http::sender_software_raw(head) else {
+            return;
+        };
+        let (mac, ip) = cx.flow.sender(dir);
+        match plain_software(request, raw) {
+            Some(Some((kind, v))) => {
                 cx.obs
-                    .evidence_refs(cx.ts, mac, Some(ip), &[(kind, v, 100)]);
+                    .evidence_cleaned(cx.ts, mac, Some(ip), &[(kind, Cow::Borrowed(v), 100)]);
+            }
+            Some(None) => {}
+            None => {
+                let value = http::value_text(raw);
+                if let Some((kind, v)) = extract::http_software(request, Some(&value)) {
+                    cx.obs
+                        .evidence_refs(cx.ts, mac, Some(ip), &[(kind, v, 100)]);
+                }
             }
         }
     }
@@ -97,7 +153,7 @@ impl HttpState {
         self.lines.feed(data, |line, _cut| {
             let starts =
                 |p: &[u8]| line.len() >= p.len() && line[..p.len()].eq_ignore_ascii_case(p);
-            if http::looks_like_http(line) && line.windows(5).any(|w| w == b"HTTP/") {
+            if http::looks_like_http(line) && has_http_version(line) {
                 *requests += 1;
             } else if starts(b"authorization:") {
                 found.push(scheme(&line[14..]));
@@ -172,6 +228,86 @@ impl AppParser for HttpState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the general path makes of a raw value: decoded, trimmed, cleaned.
+    fn general_software(request: bool, raw: &[u8]) -> Option<(EvidenceKind, String)> {
+        let value = http::value_text(raw);
+        extract::http_software(request, Some(&value))
+            .map(|(k, v)| (k, crate::fingerprint::evidence::cleaned(v).into_owned()))
+    }
+
+    #[test]
+    fn plain_software_equals_the_general_path() {
+        let mut values: Vec<Vec<u8>> = vec![
+            b" Mozilla/5.0 (Windows NT 5.1; rv:32.0) Gecko/20100101 Firefox/32.0".to_vec(),
+            b"Apache/2.4.41 (Ubuntu)  ".to_vec(),
+            b"".to_vec(),
+            b"   ".to_vec(),
+            b" \t curl/7.68.0\t".to_vec(),
+            b"a\x7fb".to_vec(),
+            b"caf\xc3\xa9".to_vec(),
+            b"\xff\xfe".to_vec(),
+            b"x\x0by".to_vec(),
+            b"x\r\ny".to_vec(),
+        ];
+        for n in [255, 256, 257, 511, 512, 513, 600] {
+            values.push(vec![b'a'; n]);
+            let mut v = vec![b' '; 3];
+            v.extend(std::iter::repeat_n(b'b', n));
+            v.extend([b' '; 4]);
+            values.push(v);
+            let mut v = vec![b'c'; n];
+            v.push(0xc3);
+            v.push(0xa9);
+            values.push(v);
+        }
+        // Every short value of a few interesting bytes.
+        let parts = [b' ', b'\t', b'a', b'~', 0x7f, 0x80, 0xc2, 0x85, b'\n', 0x0b];
+        let mut stack: Vec<Vec<u8>> = vec![Vec::new()];
+        while let Some(v) = stack.pop() {
+            if v.len() < 4 {
+                for p in parts {
+                    stack.push([&v[..], &[p]].concat());
+                }
+            }
+            values.push(v);
+        }
+        let mut plain = 0;
+        for v in &values {
+            for request in [true, false] {
+                let want = general_software(request, v);
+                match plain_software(request, v) {
+                    Some(got) => {
+                        plain += 1;
+                        assert_eq!(got.map(|(k, s)| (k, s.to_string())), want, "{v:?}");
+                    }
+                    None => assert!(!printable_ascii(v) || v.trim_ascii().len() > 256, "{v:?}"),
+                }
+            }
+        }
+        assert!(plain > 1000, "{plain}");
+    }
+
+    #[test]
+    fn http_version_found_as_by_windows() {
+        for line in [
+            &b"GET / HTTP/1.1\r"[..],
+            b"GET /HTTP HTTP/1.0",
+            b"GET /H HTTP",
+            b"HTTP/",
+            b"HHTTP/",
+            b"HTTP",
+            b"",
+            b"POST /a?HTTP/x HTTP/1.1",
+            b"GET /HHHH",
+        ] {
+            assert_eq!(
+                has_http_version(line),
+                line.windows(5).any(|w| w == b"HTTP/"),
+                "{line:?}"
+            );
+        }
+    }
 
     #[test]
     fn blank_line_found_as_by_substring_search() {
