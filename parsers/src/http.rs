@@ -134,6 +134,23 @@ enum StartRef<'a> {
     },
 }
 
+/// `str::parse::<u16>` of `b` (an optional `+`, then at least one digit, no overflow), read
+/// from the bytes without decoding them first (a byte that is not an ASCII digit fails either
+/// way).
+fn parse_u16(b: &[u8]) -> Option<u16> {
+    let digits = b.strip_prefix(b"+").unwrap_or(b);
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u16, |n, &c| {
+        if c.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u16::from(c - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
 fn start_ref(line: &[u8]) -> Result<StartRef<'_>, HttpError> {
     // `line.splitn(3, |&c| c == b' ')`, with memchr: the URI between the two spaces may be long.
     let (a, rest) = match memchr::memchr(b' ', line) {
@@ -145,10 +162,7 @@ fn start_ref(line: &[u8]) -> Result<StartRef<'_>, HttpError> {
         None => (rest, &[][..]),
     };
     if a.starts_with(b"HTTP/") {
-        let status = std::str::from_utf8(b)
-            .ok()
-            .and_then(|s| s.parse::<u16>().ok())
-            .ok_or(HttpError::NotHttp)?;
+        let status = parse_u16(b).ok_or(HttpError::NotHttp)?;
         return Ok(StartRef::Response {
             version: a,
             status,
@@ -569,6 +583,40 @@ Expires: Sun, 28 Dec 2014 17:35:07 GMT\r\n\
         }
         for c in &cases {
             assert_eq!(software(c), software_by_full_parse(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn parse_u16_equals_str_parse() {
+        let mut inputs: Vec<Vec<u8>> = [
+            &b""[..],
+            b"+",
+            b"-",
+            b"-0",
+            b"+0",
+            b"++1",
+            b"200",
+            b"0200",
+            b"65535",
+            b"65536",
+            b"99999",
+            b"000000000000065535",
+            b"1 ",
+            b" 1",
+            b"\xff",
+            b"2\xc3\xa9",
+        ]
+        .iter()
+        .map(|b| b.to_vec())
+        .collect();
+        for n in (0..70_000u32).step_by(7) {
+            inputs.push(n.to_string().into_bytes());
+        }
+        for b in inputs {
+            let want = std::str::from_utf8(&b)
+                .ok()
+                .and_then(|s| s.parse::<u16>().ok());
+            assert_eq!(parse_u16(&b), want, "{b:?}");
         }
     }
 
