@@ -230,13 +230,44 @@ pub fn push_u64(b: &mut Vec<u8>, v: u64) {
     }
 }
 
+/// [`push_u64`] for `v >= 100`: the number of digits from the bit length, the digits two at a
+/// time into a stack buffer at their final places, then all 20 bytes appended and the unused
+/// tail cut (a copy of fixed size, not a `memcpy` call of the text's length).
 fn push_u64_long(b: &mut Vec<u8>, v: u64) {
-    b.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    /// 10^i.
+    const POW10: [u64; 20] = {
+        let mut t = [1u64; 20];
+        let mut i = 1;
+        while i < 20 {
+            t[i] = t[i - 1] * 10;
+            i += 1;
+        }
+        t
+    };
+    // floor(log10(2^bits)) by 1233/4096 ~ log10(2); one more digit if `v` reaches its power.
+    let guess = (((64 - v.leading_zeros()) * 1233) >> 12) as usize;
+    let n = guess + usize::from(v >= POW10[guess.min(19)]);
+    let mut t = [0u8; 20];
+    let (mut i, mut v) = (n.min(20), v);
+    while i >= 2 {
+        t[i - 2..i].copy_from_slice(&crate::time::two_digits((v % 100) as u32));
+        v /= 100;
+        i -= 2;
+    }
+    if i == 1 {
+        t[0] = b'0' + v as u8;
+    }
+    let keep = b.len() + n;
+    b.extend_from_slice(&t);
+    b.truncate(keep);
 }
 
-/// Appends `v` in decimal, as `Display` writes it.
+/// Appends `v` in decimal, as `Display` writes it (a sign, then [`push_u64`]).
 pub fn push_i64(b: &mut Vec<u8>, v: i64) {
-    b.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    if v < 0 {
+        b.push(b'-');
+    }
+    push_u64(b, v.unsigned_abs());
 }
 
 /// What [`push_json_str`] writes for a byte: 0 as is, `u` as `\u00xx`, else `\` and this byte.
@@ -835,6 +866,81 @@ mod tests {
             }
         }
         assert!(n > 2000);
+    }
+
+    /// [`push_u64`] as it was written before its digits were placed by hand (itoa), for
+    /// comparison.
+    fn push_u64_reference(b: &mut Vec<u8>, v: u64) {
+        b.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    }
+
+    #[test]
+    fn integers_written_as_itoa_writes_them() {
+        let mut vals: Vec<u64> = (0u64..=100_000).collect();
+        // Every power of ten and of two, and their neighbours.
+        for k in 0..64 {
+            for base in [1u64 << k, 10u64.saturating_pow(k)] {
+                for d in [-2i64, -1, 0, 1, 2] {
+                    vals.push(base.wrapping_add_signed(d));
+                }
+            }
+        }
+        vals.extend([u64::MAX - 1, u64::MAX, u64::from(u32::MAX), u64::MAX / 10]);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..100_000 {
+            // xorshift, and its value cut to a random bit length.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            vals.push(x >> (x % 64));
+        }
+        let (mut got, mut want) = (b"n=".to_vec(), b"n=".to_vec());
+        for v in vals {
+            push_u64(&mut got, v);
+            push_u64_reference(&mut want, v);
+            got.push(b',');
+            want.push(b',');
+        }
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn signed_integers_written_as_itoa_writes_them() {
+        let mut vals: Vec<i64> = (-100_000i64..=100_000).collect();
+        for k in 0..63 {
+            for base in [1i64 << k, 10i64.saturating_pow(k)] {
+                for d in [-2i64, -1, 0, 1, 2] {
+                    vals.push(base.saturating_add(d));
+                    vals.push(base.saturating_add(d).saturating_neg());
+                }
+            }
+        }
+        vals.extend([i64::MIN, i64::MIN + 1, i64::MAX - 1, i64::MAX]);
+        for v in vals {
+            let mut got = b"age=".to_vec();
+            push_i64(&mut got, v);
+            let want = format!("age={}", itoa::Buffer::new().format(v));
+            assert_eq!(got, want.as_bytes(), "{v}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_integer_written_as_itoa_writes_it(v: u64, pre in 0usize..40) {
+            let mut got = vec![b'x'; pre];
+            let mut want = got.clone();
+            push_u64(&mut got, v);
+            push_u64_reference(&mut want, v);
+            proptest::prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn any_signed_integer_written_as_itoa_writes_it(v: i64) {
+            let mut got = Vec::new();
+            push_i64(&mut got, v);
+            let mut want = itoa::Buffer::new();
+            proptest::prop_assert_eq!(got, want.format(v).as_bytes());
+        }
     }
 
     #[test]
