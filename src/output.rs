@@ -318,11 +318,47 @@ fn needs_escape(s: &[u8]) -> bool {
 /// `\\` escaped, `\b \t \n \f \r` short, other control characters below 0x20 as `\u00xx`
 /// (lower-case hex), everything else (DEL and non-ASCII included) as is. Most strings need no
 /// escaping: they are checked a word at a time and copied whole.
+///
+/// Strings of 1 to 16 bytes (most values) are read and copied as two overlapping pieces of
+/// fixed size (the second written over the first's tail), not with a `memcpy` call.
 pub fn push_json_str(b: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
-    b.reserve(bytes.len() + 2);
+    let len = bytes.len();
+    b.reserve(len + 2);
     b.push(b'"');
-    if needs_escape(bytes) {
+    let start = b.len();
+    if let (8..=16, Some(head), Some(tail)) =
+        (len, bytes.first_chunk::<8>(), bytes.last_chunk::<8>())
+    {
+        if escape_bits(u64::from_le_bytes(*head)) | escape_bits(u64::from_le_bytes(*tail)) != 0 {
+            push_escaped(b, bytes);
+        } else {
+            b.extend_from_slice(head);
+            b.truncate(start + len - 8);
+            b.extend_from_slice(tail);
+        }
+    } else if let (4..8, Some(head), Some(tail)) =
+        (len, bytes.first_chunk::<4>(), bytes.last_chunk::<4>())
+    {
+        let w = u64::from(u32::from_le_bytes(*head)) | u64::from(u32::from_le_bytes(*tail)) << 32;
+        if escape_bits(w) != 0 {
+            push_escaped(b, bytes);
+        } else {
+            b.extend_from_slice(head);
+            b.truncate(start + len - 4);
+            b.extend_from_slice(tail);
+        }
+    } else if let (1..4, Some(&first), Some(&last)) = (len, bytes.first(), bytes.last()) {
+        // The first, middle and last bytes: all of them for up to 3 bytes.
+        let mid = bytes.get(len / 2).copied().unwrap_or(first);
+        let esc = |c: u8| JSON_ESCAPE[usize::from(c)];
+        if esc(first) | esc(mid) | esc(last) != 0 {
+            push_escaped(b, bytes);
+        } else {
+            b.extend_from_slice(&[first, mid, last]);
+            b.truncate(start + len);
+        }
+    } else if needs_escape(bytes) {
         push_escaped(b, bytes);
     } else {
         b.extend_from_slice(bytes);
@@ -574,14 +610,21 @@ fn push_ipv6(b: &mut Vec<u8>, a: std::net::Ipv6Addr) {
             cur_len = 0;
         }
     }
-    let mut t = [0u8; 40];
+    // 39 bytes at most, and 4 spare: each group writes 4 bytes and keeps its digits.
+    let mut t = [0u8; 44];
     let mut n = 0;
-    let group = |t: &mut [u8; 40], n: &mut usize, s: u16| {
+    let group = |t: &mut [u8; 44], n: &mut usize, s: u16| {
         let digits = (4 - s.leading_zeros() as usize / 4).max(1);
-        for k in (0..digits).rev() {
-            t[*n] = HEX[usize::from((s >> (4 * k)) & 0xf)];
-            *n += 1;
-        }
+        // The significant digits moved to the top, then all four nibbles written.
+        let s = (u32::from(s) << (4 * (4 - digits))) as u16;
+        let at = (*n).min(40);
+        t[at..at + 4].copy_from_slice(&[
+            HEX[usize::from(s >> 12)],
+            HEX[usize::from((s >> 8) & 0xf)],
+            HEX[usize::from((s >> 4) & 0xf)],
+            HEX[usize::from(s & 0xf)],
+        ]);
+        *n += digits;
     };
     let mut i = 0;
     while i < 8 {
@@ -598,7 +641,10 @@ fn push_ipv6(b: &mut Vec<u8>, a: std::net::Ipv6Addr) {
         group(&mut t, &mut n, g[i]);
         i += 1;
     }
-    b.extend_from_slice(&t[..n]);
+    // All of `t` appended and the unused tail cut: a copy of fixed size.
+    let keep = b.len() + n;
+    b.extend_from_slice(&t);
+    b.truncate(keep);
 }
 
 /// The single owner of the event file.
@@ -767,6 +813,58 @@ mod tests {
         }
     }
 
+    /// `push_json_str` as it was written before short strings were copied in fixed pieces.
+    fn push_json_str_reference(b: &mut Vec<u8>, s: &str) {
+        let bytes = s.as_bytes();
+        b.push(b'"');
+        if needs_escape(bytes) {
+            push_escaped(b, bytes);
+        } else {
+            b.extend_from_slice(bytes);
+        }
+        b.push(b'"');
+    }
+
+    #[test]
+    fn strings_written_as_before() {
+        // Every length to 40 with each byte class (control, short escape, quote, backslash,
+        // plain ASCII, DEL, multi-byte) at every position, after other bytes.
+        let classes = [
+            "\0", "\u{1f}", "\n", "\t", "\"", "\\", " ", "a", "~", "\u{7f}", "é", "\u{2028}", "😀",
+        ];
+        let (mut got, mut want) = (b"s=".to_vec(), b"s=".to_vec());
+        for len in 0..40 {
+            let plain: String = "abcdefghijklmnopqrstuvwxyz0123456789ABCD"[..len].to_string();
+            push_json_str(&mut got, &plain);
+            push_json_str_reference(&mut want, &plain);
+            for c in classes {
+                for at in 0..=len {
+                    let mut t = plain.clone();
+                    t.insert_str(at, c);
+                    push_json_str(&mut got, &t);
+                    push_json_str_reference(&mut want, &t);
+                    got.push(b',');
+                    want.push(b',');
+                }
+            }
+        }
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            String::from_utf8(want).unwrap()
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_written_as_before(s in "(\\PC|[\\x00-\\x1f\"\\\\\\x7f])*", pre in 0usize..20) {
+            let mut got = vec![b'x'; pre];
+            let mut want = got.clone();
+            push_json_str(&mut got, &s);
+            push_json_str_reference(&mut want, &s);
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn strings_escaped_as_serde_json_escapes_them() {
         let mut cases: Vec<String> = (0u32..0x300)
@@ -838,6 +936,117 @@ mod tests {
                     format!("ip={ip}{}", ip.to_string().len())
                 );
             }
+        }
+    }
+
+    /// `push_ipv6` as it was written before its groups were written four bytes at a time.
+    fn push_ipv6_reference(b: &mut Vec<u8>, a: std::net::Ipv6Addr) {
+        if let Some(v4) = a.to_ipv4_mapped() {
+            b.extend_from_slice(b"::ffff:");
+            return push_ip(b, IpAddr::V4(v4));
+        }
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let g = a.segments();
+        let (mut best, mut best_len, mut cur, mut cur_len) = (0, 0, 0, 0);
+        for (i, &s) in g.iter().enumerate() {
+            if s == 0 {
+                if cur_len == 0 {
+                    cur = i;
+                }
+                cur_len += 1;
+                if cur_len > best_len {
+                    (best, best_len) = (cur, cur_len);
+                }
+            } else {
+                cur_len = 0;
+            }
+        }
+        let mut t = [0u8; 40];
+        let mut n = 0;
+        let group = |t: &mut [u8; 40], n: &mut usize, s: u16| {
+            let digits = (4 - s.leading_zeros() as usize / 4).max(1);
+            for k in (0..digits).rev() {
+                t[*n] = HEX[usize::from((s >> (4 * k)) & 0xf)];
+                *n += 1;
+            }
+        };
+        let mut i = 0;
+        while i < 8 {
+            if best_len > 1 && i == best {
+                t[n..n + 2].copy_from_slice(b"::");
+                n += 2;
+                i += best_len;
+                continue;
+            }
+            if i > 0 && !(best_len > 1 && i == best + best_len) {
+                t[n] = b':';
+                n += 1;
+            }
+            group(&mut t, &mut n, g[i]);
+            i += 1;
+        }
+        b.extend_from_slice(&t[..n]);
+    }
+
+    #[test]
+    fn ipv6_written_as_before() {
+        let vals = [0u16, 1, 0xf, 0x10, 0xab, 0xfff, 0x1000, 0xffff];
+        // Every pattern of zero groups with every digit count in each place, after other bytes.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let (mut got, mut want) = (b"ip=".to_vec(), b"ip=".to_vec());
+        for zeros in 0..=255u32 {
+            for k in 0..vals.len() {
+                let mut g = [0u16; 8];
+                for (i, v) in g.iter_mut().enumerate() {
+                    if zeros & (1 << i) == 0 {
+                        *v = vals[(k + i) % vals.len()].max(1);
+                    }
+                }
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let mut r = g;
+                for (i, v) in r.iter_mut().enumerate() {
+                    if *v != 0 {
+                        *v = (x >> (8 * i)) as u16 >> (x >> (4 * i) & 15);
+                    }
+                }
+                for a in [
+                    g,
+                    r,
+                    [0, 0, 0, 0, 0, 0xffff, g[6], g[7]],
+                    [0, 0, 0, 0, 0, 0, r[6], r[7]],
+                    [0, 0, 0, 0, 0xffff, 0, r[6], r[7]],
+                ] {
+                    let a = std::net::Ipv6Addr::from(a);
+                    push_ip(&mut got, IpAddr::V6(a));
+                    push_ipv6_reference(&mut want, a);
+                    got.push(b' ');
+                    want.push(b' ');
+                }
+            }
+        }
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            String::from_utf8(want).unwrap()
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_ipv6_written_as_before(g: [u16; 8], zeros: u8) {
+            let mut g = g;
+            for (i, v) in g.iter_mut().enumerate() {
+                if zeros & (1 << i) != 0 {
+                    *v = 0;
+                }
+            }
+            let a = std::net::Ipv6Addr::from(g);
+            let (mut got, mut want) = (Vec::new(), Vec::new());
+            push_ip(&mut got, IpAddr::V6(a));
+            push_ipv6_reference(&mut want, a);
+            proptest::prop_assert_eq!(&got, &want);
+            proptest::prop_assert_eq!(got, a.to_string().into_bytes());
         }
     }
 
