@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::flow::FlowMeta;
 use crate::protocols::Direction;
 use crate::stats::{Counter, WorkerStats};
-use crate::time::Ts;
+use crate::time::{two_digits, Ts};
 
 /// Flush a sink's buffer to the writer once it holds this many bytes.
 pub const SINK_FLUSH_BYTES: usize = 64 * 1024;
@@ -224,7 +224,7 @@ pub fn push_u64(b: &mut Vec<u8>, v: u64) {
     if v < 10 {
         b.push(b'0' + v as u8);
     } else if v < 100 {
-        b.extend_from_slice(&crate::time::two_digits(v as u32));
+        b.extend_from_slice(&two_digits(v as u32));
     } else {
         push_u64_long(b, v);
     }
@@ -249,8 +249,21 @@ fn push_u64_long(b: &mut Vec<u8>, v: u64) {
     let n = guess + usize::from(v >= POW10[guess.min(19)]);
     let mut t = [0u8; 20];
     let (mut i, mut v) = (n.min(20), v);
+    // Eight digits at a time while more than eight are left (then 32-bit arithmetic).
+    while i > 8 {
+        let low = (v % 100_000_000) as u32;
+        v /= 100_000_000;
+        let (high, low) = (low / 10_000, low % 10_000);
+        let [d0, d1] = two_digits(high / 100);
+        let [d2, d3] = two_digits(high);
+        let [d4, d5] = two_digits(low / 100);
+        let [d6, d7] = two_digits(low);
+        t[i - 8..i].copy_from_slice(&[d0, d1, d2, d3, d4, d5, d6, d7]);
+        i -= 8;
+    }
+    let mut v = v as u32;
     while i >= 2 {
-        t[i - 2..i].copy_from_slice(&crate::time::two_digits((v % 100) as u32));
+        t[i - 2..i].copy_from_slice(&two_digits(v));
         v /= 100;
         i -= 2;
     }
