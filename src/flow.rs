@@ -237,11 +237,10 @@ const SWEEP_EVERY_SECS: u64 = 1;
 /// the shortest of them, computed once: they are compared on every packet and by every sweep.
 #[derive(Debug, Clone, Copy)]
 struct IdleUs {
-    tcp_new: i64,
-    tcp_established: i64,
-    tcp_closed: i64,
-    udp: i64,
-    other: i64,
+    /// By [`IdleClass`] `as usize`, then `i64::MAX` for a free [`Timer`] (which so never
+    /// expires): a sweep indexes it instead of matching on each flow's class (a mispredicted
+    /// branch a flow, most of a sweep's time).
+    by_class: [i64; IDLE_CLASSES + 1],
     shortest: i64,
     /// The active timeout; 0 = never.
     active: i64,
@@ -250,18 +249,15 @@ struct IdleUs {
 impl IdleUs {
     fn of(t: &Timeouts) -> IdleUs {
         let us = |secs: u64| (secs as i64).saturating_mul(1_000_000);
+        // In the order of `IdleClass`'s values.
+        let idle = [t.tcp_new, t.tcp_established, t.tcp_closed, t.udp, t.other];
+        let mut by_class = [i64::MAX; IDLE_CLASSES + 1];
+        for (to, secs) in by_class.iter_mut().zip(idle) {
+            *to = us(secs);
+        }
         IdleUs {
-            tcp_new: us(t.tcp_new),
-            tcp_established: us(t.tcp_established),
-            tcp_closed: us(t.tcp_closed),
-            udp: us(t.udp),
-            other: us(t.other),
-            shortest: us(t
-                .tcp_new
-                .min(t.tcp_established)
-                .min(t.tcp_closed)
-                .min(t.udp)
-                .min(t.other)),
+            by_class,
+            shortest: us(idle.into_iter().min().unwrap_or(0)),
             active: us(t.active),
         }
     }
@@ -269,27 +265,7 @@ impl IdleUs {
     /// The idle timeout of a flow in state `c`.
     #[inline]
     fn of_class(&self, c: IdleClass) -> i64 {
-        match c {
-            IdleClass::TcpNew => self.tcp_new,
-            IdleClass::TcpEstablished => self.tcp_established,
-            IdleClass::TcpClosed => self.tcp_closed,
-            IdleClass::Udp => self.udp,
-            IdleClass::Other => self.other,
-        }
-    }
-
-    /// The timeouts by [`IdleClass`] `as usize`, then `i64::MAX` for a free [`Timer`] (which so
-    /// never expires): what a sweep indexes instead of matching on each flow's class (a
-    /// mispredicted branch a flow, most of a sweep's time).
-    fn by_class(&self) -> [i64; IDLE_CLASSES + 1] {
-        [
-            self.tcp_new,
-            self.tcp_established,
-            self.tcp_closed,
-            self.udp,
-            self.other,
-            i64::MAX,
-        ]
+        self.by_class[c as usize]
     }
 }
 
@@ -913,7 +889,7 @@ impl FlowTable {
         // before): a sweep can end thousands of flows, and moving them all out first held
         // them twice.
         // The flows are found from their timers (see [`Timer`]), in slot order.
-        let limits = self.timeouts.by_class();
+        let limits = self.timeouts.by_class;
         let expired: Vec<(u64, u64)> = self
             .timers
             .iter()

@@ -608,21 +608,7 @@ fn push_ipv6(b: &mut Vec<u8>, a: std::net::Ipv6Addr) {
     }
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let g = a.segments();
-    // The first longest run of zero groups.
-    let (mut best, mut best_len, mut cur, mut cur_len) = (0, 0, 0, 0);
-    for (i, &s) in g.iter().enumerate() {
-        if s == 0 {
-            if cur_len == 0 {
-                cur = i;
-            }
-            cur_len += 1;
-            if cur_len > best_len {
-                (best, best_len) = (cur, cur_len);
-            }
-        } else {
-            cur_len = 0;
-        }
-    }
+    let (best, best_len) = longest_zero_run(&g);
     // 39 bytes at most, and 4 spare: each group writes 4 bytes and keeps its digits.
     let mut t = [0u8; 44];
     let mut n = 0;
@@ -658,6 +644,25 @@ fn push_ipv6(b: &mut Vec<u8>, a: std::net::Ipv6Addr) {
     let keep = b.len() + n;
     b.extend_from_slice(&t);
     b.truncate(keep);
+}
+
+/// Where the first longest run of zero groups of `g` starts, and its length (0: none).
+fn longest_zero_run(g: &[u16; 8]) -> (usize, usize) {
+    let (mut best, mut best_len, mut cur, mut cur_len) = (0, 0, 0, 0);
+    for (i, &s) in g.iter().enumerate() {
+        if s == 0 {
+            if cur_len == 0 {
+                cur = i;
+            }
+            cur_len += 1;
+            if cur_len > best_len {
+                (best, best_len) = (cur, cur_len);
+            }
+        } else {
+            cur_len = 0;
+        }
+    }
+    (best, best_len)
 }
 
 /// The single owner of the event file.
@@ -960,20 +965,7 @@ mod tests {
         }
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let g = a.segments();
-        let (mut best, mut best_len, mut cur, mut cur_len) = (0, 0, 0, 0);
-        for (i, &s) in g.iter().enumerate() {
-            if s == 0 {
-                if cur_len == 0 {
-                    cur = i;
-                }
-                cur_len += 1;
-                if cur_len > best_len {
-                    (best, best_len) = (cur, cur_len);
-                }
-            } else {
-                cur_len = 0;
-            }
-        }
+        let (best, best_len) = longest_zero_run(&g);
         let mut t = [0u8; 40];
         let mut n = 0;
         let group = |t: &mut [u8; 40], n: &mut usize, s: u16| {

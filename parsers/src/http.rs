@@ -305,63 +305,47 @@ pub fn value_text(v: &[u8]) -> Cow<'_, str> {
 /// colon, not cut, not decoded, not trimmed (what `sender_software` makes text of with
 /// [`text_ref`] at [`MAX_VALUE_LEN`]).
 ///
-/// One pass over the lines [`for_each_line`] would hand over (the start line and at most
+/// One pass over the lines [`for_each_line`] hands over (the start line and at most
 /// [`MAX_HEADERS`] header lines, up to the blank line, within [`MAX_HEAD_LEN`] bytes); only
 /// lines that may name the wanted header are looked at further.
 pub fn sender_software_raw(b: &[u8]) -> Result<(bool, Option<&[u8]>), HttpError> {
-    let limit = b.len().min(MAX_HEAD_LEN);
-    let no_start = || {
-        if b.len() >= MAX_HEAD_LEN {
-            HttpError::TooLarge { cap: MAX_HEAD_LEN }
-        } else {
-            HttpError::Incomplete {
-                needed: Needed::Unknown,
-            }
-        }
-    };
-    let Some(nl) = memchr::memchr(b'\n', &b[..limit]) else {
-        return Err(no_start());
-    };
-    let first = &b[..nl];
-    let first = first.strip_suffix(b"\r").unwrap_or(first);
-    if first.is_empty() {
-        // A blank line first: no start line.
-        return Err(no_start());
-    }
-    let want = match start_ref(first)? {
-        StartRef::Request { .. } => "user-agent",
-        StartRef::Response { .. } => "server",
-    };
-    let w = want.as_bytes()[0];
+    // The wanted header's name, from the start line (`None` until it is read).
+    let mut want: Option<Result<&str, HttpError>> = None;
     let mut value = None;
-    let mut pos = nl + 1;
-    for _ in 0..MAX_HEADERS {
-        if pos >= limit {
-            break;
-        }
-        let Some(nl) = memchr::memchr(b'\n', &b[pos..limit]) else {
-            break;
-        };
-        let line = &b[pos..pos + nl];
-        pos += nl + 1;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(&c) = line.first() else {
-            // The blank line: the end of the head.
-            break;
+    for_each_line(b, |line| {
+        let w = match &want {
+            None => {
+                want = Some(start_ref(line).map(|s| match s {
+                    StartRef::Request { .. } => "user-agent",
+                    StartRef::Response { .. } => "server",
+                }));
+                return;
+            }
+            Some(Ok(w)) => *w,
+            Some(Err(_)) => return,
         };
         // A line that starts with a letter other than the wanted name's first (in either
         // case) names another header: `name_is` would say no, whatever follows.
-        if c.is_ascii_alphabetic() && c.to_ascii_lowercase() != w {
-            continue;
+        if let (Some(&c), Some(&f)) = (line.first(), w.as_bytes().first()) {
+            if c.is_ascii_alphabetic() && c.to_ascii_lowercase() != f {
+                return;
+            }
         }
         let Some(colon) = memchr::memchr(b':', line) else {
-            continue;
+            return;
         };
-        if name_is(&line[..colon], want) {
+        if name_is(&line[..colon], w) {
             value = Some(&line[colon + 1..]);
         }
+    });
+    match want {
+        Some(Ok(w)) => Ok((w == "user-agent", value)),
+        Some(Err(e)) => Err(e),
+        None if b.len() >= MAX_HEAD_LEN => Err(HttpError::TooLarge { cap: MAX_HEAD_LEN }),
+        None => Err(HttpError::Incomplete {
+            needed: Needed::Unknown,
+        }),
     }
-    Ok((want == "user-agent", value))
 }
 
 /// Parses the head from whatever complete lines are present.

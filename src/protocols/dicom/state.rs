@@ -929,14 +929,15 @@ impl DicomState {
         self.requestor = Some(dir);
         self.phase = Phase::AwaitAc;
         let Some(a) = a else { return };
-        self.note_unknown_items(&a.unknown, cx);
-        self.note_contexts_cap(a.context_items, cx);
-        self.ev.calling_ae = Some(a.calling_ae);
-        self.ev.called_ae = Some(a.called_ae);
+        let c = a.common;
+        self.note_unknown_items(&c.unknown, cx);
+        self.note_contexts_cap(c.context_items, cx);
+        self.ev.calling_ae = Some(c.calling_ae);
+        self.ev.called_ae = Some(c.called_ae);
         self.ev.protocol_version = Some(a.protocol_version);
         self.ev.application_context = a.application_context;
-        self.max_pdu_rx[dir.index()] = a.peer.max_pdu_length;
-        self.ev.requestor = Some(a.peer);
+        self.max_pdu_rx[dir.index()] = c.peer.max_pdu_length;
+        self.ev.requestor = Some(c.peer);
         if self.ev.presentation_contexts.is_empty() {
             self.ev.presentation_contexts = a.contexts;
         } else {
@@ -959,13 +960,14 @@ impl DicomState {
         }
         self.phase = Phase::Established;
         let Some(a) = a else { return };
-        self.note_unknown_items(&a.unknown, cx);
-        self.note_contexts_cap(a.context_items, cx);
+        let c = a.common;
+        self.note_unknown_items(&c.unknown, cx);
+        self.note_contexts_cap(c.context_items, cx);
         if self.ev.calling_ae.is_none() {
-            self.ev.calling_ae = Some(a.calling_ae);
-            self.ev.called_ae = Some(a.called_ae);
+            self.ev.calling_ae = Some(c.calling_ae);
+            self.ev.called_ae = Some(c.called_ae);
         }
-        let peer = a.peer;
+        let peer = c.peer;
         self.max_pdu_rx[dir.index()] = peer.max_pdu_length;
         self.ev.acceptor = Some(peer);
         self.contexts.reserve_exact(
@@ -1217,16 +1219,22 @@ fn rest_after(data: &[u8], consumed: usize) -> &[u8] {
 /// from it): a function of the body's bytes alone, so an equal body gives equal parts.
 #[derive(Clone)]
 struct RqParts {
+    common: AssocParts,
+    protocol_version: u16,
+    application_context: Option<Uid>,
+    contexts: Vec<ContextRecord>,
+}
+
+/// What an A-ASSOCIATE-RQ and an -AC body both give the association.
+#[derive(Clone)]
+struct AssocParts {
     /// Types of the unknown items, in the order they are noted (PDU, user information, then
     /// each presentation context's).
     unknown: Vec<u8>,
     context_items: usize,
     calling_ae: String,
     called_ae: String,
-    protocol_version: u16,
-    application_context: Option<Uid>,
     peer: PeerRecord,
-    contexts: Vec<ContextRecord>,
 }
 
 /// One presentation context of an A-ASSOCIATE-AC: its result and the transfer syntax (and its
@@ -1242,38 +1250,39 @@ struct AcContext {
 /// What an A-ASSOCIATE-AC body gives the association (see [`RqParts`]).
 #[derive(Clone)]
 struct AcParts {
-    unknown: Vec<u8>,
-    context_items: usize,
-    calling_ae: String,
-    called_ae: String,
-    peer: PeerRecord,
+    common: AssocParts,
     contexts: Vec<AcContext>,
 }
 
-fn unknown_items(a: &pdu::Associate<'_>) -> Vec<u8> {
-    let ui_unknown = a
-        .user_info
-        .as_ref()
-        .map_or(&[][..], |u| &u.unknown_items[..]);
-    let pc_unknown = a.contexts.iter().flat_map(|c| c.unknown_items.iter());
-    a.unknown_items
-        .iter()
-        .chain(ui_unknown)
-        .chain(pc_unknown)
-        .copied()
-        .collect()
+impl AssocParts {
+    fn of(a: &pdu::Associate<'_>) -> AssocParts {
+        let ui_unknown = a
+            .user_info
+            .as_ref()
+            .map_or(&[][..], |u| &u.unknown_items[..]);
+        let pc_unknown = a.contexts.iter().flat_map(|c| c.unknown_items.iter());
+        AssocParts {
+            unknown: a
+                .unknown_items
+                .iter()
+                .chain(ui_unknown)
+                .chain(pc_unknown)
+                .copied()
+                .collect(),
+            context_items: a.context_items,
+            calling_ae: text(a.calling_ae, 16),
+            called_ae: text(a.called_ae, 16),
+            peer: peer_record(a.user_info.as_ref()),
+        }
+    }
 }
 
 impl RqParts {
     fn of(a: &pdu::Associate<'_>) -> RqParts {
         RqParts {
-            unknown: unknown_items(a),
-            context_items: a.context_items,
-            calling_ae: text(a.calling_ae, 16),
-            called_ae: text(a.called_ae, 16),
+            common: AssocParts::of(a),
             protocol_version: a.protocol_version,
             application_context: a.application_context.map(|c| uid_text(c, 64)),
-            peer: peer_record(a.user_info.as_ref()),
             contexts: a
                 .contexts
                 .iter()
@@ -1296,11 +1305,7 @@ impl RqParts {
 impl AcParts {
     fn of(a: &pdu::Associate<'_>) -> AcParts {
         AcParts {
-            unknown: unknown_items(a),
-            context_items: a.context_items,
-            calling_ae: text(a.calling_ae, 16),
-            called_ae: text(a.called_ae, 16),
-            peer: peer_record(a.user_info.as_ref()),
+            common: AssocParts::of(a),
             contexts: a
                 .contexts
                 .iter()
