@@ -1,4 +1,5 @@
 //! Packets from libpcap (the `pcap` crate): pcap and pcapng files, and the files of folders.
+//! (Replay reads most plain pcap files with [`crate::pcapfile`] instead; see [`chunked`].)
 //!
 //! A path given on the command line must be a capture (else exit 2 with a clear message);
 //! inside a folder, files are taken recursively in a stable (sorted) order and the ones that do
@@ -115,6 +116,23 @@ pub enum FileEnd {
         kind: &'static str,
         message: String,
     },
+}
+
+/// `path` as [`crate::pcapfile`] reads it, when that reader takes the file (a plain pcap file
+/// of a link type medtap decodes) and there is no `--bpf`; `None`: read it with [`FileReader`]
+/// (which also words any error opening it).
+pub fn chunked(
+    path: &Path,
+    bpf: Option<&str>,
+) -> Option<(crate::pcapfile::Format, crate::pcapfile::Reader<File>)> {
+    if bpf.is_some() {
+        return None;
+    }
+    let mut f = File::open(path).ok()?;
+    let mut header = [0u8; crate::pcapfile::FILE_HEADER];
+    f.read_exact(&mut header).ok()?;
+    let format = crate::pcapfile::takes(&header)?;
+    Some((format, crate::pcapfile::Reader::new(f, format)))
 }
 
 /// Size of the stdio buffer libpcap reads a capture file through. glibc's default is the file
@@ -491,6 +509,122 @@ impl LiveSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Linktype, seconds, microseconds, wire length and bytes of every packet, and the end.
+    type Read = (Vec<(i32, i64, i64, u32, Vec<u8>)>, FileEnd);
+
+    fn by_libpcap(path: &Path) -> Read {
+        let mut r = FileReader::open(path, None).unwrap();
+        let mut out = Vec::new();
+        let end = r.for_each(|p| {
+            out.push((p.linktype, p.ts_sec, p.ts_usec, p.wire_len, p.data.to_vec()));
+        });
+        (out, end)
+    }
+
+    fn by_chunks(path: &Path, chunk: usize) -> Option<Read> {
+        let (format, mut r) = chunked(path, None)?;
+        let mut out = Vec::new();
+        let mut recs = Vec::new();
+        let mut buf = vec![0u8; chunk];
+        loop {
+            let fill = r.fill(&mut buf, &mut recs);
+            for x in &recs {
+                let data = buf[x.off as usize..][..x.caplen as usize].to_vec();
+                out.push((format.linktype, x.ts_sec, x.ts_usec, x.wire_len, data));
+            }
+            match fill {
+                crate::pcapfile::Fill::More => {}
+                crate::pcapfile::Fill::End(Ok(())) => return Some((out, FileEnd::Complete)),
+                crate::pcapfile::Fill::End(Err(d)) => {
+                    let (kind, message) = (d.kind, d.message);
+                    return Some((out, FileEnd::Damaged { kind, message }));
+                }
+            }
+        }
+    }
+
+    fn captures(dir: &Path, out: &mut Vec<PathBuf>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
+        entries.sort_by_key(|e| e.path());
+        for e in entries {
+            let p = e.path();
+            if p.is_dir() {
+                captures(&p, out);
+            } else if is_capture(&p).unwrap_or(false) {
+                out.push(p);
+            }
+        }
+    }
+
+    /// The chunked reader gives what libpcap gives, packet for packet and to the same end, on
+    /// every capture it takes in pcaps/ (in chunks small enough to cut records) and on copies
+    /// of them damaged every way a record can be: cut short anywhere, a captured length past
+    /// libpcap's maximum, past the snapshot length or anything at all.
+    #[test]
+    fn chunked_reads_what_libpcap_reads() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
+        let mut files = Vec::new();
+        captures(&root, &mut files);
+        let dir = tempfile::tempdir().unwrap();
+        let mut taken = 0;
+        let mut damaged = 0;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for path in &files {
+            let Some(fast) = by_chunks(path, 4096) else {
+                continue;
+            };
+            taken += 1;
+            assert!(fast == by_libpcap(path), "{}", path.display());
+            let bytes = std::fs::read(path).unwrap();
+            // Record starts, from libpcap's packet lengths.
+            let mut starts = vec![crate::pcapfile::FILE_HEADER];
+            for (.., data) in &fast.0 {
+                let last = *starts.last().unwrap();
+                starts.push(last + 16 + data.len());
+            }
+            starts.pop();
+            if bytes.len() > 50_000 || starts.is_empty() {
+                continue;
+            }
+            for k in 0..12 {
+                let mut b = bytes.clone();
+                let at = starts[rand() as usize % starts.len()];
+                match k % 4 {
+                    0 => {
+                        b.truncate(crate::pcapfile::FILE_HEADER + rand() as usize % (b.len() - 24))
+                    }
+                    1 => b[at + 8..at + 12].copy_from_slice(&(262_145 + k as u32).to_ne_bytes()),
+                    2 => b[16..20].copy_from_slice(&(1 + rand() as u32 % 200).to_ne_bytes()),
+                    _ => b[at + 8..at + 12].copy_from_slice(&(rand() as u32).to_ne_bytes()),
+                }
+                let copy = dir.path().join(format!("{damaged}.pcap"));
+                std::fs::write(&copy, &b).unwrap();
+                damaged += 1;
+                let want = by_libpcap(&copy);
+                for chunk in [64, 1000, 20_000] {
+                    let fast = by_chunks(&copy, chunk).unwrap();
+                    assert!(
+                        fast == want,
+                        "{} damaged ({k}), chunk {chunk}: {:?} vs {:?}",
+                        path.display(),
+                        fast.1,
+                        want.1
+                    );
+                }
+            }
+        }
+        assert!(
+            taken >= 60 && damaged >= 300,
+            "{taken} files, {damaged} damaged copies"
+        );
+    }
 
     #[test]
     fn live_drop_counters_wrap() {

@@ -17,6 +17,7 @@ pub mod logging;
 pub mod metrics;
 pub mod observe;
 pub mod output;
+pub mod pcapfile;
 pub mod pcapng;
 pub mod pipeline;
 pub mod privilege;

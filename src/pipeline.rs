@@ -26,6 +26,7 @@ use crate::limits::{Limits, Timeouts};
 use crate::metrics::Metrics;
 use crate::observe::{ObsBatch, ObsBuf, ObsQueued};
 use crate::output::{EventSink, EventWriter, SINK_FLUSH_BYTES};
+use crate::pcapfile::{Fill, Record};
 use crate::stats::{Counter, Family, WorkerStats};
 use crate::time::Ts;
 
@@ -41,9 +42,14 @@ struct PktRef {
     linktype: i32,
 }
 
-/// Packets copied out of libpcap's buffer, for one worker.
+/// Packets for one worker: copied out of libpcap's buffer into `data`, or, from a file read
+/// by [`crate::pcapfile`], left where they are in a chunk of the file that the batches of every
+/// worker share.
 struct Batch {
     data: Vec<u8>,
+    /// The chunk `pkts` index instead of `data`; whoever lets it go last hands it back to the
+    /// reader ([`Dispatcher::chunk`]).
+    chunk: Option<Arc<Vec<u8>>>,
     pkts: Vec<PktRef>,
     now: Ts,
 }
@@ -58,12 +64,12 @@ const TOUCH_GROUP: usize = 8;
 /// misses of a group overlap one another and the work on the packets before them, instead of
 /// stalling the worker once per packet.
 #[inline]
-fn touch_ahead(b: &Batch, i: usize) {
+fn touch_ahead(pkts: &[PktRef], data: &[u8], i: usize) {
     let from = if i == 0 { 0 } else { i + TOUCH_GROUP };
     let mut x = 0u8;
-    for a in b.pkts.iter().skip(from).take(i + 2 * TOUCH_GROUP - from) {
+    for a in pkts.iter().skip(from).take(i + 2 * TOUCH_GROUP - from) {
         let o = a.off as usize;
-        x ^= b.data.get(o).copied().unwrap_or(0) ^ b.data.get(o + 64).copied().unwrap_or(0);
+        x ^= data.get(o).copied().unwrap_or(0) ^ data.get(o + 64).copied().unwrap_or(0);
     }
     std::hint::black_box(x);
 }
@@ -74,8 +80,17 @@ impl Batch {
     fn with_capacity(n: usize, bytes: usize) -> Batch {
         Batch {
             data: Vec::with_capacity(bytes + 65_536),
+            chunk: None,
             pkts: Vec::with_capacity(n),
             now: Ts::ZERO,
+        }
+    }
+
+    /// The bytes `pkts` index.
+    fn bytes(&self) -> &[u8] {
+        match &self.chunk {
+            Some(c) => c,
+            None => &self.data,
         }
     }
 }
@@ -125,6 +140,7 @@ pub struct Summary {
 pub struct Pipeline {
     txs: Vec<Sender<Msg>>,
     spare_rx: Receiver<Batch>,
+    chunks_rx: Receiver<Vec<u8>>,
     handles: Vec<JoinHandle<WorkerStats>>,
     writer: Option<JoinHandle<std::io::Result<u64>>>,
     /// The central thread ([`crate::intel`]); joined after the workers.
@@ -213,6 +229,8 @@ impl Pipeline {
         let per_worker = worker_queue(opts.limits.queue_batches, workers);
         // Emptied batches come back to the readers for reuse (no allocation per batch).
         let (spare_tx, spare_rx) = bounded::<Batch>(workers * (per_worker + 2));
+        // So do the chunks of files read by `pcapfile` (as many as batches can hold).
+        let (chunks_tx, chunks_rx) = bounded::<Vec<u8>>(workers * (per_worker + 2) + 2);
         for w in 0..workers {
             let (tx, rx) = bounded::<Msg>(per_worker);
             txs.push(tx);
@@ -221,6 +239,7 @@ impl Pipeline {
             let m = metrics.clone();
             let ev = ev_tx.clone();
             let spare = spare_tx.clone();
+            let chunks = chunks_tx.clone();
             let lines_spare = lines_spare_rx.clone();
             let obs = ObsChannel {
                 worker: w,
@@ -236,7 +255,8 @@ impl Pipeline {
                 thread::Builder::new()
                     .name(format!("medtap-worker-{w}"))
                     .spawn(move || {
-                        Worker::new(table, tap, m, ev, lines_spare, events_on, obs).run(rx, spare)
+                        Worker::new(table, tap, m, ev, lines_spare, events_on, obs)
+                            .run(rx, spare, chunks)
                     })?,
             );
         }
@@ -245,6 +265,7 @@ impl Pipeline {
         Ok(Pipeline {
             txs,
             spare_rx,
+            chunks_rx,
             handles,
             writer,
             intel,
@@ -261,6 +282,8 @@ impl Pipeline {
         Dispatcher {
             txs: self.txs.clone(),
             spare: self.spare_rx.clone(),
+            chunks: self.chunks_rx.clone(),
+            last_chunk: None,
             batches: (0..self.txs.len())
                 .map(|_| Batch::with_capacity(self.batch_n, self.batch_bytes))
                 .collect(),
@@ -337,6 +360,10 @@ pub const REPLAY_FLUSH_SECS: u64 = 2;
 pub struct Dispatcher {
     txs: Vec<Sender<Msg>>,
     spare: Receiver<Batch>,
+    /// Chunks the workers are done with ([`Dispatcher::chunk`]).
+    chunks: Receiver<Vec<u8>>,
+    /// The last chunk, when no batch kept it.
+    last_chunk: Option<Vec<u8>>,
     batches: Vec<Batch>,
     batch_n: usize,
     /// [`Limits::batch_bytes`].
@@ -358,24 +385,12 @@ impl Dispatcher {
     /// One packet: shard it, copy it into its worker's batch, send full batches.
     #[inline]
     pub fn push(&mut self, ts: Ts, wire_len: u32, linktype: i32, data: &[u8]) {
-        if ts > self.clock {
-            self.clock = ts;
-            if !self.live && self.clock >= self.next_flush {
-                // Replay: idle workers sweep and report how far they have got too, so the
-                // central thread's reordering never waits long for them (live capture flushes
-                // on the wall clock).
-                if self.next_flush > Ts::ZERO {
-                    self.flush(self.clock);
-                }
-                self.next_flush = self.clock.saturating_add_secs(REPLAY_FLUSH_SECS);
-            }
+        self.advance(ts);
+        let w = self.shard(linktype, data);
+        if self.batches[w].chunk.is_some() {
+            // The batch holds packets of a chunk (the file before was read by `pcapfile`).
+            self.send(w);
         }
-        let workers = self.txs.len();
-        let w = if workers == 1 {
-            0
-        } else {
-            (decode::shard_hash(linktype, data, &mut self.shard_scratch) % workers as u64) as usize
-        };
         let b = &mut self.batches[w];
         b.pkts.push(PktRef {
             ts,
@@ -388,6 +403,90 @@ impl Dispatcher {
         b.data.extend_from_slice(data);
         if b.pkts.len() >= self.batch_n || b.data.len() >= self.batch_bytes {
             self.send(w);
+        }
+    }
+
+    /// A buffer for [`crate::pcapfile::Reader::fill`]: a chunk the workers are done with, or a
+    /// new one of [`Limits::batch_bytes`] (so a chunk, like a batch, holds that plus at most one
+    /// packet, and as many are alive as batches).
+    pub fn chunk(&mut self) -> Vec<u8> {
+        self.last_chunk
+            .take()
+            .or_else(|| self.chunks.try_recv().ok())
+            .unwrap_or_else(|| vec![0; self.batch_bytes])
+    }
+
+    /// The packets of a chunk ([`crate::pcapfile::Record`]s): shard them into the workers'
+    /// batches, which share the chunk rather than copy the packets.
+    pub fn push_chunk(
+        &mut self,
+        chunk: Vec<u8>,
+        recs: &[Record],
+        linktype: i32,
+        mut each: impl FnMut(Ts, &Record),
+    ) {
+        let chunk = Arc::new(chunk);
+        for r in recs {
+            let ts = Ts::from_timeval(r.ts_sec, r.ts_usec);
+            each(ts, r);
+            self.advance(ts);
+            let data = chunk
+                .get(r.off as usize..)
+                .and_then(|d| d.get(..r.caplen as usize))
+                .unwrap_or_default();
+            let w = self.shard(linktype, data);
+            if !self.batches[w]
+                .chunk
+                .as_ref()
+                .is_some_and(|c| Arc::ptr_eq(c, &chunk))
+            {
+                if !self.batches[w].pkts.is_empty() {
+                    self.send(w);
+                }
+                self.batches[w].chunk = Some(Arc::clone(&chunk));
+            }
+            let b = &mut self.batches[w];
+            b.pkts.push(PktRef {
+                ts,
+                clock: self.clock,
+                off: r.off,
+                caplen: r.caplen,
+                wire_len: r.wire_len,
+                linktype,
+            });
+            if b.pkts.len() >= self.batch_n {
+                self.send(w);
+            }
+        }
+        // No batch took it (no packets), or the workers are done with them all already.
+        self.last_chunk = Arc::into_inner(chunk);
+    }
+
+    /// Advance the capture clock to `ts`.
+    #[inline]
+    fn advance(&mut self, ts: Ts) {
+        if ts > self.clock {
+            self.clock = ts;
+            if !self.live && self.clock >= self.next_flush {
+                // Replay: idle workers sweep and report how far they have got too, so the
+                // central thread's reordering never waits long for them (live capture flushes
+                // on the wall clock).
+                if self.next_flush > Ts::ZERO {
+                    self.flush(self.clock);
+                }
+                self.next_flush = self.clock.saturating_add_secs(REPLAY_FLUSH_SECS);
+            }
+        }
+    }
+
+    /// The worker a packet goes to.
+    #[inline]
+    fn shard(&mut self, linktype: i32, data: &[u8]) -> usize {
+        let workers = self.txs.len();
+        if workers == 1 {
+            0
+        } else {
+            (decode::shard_hash(linktype, data, &mut self.shard_scratch) % workers as u64) as usize
         }
     }
 
@@ -462,33 +561,14 @@ pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Resul
         if disp.failed {
             break;
         }
-        let mut reader = match FileReader::open(path, opts.bpf.as_deref()) {
-            Ok(r) => r,
-            Err(e) => {
-                summary.files_damaged += 1;
-                metrics.capture_files.with_label_values(&["damaged"]).inc();
-                metrics.capture_damage.with_label_values(&["corrupt"]).inc();
-                summary.damage.push((path.clone(), format!("{e:#}")));
-                continue;
-            }
-        };
-        let lt = reader.linktype;
-        if !decode::linktype::supported(lt) {
-            summary.damage.push((
-                path.clone(),
-                format!("link type {lt} is not supported; its packets are counted only"),
-            ));
-        }
         let mut n = 0u32;
-        let end = reader.for_each(|p| {
-            let ts = Ts::from_timeval(p.ts_sec, p.ts_usec);
+        let mut count = |ts: Ts, wire_len: u32, caplen: u32| {
             if summary.first_ts.is_none_or(|f| ts < f) {
                 summary.first_ts = Some(ts);
             }
             summary.packets += 1;
-            summary.bytes += u64::from(p.wire_len);
-            read_bytes += p.data.len() as u64 + 16;
-            disp.push(ts, p.wire_len, p.linktype, p.data);
+            summary.bytes += u64::from(wire_len);
+            read_bytes += u64::from(caplen) + 16;
             n = n.wrapping_add(1);
             if n.is_multiple_of(4096) {
                 if let Some(pb) = &progress {
@@ -496,7 +576,52 @@ pub fn replay(files: &FileList, opts: &Options, metrics: &Arc<Metrics>) -> Resul
                 }
                 metrics.replay_progress.set(read_bytes as i64);
             }
-        });
+        };
+        let end =
+            if let Some((format, mut file)) = crate::capture::chunked(path, opts.bpf.as_deref()) {
+                // A plain pcap file: read in chunks the workers share (see `pcapfile`).
+                let mut recs = Vec::new();
+                loop {
+                    let mut chunk = disp.chunk();
+                    let fill = file.fill(&mut chunk, &mut recs);
+                    disp.push_chunk(chunk, &recs, format.linktype, |ts, r| {
+                        count(ts, r.wire_len, r.caplen);
+                    });
+                    match fill {
+                        Fill::More if !disp.failed => {}
+                        Fill::More | Fill::End(Ok(())) => break FileEnd::Complete,
+                        Fill::End(Err(d)) => {
+                            break FileEnd::Damaged {
+                                kind: d.kind,
+                                message: d.message,
+                            }
+                        }
+                    }
+                }
+            } else {
+                let mut reader = match FileReader::open(path, opts.bpf.as_deref()) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        summary.files_damaged += 1;
+                        metrics.capture_files.with_label_values(&["damaged"]).inc();
+                        metrics.capture_damage.with_label_values(&["corrupt"]).inc();
+                        summary.damage.push((path.clone(), format!("{e:#}")));
+                        continue;
+                    }
+                };
+                let lt = reader.linktype;
+                if !decode::linktype::supported(lt) {
+                    summary.damage.push((
+                        path.clone(),
+                        format!("link type {lt} is not supported; its packets are counted only"),
+                    ));
+                }
+                reader.for_each(|p| {
+                    let ts = Ts::from_timeval(p.ts_sec, p.ts_usec);
+                    count(ts, p.wire_len, p.data.len() as u32);
+                    disp.push(ts, p.wire_len, p.linktype, p.data);
+                })
+            };
         match end {
             FileEnd::Complete => {
                 summary.files_ok += 1;
@@ -931,21 +1056,30 @@ impl Worker {
         total
     }
 
-    /// A worker thread: batches in, emptied batches back for reuse.
-    fn run(mut self, rx: Receiver<Msg>, spare: Sender<Batch>) -> WorkerStats {
+    /// A worker thread: batches in, emptied batches (and chunks) back for reuse.
+    fn run(
+        mut self,
+        rx: Receiver<Msg>,
+        spare: Sender<Batch>,
+        chunks: Sender<Vec<u8>>,
+    ) -> WorkerStats {
         for msg in rx {
             match msg {
                 Msg::Batch(mut b) => {
+                    let data = b.bytes();
                     for (i, p) in b.pkts.iter().enumerate() {
                         if i % TOUCH_GROUP == 0 {
-                            touch_ahead(&b, i);
+                            touch_ahead(&b.pkts, data, i);
                         }
                         let start = p.off as usize;
-                        if let Some(frame) = b.data.get(start..start + p.caplen as usize) {
+                        if let Some(frame) = data.get(start..start + p.caplen as usize) {
                             self.packet(p.ts, p.clock, p.wire_len, p.linktype, frame);
                         }
                     }
                     self.tick(b.now, false);
+                    if let Some(v) = b.chunk.take().and_then(Arc::into_inner) {
+                        let _ = chunks.try_send(v);
+                    }
                     b.data.clear();
                     b.pkts.clear();
                     let _ = spare.try_send(b);
