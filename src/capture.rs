@@ -277,7 +277,12 @@ impl FileReader {
         match r {
             Ok(()) => FileEnd::Complete,
             Err(e) => {
-                let message = e.to_string();
+                // libpcap's own words, without the crate's "libpcap error: " (the chunked
+                // reader words the same damage the same way).
+                let message = match e {
+                    pcap::Error::PcapError(m) => m,
+                    e => e.to_string(),
+                };
                 if message.contains("different from the type of the first interface") {
                     return self.mixed_pcapng(delivered, f);
                 }

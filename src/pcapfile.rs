@@ -19,9 +19,9 @@
 //! - one above the file's snapshot length is cut to it (the rest of the record is skipped);
 //! - a file that ends inside a record ends as truncated, after the records before it.
 //!
-//! The damage messages are libpcap's, word for word (with the `pcap` crate's "libpcap error: "
-//! before them), so a file reads the same whichever reader takes it; a test in `capture`
-//! compares the two on every capture in pcaps/ and on damaged copies of them.
+//! The damage messages are libpcap's, word for word, so a file reads the same whichever reader
+//! takes it; a test in `capture` compares the two on every capture in pcaps/ and on damaged
+//! copies of them.
 
 use std::io::Read;
 
@@ -55,11 +55,8 @@ pub struct Damage {
     pub message: String,
 }
 
-fn damage(kind: &'static str, libpcap_message: String) -> Damage {
-    Damage {
-        kind,
-        message: format!("libpcap error: {libpcap_message}"),
-    }
+fn damage(kind: &'static str, message: String) -> Damage {
+    Damage { kind, message }
 }
 
 /// What the file header says, as libpcap takes it.
@@ -347,14 +344,14 @@ mod tests {
         assert_eq!(d.kind, "truncated");
         assert_eq!(
             d.message,
-            "libpcap error: truncated dump file; tried to read 6 captured bytes, only got 3"
+            "truncated dump file; tried to read 6 captured bytes, only got 3"
         );
         let Fill::End(Err(d)) = cut(12).1 else {
             panic!()
         };
         assert_eq!(
             d.message,
-            "libpcap error: truncated dump file; tried to read 16 header bytes, only got 10"
+            "truncated dump file; tried to read 16 header bytes, only got 10"
         );
         let mut bad = f.clone();
         bad[FILE_HEADER + 8..FILE_HEADER + 12].copy_from_slice(&300_000u32.to_ne_bytes());
@@ -364,7 +361,7 @@ mod tests {
         assert_eq!(d.kind, "corrupt");
         assert_eq!(
             d.message,
-            "libpcap error: invalid packet capture length 300000, bigger than snaplen of 65535"
+            "invalid packet capture length 300000, bigger than snaplen of 65535"
         );
     }
 
