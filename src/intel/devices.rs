@@ -107,7 +107,40 @@ pub struct EvidenceSeen {
     /// cache (each identification of the device asked it for every value again).
     #[serde(skip)]
     pub claims: ClaimsMemo,
+    /// A byte of the value's hash, so that finding a value among its kind's compares few
+    /// values (each one a pointer to follow) ([`Device::add_evidence_at`]).
+    #[serde(skip)]
+    pub tag: ValueTag,
 }
+
+// Four one-byte fields next to the 28 bytes of value and time: the tag fits in what was padding.
+const _: () = assert!(std::mem::size_of::<EvidenceSeen>() == 40);
+const _: () = assert!(std::mem::size_of::<ProtoKey>() == 24);
+
+/// One byte of an evidence value's hash, never 0; 0 (a value read from the store before
+/// [`DeviceTable::load`] tagged it): not known. Not part of the value: equal whatever it holds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ValueTag(u8);
+
+impl ValueTag {
+    pub fn of(value: &str) -> ValueTag {
+        let h = ahash::RandomState::with_seeds(0x7461, 0x6776, 0x616c, 0x7565).hash_one(value);
+        ValueTag(((h >> 56) as u8).max(1))
+    }
+
+    /// Whether a value tagged `self` may be one tagged `other`.
+    fn may_be(self, other: ValueTag) -> bool {
+        self.0 == other.0 || self.0 == 0
+    }
+}
+
+impl PartialEq for ValueTag {
+    fn eq(&self, _: &ValueTag) -> bool {
+        true
+    }
+}
+
+impl Eq for ValueTag {}
 
 /// [`MatchCache::claims`] of one evidence value, remembered with the signature set it was
 /// asked with (30 bits of [`Signatures::serial`]; 0: not asked). Not part of the value: equal
@@ -137,6 +170,105 @@ impl PartialEq for ClaimsMemo {
 }
 
 impl Eq for ClaimsMemo {}
+
+/// A protocol name as a device's `protocols` map keys it (see [`protocol_name`]). A name of
+/// up to [`PROTO_KEY_INLINE`] bytes (every name [`protocol_name`] gives: at most 15) is held in
+/// the key itself, zero-padded, so that finding a flow's protocol compares bytes in the map's
+/// node instead of following each key's pointer to its own small allocation (on a device not
+/// touched for a while, a cache miss per key compared), and a device's new protocol allocates
+/// nothing. Longer names (only from a state stored by another version) are kept on the heap.
+/// Ordered, shown and stored as the name.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ProtoKey {
+    Inline {
+        len: u8,
+        bytes: [u8; PROTO_KEY_INLINE],
+    },
+    Heap(Box<str>),
+}
+
+/// The longest protocol name a [`ProtoKey`] holds in itself.
+pub const PROTO_KEY_INLINE: usize = 22;
+
+impl ProtoKey {
+    pub fn new(name: &str) -> ProtoKey {
+        let n = name.len();
+        if n <= PROTO_KEY_INLINE {
+            let mut bytes = [0; PROTO_KEY_INLINE];
+            bytes[..n].copy_from_slice(name.as_bytes());
+            ProtoKey::Inline {
+                len: n as u8,
+                bytes,
+            }
+        } else {
+            ProtoKey::Heap(name.into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            ProtoKey::Inline { len, bytes } => {
+                // Made from a `&str` cut at its length: valid UTF-8.
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            ProtoKey::Heap(s) => s,
+        }
+    }
+}
+
+impl Ord for ProtoKey {
+    fn cmp(&self, other: &ProtoKey) -> std::cmp::Ordering {
+        match (self, other) {
+            // Zero-padded names compare as the names do once equal padded ones are ordered by
+            // length (a name is a prefix of the longer one then): without a memcmp call.
+            (ProtoKey::Inline { len: a, bytes: x }, ProtoKey::Inline { len: b, bytes: y }) => {
+                let hi = |v: &[u8; PROTO_KEY_INLINE]| {
+                    let mut w = [0; 16];
+                    w.copy_from_slice(&v[..16]);
+                    u128::from_be_bytes(w)
+                };
+                let lo = |v: &[u8; PROTO_KEY_INLINE]| {
+                    let mut w = [0; 8];
+                    w[..PROTO_KEY_INLINE - 16].copy_from_slice(&v[16..]);
+                    u64::from_be_bytes(w)
+                };
+                (hi(x), lo(x), a).cmp(&(hi(y), lo(y), b))
+            }
+            _ => self.as_str().cmp(other.as_str()),
+        }
+    }
+}
+
+impl PartialOrd for ProtoKey {
+    fn partial_cmp(&self, other: &ProtoKey) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::borrow::Borrow<str> for ProtoKey {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for ProtoKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl Serialize for ProtoKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ProtoKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ProtoKey, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(ProtoKey::new(&s))
+    }
+}
 
 /// Flows a device took part in with one protocol, by role.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,7 +328,7 @@ pub struct Device {
     pub last_seen: i64,
     /// Protocol name (`dicom`, `hl7`, `tls`, ..., or `tcp/8080` when not identified) → flows
     /// by role.
-    pub protocols: BTreeMap<String, RoleCounts>,
+    pub protocols: BTreeMap<ProtoKey, RoleCounts>,
     /// Peer address → aggregate counts.
     pub peers: BTreeMap<IpAddr, PeerCounts>,
     /// All flows together.
@@ -307,26 +439,29 @@ impl Device {
 
     /// [`Device::add_evidence`], giving where the new (or more confident) value is in the list.
     fn add_evidence_at(&mut self, e: &Evidence, ts: i64) -> Option<usize> {
-        // The list is sorted by (kind, value) without repeats (see `DeviceTable::load`): where
-        // the value is, or would be inserted.
-        let at = self
-            .evidence
-            .partition_point(|s| (s.kind, s.value.as_str()) < (e.kind, e.value.as_str()));
-        if let Some(s) = self
-            .evidence
-            .get_mut(at)
-            .filter(|s| s.kind == e.kind && s.value == e.value)
+        // The list is sorted by (kind, value) without repeats (see `DeviceTable::load`). The
+        // kind's values are found comparing kinds only (in the list itself), then the value
+        // among them by its tag: a value's text is read (a pointer followed, often a cache
+        // miss) only when its tag matches, most often the one value that is equal.
+        let tag = ValueTag::of(&e.value);
+        let lo = self.evidence.partition_point(|s| s.kind < e.kind);
+        let run = self.evidence[lo..]
+            .iter()
+            .take_while(|s| s.kind == e.kind)
+            .count();
+        if let Some((i, s)) = self.evidence[lo..lo + run]
+            .iter_mut()
+            .enumerate()
+            .find(|(_, s)| s.tag.may_be(tag) && s.value == e.value)
         {
             s.first_seen = s.first_seen.min(ts);
             if e.confidence > s.confidence {
                 s.confidence = e.confidence;
-                return Some(at);
+                return Some(lo + i);
             }
             return None;
         }
-        if self.evidence.len() >= MAX_EVIDENCE
-            || self.evidence.iter().filter(|s| s.kind == e.kind).count() >= MAX_EVIDENCE_PER_KIND
-        {
+        if self.evidence.len() >= MAX_EVIDENCE || run >= MAX_EVIDENCE_PER_KIND {
             let h = {
                 use std::hash::{Hash, Hasher};
                 let mut s = std::hash::DefaultHasher::new();
@@ -343,6 +478,8 @@ impl Device {
         // the list empty on average, in every device. To the end of the allocator's size
         // class, though: that room is there anyway, and each growth is a `realloc`.
         // Kept sorted by (kind, value) (see `DeviceTable::load`): inserted in its place.
+        let at = lo
+            + self.evidence[lo..lo + run].partition_point(|s| s.value.as_str() < e.value.as_str());
         if self.evidence.len() == self.evidence.capacity() {
             let n = self.evidence.len();
             let want = fill_size_class::<EvidenceSeen>((n + 1).max(MIN_EVIDENCE_ROOM));
@@ -357,6 +494,7 @@ impl Device {
                 confidence: e.confidence,
                 first_seen: ts,
                 claims: ClaimsMemo::default(),
+                tag,
             },
         );
         if HOSTNAME_KINDS.contains(&e.kind) {
@@ -370,15 +508,16 @@ impl Device {
     }
 
     fn add_protocol(&mut self, name: &str, server: bool) {
-        // A device speaks few protocols: then a scan comparing lengths first beats the
-        // ordered search (a string comparison per step).
+        // A device speaks few protocols: then a scan comparing keys for equality (the
+        // name's bytes in the key) beats the ordered search.
+        let key = ProtoKey::new(name);
         let known = if self.protocols.len() <= SCAN_PROTOCOLS {
             self.protocols
                 .iter_mut()
-                .find(|(k, _)| k.as_str() == name)
+                .find(|(k, _)| **k == key)
                 .map(|(_, r)| r)
         } else {
-            self.protocols.get_mut(name)
+            self.protocols.get_mut(&key)
         };
         let r = match known {
             Some(r) => r,
@@ -387,7 +526,7 @@ impl Device {
                     self.overflow.protocols += 1;
                     return;
                 }
-                self.protocols.entry(name.to_string()).or_default()
+                self.protocols.entry(key).or_default()
             }
         };
         if server {
@@ -569,7 +708,7 @@ pub struct DeviceView<'a> {
     pub first_seen: Ts,
     pub last_seen: Ts,
     pub router: bool,
-    pub protocols: &'a BTreeMap<String, RoleCounts>,
+    pub protocols: &'a BTreeMap<ProtoKey, RoleCounts>,
     pub peers: PeersView<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overflow: Option<&'a Overflow>,
@@ -655,7 +794,7 @@ impl DeviceView<'_> {
             if i > 0 {
                 b.push(b',');
             }
-            push_json_str(b, name);
+            push_json_str(b, name.as_str());
             b.extend_from_slice(b":{\"client\":");
             push_u64(b, r.client);
             b.extend_from_slice(b",\"server\":");
@@ -921,6 +1060,9 @@ impl DeviceTable {
             // The evidence list is kept sorted by (kind, value) (as it is stored).
             d.evidence
                 .sort_by(|a, b| (a.kind, &a.value).cmp(&(b.kind, &b.value)));
+            for e in &mut d.evidence {
+                e.tag = ValueTag::of(&e.value);
+            }
             d.reidentify(sigs, &mut self.matches);
             let i = self.devices.len();
             if let Some(m) = d
@@ -1475,6 +1617,89 @@ mod tests {
 
     fn sigs() -> Signatures {
         Signatures::shipped().unwrap()
+    }
+
+    /// Protocol keys order, compare and serialize as their names do, inline or not.
+    #[test]
+    fn proto_keys_are_their_names() {
+        let names = [
+            "",
+            "a",
+            "ab",
+            "ab\0",
+            "ab\0a",
+            "ab\u{1}",
+            "abc",
+            "b",
+            "dicom",
+            "hl7",
+            "tcp/104",
+            "tcp/1040",
+            "tcp/8080",
+            "udp/53",
+            "ipv6-icmp/65535",
+            "zzzzzzzzzzzzzzzzzzzzz",
+            "zzzzzzzzzzzzzzzzzzzzzz",
+            "zzzzzzzzzzzzzzzzzzzzzzz",
+            "zzzzzzzzzzzzzzzzzzzzzzzz",
+            "zzzzzzzzzzzzzzzzzzzzza",
+            "zzzzzzzzzzzzzzzzzzzzzzza",
+            "\u{e9}t\u{e9}",
+        ];
+        for x in names {
+            let kx = ProtoKey::new(x);
+            assert_eq!(kx.as_str(), x);
+            assert_eq!(
+                matches!(kx, ProtoKey::Inline { .. }),
+                x.len() <= PROTO_KEY_INLINE
+            );
+            let json = serde_json::to_string(&kx).unwrap();
+            assert_eq!(json, serde_json::to_string(x).unwrap());
+            assert_eq!(serde_json::from_str::<ProtoKey>(&json).unwrap(), kx);
+            for y in names {
+                let ky = ProtoKey::new(y);
+                assert_eq!(kx.cmp(&ky), x.cmp(y), "{x:?} {y:?}");
+                assert_eq!(kx == ky, x == y, "{x:?} {y:?}");
+            }
+        }
+        let mut d = Device::new("mac:x".into(), None, 0);
+        for n in ["tls", "dns", "tcp/8080", "dns", "tls", "tls"] {
+            d.add_protocol(n, false);
+        }
+        let json = serde_json::to_string(&d.protocols).unwrap();
+        assert_eq!(
+            json,
+            r#"{"dns":{"client":2,"server":0},"tcp/8080":{"client":1,"server":0},"tls":{"client":3,"server":0}}"#
+        );
+    }
+
+    /// Evidence values are found among their kind's whatever their tags (an untagged value,
+    /// as read from the store, is compared in full), and kept sorted by (kind, value).
+    #[test]
+    fn evidence_found_by_tag_and_kept_sorted() {
+        let mut d = Device::new("mac:x".into(), None, 0);
+        let values: Vec<String> = (0..MAX_EVIDENCE_PER_KIND)
+            .map(|n| format!("v{}", 7 * n % 5 + n))
+            .collect();
+        for k in [K::HttpUserAgent, K::DhcpHostname, K::DhcpVendorClass] {
+            for v in &values {
+                assert!(d.add_evidence(&Evidence::new(k, v.clone()), 5));
+            }
+        }
+        let mut sorted = d.evidence.clone();
+        sorted.sort_by(|a, b| (a.kind, &a.value).cmp(&(b.kind, &b.value)));
+        assert_eq!(d.evidence, sorted);
+        for e in &mut d.evidence[..4] {
+            e.tag = ValueTag::default();
+        }
+        for k in [K::HttpUserAgent, K::DhcpHostname, K::DhcpVendorClass] {
+            for v in &values {
+                assert!(!d.add_evidence(&Evidence::new(k, v.clone()), 1));
+            }
+        }
+        assert_eq!(d.evidence.len(), 3 * MAX_EVIDENCE_PER_KIND);
+        assert!(d.evidence.iter().all(|e| e.first_seen == 1));
+        assert_eq!(d.overflow.evidence, 0);
     }
 
     /// The allocation-free protocol name is the `name/port` text for every port.
