@@ -91,7 +91,26 @@ pub struct AddrSeen {
     pub ip: IpAddr,
     pub first_seen: i64,
     pub last_seen: i64,
+    /// The table's address index gives this device for the address ([`DeviceTable::index_ip`]).
+    #[serde(skip)]
+    pub indexed: Indexed,
 }
+
+/// Whether [`DeviceTable`]'s `by_ip` is known to give the device an address is in for it
+/// (false: not known; kept true only while it does). Not part of the address: equal whatever
+/// it holds. In what was padding.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Indexed(bool);
+
+impl PartialEq for Indexed {
+    fn eq(&self, _: &Indexed) -> bool {
+        true
+    }
+}
+
+impl Eq for Indexed {}
+
+const _: () = assert!(std::mem::size_of::<AddrSeen>() == 40);
 
 /// One distinct evidence value and when it was first seen. (No last-seen time or count:
 /// workers skip repeats of packet evidence ([`crate::fingerprint::tap`]), so those would
@@ -393,10 +412,16 @@ impl Device {
 
     /// Record an address; true if it is new to the device.
     fn add_ip(&mut self, ip: IpAddr, ts: i64) -> bool {
+        self.note_ip(ip, ts).0
+    }
+
+    /// [`Device::add_ip`], and whether the table's address index is known to give this device
+    /// for the address (see [`AddrSeen::indexed`]).
+    fn note_ip(&mut self, ip: IpAddr, ts: i64) -> (bool, bool) {
         if let Some(a) = self.ips.iter_mut().find(|a| a.ip == ip) {
             a.first_seen = a.first_seen.min(ts);
             a.last_seen = a.last_seen.max(ts);
-            return false;
+            return (false, a.indexed.0);
         }
         if self.ips.len() >= MAX_IPS {
             // Keep the most recently seen.
@@ -409,7 +434,7 @@ impl Device {
                 .map(|(i, a)| (i, a.last_seen))
                 .unwrap_or((0, i64::MIN));
             if oldest > ts {
-                return false;
+                return (false, false);
             }
             self.ips.remove(i);
         }
@@ -417,9 +442,10 @@ impl Device {
             ip,
             first_seen: ts,
             last_seen: ts,
+            indexed: Indexed(false),
         });
         self.ips.sort_by_key(|a| a.ip);
-        true
+        (true, false)
     }
 
     fn distinct_source_ips(&self) -> (usize, usize) {
@@ -1284,14 +1310,18 @@ impl DeviceTable {
                     self.devices[i].seen(ts);
                     self.touch(i);
                     let Some(ip) = ip else { return Some(i) };
-                    if self.devices[i].add_ip(ip, ts) {
+                    let (new, indexed) = self.devices[i].note_ip(ip, ts);
+                    if new {
                         let (v4, v6) = self.devices[i].distinct_source_ips();
                         if v4 > ROUTER_MIN_IPV4 || v6 > ROUTER_MIN_IPV6 {
                             self.become_router(i, ts, sigs);
                         }
                     }
                     if !self.devices[i].router {
-                        self.by_ip.insert(ip, i);
+                        // Most often the index gives it already (its address seen again).
+                        if !indexed {
+                            self.index_ip(ip, i);
+                        }
                         return Some(i);
                     }
                 }
@@ -1324,6 +1354,25 @@ impl DeviceTable {
         self.devices[i].add_ip(ip, ts);
         self.by_ip.insert(ip, i);
         Some(i)
+    }
+
+    /// The address index gives device `i` for `ip` from now on, and the device's entry for the
+    /// address says so (see [`AddrSeen::indexed`]); the device the index gave before, if
+    /// another, no longer has it indexed. (Only here does the index change which device it
+    /// gives for an address: elsewhere it gains addresses it had none for, or loses a router's.)
+    fn index_ip(&mut self, ip: IpAddr, i: usize) {
+        if let Some(old) = self.by_ip.insert(ip, i).filter(|&old| old != i) {
+            if let Some(a) = self
+                .devices
+                .get_mut(old)
+                .and_then(|d| d.ips.iter_mut().find(|a| a.ip == ip))
+            {
+                a.indexed = Indexed(false);
+            }
+        }
+        if let Some(a) = self.devices[i].ips.iter_mut().find(|a| a.ip == ip) {
+            a.indexed = Indexed(true);
+        }
     }
 
     /// Device `i`'s MAC turned out to be a router's. What was attributed to it through that MAC
@@ -1700,6 +1749,26 @@ mod tests {
         assert_eq!(d.evidence.len(), 3 * MAX_EVIDENCE_PER_KIND);
         assert!(d.evidence.iter().all(|e| e.first_seen == 1));
         assert_eq!(d.overflow.evidence, 0);
+    }
+
+    /// An address that goes from one device to another and back is looked up as the device
+    /// that last had it, whether or not the index had to change.
+    #[test]
+    fn address_index_follows_the_last_device() {
+        let s = sigs();
+        let mut t = DeviceTable::new(100);
+        let (a, b) = ([0x00, 0x09, 0x5c, 1, 2, 3], [0x00, 0x09, 0x5c, 1, 2, 4]);
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        let who = |t: &DeviceTable| t.by_ip.get(&ip).map(|&i| t.get(i).key.clone());
+        for (n, m) in [a, a, b, b, a, b, a, a].into_iter().enumerate() {
+            let i = t.resolve(m, Some(ip), n as i64, true, &s).unwrap();
+            assert_eq!(who(&t).as_deref(), Some(t.get(i).key.as_str()));
+            for (j, d) in t.devices().iter().enumerate() {
+                for e in d.ips.iter().filter(|e| e.indexed.0) {
+                    assert_eq!(t.by_ip.get(&e.ip), Some(&j));
+                }
+            }
+        }
     }
 
     /// The allocation-free protocol name is the `name/port` text for every port.
