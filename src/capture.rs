@@ -118,20 +118,56 @@ pub enum FileEnd {
     },
 }
 
-/// `path` as [`crate::pcapfile`] reads it, when that reader takes the file (a plain pcap file
-/// of a link type medtap decodes) and there is no `--bpf`; `None`: read it with [`FileReader`]
-/// (which also words any error opening it).
+/// `path` as [`crate::pcapfile`] reads it, when that reader takes the file, and there is no
+/// `--bpf`; `None`: read it with [`FileReader`] (which also words any error opening it).
+///
+/// libpcap opens the file, on an unbuffered stream, and reads its header: it says what the file
+/// is, its link type (a DLT_ value) and its snapshot length (adjusted). The chunked reader takes
+/// a pcap file in the host's byte order, version 2.4, of a link type medtap decodes (and with
+/// the timestamp unit and extra link-type bits [`crate::pcapfile::takes`] checks), and reads
+/// its records from where libpcap stopped, on a duplicate of the stream's descriptor.
+#[allow(unsafe_code)]
 pub fn chunked(
     path: &Path,
     bpf: Option<&str>,
 ) -> Option<(crate::pcapfile::Format, crate::pcapfile::Reader<File>)> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::fd::FromRawFd;
+    use std::os::unix::fs::FileExt;
     if bpf.is_some() {
         return None;
     }
-    let mut f = File::open(path).ok()?;
+    let (cap, _buf, fd) = open_offline_buffered(path, 0).ok()?;
+    let linktype = cap.get_datalink().0;
+    let p = cap.as_ptr().cast::<libc::c_void>();
+    // SAFETY: `p` is the open handle `cap` holds.
+    let (snapshot, swapped) = unsafe { (ffi::pcap_snapshot(p), ffi::pcap_is_swapped(p)) };
+    if swapped != 0
+        || (cap.major_version(), cap.minor_version()) != (2, 4)
+        || !crate::decode::linktype::supported(linktype)
+    {
+        return None;
+    }
+    // SAFETY: `fd` is the descriptor of the stream `cap` holds, open until `cap` is dropped;
+    // the duplicate is a new descriptor, owned by the `File` from here on.
+    let mut f = unsafe {
+        let dup = libc::dup(fd);
+        if dup < 0 {
+            return None;
+        }
+        File::from_raw_fd(dup)
+    };
+    drop(cap);
     let mut header = [0u8; crate::pcapfile::FILE_HEADER];
-    f.read_exact(&mut header).ok()?;
-    let format = crate::pcapfile::takes(&header)?;
+    f.read_exact_at(&mut header, 0).ok()?;
+    let nsec = crate::pcapfile::takes(&header)?;
+    f.seek(SeekFrom::Start(crate::pcapfile::FILE_HEADER as u64))
+        .ok()?;
+    let format = crate::pcapfile::Format {
+        nsec,
+        linktype,
+        snapshot: u32::try_from(snapshot).ok()?,
+    };
     Some((format, crate::pcapfile::Reader::new(f, format)))
 }
 
@@ -166,6 +202,10 @@ mod ffi {
         ) -> *mut libc::c_void;
         /// `__fsetlocking` of glibc's (and musl's) stdio_ext.h.
         pub fn __fsetlocking(fp: *mut libc::FILE, kind: libc::c_int) -> libc::c_int;
+        /// The snapshot length of a savefile handle, as libpcap adjusted the file's.
+        pub fn pcap_snapshot(p: *mut libc::c_void) -> libc::c_int;
+        /// Whether the savefile is in the other byte order.
+        pub fn pcap_is_swapped(p: *mut libc::c_void) -> libc::c_int;
     }
     /// `FSETLOCKING_BYCALLER` of stdio_ext.h.
     pub const FSETLOCKING_BYCALLER: libc::c_int = 2;
@@ -190,6 +230,17 @@ fn handle_ptr<P>(
 /// libpcap's own.
 #[allow(unsafe_code)]
 fn open_offline(path: &Path) -> Result<(pcap::Capture<pcap::Offline>, Box<[u8]>), pcap::Error> {
+    open_offline_buffered(path, FILE_BUFFER_BYTES).map(|(cap, buf, _)| (cap, buf))
+}
+
+/// An open savefile handle, its stdio buffer (kept until the handle is closed) and the stream's
+/// file descriptor.
+type Opened = (pcap::Capture<pcap::Offline>, Box<[u8]>, libc::c_int);
+
+/// [`open_offline`] with a stdio buffer of `buffer` bytes (0: unbuffered, so that libpcap reads
+/// the file header and nothing more); also gives the stream's file descriptor.
+#[allow(unsafe_code)]
+fn open_offline_buffered(path: &Path, buffer: usize) -> Result<Opened, pcap::Error> {
     use std::os::unix::ffi::OsStrExt;
     let cpath = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| pcap::Error::InvalidInputString)?;
@@ -202,13 +253,19 @@ fn open_offline(path: &Path) -> Result<(pcap::Capture<pcap::Offline>, Box<[u8]>)
         let msg = msg.split(" (os error").next().unwrap_or(&msg);
         return Err(pcap::Error::PcapError(format!("{}: {msg}", path.display())));
     }
-    let mut buf = vec![0u8; FILE_BUFFER_BYTES].into_boxed_slice();
+    let mut buf = vec![0u8; buffer].into_boxed_slice();
     // SAFETY: `fp` is a stream just opened, before any I/O on it (as setvbuf requires); `buf`
     // is returned with the handle and the caller keeps it until after the handle is closed.
     // A failure only leaves the default buffer.
     unsafe {
-        libc::setvbuf(fp, buf.as_mut_ptr().cast(), libc::_IOFBF, buf.len());
+        if buffer == 0 {
+            libc::setvbuf(fp, std::ptr::null_mut(), libc::_IONBF, 0);
+        } else {
+            libc::setvbuf(fp, buf.as_mut_ptr().cast(), libc::_IOFBF, buf.len());
+        }
     }
+    // SAFETY: `fp` is an open stream.
+    let fd = unsafe { libc::fileno(fp) };
     // SAFETY: `fp` is open and not yet shared. Only the thread that reads the handle touches the
     // stream, so stdio need not take its lock around each of libpcap's two `fread`s a packet.
     unsafe {
@@ -233,7 +290,7 @@ fn open_offline(path: &Path) -> Result<(pcap::Capture<pcap::Offline>, Box<[u8]>)
         };
         return Err(pcap::Error::PcapError(msg.to_string_lossy().into_owned()));
     };
-    Ok((pcap::Capture::from(handle), buf))
+    Ok((pcap::Capture::from(handle), buf, fd))
 }
 
 impl FileReader {

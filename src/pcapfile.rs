@@ -8,12 +8,12 @@
 //! bench.pcap that was about half of the capture thread's time, and that thread shares a core
 //! with the central one.
 //!
-//! Only files this reader takes exactly as libpcap 1.10 does come here ([`takes`], called by
-//! [`crate::capture::chunked`]): a pcap file (not pcapng) in the host's byte order, format
-//! version 2.4, with microsecond or nanosecond timestamps and a link type medtap decodes, and
-//! no `--bpf`; libpcap reads every other file. The header is taken as libpcap's
-//! `pcap_check_header` takes it (link type numbers mapped to DLT_ values, the snapshot length
-//! adjusted), and each record as its `pcap_next_packet` does:
+//! libpcap opens every file and reads its header ([`crate::capture::chunked`]); only files
+//! this reader takes exactly as libpcap 1.10 does come here ([`takes`]): a pcap file (not
+//! pcapng) in the host's byte order, format version 2.4, with microsecond or nanosecond
+//! timestamps and a link type medtap decodes, and no `--bpf`; libpcap reads every other file.
+//! The link type and snapshot length are libpcap's, and each record is taken as its
+//! `pcap_next_packet` takes it:
 //! - the timestamp's two fields are signed 32-bit numbers; nanoseconds are divided by 1,000;
 //! - a captured length above [`MAX_CAPLEN`] ends the file as corrupt;
 //! - one above the file's snapshot length is cut to it (the rest of the record is skipped);
@@ -59,51 +59,36 @@ fn damage(kind: &'static str, message: String) -> Damage {
     Damage { kind, message }
 }
 
-/// What the file header says, as libpcap takes it.
+/// How a file's records are read: what libpcap said of it, and its timestamp unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Format {
     /// Timestamps in nanoseconds (else microseconds).
     pub nsec: bool,
     /// The link type as libpcap gives it (a DLT_ value).
     pub linktype: i32,
-    /// The snapshot length as libpcap adjusts it (0 or above [`MAX_CAPLEN`]: [`MAX_CAPLEN`]).
+    /// The snapshot length as libpcap adjusted the file's (at most [`MAX_CAPLEN`]).
     pub snapshot: u32,
 }
 
-/// Whether this reader takes a file with this header (its first [`FILE_HEADER`] bytes), and
-/// how. `None`: libpcap reads the file.
-pub fn takes(header: &[u8]) -> Option<Format> {
+/// Whether this reader takes a file with this header (its first [`FILE_HEADER`] bytes), once
+/// libpcap has opened it, and if so whether its timestamps are in nanoseconds. `None`: libpcap
+/// reads the file.
+pub fn takes(header: &[u8]) -> Option<bool> {
     let h: &[u8; FILE_HEADER] = header.get(..FILE_HEADER)?.try_into().ok()?;
     let u32_at = |i: usize| u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
     let u16_at = |i: usize| u16::from_ne_bytes([h[i], h[i + 1]]);
+    // The host's byte order, micro- or nanoseconds (not Kuznetsov's format, whose record
+    // headers are longer).
     let nsec = match u32_at(0) {
         0xa1b2_c3d4 => false,
         0xa1b2_3c4d => true,
         _ => return None,
     };
-    // Version 2.4 only: libpcap swaps or may swap the two lengths of older versions.
-    if u16_at(4) != 2 || u16_at(6) != 4 {
-        return None;
-    }
-    // libpcap's linktype_to_dlt: LINKTYPE_RAW (101) is DLT_RAW (12 on Linux); every other
-    // type medtap decodes has the same number in both. A link type with any of the top six
-    // bits set (LT_LINKTYPE_EXT: extra information libpcap keeps apart) is left to libpcap.
-    let linktype = match u32_at(20) {
-        101 => crate::decode::linktype::RAW_OPENBSD,
-        lt => i32::try_from(lt).ok()?,
-    };
-    if !crate::decode::linktype::supported(linktype) {
-        return None;
-    }
-    let snapshot = match u32_at(16) {
-        0 => MAX_CAPLEN,
-        s => s.min(MAX_CAPLEN),
-    };
-    Some(Format {
-        nsec,
-        linktype,
-        snapshot,
-    })
+    // Version 2.4 only: libpcap swaps or may swap the two lengths of older versions. A link
+    // type with any of the top six bits set (LT_LINKTYPE_EXT: extra information libpcap keeps
+    // apart) is left to libpcap.
+    let plain = u16_at(4) == 2 && u16_at(6) == 4 && u32_at(20) & 0xFC00_0000 == 0;
+    plain.then_some(nsec)
 }
 
 /// The complete records at the start of `buf`, appended to `recs`. Returns the bytes they take
@@ -278,8 +263,9 @@ mod tests {
     /// Every record and the end, reading `bytes` (after its header) in chunks of `chunk` bytes.
     fn read_all(bytes: &[u8], chunk: usize, snapshot: u32) -> (Vec<(Record, Vec<u8>)>, Fill) {
         let format = Format {
+            nsec: takes(bytes).expect("a plain pcap header"),
+            linktype: 1,
             snapshot,
-            ..takes(bytes).expect("a plain pcap header")
         };
         let mut r = Reader::new(&bytes[FILE_HEADER..], format);
         let mut out = Vec::new();
@@ -372,8 +358,12 @@ mod tests {
         let mut f = file(false, &[(1, 0, b"abcdef", 6), (2, 0, b"ghijkl", 6)]);
         let second = FILE_HEADER + 16 + 6;
         f[second + 8..second + 12].copy_from_slice(&3_955_520_738u32.to_ne_bytes());
-        let nsec = takes(&f).unwrap();
-        let mut r = Reader::new(&f[FILE_HEADER..], nsec);
+        let format = Format {
+            nsec: takes(&f).unwrap(),
+            linktype: 1,
+            snapshot: 65_535,
+        };
+        let mut r = Reader::new(&f[FILE_HEADER..], format);
         let mut recs = Vec::new();
         // The first chunk ends 12 bytes into the second record's header.
         let mut buf = vec![0u8; 16 + 6 + 12];
@@ -389,21 +379,8 @@ mod tests {
     #[test]
     fn other_formats_are_left_to_libpcap() {
         let f = file(false, &[]);
-        let plain = Format {
-            nsec: false,
-            linktype: 1,
-            snapshot: 65_535,
-        };
-        assert_eq!(takes(&f), Some(plain));
-        let mut raw = f.clone();
-        raw[20] = 101;
-        assert_eq!(takes(&raw).map(|x| x.linktype), Some(12));
-        let mut unknown = f.clone();
-        unknown[20] = 147;
-        assert_eq!(takes(&unknown), None);
-        let mut any_snap = f.clone();
-        any_snap[16..20].copy_from_slice(&0u32.to_ne_bytes());
-        assert_eq!(takes(&any_snap).map(|x| x.snapshot), Some(MAX_CAPLEN));
+        assert_eq!(takes(&f), Some(false));
+        assert_eq!(takes(&file(true, &[])), Some(true));
         assert_eq!(takes(&f[..20]), None);
         let mut v23 = f.clone();
         v23[6] = 3;
