@@ -121,11 +121,11 @@ pub enum FileEnd {
 /// `path` as [`crate::pcapfile`] reads it, when that reader takes the file, and there is no
 /// `--bpf`; `None`: read it with [`FileReader`] (which also words any error opening it).
 ///
-/// libpcap opens the file, on an unbuffered stream, and reads its header: it says what the file
-/// is, its link type (a DLT_ value) and its snapshot length (adjusted). The chunked reader takes
-/// a pcap file in the host's byte order, version 2.4, of a link type medtap decodes (and with
-/// the timestamp unit and extra link-type bits [`crate::pcapfile::takes`] checks), and reads
-/// its records from where libpcap stopped, on a duplicate of the stream's descriptor.
+/// libpcap opens the file, on an unbuffered stream, and reads its header: it says whether it is
+/// a capture at all, its link type (a DLT_ value) and its snapshot length (adjusted). The
+/// chunked reader takes a file of a link type medtap decodes whose header
+/// [`crate::pcapfile::takes`] (pcap, host byte order, version 2.4), and reads its records on a
+/// duplicate of the stream's descriptor.
 #[allow(unsafe_code)]
 pub fn chunked(
     path: &Path,
@@ -139,15 +139,11 @@ pub fn chunked(
     }
     let (cap, _buf, fd) = open_offline_buffered(path, 0).ok()?;
     let linktype = cap.get_datalink().0;
-    let p = cap.as_ptr().cast::<libc::c_void>();
-    // SAFETY: `p` is the open handle `cap` holds.
-    let (snapshot, swapped) = unsafe { (ffi::pcap_snapshot(p), ffi::pcap_is_swapped(p)) };
-    if swapped != 0
-        || (cap.major_version(), cap.minor_version()) != (2, 4)
-        || !crate::decode::linktype::supported(linktype)
-    {
+    if !crate::decode::linktype::supported(linktype) {
         return None;
     }
+    // SAFETY: the pointer is the open handle `cap` holds.
+    let snapshot = unsafe { ffi::pcap_snapshot(cap.as_ptr().cast()) };
     // SAFETY: `fd` is the descriptor of the stream `cap` holds, open until `cap` is dropped;
     // the duplicate is a new descriptor, owned by the `File` from here on.
     let mut f = unsafe {
@@ -204,8 +200,6 @@ mod ffi {
         pub fn __fsetlocking(fp: *mut libc::FILE, kind: libc::c_int) -> libc::c_int;
         /// The snapshot length of a savefile handle, as libpcap adjusted the file's.
         pub fn pcap_snapshot(p: *mut libc::c_void) -> libc::c_int;
-        /// Whether the savefile is in the other byte order.
-        pub fn pcap_is_swapped(p: *mut libc::c_void) -> libc::c_int;
     }
     /// `FSETLOCKING_BYCALLER` of stdio_ext.h.
     pub const FSETLOCKING_BYCALLER: libc::c_int = 2;

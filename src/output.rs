@@ -957,42 +957,6 @@ mod tests {
         }
     }
 
-    /// `push_ipv6` as it was written before its groups were written four bytes at a time.
-    fn push_ipv6_reference(b: &mut Vec<u8>, a: std::net::Ipv6Addr) {
-        if let Some(v4) = a.to_ipv4_mapped() {
-            b.extend_from_slice(b"::ffff:");
-            return push_ip(b, IpAddr::V4(v4));
-        }
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let g = a.segments();
-        let (best, best_len) = longest_zero_run(&g);
-        let mut t = [0u8; 40];
-        let mut n = 0;
-        let group = |t: &mut [u8; 40], n: &mut usize, s: u16| {
-            let digits = (4 - s.leading_zeros() as usize / 4).max(1);
-            for k in (0..digits).rev() {
-                t[*n] = HEX[usize::from((s >> (4 * k)) & 0xf)];
-                *n += 1;
-            }
-        };
-        let mut i = 0;
-        while i < 8 {
-            if best_len > 1 && i == best {
-                t[n..n + 2].copy_from_slice(b"::");
-                n += 2;
-                i += best_len;
-                continue;
-            }
-            if i > 0 && !(best_len > 1 && i == best + best_len) {
-                t[n] = b':';
-                n += 1;
-            }
-            group(&mut t, &mut n, g[i]);
-            i += 1;
-        }
-        b.extend_from_slice(&t[..n]);
-    }
-
     #[test]
     fn ipv6_written_as_before() {
         let vals = [0u16, 1, 0xf, 0x10, 0xab, 0xfff, 0x1000, 0xffff];
@@ -1025,7 +989,7 @@ mod tests {
                 ] {
                     let a = std::net::Ipv6Addr::from(a);
                     push_ip(&mut got, IpAddr::V6(a));
-                    push_ipv6_reference(&mut want, a);
+                    want.extend_from_slice(a.to_string().as_bytes());
                     got.push(b' ');
                     want.push(b' ');
                 }
@@ -1047,10 +1011,8 @@ mod tests {
                 }
             }
             let a = std::net::Ipv6Addr::from(g);
-            let (mut got, mut want) = (Vec::new(), Vec::new());
+            let mut got = Vec::new();
             push_ip(&mut got, IpAddr::V6(a));
-            push_ipv6_reference(&mut want, a);
-            proptest::prop_assert_eq!(&got, &want);
             proptest::prop_assert_eq!(got, a.to_string().into_bytes());
         }
     }

@@ -58,11 +58,11 @@ struct Batch {
 /// [`touch_ahead`]).
 const TOUCH_GROUP: usize = 8;
 
-/// Reads the first bytes (link, IP and TCP headers: two cache lines) of packets `i + TOUCH_GROUP`
-/// to `i + 2 * TOUCH_GROUP` (from `i = 0`: the first group too). They were written by the reader
-/// thread on another core, so the first read of each is a cache miss; issued together, the
-/// misses of a group overlap one another and the work on the packets before them, instead of
-/// stalling the worker once per packet.
+/// Prefetches the first bytes (link, IP and TCP headers: two cache lines) of packets
+/// `i + TOUCH_GROUP` to `i + 2 * TOUCH_GROUP` (from `i = 0`: the first group too). They were
+/// written on another core (by the kernel's read into a chunk, or the reader's copy), so the
+/// first read of each is a cache miss; fetched ahead, the misses overlap the work on the packets
+/// before them instead of stalling the worker once per packet.
 #[inline]
 fn touch_ahead(pkts: &[PktRef], data: &[u8], i: usize) {
     let from = if i == 0 { 0 } else { i + TOUCH_GROUP };
