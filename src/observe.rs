@@ -453,10 +453,15 @@ impl ObsBuf {
 
     /// Everything buffered, leaving the buffer empty (with `spare`'s capacity, if given, so the
     /// worker reuses vectors the central thread sent back; used observations the central thread
-    /// returned in it are dropped here, on the worker that allocated them).
+    /// returned in it are dropped here, on the worker that allocated them). The buffer gets room
+    /// for as many observations as it hands over: the central thread keeps a batch until it has
+    /// reordered it, so a spare is often not back yet, and a fresh vector grown by doubling
+    /// copied its items (about 140 bytes each, thousands per batch) again at every step.
     pub fn take(&mut self, spare: Option<ObsBatch>) -> ObsBatch {
         let mut next = spare.unwrap_or_default();
         next.clear();
+        next.items.reserve(self.items.len());
+        next.keys.reserve(self.keys.len());
         std::mem::swap(&mut self.items, &mut next.items);
         std::mem::swap(&mut self.keys, &mut next.keys);
         next
