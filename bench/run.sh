@@ -6,7 +6,7 @@
 #   EVENTS=/tmp/ev.json bash bench/run.sh   # keep the events instead of /dev/null
 #
 # Builds medtap in release mode, generates the inputs with bench/gen.py if they are missing, then
-# for each input runs ROUNDS rounds of, in this order:
+# for each input runs ROUNDS rounds of these commands (in an order rotated every round):
 #   floor   tcpdump -n -r FILE 'ether proto 0x1234'   (libpcap reads every packet, prints nothing)
 #   w1      target/release/medtap replay --workers 1 FILE --events /dev/null
 #   wN      target/release/medtap replay --workers $(nproc) FILE --events /dev/null
@@ -78,10 +78,21 @@ for f in "${FILES[@]}"; do
   : >"$TMP/floor.s"; : >"$TMP/w1.s"; : >"$TMP/wn.s"; : >"$TMP/ndpi.s"
   : >"$TMP/w1.r"; : >"$TMP/wn.r"; : >"$TMP/ndpi.r"
   rss_w1=0; rss_wn=0; rss_ndpi=0; rss_floor=0
+  # The commands of a round run in an order rotated every round (floor first, then w1 first, ...):
+  # on a shared machine, load that comes and goes then falls on each of them alike.
+  names=(floor w1 wn); [ "$HAVE_NDPI" = 1 ] && names+=(ndpi)
   for r in $(seq 1 "$ROUNDS"); do
-    tf=$(run floor tcpdump -n -r "$f" 'ether proto 0x1234')
-    t1=$(run w1 "$BIN" replay --workers 1 "$f" --events "$EVENTS")
-    tn=$(run wn "$BIN" replay --workers "$NPROC" "$f" --events "$EVENTS")
+    declare -A t=()
+    for k in "${!names[@]}"; do
+      n=${names[$(( (k + r - 1) % ${#names[@]} ))]}
+      case $n in
+        floor) t[$n]=$(run floor tcpdump -n -r "$f" 'ether proto 0x1234') ;;
+        w1) t[$n]=$(run w1 "$BIN" replay --workers 1 "$f" --events "$EVENTS") ;;
+        wn) t[$n]=$(run wn "$BIN" replay --workers "$NPROC" "$f" --events "$EVENTS") ;;
+        ndpi) t[$n]=$(run ndpi ndpiReader -i "$f" -q) ;;
+      esac
+    done
+    tf=${t[floor]}; t1=${t[w1]}; tn=${t[wn]}
     echo "$tf" >>"$TMP/floor.s"; echo "$t1" >>"$TMP/w1.s"; echo "$tn" >>"$TMP/wn.s"
     ratio "$t1" "$tf" >>"$TMP/w1.r"; ratio "$tn" "$tf" >>"$TMP/wn.r"
     rss_floor=$(( $(rss_kib floor) > rss_floor ? $(rss_kib floor) : rss_floor ))
@@ -89,12 +100,13 @@ for f in "${FILES[@]}"; do
     rss_wn=$(( $(rss_kib wn) > rss_wn ? $(rss_kib wn) : rss_wn ))
     line="   round $r: floor ${tf}s  medtap w1 ${t1}s  medtap w$NPROC ${tn}s"
     if [ "$HAVE_NDPI" = 1 ]; then
-      td=$(run ndpi ndpiReader -i "$f" -q)
+      td=${t[ndpi]}
       echo "$td" >>"$TMP/ndpi.s"; ratio "$td" "$tf" >>"$TMP/ndpi.r"
       rss_ndpi=$(( $(rss_kib ndpi) > rss_ndpi ? $(rss_kib ndpi) : rss_ndpi ))
       line="$line  ndpiReader ${td}s"
     fi
     echo "$line"
+    unset t
   done
   printf '   %-34s %10s %12s %14s\n' "" "median s" "ratio/floor" "peak RSS MiB"
   printf '   %-34s %10s %12s %14.1f\n' "floor (tcpdump)" "$(median <"$TMP/floor.s")" "1.000" "$(awk -v k="$rss_floor" 'BEGIN{print k/1024}')"
