@@ -103,6 +103,16 @@ struct Side {
     data: Vec<u8>,
     data_keep: bool,
     data_started: bool,
+    /// The scan of the current data set, made where its first bytes were in the input
+    /// ([`DicomState::fragment_bytes`]) because more bytes could not change it; instead of
+    /// `data`, which then stays empty. It takes effect when the scan of `data` would have been
+    /// made: at the end of the data set, or once `kept` reaches [`MAX_DATASET_PREFIX`].
+    scanned: Option<Box<DatasetScan>>,
+    /// Bytes of the data set `data` would hold, while `scanned` is set.
+    kept: usize,
+    /// While `data` is kept: its length at which a scan is tried again (twice the length it
+    /// was last tried at), to see whether the bytes kept decide it already.
+    scan_at: usize,
     /// Resync window: the last bytes seen while looking for a header (at most 11).
     window: Vec<u8>,
     /// Bytes skipped in the current resync.
@@ -131,6 +141,9 @@ impl Side {
             data: Vec::new(),
             data_keep: false,
             data_started: false,
+            scanned: None,
+            kept: 0,
+            scan_at: 0,
             window: Vec::new(),
             skipped: 0,
             started: false,
@@ -149,6 +162,8 @@ impl Side {
         self.data = Vec::new();
         self.data_keep = false;
         self.data_started = false;
+        self.scanned = None;
+        self.kept = 0;
         self.window.clear();
         self.skipped = 0;
     }
@@ -254,19 +269,25 @@ impl DicomState {
     /// Feeds in-order bytes of one direction.
     fn feed(&mut self, dir: Direction, mut data: &[u8], cx: &mut AppContext<'_>) {
         let i = dir.index();
-        // Bytes inside a data set value past its kept prefix (most segments of a C-STORE):
+        // Bytes inside a data set value past its kept prefix (most segments of a C-STORE), or
+        // before it is full when the data set was scanned already (`scanned`: only counted):
         // what the loop below does with them, done at once. They end neither the PDV nor the
-        // PDU (fewer bytes than the PDV has left, which is at most what the PDU has left).
+        // PDU (fewer bytes than the PDV has left, which is at most what the PDU has left), nor
+        // fill the prefix.
         let ended = self.phase == Phase::Ended;
         let s = &mut self.sides[i];
         if let (Stage::PData { left }, Some(h)) = (s.stage, s.pdv) {
             if s.started
                 && !ended
                 && !h.is_command()
-                && !s.data_keep
+                && (!s.data_keep
+                    || (s.scanned.is_some() && s.kept + data.len() < MAX_DATASET_PREFIX))
                 && data.len() < s.pdv_left as usize
             {
                 let n = data.len() as u32;
+                if s.data_keep {
+                    s.kept += data.len();
+                }
                 s.pdv_left -= n;
                 s.stage = Stage::PData { left: left - n };
                 s.bytes = s.bytes.saturating_add(u64::from(n));
@@ -611,14 +632,8 @@ impl DicomState {
             s.data_started = true;
             s.data_keep = true;
             s.data.clear();
-            // Room for the whole prefix at once (a data set in one PDV: its length), rather
-            // than growing the buffer by doubling and copying it each time.
-            let want = if h.is_last() {
-                h.value_len() as usize
-            } else {
-                MAX_DATASET_PREFIX
-            };
-            s.data.reserve_exact(want.min(MAX_DATASET_PREFIX));
+            s.scanned = None;
+            s.kept = 0;
         }
     }
 
@@ -652,13 +667,103 @@ impl DicomState {
             if !s.data_keep {
                 return;
             }
+            if s.scanned.is_some() {
+                s.kept += frag.len().min(MAX_DATASET_PREFIX - s.kept);
+                if s.kept >= MAX_DATASET_PREFIX {
+                    // The prefix the copy would hold is full: the scan takes effect.
+                    self.apply_scan(dir, cx);
+                }
+                return;
+            }
+            if s.data.is_empty() {
+                // The data set's first bytes: scanned where they are when what the scan finds
+                // cannot depend on the bytes after them, so that they are not copied.
+                let head = &frag[..frag.len().min(MAX_DATASET_PREFIX)];
+                // The whole data set, or its whole kept prefix: the bytes the copy would hold.
+                let all = (h.is_last() && s.pdv_left == 0) || head.len() == MAX_DATASET_PREFIX;
+                if self.try_scan(dir, h.context_id, head, all, cx) {
+                    return;
+                }
+                let s = &mut self.sides[i];
+                s.scan_at = 2 * head.len();
+                // Room for the whole prefix at once (a data set in one PDV: its length),
+                // rather than growing the buffer by doubling and copying it each time.
+                let want = if h.is_last() {
+                    h.value_len() as usize
+                } else {
+                    MAX_DATASET_PREFIX
+                };
+                s.data.reserve_exact(want.min(MAX_DATASET_PREFIX));
+            }
+            let s = &mut self.sides[i];
             let room = MAX_DATASET_PREFIX - s.data.len();
             let k = room.min(frag.len());
             s.data.extend_from_slice(&frag[..k]);
             if s.data.len() >= MAX_DATASET_PREFIX {
                 // Prefix full: scan now and skip the rest of this data set.
                 self.scan_dataset(dir, h.context_id, cx);
+            } else if s.data.len() >= s.scan_at && !(h.is_last() && s.pdv_left == 0) {
+                // Whether the bytes kept decide the scan already (then the rest is only
+                // counted). Tried at doubling lengths: every try together walks at most
+                // twice the elements of the last one.
+                s.scan_at = 2 * s.data.len();
+                let data = std::mem::take(&mut s.data);
+                let decided = self.try_scan(dir, h.context_id, &data, false, cx);
+                let s = &mut self.sides[i];
+                if !decided {
+                    s.data = data;
+                } else if data.capacity() <= 4096 {
+                    // As scan_dataset: a small buffer is kept for the next data set.
+                    s.data = data;
+                    s.data.clear();
+                }
             }
+        }
+    }
+
+    /// Scans `head`, the first bytes of the data set under way in `dir` (`all`: all the bytes
+    /// its scan would be given), and keeps the result ([`Side::scanned`]) when more bytes could
+    /// not change it: then it takes effect where the scan of the copy would have been made (at
+    /// the end of the data set, or when the prefix is full), and `true` is returned.
+    fn try_scan(
+        &mut self,
+        dir: Direction,
+        ctx: u8,
+        head: &[u8],
+        all: bool,
+        cx: &mut AppContext<'_>,
+    ) -> bool {
+        let known = self.encoding_of(ctx);
+        // The guessed encoding is that of the first six bytes.
+        if !all && known.is_none() && head.len() < 6 {
+            return false;
+        }
+        let enc = known.unwrap_or_else(|| dataset::guess_encoding(head));
+        let scan = dataset::scan(head, enc);
+        // Any other stop than at the end of the bytes given is made by the bytes before it.
+        if !all && matches!(scan.stop, Stop::End | Stop::Truncated) {
+            return false;
+        }
+        let s = &mut self.sides[dir.index()];
+        s.scanned = Some(Box::new(scan));
+        s.kept = head.len();
+        if s.kept >= MAX_DATASET_PREFIX {
+            self.apply_scan(dir, cx);
+        }
+        true
+    }
+
+    /// The scan made in place ([`Side::scanned`]) takes effect, as [`DicomState::scan_dataset`]
+    /// would have.
+    fn apply_scan(&mut self, dir: Direction, cx: &mut AppContext<'_>) {
+        let s = &mut self.sides[dir.index()];
+        s.data_keep = false;
+        s.kept = 0;
+        if let Some(scan) = s.scanned.take() {
+            if scan.stop == Stop::Invalid {
+                self.raise(ErrorKind::Dataset, cx.stats);
+            }
+            self.on_scan(dir, *scan);
         }
     }
 
@@ -681,7 +786,9 @@ impl DicomState {
             s.cmd = cmd;
             s.cmd.clear();
         } else {
-            if self.sides[i].data_keep {
+            if self.sides[i].scanned.is_some() {
+                self.apply_scan(dir, cx);
+            } else if self.sides[i].data_keep {
                 self.scan_dataset(dir, h.context_id, cx);
             }
             let s = &mut self.sides[i];
