@@ -113,7 +113,7 @@ impl EventSink {
         // text as `{"timestamp":"{ts}","event_type":"{event_type}","flow_id":{id}...`.
         let b = &mut self.buf;
         b.extend_from_slice(b"{\"timestamp\":\"");
-        b.extend_from_slice(&ts.rfc3339());
+        ts.push_rfc3339(b);
         b.extend_from_slice(b"\",\"event_type\":\"");
         b.extend_from_slice(event_type.as_bytes());
         b.extend_from_slice(b"\",\"flow_id\":");
@@ -230,9 +230,11 @@ pub fn push_u64(b: &mut Vec<u8>, v: u64) {
     }
 }
 
-/// [`push_u64`] for `v >= 100`: the number of digits from the bit length, the digits two at a
-/// time into a stack buffer at their final places, then all 20 bytes appended and the unused
-/// tail cut (a copy of fixed size, not a `memcpy` call of the text's length).
+/// [`push_u64`] for `v >= 100`: the number of digits from the bit length, 20 bytes appended
+/// (a store of fixed size), the digits written two at a time over them at their final places,
+/// and the unused tail cut. The digits are stored once, where they go: not into a stack buffer
+/// read back at once to be copied (a load of bytes just stored piecewise, which waits for the
+/// stores: store forwarding fails).
 fn push_u64_long(b: &mut Vec<u8>, v: u64) {
     /// 10^i.
     const POW10: [u64; 20] = {
@@ -247,7 +249,11 @@ fn push_u64_long(b: &mut Vec<u8>, v: u64) {
     // floor(log10(2^bits)) by 1233/4096 ~ log10(2); one more digit if `v` reaches its power.
     let guess = (((64 - v.leading_zeros()) * 1233) >> 12) as usize;
     let n = guess + usize::from(v >= POW10[guess.min(19)]);
-    let mut t = [0u8; 20];
+    let start = b.len();
+    b.extend_from_slice(&[0u8; 20]);
+    let Some(t) = b.last_chunk_mut::<20>() else {
+        return;
+    };
     let (mut i, mut v) = (n.min(20), v);
     // Eight digits at a time while more than eight are left (then 32-bit arithmetic).
     while i > 8 {
@@ -270,9 +276,7 @@ fn push_u64_long(b: &mut Vec<u8>, v: u64) {
     if i == 1 {
         t[0] = b'0' + v as u8;
     }
-    let keep = b.len() + n;
-    b.extend_from_slice(&t);
-    b.truncate(keep);
+    b.truncate(start + n);
 }
 
 /// Appends `v` in decimal, as `Display` writes it (a sign, then [`push_u64`]).
@@ -442,18 +446,21 @@ const OCTET_TEXT: [(u8, [u8; 4]); 256] = {
 pub fn push_ip(b: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(a) => {
-            // Each octet's digits and a dot from a table, into a stack buffer.
-            let mut t = [0u8; 16];
+            // 16 bytes appended (a store of fixed size), each octet's digits and a dot from a
+            // table written over them in place, the unused tail cut (as in `push_u64_long`:
+            // no stack buffer read back).
+            let start = b.len();
+            b.extend_from_slice(&[0u8; 16]);
+            let Some(t) = b.last_chunk_mut::<16>() else {
+                return;
+            };
             let mut n = 0;
             for o in a.octets() {
                 let (len, digits) = OCTET_TEXT[usize::from(o)];
                 t[n..n + 4].copy_from_slice(&digits);
                 n += usize::from(len);
             }
-            // All 16 bytes appended and the unused tail cut: a copy of fixed size.
-            let keep = b.len() + n - 1;
-            b.extend_from_slice(&t);
-            b.truncate(keep);
+            b.truncate(start + n - 1);
         }
         IpAddr::V6(a) => push_ipv6(b, a),
     }

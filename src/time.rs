@@ -53,16 +53,17 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// What [`Ts::rfc3339`] writes for a time out of years 0 to 9999.
 const OUT_OF_RANGE: &[u8; 31] = b"1970-01-01T00:00:00.000000+0000";
 
+thread_local! {
+    /// The last second formatted on this thread ([`Ts::rfc3339`]) and its text up to the
+    /// seconds: most timestamps written in a row fall in the same second.
+    static LAST: std::cell::Cell<(i64, [u8; 19])> =
+        const { std::cell::Cell::new((i64::MIN, [0; 19])) };
+}
+
 impl Ts {
     /// RFC 3339 with microseconds and an explicit UTC offset, as Suricata writes `timestamp`
     /// (`2018-01-29T19:23:42.000042+0000`; out of years 0 to 9999, the epoch).
     pub fn rfc3339(self) -> [u8; 31] {
-        thread_local! {
-            /// The last second formatted on this thread and its text up to the seconds: most
-            /// timestamps written in a row fall in the same second.
-            static LAST: std::cell::Cell<(i64, [u8; 19])> =
-                const { std::cell::Cell::new((i64::MIN, [0; 19])) };
-        }
         let secs = self.secs();
         let micros = self.0.rem_euclid(1_000_000) as u32;
         let (last_secs, head) = LAST.get();
@@ -82,6 +83,28 @@ impl Ts {
             LAST.set((secs, head));
         }
         b
+    }
+
+    /// Appends [`Ts::rfc3339`] to `b`. In the same second as the last one formatted on this
+    /// thread (nearly always), the text is written in place: the template appended, the head
+    /// and the microseconds written over it; not built in a stack buffer and copied (a load of
+    /// bytes just stored piecewise, which waits for the stores).
+    #[inline]
+    pub fn push_rfc3339(self, b: &mut Vec<u8>) {
+        let secs = self.secs();
+        let (last_secs, head) = LAST.get();
+        if last_secs != secs {
+            b.extend_from_slice(&self.rfc3339());
+            return;
+        }
+        let micros = self.0.rem_euclid(1_000_000) as u32;
+        b.extend_from_slice(b"0000-00-00T00:00:00.000000+0000");
+        if let Some(t) = b.last_chunk_mut::<31>() {
+            t[..19].copy_from_slice(&head);
+            t[20..22].copy_from_slice(&two_digits(micros / 10_000));
+            t[22..24].copy_from_slice(&two_digits(micros / 100));
+            t[24..26].copy_from_slice(&two_digits(micros));
+        }
     }
 
     fn rfc3339_uncached(secs: i64, micros: u32) -> [u8; 31] {
@@ -170,6 +193,33 @@ mod tests {
             let micros = t.rem_euclid(1_000_000) as u32;
             assert_eq!(Ts(t).rfc3339(), Ts::rfc3339_uncached(secs, micros), "{t}");
         }
+    }
+
+    #[test]
+    fn pushed_as_formatted() {
+        let mut t = 1_517_253_822_000_000i64 - 3_000_000;
+        let (mut got, mut want) = (b"x".to_vec(), b"x".to_vec());
+        for step in [1, 7, 999_999, 1_000_000, 86_400_000_000, 13, -5_000_000, 0] {
+            for _ in 0..50 {
+                t += step;
+                Ts(t).push_rfc3339(&mut got);
+                want.extend_from_slice(&Ts::rfc3339_uncached(
+                    Ts(t).secs(),
+                    t.rem_euclid(1_000_000) as u32,
+                ));
+            }
+        }
+        for t in [i64::MIN, -1, 0, 253_402_300_800_000_000, i64::MAX, i64::MAX] {
+            Ts(t).push_rfc3339(&mut got);
+            want.extend_from_slice(&Ts::rfc3339_uncached(
+                Ts(t).secs(),
+                t.rem_euclid(1_000_000) as u32,
+            ));
+        }
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            String::from_utf8(want).unwrap()
+        );
     }
 
     #[test]
