@@ -327,19 +327,19 @@ fn device_evidence(m: &Message<'_>, dir: Direction, shared: &mut Shared, cx: &mu
     shared.evidence_sent[dir.index()] = Some(key);
     // The items `Evidence::new(k, v)` would make, as cleaned values (borrowed where they can
     // be), copied by the observation buffer only when they are news. At most the two MSH
-    // values and the devices of the message: kept on the stack.
+    // values and the devices of the message: kept on the stack (two places when the message
+    // names no device, as nearly every one does, rather than 18 to fill and drop).
+    let (mac, ip) = cx.flow.sender(dir);
+    if m.devices.is_empty() {
+        let mut items: [(K, Cow<'_, str>, u8); 2] =
+            std::array::from_fn(|_| (K::Hl7SendingApplication, Cow::Borrowed(""), 0));
+        let n = msh_items(&mut items, app, fac);
+        cx.obs.evidence_cleaned(cx.ts, mac, Some(ip), &items[..n]);
+        return;
+    }
     let mut items: [(K, Cow<'_, str>, u8); 2 + hl7::MAX_DEVICES] =
         std::array::from_fn(|_| (K::Hl7SendingApplication, Cow::Borrowed(""), 0));
-    let mut n = 0;
-    for (k, v) in [
-        (K::Hl7SendingApplication, app),
-        (K::Hl7SendingFacility, fac),
-    ] {
-        if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
-            items[n] = (k, cleaned(v), 100);
-            n += 1;
-        }
-    }
+    let mut n = msh_items(&mut items, app, fac);
     for d in &m.devices {
         let kind = if d.source == DeviceSource::Obx18 {
             K::Hl7ObxDevice
@@ -365,8 +365,33 @@ fn device_evidence(m: &Message<'_>, dir: Direction, shared: &mut Shared, cx: &mu
             }
         }
     }
-    let (mac, ip) = cx.flow.sender(dir);
     cx.obs.evidence_cleaned(cx.ts, mac, Some(ip), &items[..n]);
+}
+
+/// Puts the evidence items of a message's MSH-3 and MSH-4 (those that are not blank) first in
+/// `items`; returns how many.
+fn msh_items<'m>(
+    items: &mut [(
+        crate::fingerprint::EvidenceKind,
+        std::borrow::Cow<'m, str>,
+        u8,
+    )],
+    app: Option<&'m str>,
+    fac: Option<&'m str>,
+) -> usize {
+    use crate::fingerprint::evidence::cleaned;
+    use crate::fingerprint::EvidenceKind as K;
+    let mut n = 0;
+    for (k, v) in [
+        (K::Hl7SendingApplication, app),
+        (K::Hl7SendingFacility, fac),
+    ] {
+        if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
+            items[n] = (k, cleaned(v), 100);
+            n += 1;
+        }
+    }
+    n
 }
 
 /// What detection rules and anomalies test about one message: who sent it (`from`: client or
