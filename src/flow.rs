@@ -404,9 +404,9 @@ impl FlowRecord<'_> {
         b.extend_from_slice(b",\"bytes_toclient\":");
         push_u64(b, self.bytes_toclient);
         b.extend_from_slice(b",\"start\":\"");
-        b.extend_from_slice(&self.start.rfc3339());
+        self.start.push_rfc3339(b);
         b.extend_from_slice(b"\",\"end\":\"");
-        b.extend_from_slice(&self.end.rfc3339());
+        self.end.push_rfc3339(b);
         b.extend_from_slice(b"\",\"age\":");
         push_i64(b, self.age);
         b.extend_from_slice(b",\"state\":\"");

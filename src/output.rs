@@ -183,7 +183,7 @@ impl EventSink {
         self.produced += 1;
         let b = &mut self.buf;
         b.extend_from_slice(b"{\"timestamp\":\"");
-        b.extend_from_slice(&ts.rfc3339());
+        ts.push_rfc3339(b);
         b.extend_from_slice(b"\",\"event_type\":\"");
         b.extend_from_slice(event_type.as_bytes());
         b.extend_from_slice(b"\",\"");
