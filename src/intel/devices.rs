@@ -459,12 +459,16 @@ impl Device {
     }
 
     /// Merge evidence; true if a (kind, value) is new (the identification may change).
+    #[cfg(test)]
     fn add_evidence(&mut self, e: &Evidence, ts: i64) -> bool {
-        self.add_evidence_at(e, ts).is_some()
+        self.add_evidence_at(&mut e.clone(), ts).is_some()
     }
 
     /// [`Device::add_evidence`], giving where the new (or more confident) value is in the list.
-    fn add_evidence_at(&mut self, e: &Evidence, ts: i64) -> Option<usize> {
+    /// A new value is moved out of `e` (left empty) when its string is exactly its size (as a
+    /// worker makes it): the list keeps the observation's copy instead of making another (an
+    /// allocation and a copy here, a free on the worker).
+    fn add_evidence_at(&mut self, e: &mut Evidence, ts: i64) -> Option<usize> {
         // The list is sorted by (kind, value) without repeats (see `DeviceTable::load`). The
         // kind's values are found comparing kinds only (in the list itself), then the value
         // among them by its tag: a value's text is read (a pointer followed, often a cache
@@ -511,11 +515,16 @@ impl Device {
             let want = fill_size_class::<EvidenceSeen>((n + 1).max(MIN_EVIDENCE_ROOM));
             self.evidence.reserve_exact(want - n);
         }
+        let value = if e.value.capacity() == e.value.len() {
+            std::mem::take(&mut e.value)
+        } else {
+            e.value.clone()
+        };
         self.evidence.insert(
             at,
             EvidenceSeen {
                 kind: e.kind,
-                value: e.value.clone(),
+                value,
                 source: e.source,
                 confidence: e.confidence,
                 first_seen: ts,
@@ -524,9 +533,10 @@ impl Device {
             },
         );
         if HOSTNAME_KINDS.contains(&e.kind) {
+            let value = &self.evidence[at].value;
             if self.hostnames.len() < MAX_HOSTNAMES {
-                self.hostnames.insert(e.value.clone());
-            } else if !self.hostnames.contains(&e.value) {
+                self.hostnames.insert(value.clone());
+            } else if !self.hostnames.contains(value) {
                 self.overflow.hostnames += 1;
             }
         }
@@ -1250,8 +1260,8 @@ impl DeviceTable {
         };
         let mut d = Device::new(key, mac_text, ts);
         if let Some(m) = mac {
-            for e in self.mac_evidence(&m) {
-                d.add_evidence(&e, ts);
+            for mut e in self.mac_evidence(&m) {
+                d.add_evidence_at(&mut e, ts);
             }
         }
         d.reidentify(sigs, &mut self.matches);
@@ -1464,6 +1474,19 @@ impl DeviceTable {
         items: &[Evidence],
         sigs: &Signatures,
     ) {
+        self.evidence_owned(ts, mac, ip, &mut items.to_vec(), sigs);
+    }
+
+    /// [`DeviceTable::evidence`], moving the values it keeps out of `items` (see
+    /// [`Device::add_evidence_at`]): the observation's, used once.
+    pub fn evidence_owned(
+        &mut self,
+        ts: i64,
+        mac: [u8; 6],
+        ip: Option<IpAddr>,
+        items: &mut [Evidence],
+        sigs: &Signatures,
+    ) {
         let Some(i) = self.resolve(mac, ip, ts, true, sigs) else {
             return;
         };
@@ -1478,11 +1501,12 @@ impl DeviceTable {
                 new = true;
                 // Identification is made of the claims of rules that match an evidence value,
                 // each value on its own: a value no rule claims anything from cannot change it.
-                if !d.stale_claims && !e.value.is_empty() {
-                    let claims = self.matches.claims(e.kind, &e.value, sigs);
-                    d.stale_claims = claims;
-                    // Remembered for the identification that follows.
-                    if let Some(s) = d.evidence.get_mut(at) {
+                // (The value as the list keeps it: it may have been moved out of `e`.)
+                if let Some(s) = d.evidence.get_mut(at).filter(|_| !d.stale_claims) {
+                    if !s.value.is_empty() {
+                        let claims = self.matches.claims(s.kind, &s.value, sigs);
+                        d.stale_claims = claims;
+                        // Remembered for the identification that follows.
                         s.claims = ClaimsMemo::new(sigs.serial(), claims);
                     }
                 }

@@ -282,8 +282,9 @@ impl Intel {
         &mut self.store
     }
 
-    /// One observation from a worker.
-    pub fn observe(&mut self, o: &Observation) {
+    /// One observation from a worker. What the inventory keeps of its evidence is moved out of
+    /// it ([`DeviceTable::evidence_owned`]): it is not read again, only given back to be freed.
+    pub fn observe(&mut self, o: &mut Observation) {
         self.observations += 1;
         // One look for a reload per observation; `current` is then what it found.
         self.sigs.get();
@@ -295,7 +296,7 @@ impl Intel {
         let sigs = self.sigs.current();
         match o {
             Observation::Evidence { ts, mac, ip, items } => {
-                self.table.evidence(ts.0, *mac, *ip, items, sigs)
+                self.table.evidence_owned(ts.0, *mac, *ip, items, sigs)
             }
             Observation::FlowStart { ts, flow } => self.table.flow_start(ts.0, flow, sigs),
             Observation::FlowEnd {
@@ -318,6 +319,7 @@ impl Intel {
             }
         }
         if let Some(d) = &mut self.detector {
+            let o = &*o;
             // Each side of the flow looked up only if the detector asks for it.
             match o {
                 Observation::FlowStart { flow, .. }
@@ -342,7 +344,7 @@ impl Intel {
         &mut self,
         r: &mut order::Reorder,
         key: Ts,
-        o: &Observation,
+        o: &mut Observation,
         emit: &mut impl FnMut(Vec<u8>),
     ) {
         self.before_in_order(r, key, emit);
@@ -569,7 +571,7 @@ impl Intel {
                             // back (see `Returns::takes`).
                             while let Some((key, w, i)) = r.pop_ready_at() {
                                 self.before_in_order(r, key, &mut emit);
-                                if let Some(o) = r.get(i) {
+                                if let Some(o) = r.get_mut(i) {
                                     self.observe(o);
                                 }
                                 if returns.takes(w) {
@@ -597,7 +599,7 @@ impl Intel {
                             }
                         }
                         None => {
-                            for o in &batch.items {
+                            for o in &mut batch.items {
                                 self.observe(o);
                             }
                             let w = batch.worker;
@@ -623,8 +625,8 @@ impl Intel {
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     if let Some(r) = &mut reorder {
-                        while let Some((key, _, o)) = r.pop_any() {
-                            self.observe_in_order(r, key, &o, &mut emit);
+                        while let Some((key, _, mut o)) = r.pop_any() {
+                            self.observe_in_order(r, key, &mut o, &mut emit);
                             if let Some(lines) = self.take_events(false) {
                                 emit(lines);
                             }

@@ -208,6 +208,11 @@ impl Reorder {
         Some(&self.held.get(i)?.as_ref()?.obs)
     }
 
+    /// [`Reorder::get`], to change (the central thread moves what it keeps out of it).
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut Observation> {
+        Some(&mut self.held.get_mut(i)?.as_mut()?.obs)
+    }
+
     /// The observation handed out at `i`, taken (once it is processed).
     pub fn take(&mut self, i: usize) -> Option<Observation> {
         let h = self.held.get_mut(i)?.take()?;
