@@ -47,15 +47,23 @@ struct Held {
 
 /// The reordering buffer.
 ///
-/// Observations wait in arrival order (`held`); each time the release point (the smallest
-/// `through` of the workers) passes the earliest of them, those below it are put in order
-/// once (they are nearly in order already: each worker's come in capture-clock order but for
-/// flows ended by a sweep), then handed out, taken from where they wait. One sort per release
-/// point instead of a heap entry per observation: observations are large, and a worker sweeps
-/// every few seconds of packet time, so thousands wait between release points.
+/// Observations wait in slots (`held`), listed in arrival order (`waiting`); each time the
+/// release point (the smallest `through` of the workers) passes the earliest of them, those
+/// below it are put in order once (they are nearly in order already: each worker's come in
+/// capture-clock order but for flows ended by a sweep), then handed out, taken from where they
+/// wait. One sort per release point instead of a heap entry per observation: observations are
+/// large, and a worker sweeps every few seconds of packet time, so thousands wait between
+/// release points. An observation is moved once, into a slot: the slot an observation handed
+/// out last left (still in the cache), and it stays there until it is handed out (closing
+/// the holes moved every observation still waiting at each release, through memory not
+/// touched since it arrived).
 pub struct Reorder {
-    /// In arrival order; `None` once handed out (the holes are closed at the next release).
+    /// Slots; `None` once handed out (then listed in `free`).
     held: Vec<Option<Held>>,
+    /// Empty slots, the last emptied last.
+    free: Vec<usize>,
+    /// The observations not released, in arrival order: (packed key, slot).
+    waiting: Vec<(u128, usize)>,
     /// Observations in `held` (not handed out yet, released or not).
     live: usize,
     /// The smallest order key of the observations in `held` not released (`Ts(i64::MAX)` when
@@ -81,6 +89,8 @@ impl Reorder {
     pub fn new(workers: usize) -> Reorder {
         Reorder {
             held: Vec::new(),
+            free: Vec::new(),
+            waiting: Vec::new(),
             live: 0,
             held_min: Ts(i64::MAX),
             order: Vec::new(),
@@ -98,29 +108,39 @@ impl Reorder {
             *t = (*t).max(b.through);
         }
         let keys = std::mem::take(&mut b.keys);
-        let (worker, seq, before) = (b.worker, self.seq, self.held.len());
+        let worker = b.worker;
         let mut min = self.held_min;
-        // Extended in one go: each observation is moved once, from the batch into its place.
-        self.held
-            .extend(b.items.drain(..).zip(keys.iter().copied()).enumerate().map(
-                |(n, (o, key))| {
-                    let (rank, id) = match &o {
-                        Observation::Evidence { mac, .. } => (0, mac_id(mac)),
-                        Observation::FlowStart { flow, .. } => (1, flow.flow_id),
-                        Observation::Facts { flow, .. } => (2, flow.flow_id),
-                        Observation::FlowEnd { flow, .. } => (3, flow.flow_id),
-                    };
-                    min = min.min(key);
-                    Some(Held {
-                        key: (key, o.ts(), rank, id, seq + 1 + n as u64),
-                        worker,
-                        obs: o,
-                    })
-                },
-            ));
-        let added = self.held.len() - before;
-        self.seq += added as u64;
-        self.live += added;
+        // Each observation is moved once, from the batch into its slot.
+        for (o, key) in b.items.drain(..).zip(keys.iter().copied()) {
+            let (rank, id) = match &o {
+                Observation::Evidence { mac, .. } => (0, mac_id(mac)),
+                Observation::FlowStart { flow, .. } => (1, flow.flow_id),
+                Observation::Facts { flow, .. } => (2, flow.flow_id),
+                Observation::FlowEnd { flow, .. } => (3, flow.flow_id),
+            };
+            min = min.min(key);
+            self.seq += 1;
+            let h = Held {
+                key: (key, o.ts(), rank, id, self.seq),
+                worker,
+                obs: o,
+            };
+            let p = packed(&h.key);
+            let slot = match self.free.pop() {
+                Some(i) => {
+                    if let Some(s) = self.held.get_mut(i) {
+                        *s = Some(h);
+                    }
+                    i
+                }
+                None => {
+                    self.held.push(Some(h));
+                    self.held.len() - 1
+                }
+            };
+            self.waiting.push((p, slot));
+            self.live += 1;
+        }
         self.held_min = min;
         b.keys = keys;
         b.keys.clear();
@@ -130,43 +150,44 @@ impl Reorder {
     /// earliest (counted as forced when `count` is set). `order` must be used up.
     fn release(&mut self, w: Ts, cap: usize, count: bool) {
         debug_assert!(self.order.is_empty());
-        // What was released before has all been handed out: close its holes.
-        self.held.retain(Option::is_some);
         self.order.clear();
         if self.held_min < w {
-            let mut min = Ts(i64::MAX);
-            for (i, h) in self.held.iter().enumerate() {
-                let Some(h) = h else { continue };
-                if h.key.0 < w {
-                    self.order.push((packed(&h.key), i));
+            // Order keys below `w` are the packed keys below this.
+            let bound = flip(w) << 64;
+            let mut min = u128::MAX;
+            let order = &mut self.order;
+            self.waiting.retain(|&(p, i)| {
+                if p < bound {
+                    order.push((p, i));
+                    false
                 } else {
-                    min = min.min(h.key.0);
+                    min = min.min(p);
+                    true
                 }
-            }
-            self.held_min = min;
+            });
+            self.held_min = if self.waiting.is_empty() {
+                Ts(i64::MAX)
+            } else {
+                unflip(min >> 64)
+            };
         }
-        let waiting = self.held.len() - self.order.len();
+        let waiting = self.waiting.len();
         if waiting > cap {
             // Everything waiting is at or past `w`, so after everything released so far.
             let excess = waiting - cap;
             let held = &self.held;
-            let key = |i: usize| held[i].as_ref().map(|h| h.key);
-            let mut rest: Vec<usize> = (0..held.len())
-                .filter(|&i| key(i).is_some_and(|k| k.0 >= w))
-                .collect();
-            rest.sort_unstable_by_key(|&i| key(i));
+            let key = |i: usize| held.get(i).and_then(|h| h.as_ref()).map(|h| h.key);
+            self.waiting.sort_unstable_by_key(|&(_, i)| key(i));
             if count {
                 self.forced += excess as u64;
             }
-            self.order.extend(
-                rest[..excess]
-                    .iter()
-                    .filter_map(|&i| Some((packed(&key(i)?), i))),
-            );
-            self.held_min = rest
-                .get(excess)
-                .and_then(|&i| key(i))
-                .map_or(Ts(i64::MAX), |k| k.0);
+            self.order.extend(self.waiting.drain(..excess));
+            self.held_min = self
+                .waiting
+                .iter()
+                .map(|&(p, _)| unflip(p >> 64))
+                .min()
+                .unwrap_or(Ts(i64::MAX));
         }
         // Sort by (order key, packet time) packed into one integer, then each run of equal
         // ones by the rest of the key (keys are unique, so an unstable sort gives the one
@@ -217,6 +238,7 @@ impl Reorder {
     pub fn take(&mut self, i: usize) -> Option<Observation> {
         let h = self.held.get_mut(i)?.take()?;
         self.live -= 1;
+        self.free.push(i);
         Some(h.obs)
     }
 
@@ -225,6 +247,7 @@ impl Reorder {
         if let Some(h) = self.held.get_mut(i).filter(|h| h.is_some()) {
             *h = None;
             self.live -= 1;
+            self.free.push(i);
         }
     }
 
@@ -296,8 +319,17 @@ impl Reorder {
 
 /// (order key, packet time) as one integer in the same order.
 fn packed(k: &SortKey) -> u128 {
-    let flip = |t: Ts| u128::from((t.0 as u64) ^ (1 << 63));
     (flip(k.0) << 64) | flip(k.1)
+}
+
+/// A time as an unsigned integer in the same order.
+fn flip(t: Ts) -> u128 {
+    u128::from((t.0 as u64) ^ (1 << 63))
+}
+
+/// The time [`flip`] gave `x` for (its low 64 bits).
+fn unflip(x: u128) -> Ts {
+    Ts(((x as u64) ^ (1 << 63)) as i64)
 }
 
 fn mac_id(mac: &[u8; 6]) -> u64 {
