@@ -177,8 +177,10 @@ struct DedupEntry {
     /// The most severe reported so far (1 high .. 3 low).
     severity: u8,
     /// The last occurrence counted after the first (the first went out as it came; what the
-    /// follow-up alert reports), none while there is none.
-    last: Option<Alert>,
+    /// follow-up alert reports), none while there is none. Boxed (and the box reused for the
+    /// next repeat): inline, it made each entry of the table several cache lines, all read by
+    /// a sweep and by every lookup of the entry.
+    last: Option<Box<Alert>>,
     /// Flows counted in this window (at most [`MAX_DEDUP_FLOWS`]; past that, every repeat counts).
     flows: Vec<u64>,
 }
@@ -411,7 +413,7 @@ impl Detector {
                         }
                         e.repeats += 1;
                     }
-                    e.last = Some(a.clone());
+                    set_last(&mut e.last, a.clone());
                     out.push(a);
                     return;
                 }
@@ -423,7 +425,7 @@ impl Detector {
                         e.flows.push(a.flow.flow_id);
                     }
                     e.repeats += 1;
-                    e.last = Some(a);
+                    set_last(&mut e.last, a);
                 }
                 return;
             }
@@ -489,9 +491,17 @@ impl Detector {
     }
 }
 
+/// `last` becomes `a` (in its box, if it has one).
+fn set_last(last: &mut Option<Box<Alert>>, a: Alert) {
+    match last {
+        Some(b) => **b = a,
+        None => *last = Some(Box::new(a)),
+    }
+}
+
 fn flush_entry(e: DedupEntry, out: &mut Vec<Alert>) {
     // Every repeat sets `last`.
-    let (true, Some(mut a)) = (e.repeats > 0, e.last) else {
+    let (true, Some(mut a)) = (e.repeats > 0, e.last.map(|b| *b)) else {
         return;
     };
     a.count = e.repeats + 1;
