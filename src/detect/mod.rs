@@ -203,6 +203,10 @@ pub struct Detector {
     metrics: Option<Arc<Metrics>>,
     /// Next time (packet time) the dedup table is swept for closed windows.
     next_sweep: Ts,
+    /// At most the earliest `first` of the dedup entries (entries only leave, and their
+    /// `first` never changes): while the window has not passed since, a sweep has nothing to
+    /// close and does not read the table.
+    dedup_first: Ts,
     /// [`Detector::protocol_index`]'s answers by (address, length) of the protocol name.
     protocol_memo: Vec<((usize, usize), Option<usize>)>,
     /// One observation's raw alerts and cap hits (vectors kept for the next one).
@@ -227,6 +231,7 @@ impl Detector {
             dedup: HashMap::default(),
             metrics,
             next_sweep: Ts::ZERO,
+            dedup_first: Ts(i64::MAX),
             protocol_memo: Vec::new(),
             raw: Vec::new(),
             hits: Vec::new(),
@@ -457,6 +462,7 @@ impl Detector {
                 last: None,
             },
         );
+        self.dedup_first = self.dedup_first.min(a.ts);
         out.push(a);
     }
 
@@ -468,12 +474,24 @@ impl Detector {
         }
         self.next_sweep = Ts(now.0.saturating_add(60_000_000));
         let window = self.window;
+        if now.0.saturating_sub(self.dedup_first.0) < window {
+            // No entry's window has passed.
+            return;
+        }
+        let mut first = Ts(i64::MAX);
         let closed: Vec<_> = self
             .dedup
             .iter()
-            .filter(|(_, e)| now.0.saturating_sub(e.first.0) >= window)
+            .filter(|(_, e)| {
+                let done = now.0.saturating_sub(e.first.0) >= window;
+                if !done {
+                    first = first.min(e.first);
+                }
+                done
+            })
             .map(|(k, _)| *k)
             .collect();
+        self.dedup_first = first;
         for k in closed {
             if let Some(e) = self.dedup.remove(&k) {
                 flush_entry(e, out);
@@ -484,6 +502,7 @@ impl Detector {
     /// End of capture: report every open dedup window's repeats.
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
         let mut entries: Vec<_> = self.dedup.drain().collect();
+        self.dedup_first = Ts(i64::MAX);
         entries.sort_by_key(|(k, e)| (e.first, k.0));
         for (_, e) in entries {
             flush_entry(e, out);
