@@ -325,11 +325,21 @@ pub struct Publisher {
     /// Family or anomaly-kind labels met so far, and their counters.
     labels: HashMap<String, usize, ahash::RandomState>,
     label_counters: Vec<prometheus::IntCounter>,
+    /// No copy of each alert's line for `GET /api/alerts` ([`Publisher::without_recent`]).
+    no_recent: bool,
 }
 
 impl Publisher {
     pub fn new() -> Publisher {
         Publisher::default()
+    }
+
+    /// A publisher that does not keep the recent alerts' lines (`Metrics::recent_alerts`):
+    /// for a run without the API that serves them (each line copied there was written into a
+    /// ring buffer last touched a thousand alerts before: out of the cache).
+    pub fn without_recent(mut self) -> Publisher {
+        self.no_recent = true;
+        self
     }
 
     /// Publish `alerts`: one `alert` event each into `events`, the metrics, the recent ring.
@@ -383,6 +393,9 @@ impl Publisher {
                 if self.counted.insert((a.flow.flow_id, li)) {
                     self.label_counters[li].inc();
                 }
+            }
+            if self.no_recent {
+                continue;
             }
             // The line just written to the events, else (no --events) written for the ring only.
             let mut one = None;

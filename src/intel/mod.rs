@@ -92,7 +92,8 @@ pub struct IntelOptions {
     pub max_devices: usize,
     /// Workers feeding the thread (replay reorders their observations: [`order`]).
     pub workers: usize,
-    /// Where `/api/devices` reads from.
+    /// Where `/api/devices` reads from; set when there is an API (`--listen`), and only then
+    /// are the recent alerts kept for `/api/alerts` too.
     pub shared: Option<SharedInventory>,
     /// Detection rules and anomaly thresholds; none: no detection. Replaced on SIGHUP in live
     /// capture ([`crate::reload::rules_action`]); the detector takes a new set at its next
@@ -248,7 +249,13 @@ impl Intel {
             ordered: !live,
             next_settle: Ts::ZERO,
             rules,
-            alert_publisher: Publisher::new(),
+            // The recent alerts are kept for `GET /api/alerts`: only when there is an API
+            // (`shared` is set exactly then).
+            alert_publisher: if opts.shared.is_some() {
+                Publisher::new()
+            } else {
+                Publisher::new().without_recent()
+            },
             alerts: Vec::new(),
             opts: opts.clone(),
             sigs_judged: sigs.generation(),
