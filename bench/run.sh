@@ -5,11 +5,13 @@
 #   ROUNDS=3 bash bench/run.sh bench/out/cstore.pcap
 #   EVENTS=/tmp/ev.json bash bench/run.sh   # keep the events instead of /dev/null
 #
-# Builds medtap in release mode, generates the inputs with bench/gen.py if they are missing, then
-# for each input runs ROUNDS rounds of these commands (in an order rotated every round):
+# Builds medtap in release mode (profile-guided by bench/pgo.sh when an llvm-profdata of rustc's
+# LLVM is there; PGO=0: the plain `cargo build --release`), generates the inputs with bench/gen.py
+# if they are missing, then for each input runs ROUNDS rounds of these commands (in an order
+# rotated every round):
 #   floor   tcpdump -n -r FILE 'ether proto 0x1234'   (libpcap reads every packet, prints nothing)
-#   w1      target/release/medtap replay --workers 1 FILE --events /dev/null
-#   wN      target/release/medtap replay --workers $(nproc) FILE --events /dev/null
+#   w1      medtap replay --workers 1 FILE --events /dev/null
+#   wN      medtap replay --workers $(nproc) FILE --events /dev/null
 #   ndpi    ndpiReader -i FILE -q                     (the peer to beat; Debian libndpi-bin)
 # and prints the median wall time of each, the median of the per-round ratios to that round's floor,
 # peak RSS (/usr/bin/time -v "Maximum resident set size") and the tail of medtap's stderr (its
@@ -32,9 +34,19 @@ command -v tcpdump >/dev/null || die "tcpdump missing (apt-get install tcpdump)"
 HAVE_NDPI=1
 command -v ndpiReader >/dev/null || { HAVE_NDPI=0; echo "note: ndpiReader missing (apt-get install libndpi-bin): peer column skipped"; }
 
-echo "== cargo build --release"
-cargo build --release 2>&1 | tail -3
+if [ "${PGO:-1}" = 1 ]; then
+  echo "== profile-guided release build (bench/pgo.sh; PGO=0 for the plain one)"
+  log=$(mktemp /tmp/medtap-pgo.XXXXXX)
+  BIN=$(bash bench/pgo.sh 2>"$log" | tail -1) || { tail -20 "$log" >&2; die "bench/pgo.sh failed"; }
+  grep '^pgo:' "$log" | sed 's/^/   /'
+  rm -f "$log"
+else
+  echo "== cargo build --release"
+  cargo build --release 2>&1 | tail -3
+fi
 [ -x "$BIN" ] || die "$BIN was not built"
+case $BIN in */pgo/release/medtap) BUILD="release, profile-guided (bench/pgo.sh)" ;; *) BUILD="release" ;; esac
+echo "   binary: $BIN ($BUILD)"
 
 for f in "${FILES[@]}"; do
   if [ ! -f "$f" ]; then
@@ -70,7 +82,7 @@ for f in "${FILES[@]}"; do
   [ -f "$f" ] || die "$f missing after generation"
   pkts=$(capinfos -c -M "$f" 2>/dev/null | awk -F': +' '/Number of packets/ { print $2 }' || true)
   echo
-  echo "== $f  ($(du -h "$f" | cut -f1), ${pkts:-?} packets; $ROUNDS rounds; $NPROC cores)"
+  echo "== $f  ($(du -h "$f" | cut -f1), ${pkts:-?} packets; $ROUNDS rounds; $NPROC cores; $BUILD build)"
   cat "$f" >/dev/null  # page cache warm for everyone
   echo -n "   smoke run of medtap ... "
   run smoke "$BIN" replay --workers 1 "$f" --events "$EVENTS" >/dev/null
