@@ -118,6 +118,23 @@ pub enum FileEnd {
     },
 }
 
+/// Ask for the cache line `bytes` start in, without waiting for it (nothing on other targets):
+/// how a worker fetches the headers of the captured packets it will read next (see
+/// `pipeline::touch_ahead`). Here with the rest of the capture's `unsafe`.
+#[inline(always)]
+pub(crate) fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    // SAFETY: a prefetch is a hint: it reads nothing the program sees and cannot fault, whatever
+    // the address (here one inside a live slice, or its end).
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
 /// `path` as [`crate::pcapfile`] reads it, when that reader takes the file, and there is no
 /// `--bpf`; `None`: read it with [`FileReader`] (which also words any error opening it).
 ///

@@ -69,25 +69,10 @@ fn touch_ahead(pkts: &[PktRef], data: &[u8], i: usize) {
     for a in pkts.iter().skip(from).take(i + 2 * TOUCH_GROUP - from) {
         let o = a.off as usize;
         if let Some(line) = data.get(o..) {
-            prefetch(line);
-            prefetch(line.get(64..).unwrap_or_default());
+            crate::capture::prefetch(line);
+            crate::capture::prefetch(line.get(64..).unwrap_or_default());
         }
     }
-}
-
-/// Ask for the cache line `bytes` start in, without waiting for it (nothing on other targets).
-#[inline(always)]
-fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    #[allow(unsafe_code)]
-    // SAFETY: a prefetch is a hint: it reads nothing the program sees and cannot fault, whatever
-    // the address (here one inside a live slice, or its end).
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
 }
 
 impl Batch {

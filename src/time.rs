@@ -53,6 +53,19 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// What [`Ts::rfc3339`] writes for a time out of years 0 to 9999.
 const OUT_OF_RANGE: &[u8; 31] = b"1970-01-01T00:00:00.000000+0000";
 
+/// What [`Ts::rfc3339`] fills in: the separators and the UTC offset in place.
+const TEMPLATE: &[u8; 31] = b"0000-00-00T00:00:00.000000+0000";
+
+/// Writes the cached text up to the seconds (`head`, of [`LAST`]) and the microseconds over
+/// [`TEMPLATE`] in `t`, two digits at a time.
+#[inline]
+fn fill_cached(t: &mut [u8; 31], head: &[u8; 19], micros: u32) {
+    t[..19].copy_from_slice(head);
+    t[20..22].copy_from_slice(&two_digits(micros / 10_000));
+    t[22..24].copy_from_slice(&two_digits(micros / 100));
+    t[24..26].copy_from_slice(&two_digits(micros));
+}
+
 thread_local! {
     /// The last second formatted on this thread ([`Ts::rfc3339`]) and its text up to the
     /// seconds: most timestamps written in a row fall in the same second.
@@ -68,12 +81,8 @@ impl Ts {
         let micros = self.0.rem_euclid(1_000_000) as u32;
         let (last_secs, head) = LAST.get();
         if last_secs == secs {
-            let mut b = *b"0000-00-00T00:00:00.000000+0000";
-            b[..19].copy_from_slice(&head);
-            // Two digits at a time.
-            b[20..22].copy_from_slice(&two_digits(micros / 10_000));
-            b[22..24].copy_from_slice(&two_digits(micros / 100));
-            b[24..26].copy_from_slice(&two_digits(micros));
+            let mut b = *TEMPLATE;
+            fill_cached(&mut b, &head, micros);
             return b;
         }
         let b = Ts::rfc3339_uncached(secs, micros);
@@ -98,12 +107,9 @@ impl Ts {
             return;
         }
         let micros = self.0.rem_euclid(1_000_000) as u32;
-        b.extend_from_slice(b"0000-00-00T00:00:00.000000+0000");
+        b.extend_from_slice(TEMPLATE);
         if let Some(t) = b.last_chunk_mut::<31>() {
-            t[..19].copy_from_slice(&head);
-            t[20..22].copy_from_slice(&two_digits(micros / 10_000));
-            t[22..24].copy_from_slice(&two_digits(micros / 100));
-            t[24..26].copy_from_slice(&two_digits(micros));
+            fill_cached(t, &head, micros);
         }
     }
 
@@ -113,7 +119,7 @@ impl Ts {
         if !(0..=9999).contains(&y) {
             return *OUT_OF_RANGE;
         }
-        let mut b = *b"0000-00-00T00:00:00.000000+0000";
+        let mut b = *TEMPLATE;
         let put = |b: &mut [u8], at: usize, width: usize, mut v: u32| {
             for i in (0..width).rev() {
                 b[at + i] = b'0' + (v % 10) as u8;

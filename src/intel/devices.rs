@@ -1465,7 +1465,9 @@ impl DeviceTable {
         })
     }
 
-    /// Evidence about the host at (`mac`, `ip`).
+    /// Evidence about the host at (`mac`, `ip`) (tests; the central thread moves the values
+    /// it keeps out of the observation: [`DeviceTable::evidence_owned`]).
+    #[cfg(test)]
     pub fn evidence(
         &mut self,
         ts: i64,
@@ -1477,7 +1479,7 @@ impl DeviceTable {
         self.evidence_owned(ts, mac, ip, &mut items.to_vec(), sigs);
     }
 
-    /// [`DeviceTable::evidence`], moving the values it keeps out of `items` (see
+    /// Evidence about the host at (`mac`, `ip`), moving the values it keeps out of `items` (see
     /// [`Device::add_evidence_at`]): the observation's, used once.
     pub fn evidence_owned(
         &mut self,

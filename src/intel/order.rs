@@ -62,7 +62,8 @@ pub struct Reorder {
     held: Vec<Option<Held>>,
     /// Empty slots, the last emptied last.
     free: Vec<usize>,
-    /// The observations not released, in arrival order: (packed key, slot).
+    /// The observations not released, in arrival order (in key order after a release forced by
+    /// the cap): (packed key, slot).
     waiting: Vec<(u128, usize)>,
     /// Observations in `held` (not handed out yet, released or not).
     live: usize,
@@ -182,12 +183,11 @@ impl Reorder {
                 self.forced += excess as u64;
             }
             self.order.extend(self.waiting.drain(..excess));
+            // What is left waiting is in key order now: the first has the smallest.
             self.held_min = self
                 .waiting
-                .iter()
-                .map(|&(p, _)| unflip(p >> 64))
-                .min()
-                .unwrap_or(Ts(i64::MAX));
+                .first()
+                .map_or(Ts(i64::MAX), |&(p, _)| unflip(p >> 64));
         }
         // Sort by (order key, packet time) packed into one integer, then each run of equal
         // ones by the rest of the key (keys are unique, so an unstable sort gives the one

@@ -126,6 +126,15 @@ struct Side {
 const RESYNC_PEEK: usize = pdu::PDU_HEADER_LEN + pdu::PDV_HEADER_LEN;
 
 impl Side {
+    /// `data`, a data set's buffer once scanned, back as the side's buffer for the next data
+    /// set, emptied, if it is small; a full prefix's buffer is released.
+    fn recycle(&mut self, mut data: Vec<u8>) {
+        if data.capacity() <= 4096 {
+            data.clear();
+            self.data = data;
+        }
+    }
+
     fn new() -> Side {
         Side {
             stage: Stage::Header,
@@ -710,12 +719,10 @@ impl DicomState {
                 let data = std::mem::take(&mut s.data);
                 let decided = self.try_scan(dir, h.context_id, &data, false, cx);
                 let s = &mut self.sides[i];
-                if !decided {
+                if decided {
+                    s.recycle(data);
+                } else {
                     s.data = data;
-                } else if data.capacity() <= 4096 {
-                    // As scan_dataset: a small buffer is kept for the next data set.
-                    s.data = data;
-                    s.data.clear();
                 }
             }
         }
@@ -760,10 +767,7 @@ impl DicomState {
         s.data_keep = false;
         s.kept = 0;
         if let Some(scan) = s.scanned.take() {
-            if scan.stop == Stop::Invalid {
-                self.raise(ErrorKind::Dataset, cx.stats);
-            }
-            self.on_scan(dir, *scan);
+            self.on_scan(dir, *scan, cx);
         }
     }
 
@@ -805,19 +809,15 @@ impl DicomState {
             .encoding_of(ctx)
             .unwrap_or_else(|| dataset::guess_encoding(&data));
         let scan = dataset::scan(&data, enc);
-        // Reuse the buffer's allocation only if it is small; a full prefix is released.
-        if data.capacity() <= 4096 {
-            let mut d = data;
-            d.clear();
-            self.sides[i].data = d;
-        }
+        self.sides[i].recycle(data);
+        self.on_scan(dir, scan, cx);
+    }
+
+    /// A data set's scan takes effect (an invalid data set is counted).
+    fn on_scan(&mut self, dir: Direction, scan: DatasetScan, cx: &mut AppContext<'_>) {
         if scan.stop == Stop::Invalid {
             self.raise(ErrorKind::Dataset, cx.stats);
         }
-        self.on_scan(dir, scan);
-    }
-
-    fn on_scan(&mut self, dir: Direction, scan: DatasetScan) {
         self.phi |= scan.phi;
         if !scan.has_device() {
             return;
